@@ -1,0 +1,112 @@
+//! The storage engine behind a store: ordered byte keys, an atomic guarded multi-key
+//! write, and an explicit durability barrier. A backend sees only keys and sealed bytes.
+//!
+//! [`SledManager`] is the default; [`MemoryManager`] has the same semantics for tests.
+//! The trait is public so that tests (and other engines) can plug in, for example a
+//! backend that fails after a countdown.
+
+pub(crate) mod memory_manager;
+pub(crate) mod sled_manager;
+
+use crate::error::Result;
+use std::fmt::Debug;
+
+/// One write of a [`WriteBatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Sets `key` to `value`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Removes `key` (absent keys are fine).
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+}
+
+/// A condition of a [`WriteBatch`]: `key` must currently hold `expected` (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// The key that is checked.
+    pub key: Vec<u8>,
+    /// The value it must hold for the batch to apply.
+    pub expected: Option<Vec<u8>>,
+}
+
+/// Writes applied atomically, only if every guard holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    /// Conditions checked atomically with the writes.
+    pub guards: Vec<Guard>,
+    /// The writes, applied in order (a later write to the same key wins).
+    pub ops: Vec<WriteOp>,
+}
+
+impl WriteBatch {
+    /// Adds all guards and writes of `other` (used to group many entities' appends).
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.guards.extend(other.guards);
+        self.ops.extend(other.ops);
+    }
+
+    /// Total bytes of keys and values written.
+    pub fn payload_bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Put { key, value } => key.len() + value.len(),
+                WriteOp::Delete { key } => key.len(),
+            })
+            .sum()
+    }
+}
+
+/// A guard that did not hold: nothing of the batch was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardFailed {
+    /// Index of the first failing guard in [`WriteBatch::guards`].
+    pub index: usize,
+    /// What the key holds instead.
+    pub actual: Option<Vec<u8>>,
+}
+
+/// A key-value engine a [`Store`](crate::Store) can journal to.
+///
+/// Contract, which [`MemoryManager`] and [`SledManager`] both keep and their shared tests check:
+/// - keys compare as byte strings; `scan` returns them in that order (or reversed);
+/// - `commit` is atomic and serialisable with every other `commit` on the same database:
+///   either all guards hold and all ops apply, or nothing changes;
+/// - after `flush` returns, every commit that returned before it was called survives a
+///   crash of the process (and, where the engine says so, of the machine).
+pub trait Backend: Send + Sync + Debug + 'static {
+    /// The value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Up to `limit` entries with `start <= key < end`, ascending, or descending when `reverse`.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Applies `batch` atomically if its guards hold; `Ok(Err(_))` when a guard failed.
+    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>>;
+
+    /// Durability barrier: see the trait's contract.
+    fn flush(&self) -> Result<()>;
+
+    /// Bytes the database takes on disk (0 for memory).
+    fn size_on_disk(&self) -> Result<u64>;
+}
+
+pub use memory_manager::MemoryManager;
+pub use sled_manager::{SledConfig, SledManager};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! The default backend: one sled 0.34.7 tree, with a power-loss durability barrier that
+//! sled's own `flush` does not give (it uses `sync_file_range`, not fsync).
+
+use super::{Backend, GuardFailed, WriteBatch, WriteOp};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+
+/// How a sled database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SledConfig {
+    /// sled's page cache, in bytes (default 128 MiB). Resident memory grows past it.
+    pub cache_capacity: u64,
+    /// sled's background flush period in milliseconds (default 500): the loss window of
+    /// [`Durability::Periodic`](crate::Durability::Periodic) writes on a process crash.
+    pub flush_every_ms: u64,
+    /// After each flush, also fsync sled's files (default `true`). Without it, a flushed
+    /// write survives a process crash but not a power loss.
+    pub sync_to_disk: bool,
+}
+
+impl Default for SledConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 128 * 1024 * 1024,
+            flush_every_ms: 500,
+            sync_to_disk: true,
+        }
+    }
+}
+
+/// A sled database in a folder. Cheap to clone: clones share one database, and opening
+/// the same folder twice in one process also returns the same database.
+#[derive(Clone)]
+pub struct SledManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: sled::Db,
+    config: SledConfig,
+    /// Serialises guarded commits: a guard check and its batch are one atomic step.
+    commit_lock: Mutex<()>,
+    /// Our own handle on sled's `db` file, for fsync.
+    db_file: Option<File>,
+    /// Highest blob file already fsynced (sled never fsyncs blob files).
+    synced_blobs: Mutex<u64>,
+}
+
+impl std::fmt::Debug for SledManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledManager")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
+    OPEN.get_or_init(Mutex::default)
+}
+
+impl SledManager {
+    /// Opens (or creates) the database in folder `path` with [`SledConfig::default`].
+    ///
+    /// A folder used by another process is [`Error::DatabaseLocked`].
+    pub fn new(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_config(path, SledConfig::default())
+    }
+
+    /// Opens (or creates) the database in `path` with `config`. When this process already
+    /// has the folder open, the open database is returned and `config` is ignored.
+    pub fn with_config(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path).map_err(|e| Error::storage("create database folder", e))?;
+        let path = path
+            .canonicalize()
+            .map_err(|e| Error::storage("resolve database folder", e))?;
+        let mut open = open_databases()
+            .lock()
+            .map_err(|_| Error::storage("open", "registry lock poisoned"))?;
+        if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
+            return Ok(Self { inner });
+        }
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(Some(config.flush_every_ms))
+            .use_compression(false)
+            .open()
+            .map_err(|e| open_error(&path, e))?;
+        let db_file = if config.sync_to_disk {
+            Some(
+                File::open(path.join("db"))
+                    .map_err(|e| Error::storage("open db file for fsync", e))?,
+            )
+        } else {
+            None
+        };
+        let inner = Arc::new(Inner {
+            path: path.clone(),
+            db,
+            config,
+            commit_lock: Mutex::new(()),
+            db_file,
+            synced_blobs: Mutex::new(0),
+        });
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(path, Arc::downgrade(&inner));
+        Ok(Self { inner })
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn commit_lock(&self) -> Result<MutexGuard<'_, ()>> {
+        self.inner
+            .commit_lock
+            .lock()
+            .map_err(|_| Error::storage("commit", "commit lock poisoned by a panic"))
+    }
+
+    /// fsyncs blob files written since the last call: sled writes values of nodes over
+    /// ~128 KiB to `blobs/<lsn>` and never syncs them.
+    fn sync_new_blobs(&self) -> Result<()> {
+        let dir = self.inner.path.join("blobs");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        let mut synced = self
+            .inner
+            .synced_blobs
+            .lock()
+            .map_err(|_| Error::storage("flush", "blob lock poisoned"))?;
+        let mut highest = *synced;
+        for entry in entries.flatten() {
+            let Some(lsn) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if lsn > *synced {
+                // A blob sled removed meanwhile needs no sync.
+                if let Ok(file) = File::open(entry.path()) {
+                    file.sync_all()
+                        .map_err(|e| Error::storage("fsync blob", e))?;
+                }
+                highest = highest.max(lsn);
+            }
+        }
+        if highest > *synced {
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::storage("fsync blob folder", e))?;
+            *synced = highest;
+        }
+        Ok(())
+    }
+}
+
+fn open_error(path: &Path, err: sled::Error) -> Error {
+    let text = err.to_string();
+    if text.contains("could not acquire lock") {
+        Error::DatabaseLocked {
+            path: path.to_path_buf(),
+        }
+    } else {
+        Error::storage("open database", text)
+    }
+}
+
+impl Backend for SledManager {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner
+            .db
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| Error::storage("read", e))
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let range = self.inner.db.range(start..end);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<()> {
+            let (k, v) = item.map_err(|e| Error::storage("scan", e))?;
+            out.push((k.to_vec(), v.to_vec()));
+            Ok(())
+        };
+        if reverse {
+            for item in range.rev().take(limit) {
+                push(item)?;
+            }
+        } else {
+            for item in range.take(limit) {
+                push(item)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>> {
+        let mut sled_batch = sled::Batch::default();
+        for op in batch.ops {
+            match op {
+                WriteOp::Put { key, value } => sled_batch.insert(key, value),
+                WriteOp::Delete { key } => sled_batch.remove(key),
+            }
+        }
+        let _serialised = self.commit_lock()?;
+        for (index, guard) in batch.guards.iter().enumerate() {
+            let actual = self
+                .inner
+                .db
+                .get(&guard.key)
+                .map_err(|e| Error::storage("check guard", e))?;
+            if actual.as_deref() != guard.expected.as_deref() {
+                return Ok(Err(GuardFailed {
+                    index,
+                    actual: actual.map(|v| v.to_vec()),
+                }));
+            }
+        }
+        self.inner
+            .db
+            .apply_batch(sled_batch)
+            .map_err(|e| Error::storage("write batch", e))?;
+        Ok(Ok(()))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.inner
+            .db
+            .flush()
+            .map_err(|e| Error::storage("flush", e))?;
+        if let Some(file) = &self.inner.db_file {
+            file.sync_data().map_err(|e| Error::storage("fsync", e))?;
+            self.sync_new_blobs()?;
+        }
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        self.inner
+            .db
+            .size_on_disk()
+            .map_err(|e| Error::storage("size on disk", e))
+    }
+}
+
+impl SledManager {
+    /// The configuration the database was opened with.
+    pub fn config(&self) -> SledConfig {
+        self.inner.config
+    }
+}

@@ -1,0 +1,171 @@
+use super::*;
+use crate::crypto::EncryptionKey;
+
+const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
+fn codecs() -> Result<Vec<Codec>> {
+    let key = EncryptionKey::new(KEY)?;
+    let mut out = Vec::new();
+    for encrypted in [false, true] {
+        for compressed in [false, true] {
+            out.push(Codec {
+                keyring: Keyring::new(encrypted.then(|| key.clone())),
+                compression: compressed.then(CompressionConfig::default),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn describe() -> String {
+    "test record".into()
+}
+
+#[test]
+fn every_combination_round_trips() -> Result<()> {
+    let values = [String::new(), "short".into(), "long ".repeat(200)];
+    for codec in codecs()? {
+        for value in &values {
+            let encoded = codec.encode(b"id", 42, value, MAX_EVENT_SIZE)?;
+            let decoded: Decoded<String> =
+                codec.decode(b"id", &encoded.bytes, MAX_EVENT_SIZE, &describe)?;
+            assert_eq!(&decoded.value, value);
+            assert_eq!(decoded.timestamp_micros, 42);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn compression_is_used_only_when_it_pays() -> Result<()> {
+    let codec = Codec {
+        keyring: Keyring::default(),
+        compression: Some(CompressionConfig::default()),
+    };
+    assert!(
+        codec
+            .encode(b"id", 0, &"long ".repeat(200), MAX_EVENT_SIZE)?
+            .compressed
+    );
+    assert!(!codec.encode(b"id", 0, &"short", MAX_EVENT_SIZE)?.compressed);
+    Ok(())
+}
+
+#[test]
+fn a_record_moved_to_another_identity_fails_its_check() -> Result<()> {
+    for codec in codecs()? {
+        let encoded = codec.encode(b"entity-a/1", 0, &"payload", MAX_EVENT_SIZE)?;
+        let moved =
+            codec.decode::<String>(b"entity-a/2", &encoded.bytes, MAX_EVENT_SIZE, &describe);
+        assert!(matches!(moved, Err(Error::Corrupted { .. })), "{moved:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn any_flipped_byte_is_an_error_never_a_wrong_value() -> Result<()> {
+    for codec in codecs()? {
+        let encoded = codec.encode(b"id", 7, &"x".repeat(300), MAX_EVENT_SIZE)?;
+        for i in 0..encoded.bytes.len() {
+            let mut bad = encoded.bytes.clone();
+            if let Some(b) = bad.get_mut(i) {
+                *b ^= 0x01;
+            }
+            let result = codec.decode::<String>(b"id", &bad, MAX_EVENT_SIZE, &describe);
+            assert!(result.is_err(), "byte {i} flipped went unnoticed");
+        }
+        let mut longer = encoded.bytes.clone();
+        longer.push(0);
+        assert!(matches!(
+            codec.decode::<String>(b"id", &longer, MAX_EVENT_SIZE, &describe),
+            Err(Error::Corrupted { .. })
+        ));
+        let torn = &encoded.bytes[..encoded.bytes.len() / 2];
+        assert!(matches!(
+            codec.decode::<String>(b"id", torn, MAX_EVENT_SIZE, &describe),
+            Err(Error::Corrupted { .. })
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn wrong_or_missing_key_is_a_decryption_error() -> Result<()> {
+    let sealed = Codec {
+        keyring: Keyring::new(Some(EncryptionKey::new(KEY)?)),
+        compression: None,
+    }
+    .encode(b"id", 0, &"secret", MAX_EVENT_SIZE)?;
+    let wrong = Codec {
+        keyring: Keyring::new(Some(EncryptionKey::new(&[9u8; 32])?)),
+        compression: None,
+    };
+    assert!(matches!(
+        wrong.decode::<String>(b"id", &sealed.bytes, MAX_EVENT_SIZE, &describe),
+        Err(Error::Decryption { .. })
+    ));
+    let none = Codec {
+        keyring: Keyring::default(),
+        compression: None,
+    };
+    assert!(matches!(
+        none.decode::<String>(b"id", &sealed.bytes, MAX_EVENT_SIZE, &describe),
+        Err(Error::Decryption { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn a_keyed_store_refuses_plain_records_but_rotation_reseals_them() -> Result<()> {
+    let plain = Codec {
+        keyring: Keyring::default(),
+        compression: None,
+    }
+    .encode(b"id", 5, &"old", MAX_EVENT_SIZE)?;
+    let keyed = Codec {
+        keyring: Keyring::new(Some(EncryptionKey::new(KEY)?)),
+        compression: None,
+    };
+    assert!(matches!(
+        keyed.decode::<String>(b"id", &plain.bytes, MAX_EVENT_SIZE, &describe),
+        Err(Error::Decryption { .. })
+    ));
+    let resealed = keyed
+        .reseal(b"id", &plain.bytes, &describe)?
+        .ok_or_else(|| Error::InvalidArgument("not resealed".into()))?;
+    let decoded: Decoded<String> = keyed.decode(b"id", &resealed, MAX_EVENT_SIZE, &describe)?;
+    assert_eq!(
+        (decoded.value.as_str(), decoded.timestamp_micros),
+        ("old", 5)
+    );
+    assert!(keyed.reseal(b"id", &resealed, &describe)?.is_none());
+    Ok(())
+}
+
+#[test]
+fn oversized_values_are_refused_with_a_clear_error() -> Result<()> {
+    let codec = Codec {
+        keyring: Keyring::default(),
+        compression: None,
+    };
+    let result = codec.encode(b"id", 0, &vec![0u8; 2000], 1000);
+    assert!(matches!(result, Err(Error::InvalidArgument(_))));
+    Ok(())
+}
+
+#[test]
+fn unknown_versions_and_flags_are_corruption() -> Result<()> {
+    let codec = Codec {
+        keyring: Keyring::default(),
+        compression: None,
+    };
+    let encoded = codec.encode(b"id", 0, &"v", MAX_EVENT_SIZE)?;
+    let mut future = encoded.bytes.clone();
+    future[0] = 2;
+    let err = codec.decode::<String>(b"id", &future, MAX_EVENT_SIZE, &describe);
+    assert!(
+        matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("version 2")),
+        "{err:?}"
+    );
+    Ok(())
+}

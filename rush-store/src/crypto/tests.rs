@@ -1,0 +1,92 @@
+use super::*;
+
+const KEY: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+const OTHER: &[u8; 32] = b"fedcba9876543210fedcba9876543210";
+
+#[test]
+fn keys_of_any_other_length_are_refused() {
+    for len in [0, 16, 31, 33, 64] {
+        let bytes = vec![7u8; len];
+        assert!(
+            matches!(EncryptionKey::new(&bytes), Err(Error::InvalidKey { actual }) if actual == len)
+        );
+    }
+    // The spec's sample key is 33 bytes: it must be refused, not truncated.
+    assert!(EncryptionKey::new(b"your_very_secure_32_byte_key_here").is_err());
+}
+
+#[test]
+fn seal_then_open_round_trips_and_binds_the_aad() -> Result<()> {
+    let key = EncryptionKey::new(KEY)?;
+    let sealed = key.seal(b"identity-1", b"hello")?;
+    assert_eq!(sealed.len(), NONCE_LEN + 5 + TAG_LEN);
+    assert_eq!(
+        key.open(b"identity-1", &sealed).as_deref(),
+        Some(&b"hello"[..])
+    );
+    assert!(key.open(b"identity-2", &sealed).is_none());
+    Ok(())
+}
+
+#[test]
+fn the_wrong_key_never_opens_a_record() -> Result<()> {
+    let sealed = EncryptionKey::new(KEY)?.seal(b"id", b"secret")?;
+    assert!(EncryptionKey::new(OTHER)?.open(b"id", &sealed).is_none());
+    Ok(())
+}
+
+#[test]
+fn every_flipped_bit_is_detected() -> Result<()> {
+    let key = EncryptionKey::new(KEY)?;
+    let sealed = key.seal(b"id", b"some payload")?;
+    for i in 0..sealed.len() * 8 {
+        let mut bad = sealed.clone();
+        if let Some(b) = bad.get_mut(i / 8) {
+            *b ^= 1 << (i % 8);
+        }
+        assert!(key.open(b"id", &bad).is_none(), "bit {i}");
+    }
+    assert!(key.open(b"id", &sealed[..10]).is_none());
+    Ok(())
+}
+
+#[test]
+fn nonces_are_fresh_for_every_record() -> Result<()> {
+    let key = EncryptionKey::new(KEY)?;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10_000 {
+        let sealed = key.seal(b"id", b"x")?;
+        assert!(seen.insert(sealed[..NONCE_LEN].to_vec()));
+    }
+    Ok(())
+}
+
+#[test]
+fn debug_never_prints_key_material() -> Result<()> {
+    let key = EncryptionKey::new(KEY)?;
+    let printed = format!("{key:?}");
+    assert!(printed.contains("redacted"));
+    assert!(!printed.contains("0123456789"));
+    Ok(())
+}
+
+#[test]
+fn key_ids_are_stable_distinct_and_never_zero() -> Result<()> {
+    let a = EncryptionKey::new(KEY)?;
+    assert_eq!(a.id(), EncryptionKey::new(KEY)?.id());
+    assert_ne!(a.id(), EncryptionKey::new(OTHER)?.id());
+    assert_ne!(a.id(), 0);
+    Ok(())
+}
+
+#[test]
+fn keyring_finds_current_and_previous_keys() -> Result<()> {
+    let a = EncryptionKey::new(KEY)?;
+    let b = EncryptionKey::new(OTHER)?;
+    let mut ring = Keyring::new(Some(a.clone()));
+    ring.promote(b.clone());
+    assert_eq!(ring.current().map(EncryptionKey::id), Some(b.id()));
+    assert!(ring.find(a.id()).is_some());
+    assert!(ring.find(b.id()).is_some());
+    Ok(())
+}

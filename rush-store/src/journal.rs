@@ -1,0 +1,243 @@
+//! The event journal of one entity: its head (highest sequence number), appends at an
+//! expected sequence number, ordered range reads that notice gaps, and deletion of history.
+
+use crate::backend::{Backend, Guard, WriteBatch, WriteOp};
+use crate::codec::{Codec, Decoded, Encoded, MAX_EVENT_SIZE};
+use crate::error::{Error, Result};
+use crate::keys::{EntityKey, RecordKind};
+use serde::{Serialize, de::DeserializeOwned};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Records read per backend call when streaming: memory stays bounded by this, whatever
+/// the length of the history.
+pub(crate) const PAGE: usize = 512;
+
+/// A stored event with its sequence number and the time it was persisted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEnvelope<E> {
+    /// Position of the event in its entity's journal, from 1, contiguous.
+    pub sequence_number: u64,
+    /// When it was persisted (microsecond precision).
+    pub timestamp: SystemTime,
+    /// The event.
+    pub event: E,
+}
+
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn micros_to_time(micros: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(micros)
+}
+
+fn read_u64_value(backend: &dyn Backend, key: &[u8], what: &dyn Fn() -> String) -> Result<u64> {
+    match backend.get(key)? {
+        None => Ok(0),
+        Some(bytes) => decode_u64(&bytes).ok_or_else(|| Error::Corrupted {
+            record: what(),
+            reason: format!("expected 8 bytes, found {}", bytes.len()),
+        }),
+    }
+}
+
+pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// The highest sequence number ever persisted for the entity (0: none).
+pub(crate) fn read_head(backend: &dyn Backend, key: &EntityKey) -> Result<u64> {
+    read_u64_value(backend, &key.head_key(), &|| {
+        key.describe(RecordKind::Head, 0)
+    })
+}
+
+/// Events up to this sequence number were deleted on purpose (0: none).
+pub(crate) fn read_deleted_to(backend: &dyn Backend, key: &EntityKey) -> Result<u64> {
+    read_u64_value(backend, &key.deleted_to_key(), &|| {
+        key.describe(RecordKind::DeletedTo, 0)
+    })
+}
+
+/// A guard that the head is still `expected`.
+pub(crate) fn head_guard(key: &EntityKey, expected: u64) -> Guard {
+    Guard {
+        key: key.head_key(),
+        expected: (expected > 0).then(|| expected.to_be_bytes().to_vec()),
+    }
+}
+
+/// Encoded events at `expected + 1 ..`, ready to commit together with other entities'.
+#[derive(Debug)]
+pub struct PreparedAppend {
+    pub(crate) batch: WriteBatch,
+    pub(crate) expected: u64,
+    pub(crate) last_seq: u64,
+    pub(crate) timestamp_micros: u64,
+    pub(crate) encoded: Vec<(usize, usize, bool)>,
+}
+
+impl PreparedAppend {
+    /// The sequence number this append expects to be the highest when it commits.
+    pub fn expected(&self) -> u64 {
+        self.expected
+    }
+
+    /// The highest sequence number once committed.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The writes, with guards: the head is `expected` and the first new key is free.
+    pub fn batch(&self) -> &WriteBatch {
+        &self.batch
+    }
+
+    /// Takes the batch out (to merge it into a group commit).
+    pub fn take_batch(&mut self) -> WriteBatch {
+        std::mem::take(&mut self.batch)
+    }
+}
+
+/// Encodes `events` as the entries `expected + 1 ..` of the journal.
+pub(crate) fn prepare_append<E: Serialize>(
+    codec: &Codec,
+    key: &EntityKey,
+    expected: u64,
+    events: &[E],
+) -> Result<PreparedAppend> {
+    let count = u64::try_from(events.len())
+        .map_err(|_| Error::InvalidArgument("too many events".into()))?;
+    let last_seq = expected
+        .checked_add(count)
+        .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
+    let timestamp_micros = now_micros();
+    let mut ops = Vec::with_capacity(events.len() + 1);
+    let mut encoded = Vec::with_capacity(events.len());
+    for (seq, event) in (expected + 1..).zip(events) {
+        let record_key = key.event_key(seq);
+        let Encoded {
+            bytes,
+            serialized_len,
+            payload_len,
+            compressed,
+        } = codec.encode(&record_key, timestamp_micros, event, MAX_EVENT_SIZE)?;
+        encoded.push((serialized_len, payload_len, compressed));
+        ops.push(WriteOp::Put {
+            key: record_key,
+            value: bytes,
+        });
+    }
+    ops.push(WriteOp::Put {
+        key: key.head_key(),
+        value: last_seq.to_be_bytes().to_vec(),
+    });
+    // The head guard stops stale writers; the free-slot guard makes it impossible to
+    // overwrite an event even if the head record were damaged.
+    let guards = vec![
+        head_guard(key, expected),
+        Guard {
+            key: key.event_key(expected + 1),
+            expected: None,
+        },
+    ];
+    Ok(PreparedAppend {
+        batch: WriteBatch { guards, ops },
+        expected,
+        last_seq,
+        timestamp_micros,
+        encoded,
+    })
+}
+
+/// Streams the events `from..=to` in order, page by page, and fails on a missing one.
+pub(crate) fn for_each_event<E: DeserializeOwned>(
+    backend: &dyn Backend,
+    codec: &Codec,
+    key: &EntityKey,
+    from: u64,
+    to: u64,
+    mut visit: impl FnMut(u64, Decoded<E>) -> Result<()>,
+) -> Result<()> {
+    if from > to {
+        return Ok(());
+    }
+    let mut next = from;
+    loop {
+        let (start, end) = key.seq_range(RecordKind::Event, next, to);
+        let page = backend.scan(&start, &end, PAGE, false)?;
+        let full = page.len() == PAGE;
+        for (record_key, bytes) in page {
+            let seq =
+                key.seq_of(RecordKind::Event, &record_key)
+                    .ok_or_else(|| Error::Corrupted {
+                        record: key.describe(RecordKind::Event, next),
+                        reason: "malformed key in the event range".into(),
+                    })?;
+            if seq != next {
+                return Err(missing(key, next));
+            }
+            let describe = || key.describe(RecordKind::Event, seq);
+            visit(
+                seq,
+                codec.decode(&record_key, &bytes, MAX_EVENT_SIZE, &describe)?,
+            )?;
+            if seq == to {
+                return Ok(());
+            }
+            next = seq + 1;
+        }
+        if !full {
+            return Err(missing(key, next));
+        }
+    }
+}
+
+fn missing(key: &EntityKey, seq: u64) -> Error {
+    Error::Corrupted {
+        record: key.describe(RecordKind::Event, seq),
+        reason: "event is missing from the journal (gap in sequence numbers)".into(),
+    }
+}
+
+/// The keys of events `1..=to` still stored, page by page, deleted with the mark set to
+/// `to` in the first batch, so that an interrupted deletion is complete for readers and
+/// is finished by running it again.
+pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) -> Result<u64> {
+    let mut deleted = 0u64;
+    let mut mark_written = false;
+    loop {
+        let (start, end) = key.seq_range(RecordKind::Event, 0, to);
+        let page = backend.scan(&start, &end, PAGE, false)?;
+        let mut ops: Vec<WriteOp> = page
+            .into_iter()
+            .map(|(k, _)| WriteOp::Delete { key: k })
+            .collect();
+        let done = ops.len() < PAGE;
+        deleted += ops.len() as u64;
+        if !mark_written {
+            ops.push(WriteOp::Put {
+                key: key.deleted_to_key(),
+                value: to.to_be_bytes().to_vec(),
+            });
+            mark_written = true;
+        }
+        if ops.is_empty() {
+            return Ok(deleted);
+        }
+        if let Err(failed) = backend.commit(WriteBatch {
+            guards: Vec::new(),
+            ops,
+        })? {
+            return Err(Error::storage(
+                "delete events",
+                format!("unexpected guard failure {failed:?}"),
+            ));
+        }
+        if done {
+            return Ok(deleted);
+        }
+    }
+}
