@@ -20,7 +20,8 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// The state as of sequence number `seq` (time travel): the newest snapshot at or
-    /// before `seq` plus the events up to `seq`. `None` when `seq` is 0 or nothing was persisted.
+    /// before `seq` plus the events up to `seq`. `None` when nothing (no event, no snapshot)
+    /// exists up to `seq`.
     pub fn recover_at(&self, seq: u64) -> Result<Option<A>> {
         let head = journal::read_head(self.backend.as_ref(), &self.key)?;
         if seq > head {
@@ -42,7 +43,7 @@ impl<A: PersistentActor> Store<A> {
         let started = Instant::now();
         let backend = self.backend.as_ref();
         let loaded = snapshot::latest::<A>(backend, &self.codec, &self.key, target)?;
-        if head == 0 && loaded.is_none() {
+        if (head == 0 || target == 0) && loaded.is_none() {
             return Ok(None);
         }
         let (mut state, from) = match loaded {
@@ -51,11 +52,18 @@ impl<A: PersistentActor> Store<A> {
         };
         let deleted_to = journal::read_deleted_to(backend, &self.key)?;
         if from <= deleted_to && from <= target {
-            return Err(Error::Corrupted {
-                record: self.key.describe(RecordKind::Event, from),
-                reason: format!(
-                    "events up to {deleted_to} were deleted and no readable snapshot covers them"
-                ),
+            let reason = format!(
+                "events up to {deleted_to} were deleted and no snapshot at or before {target} covers them"
+            );
+            // The current state must always be rebuildable: deletion needs a covering
+            // snapshot, so its absence is damage. A past state may simply be gone.
+            return Err(if target == head {
+                Error::Corrupted {
+                    record: self.key.describe(RecordKind::Event, from),
+                    reason,
+                }
+            } else {
+                Error::InvalidArgument(format!("cannot recover at {target}: {reason}"))
             });
         }
         let mut replayed = 0u64;

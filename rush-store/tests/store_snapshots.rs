@@ -1,0 +1,233 @@
+//! Snapshots, recovery, time travel, retention and deletion of covered history.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/backends.rs"]
+mod backends;
+#[path = "support/bank.rs"]
+mod bank;
+
+use backends::each_backend;
+use bank::{BankAccount, deposit, opened};
+use rush_store::{Backend, Error, PersistentActor, Store, WriteBatch, WriteOp};
+
+fn account_with(store: &mut Store<BankAccount>, deposits: u64, snapshot_every: u64) -> BankAccount {
+    let mut account = BankAccount::default();
+    let open = opened("acc", 0.0);
+    store.persist(&open).unwrap();
+    account.apply(&open);
+    for i in 1..=deposits {
+        let event = account.deposit(10.0).unwrap();
+        store.persist(&event).unwrap();
+        account.apply(&event);
+        if snapshot_every > 0 && i % snapshot_every == 0 {
+            store.snapshot(&account).unwrap();
+        }
+    }
+    account
+}
+
+#[test]
+fn recover_is_none_for_an_entity_never_written() {
+    for db in each_backend() {
+        let store = Store::<BankAccount>::with_backend(
+            "accounts",
+            "nobody",
+            db.backend.clone(),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(store.recover().unwrap(), None);
+        assert_eq!(store.recover_at(0).unwrap(), None);
+    }
+}
+
+#[test]
+fn recovery_uses_the_newest_snapshot_and_the_events_after_it() {
+    for db in each_backend() {
+        let mut store =
+            Store::<BankAccount>::with_backend("accounts", "s", db.backend.clone(), None, true)
+                .unwrap();
+        let expected = account_with(&mut store, 100, 25);
+        store.persist(&deposit(5.0, 1005.0)).unwrap();
+        let recovered = store.recover().unwrap().unwrap();
+        assert_eq!(recovered.balance, 1005.0);
+        assert_eq!(recovered.transaction_count, expected.transaction_count + 1);
+        // Proof that the snapshot is used: a state that events alone cannot produce.
+        let mut marked = expected.clone();
+        marked.account_id = "from-snapshot".into();
+        store.snapshot(&marked).unwrap();
+        assert_eq!(
+            store.recover().unwrap().unwrap().account_id,
+            "from-snapshot"
+        );
+    }
+}
+
+#[test]
+fn only_the_newest_k_snapshots_are_kept() {
+    for db in each_backend() {
+        let mut store =
+            Store::<BankAccount>::with_backend("accounts", "k", db.backend.clone(), None, false)
+                .unwrap();
+        store.set_snapshots_to_keep(3).unwrap();
+        account_with(&mut store, 100, 10);
+        assert_eq!(
+            store.snapshot_sequence_numbers().unwrap(),
+            vec![81, 91, 101]
+        );
+        store.set_snapshots_to_keep(1).unwrap();
+        store.persist(&deposit(1.0, 1.0)).unwrap();
+        store.snapshot(&BankAccount::default()).unwrap();
+        assert_eq!(store.snapshot_sequence_numbers().unwrap(), vec![102]);
+        assert!(matches!(
+            store.set_snapshots_to_keep(0),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}
+
+#[test]
+fn time_travel_rebuilds_any_past_state() {
+    for db in each_backend() {
+        let mut store =
+            Store::<BankAccount>::with_backend("accounts", "tt", db.backend.clone(), None, false)
+                .unwrap();
+        account_with(&mut store, 60, 25);
+        for seq in [1u64, 2, 25, 26, 27, 50, 51, 61] {
+            let at = store.recover_at(seq).unwrap().unwrap();
+            assert_eq!(at.transaction_count, seq - 1, "at {seq}");
+            assert_eq!(at.balance, (seq - 1) as f64 * 10.0);
+        }
+        assert!(matches!(
+            store.recover_at(62),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}
+
+#[test]
+fn covered_history_can_be_deleted_and_recovery_still_works() {
+    for mut db in each_backend() {
+        {
+            let mut store = Store::<BankAccount>::with_backend(
+                "accounts",
+                "d",
+                db.backend.clone(),
+                None,
+                false,
+            )
+            .unwrap();
+            account_with(&mut store, 50, 20);
+            assert!(
+                matches!(store.delete_events_to(45), Err(Error::InvalidArgument(_))),
+                "beyond the newest snapshot"
+            );
+            assert_eq!(store.delete_events_to(41).unwrap(), 41);
+            assert_eq!(store.deleted_to().unwrap(), 41);
+            assert_eq!(store.events(0, u64::MAX).unwrap().len(), 10);
+            assert_eq!(store.highest_sequence_number(), 51);
+            assert_eq!(store.recover().unwrap().unwrap().transaction_count, 50);
+            assert!(store.verify_integrity().unwrap().is_ok());
+            // Running it again is harmless.
+            assert_eq!(store.delete_events_to(41).unwrap(), 0);
+            assert!(
+                matches!(store.recover_at(30), Err(Error::InvalidArgument(_))),
+                "that past state is gone"
+            );
+            assert_eq!(store.recover_at(41).unwrap().unwrap().transaction_count, 40);
+        }
+        db.reopen();
+        let mut store =
+            Store::<BankAccount>::with_backend("accounts", "d", db.backend.clone(), None, false)
+                .unwrap();
+        assert_eq!(
+            store.persist(&deposit(1.0, 501.0)).unwrap(),
+            52,
+            "the highest sequence number never goes back"
+        );
+        assert_eq!(store.recover().unwrap().unwrap().transaction_count, 51);
+    }
+}
+
+#[test]
+fn an_unreadable_snapshot_is_an_error_not_a_replay_from_zero() {
+    for db in each_backend() {
+        let mut store = Store::<BankAccount>::with_backend(
+            "accounts",
+            "bad-snap",
+            db.backend.clone(),
+            None,
+            false,
+        )
+        .unwrap();
+        account_with(&mut store, 10, 10);
+        damage_all(db.backend.as_ref(), 2);
+        let err = store.recover().unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupted { ref record, .. } if record.contains("snapshot")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_event_is_detected_on_recovery_and_reads() {
+    for db in each_backend() {
+        let mut store =
+            Store::<BankAccount>::with_backend("accounts", "gap", db.backend.clone(), None, false)
+                .unwrap();
+        account_with(&mut store, 10, 0);
+        let events = db.backend.scan(&[1], &[2], 100, false).unwrap();
+        let (fifth, _) = &events[4];
+        db.backend
+            .commit(WriteBatch {
+                guards: vec![],
+                ops: vec![WriteOp::Delete { key: fifth.clone() }],
+            })
+            .unwrap()
+            .unwrap();
+        assert!(matches!(store.recover(), Err(Error::Corrupted { .. })));
+        assert!(matches!(
+            store.events(0, u64::MAX),
+            Err(Error::Corrupted { .. })
+        ));
+        // The newest event missing is a gap too.
+        let report = store.verify_integrity().unwrap();
+        assert_eq!(
+            report.integrity_errors.len(),
+            1,
+            "{:?}",
+            report.integrity_errors
+        );
+        assert!(report.integrity_errors[0].reason.contains("missing"));
+    }
+}
+
+/// Flips a byte in the middle of every record of `kind` (1 events, 2 snapshots).
+pub fn damage_all(backend: &dyn Backend, kind: u8) {
+    let records = backend
+        .scan(&[kind], &[kind + 1], usize::MAX, false)
+        .unwrap();
+    assert!(!records.is_empty());
+    let ops = records
+        .into_iter()
+        .map(|(key, mut value)| {
+            let middle = value.len() / 2;
+            value[middle] ^= 0x55;
+            WriteOp::Put { key, value }
+        })
+        .collect();
+    backend
+        .commit(WriteBatch {
+            guards: vec![],
+            ops,
+        })
+        .unwrap()
+        .unwrap();
+}
