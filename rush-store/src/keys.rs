@@ -12,7 +12,7 @@ pub const MAX_ID_LEN: usize = 512;
 pub(crate) enum RecordKind {
     /// One journaled event: `prefix + seq`.
     Event = 1,
-    /// One chunk of a snapshot: `prefix + seq + chunk index (u32)`.
+    /// One snapshot: `prefix + seq`.
     Snapshot = 2,
     /// The entity's head: its highest sequence number.
     Head = 3,

@@ -90,4 +90,4 @@ pub use journal::{EventEnvelope, PreparedAppend};
 pub use keys::{EntityKey, MAX_ID_LEN};
 pub use metrics::StoreMetrics;
 pub use persistent_actor::PersistentActor;
-pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, Store};
+pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, PreparedSnapshot, Store};

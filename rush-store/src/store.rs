@@ -34,6 +34,27 @@ pub enum Durability {
     Periodic,
 }
 
+/// A snapshot encoded by [`Store::prepare_snapshot`], ready to commit.
+#[derive(Debug)]
+pub struct PreparedSnapshot {
+    batch: crate::backend::WriteBatch,
+    sequence_number: u64,
+    stats: CompressionStats,
+    bytes: usize,
+}
+
+impl PreparedSnapshot {
+    /// The sequence number the snapshot covers (the head it is guarded on).
+    pub fn sequence_number(&self) -> u64 {
+        self.sequence_number
+    }
+
+    /// Takes the batch out (to merge it into a group commit).
+    pub fn take_batch(&mut self) -> crate::backend::WriteBatch {
+        std::mem::take(&mut self.batch)
+    }
+}
+
 /// How many snapshots a store keeps by default.
 pub const DEFAULT_SNAPSHOTS_TO_KEEP: usize = 2;
 
@@ -141,6 +162,11 @@ impl<A: PersistentActor> Store<A> {
         })
     }
 
+    /// When persist calls return.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
     /// Chooses when persist calls return (default [`Durability::Immediate`]).
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;
@@ -214,7 +240,8 @@ impl<A: PersistentActor> Store<A> {
         let mut prepared = self.prepare_append(expected_seq, events)?;
         let batch = prepared.take_batch();
         let bytes = batch.payload_bytes();
-        self.commit(batch, expected_seq)?;
+        let outcome = self.backend.commit(batch);
+        self.settle_commit(expected_seq, outcome)?;
         self.durable()?;
         self.complete_append(&prepared, bytes, started.elapsed());
         debug!(last_seq = prepared.last_seq, "persisted");
@@ -258,6 +285,19 @@ impl<A: PersistentActor> Store<A> {
         )
         .entered();
         self.check_writable()?;
+        let mut prepared = self.prepare_snapshot(state)?;
+        let outcome = self.backend.commit(prepared.take_batch());
+        self.settle_commit(prepared.sequence_number, outcome)?;
+        self.durable()?;
+        self.complete_snapshot(&prepared);
+        debug!("snapshot written");
+        Ok(())
+    }
+
+    /// Encodes `state` as the snapshot at the current highest sequence number, with the
+    /// retention deletes, without writing (for a group-commit writer). After the batch is
+    /// committed, call [`Store::complete_snapshot`].
+    pub fn prepare_snapshot(&self, state: &A) -> Result<PreparedSnapshot> {
         let (batch, stats) = snapshot::prepare(
             self.backend.as_ref(),
             &self.codec,
@@ -266,17 +306,22 @@ impl<A: PersistentActor> Store<A> {
             state,
             self.snapshots_to_keep,
         )?;
-        let bytes = batch.payload_bytes();
-        self.commit(batch, self.highest)?;
-        self.durable()?;
-        self.stats.original_bytes += stats.original_bytes;
-        self.stats.compressed_bytes += stats.compressed_bytes;
-        self.stats.compressed_events += stats.compressed_events;
-        self.stats.uncompressed_events += stats.uncompressed_events;
+        Ok(PreparedSnapshot {
+            bytes: batch.payload_bytes(),
+            batch,
+            sequence_number: self.highest,
+            stats,
+        })
+    }
+
+    /// Records that a [`PreparedSnapshot`] was committed.
+    pub fn complete_snapshot(&mut self, prepared: &PreparedSnapshot) {
+        self.stats.original_bytes += prepared.stats.original_bytes;
+        self.stats.compressed_bytes += prepared.stats.compressed_bytes;
+        self.stats.compressed_events += prepared.stats.compressed_events;
+        self.stats.uncompressed_events += prepared.stats.uncompressed_events;
         self.metrics.snapshots_created += 1;
-        self.metrics.bytes_written += bytes as u64;
-        debug!("snapshot written");
-        Ok(())
+        self.metrics.bytes_written += prepared.bytes as u64;
     }
 
     /// Sequence numbers of the stored snapshots, oldest first.
@@ -417,9 +462,15 @@ impl<A: PersistentActor> Store<A> {
         self.poisoned = Some(error.to_string());
     }
 
-    /// Commits a guarded batch; a failed guard is a conflict, a failed write poisons.
-    fn commit(&mut self, batch: crate::backend::WriteBatch, expected: u64) -> Result<()> {
-        match self.backend.commit(batch) {
+    /// Interprets the outcome of committing a prepared batch that expected the head at
+    /// `expected`: a failed head guard is [`Error::Conflict`], a taken event slot is
+    /// [`Error::Corrupted`], and an engine error poisons this handle.
+    pub fn settle_commit(
+        &mut self,
+        expected: u64,
+        outcome: Result<Result<(), GuardFailed>>,
+    ) -> Result<()> {
+        match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(GuardFailed { index: 0, actual })) => {
                 let actual = match actual {
@@ -440,6 +491,12 @@ impl<A: PersistentActor> Store<A> {
                 Err(e)
             }
         }
+    }
+
+    /// Marks this handle unusable for writes after a failure outside it (a group commit
+    /// whose flush failed).
+    pub fn poison_with(&mut self, error: &Error) {
+        self.poison(error);
     }
 
     /// Flushes when the durability mode asks for it; a failed flush poisons.
