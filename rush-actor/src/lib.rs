@@ -1,1 +1,60 @@
-//! placeholder
+//! # rush-actor
+//!
+//! Persistent, supervised, event-sourced actors on [ractor], journaling through
+//! [`rush_store`].
+//!
+//! - A behaviour implements [`EventSourced`]: a pure `decide(&state, command)` that returns
+//!   an [`Effect`] (events to persist, then a reply) or a rejection.
+//! - The [`Persistence`] extension spawns one ractor actor per entity under a supervisor.
+//!   The actor recovers (snapshot + later events) before its first command, persists
+//!   through a group-commit writer (many actors' events, one atomic batch, one flush),
+//!   replies only once the events are durable, and snapshots every N events.
+//! - A panic or journal failure stops the actor; the supervisor restarts it with
+//!   exponential backoff, and the new incarnation replays exactly what is durable.
+//! - Callers talk through an [`EntityRef`], which follows restarts and passivation and
+//!   bounds the commands waiting for an actor.
+//!
+//! See `ARCHITECTURE.md` at the repository root for how a command becomes a durable event.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![deny(missing_docs)]
+
+mod behavior;
+mod config;
+mod effect;
+mod entities;
+mod entity_ref;
+mod error;
+mod group_commit;
+mod host;
+mod metrics;
+mod persistence;
+mod snapshot_policy;
+mod supervision;
+
+pub use behavior::{EventSourced, RecoveryInfo};
+pub use config::PersistenceConfig;
+pub use effect::{Effect, PendingEffect};
+pub use entity_ref::EntityRef;
+pub use error::{CommandError, Error, Result};
+pub use host::{HostMsg, ReplyTo};
+pub use metrics::EntityMetrics;
+pub use persistence::Persistence;
+pub use snapshot_policy::SnapshotPolicy;
+pub use supervision::{RestartPolicy, SupervisorMsg};

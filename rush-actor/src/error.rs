@@ -1,0 +1,98 @@
+//! The one error type of `rush-actor`.
+
+use std::time::Duration;
+
+/// What can go wrong between a caller and a persistent actor.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The journal refused or failed a write or read. When it failed a write, the actor
+    /// stopped (its memory may no longer match the journal) and is restarted from it.
+    #[error("journal error for {entity}: {source}")]
+    Journal {
+        /// `collection/entity id`.
+        entity: String,
+        /// What the store said.
+        #[source]
+        source: rush_store::Error,
+    },
+    /// Recovery failed (corruption, wrong key...): the actor did not start.
+    #[error("recovery of {entity} failed: {reason}")]
+    RecoveryFailed {
+        /// `collection/entity id`.
+        entity: String,
+        /// Why.
+        reason: String,
+    },
+    /// Too many commands are waiting for this actor.
+    #[error("{entity} has {pending} commands waiting, the limit is {limit}")]
+    Overloaded {
+        /// `collection/entity id`.
+        entity: String,
+        /// Commands waiting.
+        pending: usize,
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The actor stopped before it replied (it crashed while handling this or an earlier
+    /// command). Whether the command's events were persisted is unknown: read the state.
+    #[error("{entity} stopped before replying")]
+    Stopped {
+        /// `collection/entity id`.
+        entity: String,
+    },
+    /// The supervisor gave up restarting this actor.
+    #[error("{entity} is unavailable: {reason}")]
+    Unavailable {
+        /// `collection/entity id`.
+        entity: String,
+        /// Why.
+        reason: String,
+    },
+    /// No reply within the ask timeout.
+    #[error("{entity} did not reply within {after:?}")]
+    Timeout {
+        /// `collection/entity id`.
+        entity: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The actor system refused to spawn (e.g. the name is taken by another system).
+    #[error("cannot spawn {entity}: {reason}")]
+    Spawn {
+        /// `collection/entity id`.
+        entity: String,
+        /// Why.
+        reason: String,
+    },
+    /// The persistence extension was shut down.
+    #[error("persistence is shut down")]
+    Shutdown,
+    /// A store could not be opened (bad id, bad key...).
+    #[error(transparent)]
+    Store(#[from] rush_store::Error),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a command did not get its reply: the behaviour rejected it, or the runtime failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<R> {
+    /// The command handler refused the command (validation); nothing was persisted.
+    #[error("rejected: {0}")]
+    Rejected(R),
+    /// The runtime or the journal failed.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl<R> CommandError<R> {
+    /// The rejection, if the handler refused the command.
+    pub fn rejection(&self) -> Option<&R> {
+        match self {
+            CommandError::Rejected(r) => Some(r),
+            CommandError::Failed(_) => None,
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Per-entity counters, kept across restarts of the entity's actor.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What one persistent entity's actors have done since the extension opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntityMetrics {
+    /// Events persisted.
+    pub events_persisted: u64,
+    /// Snapshots written.
+    pub snapshots_taken: u64,
+    /// Commands rejected by the behaviour.
+    pub commands_rejected: u64,
+    /// Duration of the latest recovery.
+    pub last_recovery_time: Duration,
+    /// Restarts by the supervisor.
+    pub restarts: u64,
+    /// Actor incarnations started (first start included).
+    pub incarnations: u64,
+}
+
+/// Shared, lock-free backing of [`EntityMetrics`].
+#[derive(Debug, Default)]
+pub(crate) struct MetricsCell {
+    pub(crate) events_persisted: AtomicU64,
+    pub(crate) snapshots_taken: AtomicU64,
+    pub(crate) commands_rejected: AtomicU64,
+    pub(crate) last_recovery_micros: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) incarnations: AtomicU64,
+}
+
+impl MetricsCell {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn read(&self) -> EntityMetrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        EntityMetrics {
+            events_persisted: get(&self.events_persisted),
+            snapshots_taken: get(&self.snapshots_taken),
+            commands_rejected: get(&self.commands_rejected),
+            last_recovery_time: Duration::from_micros(get(&self.last_recovery_micros)),
+            restarts: get(&self.restarts),
+            incarnations: get(&self.incarnations),
+        }
+    }
+}
