@@ -1,9 +1,12 @@
-//! Per-entity counters, kept across restarts of the entity's actor.
+//! Per-entity counters, kept across restarts of the entity's actor. They live as long as
+//! the entity is known to the extension: passivation forgets them, so that an extension
+//! serving millions of entities over time holds counters only for the live ones.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// What one persistent entity's actors have done since the extension opened.
+/// What one persistent entity's actors have done since it was last started (restarts
+/// included; passivation starts afresh).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntityMetrics {
     /// Events persisted.
