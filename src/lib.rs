@@ -1,1 +1,22 @@
-//! placeholder
+//! # Rush
+//!
+//! Event-sourced persistent actors for Rust: supervised [ractor] actors whose events are
+//! journaled to an encrypted, compressed, integrity-checked store on sled.
+//!
+//! This facade re-exports the two crates: [`store`] (`rush-store`: journal, snapshots,
+//! codec, backends) and [`actor`] (`rush-actor`: persistent actors, supervision,
+//! group commit). The most used names are also at the top level.
+//!
+//! Start with `cargo run --release --example bank`, then read `README.md`.
+
+pub use rush_actor as actor;
+pub use rush_store as store;
+
+pub use rush_actor::{
+    CommandError, Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, RecoveryInfo,
+    RestartPolicy, SnapshotPolicy,
+};
+pub use rush_store::{
+    CompressionConfig, CompressionLevel, Durability, MemoryManager, PersistentActor, SledConfig,
+    SledManager, Store,
+};

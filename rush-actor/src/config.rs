@@ -2,8 +2,37 @@
 
 use crate::snapshot_policy::SnapshotPolicy;
 use crate::supervision::RestartPolicy;
-use rush_store::Durability;
+use rush_store::{CompressionConfig, Durability};
 use std::time::Duration;
+
+/// A 32-byte encryption key, zeroized on drop and never printed.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<[u8; 32]> for SecretKey {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
 
 /// How the persistence extension runs its actors.
 #[derive(Clone)]
@@ -11,9 +40,9 @@ pub struct PersistenceConfig {
     /// Default snapshot policy (an actor type can override it).
     pub snapshots: SnapshotPolicy,
     /// 32-byte key: every event and snapshot is encrypted with XChaCha20-Poly1305.
-    pub encryption_key: Option<[u8; 32]>,
-    /// Adaptive gzip of records.
-    pub compression: bool,
+    pub encryption_key: Option<SecretKey>,
+    /// Adaptive gzip of records (`None`: off).
+    pub compression: Option<CompressionConfig>,
     /// When a persist is acknowledged (default: on disk).
     pub durability: Durability,
     /// Restarts after failures.
@@ -34,7 +63,7 @@ impl Default for PersistenceConfig {
         Self {
             snapshots: SnapshotPolicy::default(),
             encryption_key: None,
-            compression: true,
+            compression: Some(CompressionConfig::default()),
             durability: Durability::Immediate,
             restart: RestartPolicy::default(),
             max_concurrent_recoveries: 16,
@@ -42,6 +71,30 @@ impl Default for PersistenceConfig {
             passivate_after: None,
             ask_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl PersistenceConfig {
+    /// Opens the store of one entity with this configuration.
+    pub(crate) fn open_store<S: rush_store::PersistentActor>(
+        &self,
+        collection: &str,
+        entity_id: &str,
+        backend: std::sync::Arc<dyn rush_store::Backend>,
+    ) -> rush_store::Result<rush_store::Store<S>> {
+        let key = self.encryption_key.as_ref().map(SecretKey::bytes);
+        let mut store = rush_store::Store::with_backend(
+            collection,
+            entity_id,
+            backend,
+            key,
+            self.compression.is_some(),
+        )?;
+        if let Some(compression) = self.compression {
+            store.set_compression_config(compression)?;
+        }
+        store.set_durability(self.durability);
+        Ok(store)
     }
 }
 

@@ -7,7 +7,7 @@ use crate::metrics::MetricsCell;
 use crate::supervision::{RestartHistory, SupervisorMsg};
 use ractor::{ActorCell, SpawnErr};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -21,12 +21,34 @@ pub(crate) trait Starter: Send + Sync {
     fn start(
         &self,
         incarnation: u64,
-        pending: Arc<AtomicUsize>,
+        mailbox: Arc<Mailbox>,
         supervisor: ActorCell,
     ) -> Result<(ActorCell, StartupHandle), SpawnErr>;
 
     /// The entity's counters, shared by all its incarnations.
     fn metrics(&self) -> Arc<MetricsCell>;
+}
+
+/// The mailbox of one incarnation, as the table sees it.
+#[derive(Debug, Default)]
+pub(crate) struct Mailbox {
+    /// Commands sent and not yet taken by the actor.
+    pub(crate) pending: AtomicUsize,
+    /// Set by the actor when it is about to fail: send nothing more to it.
+    pub(crate) closed: AtomicBool,
+}
+
+impl Mailbox {
+    /// Whether the incarnation behind `cell` takes commands.
+    pub(crate) fn accepting(&self, cell: &ActorCell) -> bool {
+        !self.closed.load(Ordering::SeqCst)
+            && !matches!(
+                cell.get_status(),
+                ractor::ActorStatus::Draining
+                    | ractor::ActorStatus::Stopping
+                    | ractor::ActorStatus::Stopped
+            )
+    }
 }
 
 /// Where an entity's recovery stands.
@@ -42,7 +64,7 @@ pub(crate) enum Phase {
     /// An incarnation is recovering or running; its mailbox takes commands.
     Running {
         cell: ActorCell,
-        pending: Arc<AtomicUsize>,
+        mailbox: Arc<Mailbox>,
     },
     /// It failed and waits for its restart.
     BackingOff,
@@ -83,12 +105,12 @@ pub(crate) fn launch(
     supervisor: &ractor::ActorRef<SupervisorMsg>,
 ) -> Result<(), SpawnErr> {
     let incarnation = slot.incarnation + 1;
-    let pending = Arc::new(AtomicUsize::new(0));
+    let mailbox = Arc::new(Mailbox::default());
     let (cell, startup) =
         slot.starter
-            .start(incarnation, Arc::clone(&pending), supervisor.get_cell())?;
+            .start(incarnation, Arc::clone(&mailbox), supervisor.get_cell())?;
     slot.incarnation = incarnation;
-    slot.phase = Phase::Running { cell, pending };
+    slot.phase = Phase::Running { cell, mailbox };
     slot.startup.send_replace(Startup::Recovering);
     MetricsCell::add(&slot.metrics.incarnations, 1);
     let watch = slot.startup.clone();

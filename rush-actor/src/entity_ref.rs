@@ -2,15 +2,16 @@
 //! passivation, bounds the commands waiting for it, and times out.
 
 use crate::behavior::EventSourced;
+use crate::entities::Mailbox;
 use crate::entities::Phase;
 use crate::error::{CommandError, Error, Result};
-use crate::host::HostMsg;
+use crate::host::{HostMsg, Ticket};
 use crate::metrics::EntityMetrics;
 use crate::persistence::Persistence;
 use ractor::ActorRef;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -68,29 +69,42 @@ impl<S: EventSourced> EntityRef<S> {
     pub async fn ask(&self, command: S::Command) -> Result<S::Reply, CommandError<S::Rejection>> {
         let timeout = self.persistence.config().ask_timeout;
         let deadline = Instant::now() + timeout;
-        let (actor, pending) = self.resolve(deadline).await?;
-        let (reply, replied) = oneshot::channel();
-        if actor
-            .send_message(HostMsg::Command { command, reply })
-            .is_err()
-        {
-            pending.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::Stopped {
-                entity: self.describe(),
+        let mut command = command;
+        loop {
+            let (actor, mailbox) = self.resolve(deadline).await?;
+            let (reply, replied) = oneshot::channel();
+            let (returned, came_back) = oneshot::channel();
+            if let Err(unsent) =
+                actor.send_message(HostMsg::Command(Ticket::new(command, reply, returned)))
+            {
+                // The mailbox closed before the send: the ticket (now dropped) hands the
+                // command back below.
+                drop(unsent);
             }
-            .into());
-        }
-        match tokio::time::timeout_at(deadline, replied).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_dropped)) => Err(Error::Stopped {
-                entity: self.describe(),
+            match tokio::time::timeout_at(deadline, replied).await {
+                Ok(Ok(result)) => return result,
+                Ok(Err(_no_reply)) => match came_back.await {
+                    // The actor died before taking it: deliver it to the next incarnation.
+                    Ok(untaken) => {
+                        mailbox.pending.fetch_sub(1, Ordering::SeqCst);
+                        command = untaken;
+                    }
+                    // It took the command and died: its outcome is unknown to us.
+                    Err(_) => {
+                        return Err(Error::Stopped {
+                            entity: self.describe(),
+                        }
+                        .into());
+                    }
+                },
+                Err(_elapsed) => {
+                    return Err(Error::Timeout {
+                        entity: self.describe(),
+                        after: timeout,
+                    }
+                    .into());
+                }
             }
-            .into()),
-            Err(_elapsed) => Err(Error::Timeout {
-                entity: self.describe(),
-                after: timeout,
-            }
-            .into()),
         }
     }
 
@@ -107,8 +121,8 @@ impl<S: EventSourced> EntityRef<S> {
         self.persistence.entity_metrics::<S>(&self.entity_id)
     }
 
-    /// The running incarnation and its pending counter, counting this command in.
-    async fn resolve(&self, deadline: Instant) -> Result<(ActorRef<HostMsg<S>>, Arc<AtomicUsize>)> {
+    /// The running incarnation and its mailbox, counting this command in.
+    async fn resolve(&self, deadline: Instant) -> Result<(ActorRef<HostMsg<S>>, Arc<Mailbox>)> {
         let table = Arc::clone(&self.persistence.shared.table);
         let limit = self.persistence.config().max_pending_commands;
         loop {
@@ -124,8 +138,11 @@ impl<S: EventSourced> EntityRef<S> {
                         self.persistence.ensure_started::<S>(&self.entity_id)?;
                         continue;
                     }
-                    Some(Phase::Running { cell, pending }) => {
-                        let waiting = pending.load(Ordering::SeqCst);
+                    Some(Phase::Running { cell, mailbox }) if !mailbox.accepting(cell) => {
+                        // Failing or dead, and the supervisor has not handled it yet: wait.
+                    }
+                    Some(Phase::Running { cell, mailbox }) => {
+                        let waiting = mailbox.pending.load(Ordering::SeqCst);
                         if waiting >= limit {
                             return Err(Error::Overloaded {
                                 entity: self.describe(),
@@ -133,8 +150,8 @@ impl<S: EventSourced> EntityRef<S> {
                                 limit,
                             });
                         }
-                        pending.fetch_add(1, Ordering::SeqCst);
-                        return Ok((ActorRef::from(cell.clone()), Arc::clone(pending)));
+                        mailbox.pending.fetch_add(1, Ordering::SeqCst);
+                        return Ok((ActorRef::from(cell.clone()), Arc::clone(mailbox)));
                     }
                     Some(Phase::GaveUp { reason }) => {
                         return Err(Error::Unavailable {
@@ -145,7 +162,13 @@ impl<S: EventSourced> EntityRef<S> {
                     Some(Phase::BackingOff | Phase::Passivating) => {}
                 }
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            // A dying actor changes status without notifying: poll it now and then.
+            let poll = Instant::now() + std::time::Duration::from_millis(5);
+            if tokio::time::timeout_at(deadline.min(poll), notified)
+                .await
+                .is_err()
+                && Instant::now() >= deadline
+            {
                 return Err(Error::Timeout {
                     entity: self.describe(),
                     after: self.persistence.config().ask_timeout,

@@ -5,6 +5,7 @@
 mod recovery;
 
 use crate::behavior::EventSourced;
+use crate::entities::Mailbox;
 use crate::error::{CommandError, Error};
 use crate::metrics::MetricsCell;
 use crate::persistence::Shared;
@@ -13,8 +14,9 @@ use crate::supervision::SupervisorMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rush_store::Store;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::{Instrument, debug, debug_span, warn};
@@ -28,14 +30,46 @@ pub type ReplyTo<S> = oneshot::Sender<
 /// which bounds the mailbox and follows restarts.
 pub enum HostMsg<S: EventSourced> {
     /// Handle a command and send its reply.
-    Command {
-        /// The command.
-        command: S::Command,
-        /// Where the reply goes, once its events are durable.
-        reply: ReplyTo<S>,
-    },
+    Command(Ticket<S>),
     /// Passivation timer: stop if idle.
     IdleCheck,
+}
+
+/// One command on its way to an actor. If the actor dies before it takes the command
+/// (the command was queued behind a crash), dropping the ticket hands the command back to
+/// its sender, which delivers it to the next incarnation: only a command the actor took
+/// can end without a reply.
+pub struct Ticket<S: EventSourced> {
+    command: Option<S::Command>,
+    reply: Option<ReplyTo<S>>,
+    returned: Option<oneshot::Sender<S::Command>>,
+}
+
+impl<S: EventSourced> Ticket<S> {
+    /// A ticket for `command`; the reply arrives on `reply`, an untaken command on `returned`.
+    pub fn new(
+        command: S::Command,
+        reply: ReplyTo<S>,
+        returned: oneshot::Sender<S::Command>,
+    ) -> Self {
+        Self {
+            command: Some(command),
+            reply: Some(reply),
+            returned: Some(returned),
+        }
+    }
+
+    fn take(&mut self) -> Option<(S::Command, ReplyTo<S>)> {
+        Some((self.command.take()?, self.reply.take()?))
+    }
+}
+
+impl<S: EventSourced> Drop for Ticket<S> {
+    fn drop(&mut self) {
+        if let (Some(command), Some(returned)) = (self.command.take(), self.returned.take()) {
+            let _ = returned.send(command);
+        }
+    }
 }
 
 /// The actor (its `self` is configuration only; the state lives in [`HostState`]).
@@ -53,7 +87,7 @@ pub(crate) struct HostArgs {
     pub(crate) entity_id: String,
     pub(crate) name: String,
     pub(crate) incarnation: u64,
-    pub(crate) pending: Arc<AtomicUsize>,
+    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) metrics: Arc<MetricsCell>,
 }
 
@@ -99,8 +133,11 @@ impl<S: EventSourced> Actor for Host<S> {
         host: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            HostMsg::Command { command, reply } => {
-                host.args.pending.fetch_sub(1, Ordering::SeqCst);
+            HostMsg::Command(mut ticket) => {
+                host.args.mailbox.pending.fetch_sub(1, Ordering::SeqCst);
+                let Some((command, reply)) = ticket.take() else {
+                    return Ok(());
+                };
                 host.last_activity = Instant::now();
                 let span = debug_span!("command", entity = %host.args.name, seq = host.store.highest_sequence_number());
                 host.handle_command(command, reply).instrument(span).await
@@ -134,7 +171,19 @@ impl<S: EventSourced> HostState<S> {
         command: S::Command,
         reply: ReplyTo<S>,
     ) -> Result<(), ActorProcessingErr> {
-        let effect = match self.state.decide(command) {
+        // A panicking handler must close the mailbox before its reply is dropped, so the
+        // caller's next command waits for the restart instead of reaching a dying actor.
+        let decided = std::panic::catch_unwind(AssertUnwindSafe(|| self.state.decide(command)));
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(panic) => {
+                return Err(self.fail(format!(
+                    "command handler panicked: {}",
+                    panic_message(&*panic)
+                )));
+            }
+        };
+        let effect = match decided {
             Ok(effect) => effect,
             Err(rejection) => {
                 MetricsCell::add(&self.args.metrics.commands_rejected, 1);
@@ -145,6 +194,9 @@ impl<S: EventSourced> HostState<S> {
         if !effect.events.is_empty() {
             if let Err(failure) = self.persist(&effect.events).await {
                 let fatal = failure.fatal;
+                if fatal.is_some() {
+                    self.args.mailbox.closed.store(true, Ordering::SeqCst);
+                }
                 let _ = reply.send(Err(CommandError::Failed(Error::Journal {
                     entity: self.entity(),
                     source: failure.error,
@@ -152,16 +204,31 @@ impl<S: EventSourced> HostState<S> {
                 if let Some(fatal) = fatal {
                     // Memory may no longer match the journal: stop, and let the supervisor
                     // restart this entity from what is durable.
-                    return Err(fatal.into());
+                    return Err(self.fail(fatal.to_string()));
                 }
                 return Ok(());
             }
-            for event in &effect.events {
-                self.state.apply(event);
+            let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                for event in &effect.events {
+                    self.state.apply(event);
+                }
+            }));
+            if let Err(panic) = applied {
+                return Err(self.fail(format!(
+                    "event handler panicked: {}",
+                    panic_message(&*panic)
+                )));
             }
         }
         let _ = reply.send(Ok((effect.reply)(&self.state)));
         self.snapshot_if_due().await
+    }
+
+    /// Closes the mailbox and returns the error that stops this incarnation.
+    fn fail(&self, reason: String) -> ActorProcessingErr {
+        self.args.mailbox.closed.store(true, Ordering::SeqCst);
+        warn!(entity = %self.entity(), %reason, "persistent actor fails");
+        reason.into()
     }
 
     /// Journals `events` through the group commit; on success they are durable.
@@ -179,8 +246,12 @@ impl<S: EventSourced> HostState<S> {
         if let Err(error) = self.store.settle_commit(expected, outcome) {
             return Err(PersistFailure::fatal(error));
         }
+        let before = self.store.compression_stats();
         self.store
             .complete_append(&prepared, bytes, started.elapsed());
+        self.args
+            .metrics
+            .add_compression(before, self.store.compression_stats());
         MetricsCell::add(&self.args.metrics.events_persisted, events.len() as u64);
         debug!(last_seq = prepared.last_seq(), "persisted");
         Ok(())
@@ -200,7 +271,11 @@ impl<S: EventSourced> HostState<S> {
         };
         let outcome = self.args.shared.writer.commit(prepared.take_batch()).await;
         self.store.settle_commit(seq, outcome)?;
+        let before = self.store.compression_stats();
         self.store.complete_snapshot(&prepared);
+        self.args
+            .metrics
+            .add_compression(before, self.store.compression_stats());
         self.last_snapshot = seq;
         MetricsCell::add(&self.args.metrics.snapshots_taken, 1);
         debug!(entity = %self.entity(), seq, "snapshot taken");
@@ -216,21 +291,17 @@ impl<S: EventSourced> HostState<S> {
             return Ok(());
         };
         let backend = Arc::clone(self.store.backend());
-        let key = self.args.shared.config.encryption_key;
-        let compression = self.args.shared.config.compression;
+        let shared = Arc::clone(&self.args.shared);
         let entity_id = self.args.entity_id.clone();
         let removed = self
             .args
             .shared
             .writer
             .run(move || {
-                let mut store = Store::<S>::with_backend(
-                    S::COLLECTION,
-                    &entity_id,
-                    backend,
-                    key.as_ref().map(|k| &k[..]),
-                    compression,
-                )?;
+                let mut store =
+                    shared
+                        .config
+                        .open_store::<S>(S::COLLECTION, &entity_id, backend)?;
                 store.delete_events_to(oldest)
             })
             .await??;
@@ -260,4 +331,12 @@ impl PersistFailure {
             fatal: Some(error),
         }
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("non-string panic")
 }

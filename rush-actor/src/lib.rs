@@ -49,11 +49,11 @@ mod snapshot_policy;
 mod supervision;
 
 pub use behavior::{EventSourced, RecoveryInfo};
-pub use config::PersistenceConfig;
+pub use config::{PersistenceConfig, SecretKey};
 pub use effect::{Effect, PendingEffect};
 pub use entity_ref::EntityRef;
 pub use error::{CommandError, Error, Result};
-pub use host::{HostMsg, ReplyTo};
+pub use host::{HostMsg, ReplyTo, Ticket};
 pub use metrics::EntityMetrics;
 pub use persistence::Persistence;
 pub use snapshot_policy::SnapshotPolicy;

@@ -21,6 +21,10 @@ pub struct EntityMetrics {
     pub restarts: u64,
     /// Actor incarnations started (first start included).
     pub incarnations: u64,
+    /// Serialized bytes of the events and snapshots written, before compression.
+    pub serialized_bytes: u64,
+    /// The same after adaptive compression (before encryption's fixed overhead).
+    pub compressed_bytes: u64,
 }
 
 /// Shared, lock-free backing of [`EntityMetrics`].
@@ -32,11 +36,31 @@ pub(crate) struct MetricsCell {
     pub(crate) last_recovery_micros: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) incarnations: AtomicU64,
+    pub(crate) serialized_bytes: AtomicU64,
+    pub(crate) compressed_bytes: AtomicU64,
 }
 
 impl MetricsCell {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds what a store handle's compression counters grew by since `before`.
+    pub(crate) fn add_compression(
+        &self,
+        before: rush_store::CompressionStats,
+        after: rush_store::CompressionStats,
+    ) {
+        Self::add(
+            &self.serialized_bytes,
+            after.original_bytes.saturating_sub(before.original_bytes),
+        );
+        Self::add(
+            &self.compressed_bytes,
+            after
+                .compressed_bytes
+                .saturating_sub(before.compressed_bytes),
+        );
     }
 
     pub(crate) fn read(&self) -> EntityMetrics {
@@ -48,6 +72,8 @@ impl MetricsCell {
             last_recovery_time: Duration::from_micros(get(&self.last_recovery_micros)),
             restarts: get(&self.restarts),
             incarnations: get(&self.incarnations),
+            serialized_bytes: get(&self.serialized_bytes),
+            compressed_bytes: get(&self.compressed_bytes),
         }
     }
 }

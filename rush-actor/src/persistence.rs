@@ -4,7 +4,7 @@
 
 use crate::behavior::EventSourced;
 use crate::config::PersistenceConfig;
-use crate::entities::{EntityTable, Phase, Slot, Starter, Startup, StartupHandle, launch};
+use crate::entities::{EntityTable, Mailbox, Phase, Slot, Starter, Startup, StartupHandle, launch};
 use crate::entity_ref::EntityRef;
 use crate::error::{Error, Result};
 use crate::group_commit::{GroupCommit, GroupCommitStats};
@@ -14,7 +14,7 @@ use crate::supervision::{RestartHistory, Supervisor, SupervisorMsg, SupervisorSt
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use rush_store::Backend;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::sync::{Semaphore, watch};
 
@@ -279,7 +279,7 @@ impl<S: EventSourced> Starter for HostStarter<S> {
     fn start(
         &self,
         incarnation: u64,
-        pending: Arc<AtomicUsize>,
+        mailbox: Arc<Mailbox>,
         supervisor: ActorCell,
     ) -> Result<(ActorCell, StartupHandle), SpawnErr> {
         let shared = self
@@ -291,7 +291,7 @@ impl<S: EventSourced> Starter for HostStarter<S> {
             entity_id: self.entity_id.clone(),
             name: self.name.clone(),
             incarnation,
-            pending,
+            mailbox,
             metrics: Arc::clone(&self.metrics),
         };
         let (actor, startup) = ractor::ActorRuntime::<Host<S>>::spawn_linked_instant(

@@ -159,7 +159,7 @@ fn child(dir: &str) {
         .unwrap();
     runtime.block_on(async {
         let config = PersistenceConfig {
-            encryption_key: Some(KEY),
+            encryption_key: Some(KEY.into()),
             snapshots: SnapshotPolicy::every(25),
             ..PersistenceConfig::default()
         };

@@ -6,7 +6,6 @@
 use super::{HostArgs, HostMsg, HostState};
 use crate::behavior::{EventSourced, RecoveryInfo};
 use ractor::{ActorProcessingErr, ActorRef};
-use rush_store::Store;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -22,14 +21,11 @@ pub(super) async fn recover<S: EventSourced>(
         let _permit = shared.recovery_permits.acquire().await?;
         let started = Instant::now();
         let policy = S::snapshot_policy().unwrap_or(shared.config.snapshots);
-        let mut store = Store::<S>::with_backend(
+        let mut store = shared.config.open_store::<S>(
             S::COLLECTION,
             &args.entity_id,
             shared.backend.clone(),
-            shared.config.encryption_key.as_ref().map(|k| &k[..]),
-            shared.config.compression,
         )?;
-        store.set_durability(shared.config.durability);
         store.set_snapshots_to_keep(policy.keep.max(1))?;
         // Replaying reads the disk: keep it off the async workers.
         let (store, recovered, last_snapshot) = tokio::task::spawn_blocking(move || {

@@ -1,0 +1,568 @@
+//! Persistent bank accounts on sled, supervised by ractor.
+//!
+//! Run: `cargo run --release --example bank` (data in `./bank_data`), or pass a folder:
+//! `cargo run --release --example bank -- /tmp/my_bank`. Run it twice: the second run
+//! recovers every account from disk and checks the balances against the first run's.
+
+use rush::actor::{
+    CommandError, Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, SnapshotPolicy,
+};
+use rush::store::{Backend, CompressionConfig, PersistentActor, SledManager, Store};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Instant;
+
+// ---------------------------------------------------------------------------------------
+// The domain: an account decides, events change it.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum AccountEvent {
+    Opened { owner: String, initial_cents: u64 },
+    Deposited { cents: u64, memo: String },
+    Withdrawn { cents: u64, memo: String },
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct BankAccount {
+    owner: String,
+    balance_cents: u64,
+    open: bool,
+    transactions: u64,
+    /// The newest statement lines, as a bank shows them: snapshots carry them too.
+    statement: std::collections::VecDeque<String>,
+}
+
+enum AccountCommand {
+    Open {
+        owner: String,
+        initial_cents: u64,
+    },
+    Deposit {
+        cents: u64,
+        memo: String,
+    },
+    Withdraw {
+        cents: u64,
+        memo: String,
+    },
+    Balance,
+    /// A bug in the handler, on purpose: the supervisor must bring the account back.
+    Crash,
+}
+
+#[derive(Debug)]
+enum Refusal {
+    AlreadyOpen,
+    NotOpen,
+    ZeroAmount,
+    InsufficientFunds {
+        balance_cents: u64,
+        requested_cents: u64,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::AlreadyOpen => write!(f, "account already open"),
+            Refusal::NotOpen => write!(f, "account is not open"),
+            Refusal::ZeroAmount => write!(f, "amount must be positive"),
+            Refusal::InsufficientFunds {
+                balance_cents,
+                requested_cents,
+            } => {
+                write!(
+                    f,
+                    "insufficient funds: balance {}, requested {}",
+                    money(*balance_cents),
+                    money(*requested_cents)
+                )
+            }
+        }
+    }
+}
+
+impl PersistentActor for BankAccount {
+    type Event = AccountEvent;
+
+    fn apply(&mut self, event: &AccountEvent) {
+        match event {
+            AccountEvent::Opened {
+                owner,
+                initial_cents,
+            } => {
+                self.owner.clone_from(owner);
+                self.balance_cents = *initial_cents;
+                self.open = true;
+            }
+            AccountEvent::Deposited { cents, memo } => {
+                self.balance_cents += cents;
+                self.record(format!("+{} {memo}", money(*cents)));
+            }
+            AccountEvent::Withdrawn { cents, memo } => {
+                self.balance_cents -= cents;
+                self.record(format!("-{} {memo}", money(*cents)));
+            }
+        }
+    }
+}
+
+impl EventSourced for BankAccount {
+    const COLLECTION: &'static str = "bank_accounts";
+    type Command = AccountCommand;
+    type Reply = u64;
+    type Rejection = Refusal;
+
+    fn decide(&self, command: AccountCommand) -> Result<Effect<Self>, Refusal> {
+        let balance = |s: &BankAccount| s.balance_cents;
+        match command {
+            AccountCommand::Open {
+                owner,
+                initial_cents,
+            } => {
+                if self.open {
+                    return Err(Refusal::AlreadyOpen);
+                }
+                Ok(Effect::persist(AccountEvent::Opened {
+                    owner,
+                    initial_cents,
+                })
+                .then_reply(balance))
+            }
+            AccountCommand::Deposit { cents, memo } => {
+                self.check_open(cents)?;
+                Ok(Effect::persist(AccountEvent::Deposited { cents, memo }).then_reply(balance))
+            }
+            AccountCommand::Withdraw { cents, memo } => {
+                self.check_open(cents)?;
+                if cents > self.balance_cents {
+                    return Err(Refusal::InsufficientFunds {
+                        balance_cents: self.balance_cents,
+                        requested_cents: cents,
+                    });
+                }
+                Ok(Effect::persist(AccountEvent::Withdrawn { cents, memo }).then_reply(balance))
+            }
+            AccountCommand::Balance => Ok(Effect::reply_with(balance)),
+            AccountCommand::Crash => panic!("simulated bug in the command handler"),
+        }
+    }
+}
+
+impl BankAccount {
+    fn record(&mut self, line: String) {
+        self.transactions += 1;
+        self.statement.push_back(line);
+        if self.statement.len() > 20 {
+            self.statement.pop_front();
+        }
+    }
+
+    fn check_open(&self, cents: u64) -> Result<(), Refusal> {
+        if !self.open {
+            return Err(Refusal::NotOpen);
+        }
+        if cents == 0 {
+            return Err(Refusal::ZeroAmount);
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// An audit log, itself a persistent actor: each run records its closing balances, so the
+// next run can check what it recovered.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct AuditLog {
+    runs: u64,
+    last_balances: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunClosed {
+    balances: Vec<(String, u64)>,
+}
+
+impl PersistentActor for AuditLog {
+    type Event = RunClosed;
+    fn apply(&mut self, event: &RunClosed) {
+        self.runs += 1;
+        self.last_balances.clone_from(&event.balances);
+    }
+}
+
+enum AuditCommand {
+    Read,
+    Close(Vec<(String, u64)>),
+}
+
+impl EventSourced for AuditLog {
+    const COLLECTION: &'static str = "bank_audit";
+    type Command = AuditCommand;
+    type Reply = AuditLog;
+    type Rejection = String;
+
+    fn decide(&self, command: AuditCommand) -> Result<Effect<Self>, String> {
+        match command {
+            AuditCommand::Read => Ok(Effect::reply_with(AuditLog::clone)),
+            AuditCommand::Close(balances) => {
+                Ok(Effect::persist(RunClosed { balances }).then_reply(AuditLog::clone))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+const OWNERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
+/// A demo key. A real deployment reads its key from a secret store, never from source.
+const DEMO_KEY: [u8; 32] = *b"rush-bank-demo-key-32-bytes-long";
+const SNAPSHOT_EVERY: u64 = 25;
+
+fn money(cents: u64) -> String {
+    format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let folder = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "./bank_data".to_owned());
+    // ractor reports a handler panic to the supervisor; print one line instead of a trace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "  !! panic in a handler: {}",
+            info.payload_as_str().unwrap_or("?")
+        )
+    }));
+
+    let manager = SledManager::new(&folder)?;
+    let config = PersistenceConfig {
+        encryption_key: Some(DEMO_KEY.into()),
+        compression: Some(CompressionConfig::default()),
+        snapshots: SnapshotPolicy {
+            every: Some(SNAPSHOT_EVERY),
+            keep: 2,
+            delete_covered_events: false,
+        },
+        ..PersistenceConfig::default()
+    };
+    let persistence = Persistence::open(manager.clone(), config).await?;
+    let audit = persistence.get_or_spawn::<AuditLog>("ledger").await?;
+    let previous = audit.ask(AuditCommand::Read).await?;
+    let run = previous.runs + 1;
+    println!(
+        "Rush bank, run #{run}: sled database at {folder}, every record encrypted (XChaCha20-Poly1305) and gzip'd when it pays"
+    );
+
+    // 1. Start (or recover) every account.
+    let started = Instant::now();
+    let mut accounts: Vec<(String, EntityRef<BankAccount>)> = Vec::new();
+    for owner in OWNERS {
+        accounts.push((
+            owner.to_owned(),
+            persistence.get_or_spawn::<BankAccount>(owner).await?,
+        ));
+    }
+    if previous.runs == 0 {
+        println!("\n1. Opening {} accounts", OWNERS.len());
+        for (i, (owner, account)) in accounts.iter().enumerate() {
+            let initial_cents = 100_000 + 25_000 * i as u64;
+            account
+                .ask(AccountCommand::Open {
+                    owner: owner.clone(),
+                    initial_cents,
+                })
+                .await?;
+            println!("   {owner:<6} opened with {}", money(initial_cents));
+        }
+    } else {
+        println!(
+            "\n1. Recovered {} accounts from disk in {:?} (snapshot + later events each)",
+            OWNERS.len(),
+            started.elapsed()
+        );
+        let mut matching = 0;
+        for (owner, account) in &accounts {
+            let balance = account.ask(AccountCommand::Balance).await?;
+            let expected = previous
+                .last_balances
+                .iter()
+                .find(|(o, _)| o == owner)
+                .map(|(_, b)| *b);
+            let verdict = if expected == Some(balance) {
+                matching += 1;
+                "matches the end of the last run"
+            } else {
+                "DIFFERS from the end of the last run"
+            };
+            println!("   {owner:<6} {:>12}   {verdict}", money(balance));
+        }
+        println!(
+            "   {matching}/{} balances identical to run #{}'s closing balances",
+            OWNERS.len(),
+            previous.runs
+        );
+    }
+    let opening_total = total(&accounts).await?;
+
+    // 2. Business as usual: six clients at once (one per account), each doing deposits,
+    // withdrawals and transfers to other accounts; some are refused.
+    println!("\n2. 300 operations from 6 concurrent clients: deposits, withdrawals, transfers");
+    let clients: Vec<_> = (0..accounts.len())
+        .map(|a| {
+            let accounts = accounts.clone();
+            tokio::spawn(async move { client(a, &accounts, run).await })
+        })
+        .collect();
+    let mut activity = Activity::default();
+    for client in clients {
+        activity.merge(client.await??);
+    }
+    for refusal in activity.refusals.iter().take(3) {
+        println!("   refused: {refusal}");
+    }
+    let Activity {
+        deposited,
+        withdrawn,
+        transfers,
+        refused,
+        ..
+    } = activity;
+    println!(
+        "   done: {} deposited, {} withdrawn, {transfers} transfers, {refused} refused (nothing persisted for those)",
+        money(deposited),
+        money(withdrawn)
+    );
+
+    // 3. A bug crashes one account's actor; the supervisor restarts it from the journal.
+    let (victim, account) = &accounts[2];
+    let before = account.ask(AccountCommand::Balance).await?;
+    println!(
+        "\n3. Injecting a crash into {victim}'s actor (balance {})",
+        money(before)
+    );
+    match account.ask(AccountCommand::Crash).await {
+        Err(CommandError::Failed(e)) => println!("   the command failed: {e}"),
+        other => println!("   unexpected: {:?}", other.map_err(|e| e.to_string())),
+    }
+    let after = account.ask(AccountCommand::Balance).await?;
+    let metrics = account.metrics().unwrap_or_default();
+    println!(
+        "   supervisor restarted it (restarts: {}, incarnation {}); replayed balance {} -> {}",
+        metrics.restarts,
+        metrics.incarnations,
+        money(after),
+        if after == before {
+            "same as before the crash"
+        } else {
+            "DIFFERENT"
+        }
+    );
+
+    // 4. What is on disk.
+    println!("\n4. Journal (snapshot every {SNAPSHOT_EVERY} events, newest 2 kept)");
+    println!(
+        "   {:<6} {:>12} {:>8} {:>16} {:>9}",
+        "owner", "balance", "events", "snapshots at", "restarts"
+    );
+    let mut closing = Vec::new();
+    let (mut serialized, mut compressed) = (0u64, 0u64);
+    for (owner, account) in &accounts {
+        let balance = account.ask(AccountCommand::Balance).await?;
+        let store = Store::<BankAccount>::new(
+            BankAccount::COLLECTION,
+            owner,
+            manager.clone(),
+            Some(&DEMO_KEY),
+            true,
+        )?;
+        let snapshots = store.snapshot_sequence_numbers()?;
+        let m = account.metrics().unwrap_or_default();
+        serialized += m.serialized_bytes;
+        compressed += m.compressed_bytes;
+        println!(
+            "   {owner:<6} {:>12} {:>8} {:>16} {:>9}",
+            money(balance),
+            store.highest_sequence_number(),
+            format!("{snapshots:?}"),
+            m.restarts
+        );
+        closing.push((owner.clone(), balance));
+    }
+    let (groups, members) = persistence.group_commit_stats();
+    manager.flush()?;
+    println!(
+        "   this run wrote {} of events and snapshots, {} after adaptive gzip ({:.0}% saved: small events stay as they are,",
+        bytes(serialized),
+        bytes(compressed),
+        if serialized == 0 {
+            0.0
+        } else {
+            100.0 * (serialized - compressed) as f64 / serialized as f64
+        },
+    );
+    println!(
+        "   snapshots with their 20-line statements shrink); database {} KiB on disk",
+        manager.size_on_disk()? / 1024
+    );
+    println!("   {members} durable writes in {groups} group commits (fsync'd before each reply)");
+
+    // 5. The books must balance.
+    let closing_total: u64 = closing.iter().map(|(_, b)| b).sum();
+    let expected_total = opening_total + deposited - withdrawn;
+    audit.ask(AuditCommand::Close(closing.clone())).await?;
+    persistence.shutdown().await;
+    println!("\nSummary of run #{run}");
+    println!("   money at start   {:>14}", money(opening_total));
+    println!("   + deposits       {:>14}", money(deposited));
+    println!("   - withdrawals    {:>14}", money(withdrawn));
+    println!("   = expected       {:>14}", money(expected_total));
+    println!(
+        "   sum of balances  {:>14}   {}",
+        money(closing_total),
+        if closing_total == expected_total {
+            "OK: no money created or lost"
+        } else {
+            "MISMATCH"
+        }
+    );
+    println!(
+        "   run it again to recover these {} balances from {folder}",
+        closing.len()
+    );
+    if closing_total != expected_total || after != before {
+        return Err("the books do not balance".into());
+    }
+    Ok(())
+}
+
+/// What one client did.
+#[derive(Default)]
+struct Activity {
+    deposited: u64,
+    withdrawn: u64,
+    transfers: u64,
+    refused: u64,
+    refusals: Vec<String>,
+}
+
+impl Activity {
+    fn merge(&mut self, other: Activity) {
+        self.deposited += other.deposited;
+        self.withdrawn += other.withdrawn;
+        self.transfers += other.transfers;
+        self.refused += other.refused;
+        self.refusals.extend(other.refusals);
+    }
+}
+
+const NOTES: [&str; 4] = [
+    "monthly salary payment; employer ACME Industrial Supplies Ltd; IBAN ES91 2100 0418 4502 0005 1332; payroll batch approved by finance",
+    "rent for apartment 4B, Calle Mayor 12, 28013 Madrid; standing order; IBAN ES79 2100 0813 6101 2345 6789; landlord Inmuebles Centro SL",
+    "invoice settlement for consulting services rendered in October; purchase order PO-2026-1187; IBAN DE89 3704 0044 0532 0130 00",
+    "card purchase at a grocery store; contactless payment; merchant category 5411; terminal 0042; acquirer reference 74987502026",
+];
+
+/// One client: 50 operations on account `a` (deterministic per run).
+async fn client(
+    a: usize,
+    accounts: &[(String, EntityRef<BankAccount>)],
+    run: u64,
+) -> Result<Activity, CommandError<Refusal>> {
+    let mut rng = 0x2545_F491_4F6C_DD1D_u64 ^ (run << 8) ^ a as u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut done = Activity::default();
+    let (owner, account) = &accounts[a];
+    for op in 0..50u64 {
+        let cents = 1 + next() % 90_000;
+        let memo = format!(
+            "{} (ref RUSH-{run:03}-{a}-{op:04})",
+            NOTES[(next() % 4) as usize]
+        );
+        let outcome = match op % 3 {
+            0 => account
+                .ask(AccountCommand::Deposit { cents, memo })
+                .await
+                .map(|_| done.deposited += cents),
+            1 => account
+                .ask(AccountCommand::Withdraw { cents, memo })
+                .await
+                .map(|_| done.withdrawn += cents),
+            _ => {
+                let b = (a + 1 + (next() % (accounts.len() as u64 - 1)) as usize) % accounts.len();
+                transfer(account, &accounts[b].1, cents, &memo)
+                    .await
+                    .map(|()| done.transfers += 1)
+            }
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(CommandError::Rejected(why)) => {
+                done.refused += 1;
+                done.refusals.push(format!(
+                    "{owner} {} of {}: {why}",
+                    ["deposit", "withdrawal", "transfer"][(op % 3) as usize],
+                    money(cents)
+                ));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(done)
+}
+
+/// Withdraws from `from`, deposits into `to`; if the deposit fails, puts the money back.
+async fn transfer(
+    from: &EntityRef<BankAccount>,
+    to: &EntityRef<BankAccount>,
+    cents: u64,
+    memo: &str,
+) -> Result<(), CommandError<Refusal>> {
+    from.ask(AccountCommand::Withdraw {
+        cents,
+        memo: format!("transfer out: {memo}"),
+    })
+    .await?;
+    if let Err(e) = to
+        .ask(AccountCommand::Deposit {
+            cents,
+            memo: format!("transfer in: {memo}"),
+        })
+        .await
+    {
+        from.ask(AccountCommand::Deposit {
+            cents,
+            memo: format!("transfer refund: {memo}"),
+        })
+        .await?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+async fn total(
+    accounts: &[(String, EntityRef<BankAccount>)],
+) -> Result<u64, CommandError<Refusal>> {
+    let mut sum = 0;
+    for (_, account) in accounts {
+        sum += account.ask(AccountCommand::Balance).await?;
+    }
+    Ok(sum)
+}
+
+fn bytes(n: u64) -> String {
+    if n >= 10 * 1024 {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} B")
+    }
+}
