@@ -3,6 +3,12 @@
 //! Run: `cargo run --release --example bank` (data in `./bank_data`), or pass a folder:
 //! `cargo run --release --example bank -- /tmp/my_bank`. Run it twice: the second run
 //! recovers every account from disk and checks the balances against the first run's.
+#![allow(
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "a demo: it panics on purpose to show supervision, and indexes fixed tables"
+)]
 
 use rush::actor::{
     CommandError, Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, SnapshotPolicy,

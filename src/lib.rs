@@ -20,3 +20,8 @@ pub use rush_store::{
     CompressionConfig, CompressionLevel, Durability, MemoryManager, PersistentActor, SledConfig,
     SledManager, Store,
 };
+
+/// The README's examples, compiled and run as doc tests so the tour stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

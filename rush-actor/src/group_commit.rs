@@ -175,14 +175,14 @@ fn commit_group(
             }
         }
     }
-    if durability == Durability::Immediate {
-        if let Err(error) = backend.flush() {
-            warn!(%error, "group flush failed");
-            for (_, done) in members {
-                let _ = done.send(Err(copy_error(&error)));
-            }
-            return;
+    if durability == Durability::Immediate
+        && let Err(error) = backend.flush()
+    {
+        warn!(%error, "group flush failed");
+        for (_, done) in members {
+            let _ = done.send(Err(copy_error(&error)));
         }
+        return;
     }
     stats.groups.fetch_add(1, Ordering::Relaxed);
     stats

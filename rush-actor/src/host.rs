@@ -143,17 +143,17 @@ impl<S: EventSourced> Actor for Host<S> {
                 host.handle_command(command, reply).instrument(span).await
             }
             HostMsg::IdleCheck => {
-                if let Some(idle) = host.args.shared.config.passivate_after {
-                    if host.last_activity.elapsed() >= idle {
-                        let _ =
-                            host.args
-                                .shared
-                                .supervisor
-                                .send_message(SupervisorMsg::Passivate {
-                                    name: host.args.name.clone(),
-                                    incarnation: host.args.incarnation,
-                                });
-                    }
+                if let Some(idle) = host.args.shared.config.passivate_after
+                    && host.last_activity.elapsed() >= idle
+                {
+                    let _ = host
+                        .args
+                        .shared
+                        .supervisor
+                        .send_message(SupervisorMsg::Passivate {
+                            name: host.args.name.clone(),
+                            incarnation: host.args.incarnation,
+                        });
                 }
                 Ok(())
             }

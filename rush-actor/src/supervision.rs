@@ -214,11 +214,11 @@ fn passivate(state: &mut SupervisorState, name: &str, incarnation: u64) {
     if slot.incarnation != incarnation {
         return;
     }
-    if let Phase::Running { cell, mailbox } = &slot.phase {
-        if mailbox.pending.load(Ordering::SeqCst) == 0 {
-            info!(entity = name, "passivating idle persistent actor");
-            cell.stop(Some("passivated".into()));
-            slot.phase = Phase::Passivating;
-        }
+    if let Phase::Running { cell, mailbox } = &slot.phase
+        && mailbox.pending.load(Ordering::SeqCst) == 0
+    {
+        info!(entity = name, "passivating idle persistent actor");
+        cell.stop(Some("passivated".into()));
+        slot.phase = Phase::Passivating;
     }
 }

@@ -131,10 +131,11 @@ impl Codec {
         describe: &dyn Fn() -> String,
     ) -> Result<Option<Vec<u8>>> {
         let current = self.keyring.current().map(crate::crypto::EncryptionKey::id);
-        if let Ok(header) = Header::parse(record) {
-            if header.encrypted() && Some(header.key_id) == current {
-                return Ok(None);
-            }
+        if let Ok(header) = Header::parse(record)
+            && header.encrypted()
+            && Some(header.key_id) == current
+        {
+            return Ok(None);
         }
         let (header, body) =
             envelope::open(identity, &self.keyring, Plaintext::Accept, record, describe)?;

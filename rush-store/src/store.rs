@@ -501,11 +501,11 @@ impl<A: PersistentActor> Store<A> {
 
     /// Flushes when the durability mode asks for it; a failed flush poisons.
     fn durable(&mut self) -> Result<()> {
-        if self.durability == Durability::Immediate {
-            if let Err(e) = self.backend.flush() {
-                self.poison(&e);
-                return Err(e);
-            }
+        if self.durability == Durability::Immediate
+            && let Err(e) = self.backend.flush()
+        {
+            self.poison(&e);
+            return Err(e);
         }
         Ok(())
     }

@@ -67,7 +67,7 @@ impl PersistentActor for Tally {
 /// The event the child stores at sequence number `seq`: the parent can tell a misplaced
 /// or altered event from the right one.
 fn event_for(seq: u64) -> CrashEvent {
-    if seq % 7 == 0 {
+    if seq.is_multiple_of(7) {
         CrashEvent::Noted(format!("note at {seq}: ").repeat(12))
     } else {
         CrashEvent::Added(seq)

@@ -1,0 +1,790 @@
+//! Persistent-actor benchmark: throughput, `ask` latency and recovery on sled, against
+//! raw sled doing the same batched writes.
+//!
+//! Run: `cargo bench -p rush-actor --bench actor_bench` (one run prints every table).
+//!
+//! What it measures, on `rush_store::SledManager` in fresh temporary folders:
+//! 1. Durable persist through actors (default `PersistenceConfig`: `Durability::Immediate`,
+//!    compression on, no encryption; plus one encrypted row at 1,000 actors) with 1, 10,
+//!    100 and 1,000 actors. Each actor is driven by its own tokio task that sends deposit
+//!    commands one after another (`ask`, await the reply, next) for a fixed wall time after
+//!    a warm-up: commands/s, p50/p99 of `ask`, and the group-commit statistics (groups,
+//!    members, average group size) of the measured window.
+//! 2. The raw sled baseline of the same run: for concurrency N, one `sled::Batch` of N
+//!    inserts (same value size, keys of the same shape) + `db.flush()` + `sync_data` of the
+//!    `<dir>/db` file, in a loop: events/s, and the ratio ours/raw per N. An extra
+//!    informational row does the writes our journal really does per event (event + head
+//!    record, two guard reads) to show where the gap comes from.
+//! 3. Recovery of 1,000 actors (150 events each: a snapshot at 100 + 50 events), from a
+//!    freshly opened database: time until every actor has recovered and answered a
+//!    read-only command.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_docs
+)]
+
+use rush_actor::{Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, SecretKey};
+use rush_store::{Backend, Durability, MemoryManager, PersistentActor, SledManager, Store};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Warm-up before each measured window.
+const WARMUP: Duration = Duration::from_millis(500);
+/// Measured window of each throughput row.
+const MEASURE: Duration = Duration::from_secs(2);
+/// Concurrency levels of the throughput rows.
+const LEVELS: [usize; 4] = [1, 10, 100, 1000];
+/// Recovery scenario: entities, events each, snapshot interval (the default policy).
+const RECOVERY_ENTITIES: usize = 1000;
+const RECOVERY_EVENTS: u64 = 150;
+const SNAPSHOT_AT: u64 = 100;
+/// Target: ours at 1,000 actors must reach this fraction of raw sled's batched rate.
+const TARGET_RATIO: f64 = 0.7;
+
+// ---------------------------------------------------------------------------------------
+// A small bank-account behaviour.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum BankEvent {
+    Deposited {
+        account: String,
+        amount_cents: u64,
+        currency: String,
+        reference: String,
+        tag: u64,
+    },
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+    deposits: u64,
+}
+
+#[derive(Debug)]
+enum Cmd {
+    Deposit {
+        account: String,
+        amount_cents: u64,
+        tag: u64,
+    },
+    Balance,
+}
+
+fn deposited(account: &str, amount_cents: u64, tag: u64) -> BankEvent {
+    BankEvent::Deposited {
+        account: account.to_owned(),
+        amount_cents,
+        currency: "EUR".to_owned(),
+        reference: format!("SEPA credit transfer ref {tag:012} inv-4711"),
+        tag,
+    }
+}
+
+impl PersistentActor for Account {
+    type Event = BankEvent;
+
+    fn apply(&mut self, event: &BankEvent) {
+        match event {
+            BankEvent::Deposited { amount_cents, .. } => {
+                self.balance += amount_cents;
+                self.deposits += 1;
+            }
+        }
+    }
+}
+
+impl EventSourced for Account {
+    const COLLECTION: &'static str = "accounts";
+    type Command = Cmd;
+    type Reply = u64;
+    type Rejection = String;
+
+    fn decide(&self, command: Cmd) -> Result<Effect<Self>, String> {
+        match command {
+            Cmd::Deposit {
+                account,
+                amount_cents,
+                tag,
+            } => {
+                if amount_cents == 0 {
+                    return Err("amount must be positive".into());
+                }
+                Ok(Effect::persist(deposited(&account, amount_cents, tag))
+                    .then_reply(|s: &Account| s.balance))
+            }
+            Cmd::Balance => Ok(Effect::reply_with(|s: &Account| s.balance)),
+        }
+    }
+}
+
+fn account_id(i: usize) -> String {
+    format!("acct-{i:06}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers.
+// ---------------------------------------------------------------------------------------
+
+fn machine_header() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']))
+        })
+        .unwrap_or("unknown CPU")
+        .to_owned();
+    let processors = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let available = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let mem_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024);
+    let tmp = std::env::temp_dir();
+    let fs = filesystem_of(&tmp);
+    format!(
+        "machine: {model}, {processors} logical cores in /proc/cpuinfo ({available} available), \
+         {mem_mib} MiB RAM\n\
+         storage: temp dirs under {} ({fs}); sled 0.34.7; tokio multi-thread runtime, 2 workers",
+        tmp.display()
+    )
+}
+
+/// The filesystem type of the longest mount point containing `path`.
+fn filesystem_of(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, at, kind) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(at)
+                .then(|| (at.len(), format!("{kind} on {dev}")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown fs".into(), |(_, s)| s)
+}
+
+/// The 1-minute load average: above ~0.5 before the run, something else competes for
+/// the two cores and the figures are not comparable.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn fmt_dur(d: Duration) -> String {
+    let us = d.as_secs_f64() * 1e6;
+    if us < 1000.0 {
+        format!("{us:.0} us")
+    } else if us < 1_000_000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{:.2} s", us / 1e6)
+    }
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 10_000.0 {
+        format!("{:.1}k", r / 1000.0)
+    } else {
+        format!("{r:.0}")
+    }
+}
+
+/// Waits until the last strong handle of the backend is gone (the writer thread and the
+/// actors drop theirs asynchronously), so sled's threads stop before the next row.
+fn wait_dropped(weak: &Weak<dyn Backend>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while weak.strong_count() > 0 {
+        assert!(Instant::now() < deadline, "backend still in use after 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn sled_config(dir: &Path) -> sled::Config {
+    // The same settings as rush_store::SledConfig::default().
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(128 * 1024 * 1024)
+        .flush_every_ms(Some(500))
+        .use_compression(false)
+}
+
+/// `[kind][u16 len]accounts[u16 len]<entity>[seq u64]`: the shape of rush-store's keys.
+fn record_key(kind: u8, entity: &str, seq: Option<u64>) -> Vec<u8> {
+    let collection = b"accounts";
+    let mut k = Vec::with_capacity(1 + 2 + collection.len() + 2 + entity.len() + 8);
+    k.push(kind);
+    k.extend_from_slice(&(collection.len() as u16).to_be_bytes());
+    k.extend_from_slice(collection);
+    k.extend_from_slice(&(entity.len() as u16).to_be_bytes());
+    k.extend_from_slice(entity.as_bytes());
+    if let Some(seq) = seq {
+        k.extend_from_slice(&seq.to_be_bytes());
+    }
+    k
+}
+
+/// Sizes of one event: serialized (bincode) and as stored by rush-store (envelope), plain
+/// and encrypted.
+struct EventSizes {
+    serialized: usize,
+    stored_plain: usize,
+    stored_encrypted: usize,
+    key: usize,
+}
+
+fn event_sizes() -> EventSizes {
+    let event = deposited(&account_id(123), 12_345, 1_000_000);
+    let serialized = bincode::serde::encode_to_vec(&event, bincode::config::standard())
+        .unwrap()
+        .len();
+    let stored = |key: Option<&[u8]>| {
+        let manager = MemoryManager::default();
+        let mut store =
+            Store::<Account>::new("accounts", &account_id(123), manager.clone(), key, true)
+                .unwrap();
+        store.persist(&event).unwrap();
+        let rows = manager.scan(&[1], &[2], 10, false).unwrap();
+        assert_eq!(rows.len(), 1, "one event record");
+        (rows[0].0.len(), rows[0].1.len())
+    };
+    let (key, stored_plain) = stored(None);
+    let (_, stored_encrypted) = stored(Some(&[7u8; 32]));
+    EventSizes {
+        serialized,
+        stored_plain,
+        stored_encrypted,
+        key,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Durable persist through actors.
+// ---------------------------------------------------------------------------------------
+
+struct ActorRow {
+    actors: usize,
+    encrypted: bool,
+    commands: u64,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    groups: u64,
+    members: u64,
+}
+
+async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let weak = Arc::downgrade(&backend);
+    let config = PersistenceConfig {
+        encryption_key: encrypted.then(|| SecretKey::from([7u8; 32])),
+        ..PersistenceConfig::default()
+    };
+    let persistence = Persistence::open_shared(backend, config).await.unwrap();
+
+    // Start (and recover, trivially) every actor before the clock runs.
+    let starts: Vec<_> = (0..actors)
+        .map(|i| {
+            let p = persistence.clone();
+            tokio::spawn(async move { p.get_or_spawn::<Account>(&account_id(i)).await })
+        })
+        .collect();
+    let mut entities: Vec<EntityRef<Account>> = Vec::with_capacity(actors);
+    for s in starts {
+        entities.push(s.await.unwrap().unwrap());
+    }
+
+    let begin = Instant::now();
+    let measure_from = begin + WARMUP;
+    let measure_to = measure_from + MEASURE;
+    let drivers: Vec<_> = entities
+        .into_iter()
+        .enumerate()
+        .map(|(i, entity)| {
+            let account = account_id(i);
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(4096);
+                let mut tag = 0u64;
+                loop {
+                    let sent = Instant::now();
+                    if sent >= measure_to {
+                        break;
+                    }
+                    tag += 1;
+                    entity
+                        .ask(Cmd::Deposit {
+                            account: account.clone(),
+                            amount_cents: 100 + (tag % 900),
+                            tag,
+                        })
+                        .await
+                        .expect("deposit");
+                    let replied = Instant::now();
+                    // Counted when the reply lands inside the window.
+                    if replied >= measure_from && replied <= measure_to {
+                        latencies.push(replied - sent);
+                    }
+                }
+                latencies
+            })
+        })
+        .collect();
+
+    tokio::time::sleep_until(measure_from.into()).await;
+    let stats_from = persistence.group_commit_stats();
+    tokio::time::sleep_until(measure_to.into()).await;
+    let stats_to = persistence.group_commit_stats();
+
+    let mut latencies = Vec::new();
+    for d in drivers {
+        latencies.extend(d.await.unwrap());
+    }
+    latencies.sort_unstable();
+    persistence.shutdown().await;
+    drop(persistence);
+    tokio::task::spawn_blocking(move || wait_dropped(&weak))
+        .await
+        .unwrap();
+    drop(dir);
+
+    let commands = latencies.len() as u64;
+    ActorRow {
+        actors,
+        encrypted,
+        commands,
+        rate: commands as f64 / MEASURE.as_secs_f64(),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+        groups: stats_to.0 - stats_from.0,
+        members: stats_to.1 - stats_from.1,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Raw sled baseline.
+// ---------------------------------------------------------------------------------------
+
+struct RawRow {
+    rate: f64,
+    group_p50: Duration,
+    group_p99: Duration,
+}
+
+/// For concurrency `n`: one batch of `n` event inserts per group, then `flush` + fsync of
+/// the `db` file. With `like_ours`, each member also reads its two guard keys and writes
+/// its head record, as rush-store's journal append does.
+fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled_config(dir.path()).open().unwrap();
+    let db_file = File::open(dir.path().join("db")).unwrap();
+    let value: Vec<u8> = (0..value_len).map(|i| (i * 31 + 7) as u8).collect();
+    let ids: Vec<String> = (0..n).map(account_id).collect();
+    let heads: Vec<Vec<u8>> = ids.iter().map(|id| record_key(3, id, None)).collect();
+
+    let begin = Instant::now();
+    let measure_from = begin + WARMUP;
+    let measure_to = measure_from + MEASURE;
+    let mut seq = 0u64;
+    let mut events = 0u64;
+    let mut groups = Vec::new();
+    loop {
+        let started = Instant::now();
+        if started >= measure_to {
+            break;
+        }
+        seq += 1;
+        let mut batch = sled::Batch::default();
+        for (id, head) in ids.iter().zip(&heads) {
+            let key = record_key(1, id, Some(seq));
+            if like_ours {
+                let h = db.get(head).unwrap();
+                assert_eq!(
+                    h.as_deref().map(<[u8]>::len),
+                    (seq > 1).then_some(8),
+                    "head record"
+                );
+                assert!(db.get(&key).unwrap().is_none(), "free slot");
+                batch.insert(head.as_slice(), &seq.to_be_bytes()[..]);
+            }
+            batch.insert(key, value.as_slice());
+        }
+        db.apply_batch(batch).unwrap();
+        db.flush().unwrap();
+        db_file.sync_data().unwrap();
+        let done = Instant::now();
+        if done >= measure_from && done <= measure_to {
+            events += n as u64;
+            groups.push(done - started);
+        }
+    }
+    groups.sort_unstable();
+    drop(db_file);
+    drop(db);
+    drop(dir);
+    RawRow {
+        rate: events as f64 / MEASURE.as_secs_f64(),
+        group_p50: percentile(&groups, 0.50),
+        group_p99: percentile(&groups, 0.99),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Recovery of 1,000 actors.
+// ---------------------------------------------------------------------------------------
+
+struct RecoveryRow {
+    populate: Duration,
+    open_db: Duration,
+    total: Duration,
+    caller_mean: Duration,
+    caller_p50: Duration,
+    caller_max: Duration,
+    recovery_mean: Duration,
+    recovery_max: Duration,
+    max_concurrent: usize,
+    size_on_disk: u64,
+    groups: u64,
+}
+
+fn expected_balance(i: usize) -> u64 {
+    (1..=RECOVERY_EVENTS)
+        .map(|tag| 100 + (i as u64 + tag) % 900)
+        .sum()
+}
+
+/// 1,000 entities, each 150 events with a snapshot at 100, written through `Store` with
+/// periodic durability and one flush at the end.
+fn populate(dir: &Path) {
+    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir).unwrap());
+    let weak = Arc::downgrade(&backend);
+    for i in 0..RECOVERY_ENTITIES {
+        let id = account_id(i);
+        let mut store =
+            Store::<Account>::with_backend("accounts", &id, Arc::clone(&backend), None, true)
+                .unwrap();
+        store.set_durability(Durability::Periodic);
+        let events: Vec<BankEvent> = (1..=RECOVERY_EVENTS)
+            .map(|tag| deposited(&id, 100 + (i as u64 + tag) % 900, tag))
+            .collect();
+        let (before, after) = events.split_at(SNAPSHOT_AT as usize);
+        store.persist_batch(before).unwrap();
+        let mut state = Account::default();
+        for e in before {
+            state.apply(e);
+        }
+        store.snapshot(&state).unwrap();
+        store.persist_batch(after).unwrap();
+    }
+    backend.flush().unwrap();
+    drop(backend);
+    wait_dropped(&weak);
+}
+
+async fn recovery_row() -> RecoveryRow {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let t = Instant::now();
+    tokio::task::spawn_blocking(move || populate(&path))
+        .await
+        .unwrap();
+    let populate_took = t.elapsed();
+
+    // A fresh database handle (sled's cache is cold; the OS page cache is not).
+    let t = Instant::now();
+    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let open_db = t.elapsed();
+    let size_on_disk = backend.size_on_disk().unwrap_or(0);
+    let weak = Arc::downgrade(&backend);
+    let persistence = Persistence::open_shared(backend, PersistenceConfig::default())
+        .await
+        .unwrap();
+    let max_concurrent = persistence.config().max_concurrent_recoveries;
+
+    let begin = Instant::now();
+    let tasks: Vec<_> = (0..RECOVERY_ENTITIES)
+        .map(|i| {
+            let p = persistence.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let entity = p.get_or_spawn::<Account>(&account_id(i)).await.unwrap();
+                let balance = entity.ask(Cmd::Balance).await.unwrap();
+                let took = t.elapsed();
+                assert_eq!(balance, expected_balance(i), "entity {i} recovered wrongly");
+                took
+            })
+        })
+        .collect();
+    let mut callers = Vec::with_capacity(RECOVERY_ENTITIES);
+    for t in tasks {
+        callers.push(t.await.unwrap());
+    }
+    let total = begin.elapsed();
+    callers.sort_unstable();
+
+    let recoveries: Vec<Duration> = (0..RECOVERY_ENTITIES)
+        .map(|i| {
+            persistence
+                .entity_metrics::<Account>(&account_id(i))
+                .unwrap()
+                .last_recovery_time
+        })
+        .collect();
+    let groups = persistence.group_commit_stats().0;
+    persistence.shutdown().await;
+    drop(persistence);
+    tokio::task::spawn_blocking(move || wait_dropped(&weak))
+        .await
+        .unwrap();
+    drop(dir);
+
+    RecoveryRow {
+        populate: populate_took,
+        open_db,
+        total,
+        caller_mean: callers.iter().sum::<Duration>() / RECOVERY_ENTITIES as u32,
+        caller_p50: percentile(&callers, 0.5),
+        caller_max: callers.last().copied().unwrap_or_default(),
+        recovery_mean: recoveries.iter().sum::<Duration>() / RECOVERY_ENTITIES as u32,
+        recovery_max: recoveries.iter().max().copied().unwrap_or_default(),
+        max_concurrent,
+        size_on_disk,
+        groups,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Main: run everything once and print the tables.
+// ---------------------------------------------------------------------------------------
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run_started = Instant::now();
+    let load_at_start = load_average();
+
+    println!("rush-actor benchmark (cargo bench -p rush-actor --bench actor_bench)");
+    println!("{}", machine_header());
+    let sizes = event_sizes();
+    println!(
+        "event: bincode {} B serialized; stored record {} B plain / {} B encrypted, key {} B \
+         (below the 128 B compression threshold, so compression on stores it as is)",
+        sizes.serialized, sizes.stored_plain, sizes.stored_encrypted, sizes.key
+    );
+    println!(
+        "each row: {} ms warm-up, then {} s measured; every actor driven by its own task, \
+         one ask at a time",
+        WARMUP.as_millis(),
+        MEASURE.as_secs()
+    );
+    println!();
+
+    // Per concurrency level: raw, raw with our ops, actors, raw again. The raw rate used
+    // for the ratio is the mean of the runs just before and just after the actor row, so
+    // that disk noise drifting over the run hits both sides alike.
+    let mut raw: Vec<(RawRow, RawRow)> = Vec::new();
+    let mut raw_like = Vec::new();
+    let mut ours = Vec::new();
+    for n in LEVELS {
+        eprintln!("running concurrency {n} ...");
+        let before = raw_row(n, sizes.stored_plain, false);
+        raw_like.push(raw_row(n, sizes.stored_plain, true));
+        ours.push(runtime.block_on(actor_row(n, false)));
+        raw.push((before, raw_row(n, sizes.stored_plain, false)));
+    }
+    eprintln!("running 1000 encrypted actors ...");
+    let encrypted = runtime.block_on(actor_row(1000, true));
+    eprintln!("running recovery ...");
+    let recovery = runtime.block_on(recovery_row());
+    let raw_rate = |(a, b): &(RawRow, RawRow)| (a.rate + b.rate) / 2.0;
+
+    println!("== 1. Durable persist through actors (Durability::Immediate, compression on) ==");
+    println!(
+        "{:<8} {:>6} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "actors",
+        "enc",
+        "commands",
+        "cmds/s",
+        "ask p50",
+        "ask p99",
+        "ask max",
+        "groups",
+        "members",
+        "avg grp",
+        "raw ev/s",
+        "ours/raw"
+    );
+    let rows = ours.iter().zip(raw.iter().map(raw_rate));
+    let rows = rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted, r)));
+    for (o, r) in rows {
+        let avg_group = if o.groups == 0 {
+            0.0
+        } else {
+            o.members as f64 / o.groups as f64
+        };
+        println!(
+            "{:<8} {:>6} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9.1} {:>9} {:>8.2}x",
+            o.actors,
+            if o.encrypted { "yes" } else { "no" },
+            o.commands,
+            fmt_rate(o.rate),
+            fmt_dur(o.p50),
+            fmt_dur(o.p99),
+            fmt_dur(o.max),
+            o.groups,
+            o.members,
+            avg_group,
+            fmt_rate(r),
+            o.rate / r
+        );
+    }
+    println!(
+        "(cmds/s: replies received in the measured window; groups/members: group commits in \
+         the window and the appends in them, members include the snapshot every 100 events; \
+         raw ev/s: mean of the two raw runs of table 2)"
+    );
+    println!();
+
+    println!(
+        "== 2. Raw sled baseline: Batch of N inserts ({} B values, {} B keys) + flush() + sync_data(db) per group ==",
+        sizes.stored_plain, sizes.key
+    );
+    println!(
+        "{:<5}| {:>10} {:>10} {:>10} {:>9} {:>9} | {:>11} {:>9} {:>9} | {:>8} {:>10}",
+        "N",
+        "before",
+        "after",
+        "mean ev/s",
+        "grp p50",
+        "grp p99",
+        "same-ops",
+        "grp p50",
+        "grp p99",
+        "ours/raw",
+        "ours/same"
+    );
+    for (((n, pair), l), o) in LEVELS.iter().zip(&raw).zip(&raw_like).zip(&ours) {
+        let (a, b) = pair;
+        println!(
+            "{:<5}| {:>10} {:>10} {:>10} {:>9} {:>9} | {:>11} {:>9} {:>9} | {:>7.2}x {:>9.2}x",
+            n,
+            fmt_rate(a.rate),
+            fmt_rate(b.rate),
+            fmt_rate(raw_rate(pair)),
+            fmt_dur(a.group_p50),
+            fmt_dur(a.group_p99),
+            fmt_rate(l.rate),
+            fmt_dur(l.group_p50),
+            fmt_dur(l.group_p99),
+            o.rate / raw_rate(pair),
+            o.rate / l.rate
+        );
+    }
+    println!(
+        "(before/after: raw runs just before and after the actor row, events/s; grp: one \
+         batch + flush + fsync. same-ops: what the journal append really writes, per event \
+         2 guard gets + event insert + head insert, informational)"
+    );
+    println!();
+
+    let ours_1000 = ours.last().unwrap();
+    let ratio = ours_1000.rate / raw.last().map(raw_rate).unwrap();
+    println!("== Targets ==");
+    println!(
+        "1,000 actors vs raw sled batched writes: {:.2}x (target >= {TARGET_RATIO}x): {}",
+        ratio,
+        if ratio >= TARGET_RATIO {
+            "MET"
+        } else {
+            "NOT MET"
+        }
+    );
+    let growth = ours_1000.rate / ours[0].rate;
+    let grows = ours.windows(2).all(|w| w[1].rate > w[0].rate);
+    println!(
+        "throughput growth 1,000 actors / 1 actor: {growth:.1}x; grows at every step 1 -> 10 -> 100 -> 1000: {}",
+        if grows { "MET" } else { "NOT MET" }
+    );
+    println!(
+        "encryption at 1,000 actors: {:.2}x the unencrypted rate",
+        encrypted.rate / ours_1000.rate
+    );
+    println!();
+
+    println!(
+        "== 3. Recovery: {RECOVERY_ENTITIES} actors x {RECOVERY_EVENTS} events (snapshot at {SNAPSHOT_AT} + {} events each) ==",
+        RECOVERY_EVENTS - SNAPSHOT_AT
+    );
+    println!(
+        "populate (Store::persist_batch, Durability::Periodic, one flush): {}; database {:.1} MiB on disk",
+        fmt_dur(recovery.populate),
+        recovery.size_on_disk as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "open SledManager on the folder: {}",
+        fmt_dur(recovery.open_db)
+    );
+    println!(
+        "get_or_spawn + read-only ask, all {RECOVERY_ENTITIES} at once: total {}, {} per actor (total / {RECOVERY_ENTITIES})",
+        fmt_dur(recovery.total),
+        fmt_dur(recovery.total / RECOVERY_ENTITIES as u32)
+    );
+    println!(
+        "per caller (spawn to reply, incl. waiting for a permit): mean {}, p50 {}, max {}",
+        fmt_dur(recovery.caller_mean),
+        fmt_dur(recovery.caller_p50),
+        fmt_dur(recovery.caller_max)
+    );
+    println!(
+        "per actor recovery (snapshot load + 50-event replay, EntityMetrics): mean {}, max {}",
+        fmt_dur(recovery.recovery_mean),
+        fmt_dur(recovery.recovery_max)
+    );
+    println!(
+        "max_concurrent_recoveries: {} (default); group commits during recovery: {}",
+        recovery.max_concurrent, recovery.groups
+    );
+    println!();
+    println!(
+        "whole run: {}; load average at start {} / at end {}",
+        fmt_dur(run_started.elapsed()),
+        load_at_start,
+        load_average()
+    );
+}

@@ -1,0 +1,756 @@
+//! rush-store against raw sled 0.34.7, one table per run.
+//!
+//! Run: `cargo bench -p rush-store --bench store_bench` (about 2-3 minutes on 2 cores).
+//!
+//! It measures, on fresh temporary folders, with a bank-like event of ~70 bytes of bincode:
+//! - persist throughput with `Durability::Immediate` (flush + fsync of `<dir>/db` per call)
+//!   and `Durability::Periodic`, one event per call and 100 per call, encryption and
+//!   compression on (plus batch 100 Immediate without encryption for reference), against
+//!   raw sled inserts / `apply_batch` of the same bincode bytes under keys of the same shape;
+//! - replay of 1,000,000 events with `Store::recover` (no snapshot), plain, compressed and
+//!   encrypted+compressed, against `Tree::range(..)` + bincode decode + apply on raw sled;
+//! - recovery time with a snapshot at the head, 1,000 versus 1,000,000 events of history;
+//! - peak heap (a counting global allocator) of replaying 1,000,000 events, ours and raw.
+//!
+//! Persist rows alternate ours and raw in rounds of ~1 s and report the medians. Progress
+//! goes to stderr, the table to stdout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss
+)]
+
+use peak_alloc::PeakAlloc;
+use rush_store::{Durability, Error, PersistentActor, SledManager, Store};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// Counts current and peak heap bytes (wraps `std::alloc::System` with two atomics). The
+/// workspace forbids `unsafe_code`, so the `GlobalAlloc` impl comes from `peak_alloc`.
+#[global_allocator]
+static ALLOC: PeakAlloc = PeakAlloc;
+
+const KEY: [u8; 32] = [0x5a; 32];
+const COLLECTION: &str = "accounts";
+const ENTITY: &str = "acct-000042";
+/// Events in the replay, memory and big-snapshot rows.
+const HISTORY: u64 = 1_000_000;
+/// Events per `persist_batch` when loading the history.
+const LOAD_BATCH: usize = 1000;
+/// Distinct pre-built events, cycled through (a multiple of `LOAD_BATCH` and of 100).
+const POOL: usize = 10_000;
+/// Timed rounds per persist row (ours and raw alternate) and the length of one round.
+const ROUNDS: usize = 3;
+const ROUND: Duration = Duration::from_secs(1);
+const WARMUP: Duration = Duration::from_millis(200);
+/// sled settings of `SledConfig::default()`, used for the raw baseline too.
+const CACHE_CAPACITY: u64 = 128 * 1024 * 1024;
+const FLUSH_EVERY_MS: u64 = 500;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum BankEvent {
+    Deposited {
+        iban: String,
+        amount_cents: u64,
+        currency: String,
+        reference: String,
+        at_ms: u64,
+    },
+    Withdrawn {
+        iban: String,
+        amount_cents: u64,
+        currency: String,
+        reference: String,
+        at_ms: u64,
+    },
+    FeeCharged {
+        amount_cents: u64,
+        code: String,
+        at_ms: u64,
+    },
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct Account {
+    balance_cents: i64,
+    deposits: u64,
+    withdrawals: u64,
+    fees: u64,
+    last_at_ms: u64,
+}
+
+impl PersistentActor for Account {
+    type Event = BankEvent;
+
+    fn apply(&mut self, event: &BankEvent) {
+        match event {
+            BankEvent::Deposited {
+                amount_cents,
+                at_ms,
+                ..
+            } => {
+                self.balance_cents = self.balance_cents.wrapping_add_unsigned(*amount_cents);
+                self.deposits += 1;
+                self.last_at_ms = *at_ms;
+            }
+            BankEvent::Withdrawn {
+                amount_cents,
+                at_ms,
+                ..
+            } => {
+                self.balance_cents = self.balance_cents.wrapping_sub_unsigned(*amount_cents);
+                self.withdrawals += 1;
+                self.last_at_ms = *at_ms;
+            }
+            BankEvent::FeeCharged {
+                amount_cents,
+                at_ms,
+                ..
+            } => {
+                self.balance_cents = self.balance_cents.wrapping_sub_unsigned(*amount_cents);
+                self.fees += 1;
+                self.last_at_ms = *at_ms;
+            }
+        }
+    }
+}
+
+fn make_event(i: u64) -> BankEvent {
+    let amount_cents = 100 + i.wrapping_mul(7919) % 9_999_900;
+    let at_ms = 1_717_000_000_000 + i * 37;
+    let iban = format!("DE8937040044{:010}", (i * 104_729) % 10_000_000_000);
+    let reference = format!("INV-{:08} payroll 2024-{:02}", i, i % 12 + 1);
+    match i % 10 {
+        0..=5 => BankEvent::Deposited {
+            iban,
+            amount_cents,
+            currency: "EUR".into(),
+            reference,
+            at_ms,
+        },
+        6..=8 => BankEvent::Withdrawn {
+            iban,
+            amount_cents: amount_cents / 2,
+            currency: "EUR".into(),
+            reference,
+            at_ms,
+        },
+        _ => BankEvent::FeeCharged {
+            amount_cents: 250,
+            code: format!("FEE-WIRE-{:04}", i % 10_000),
+            at_ms,
+        },
+    }
+}
+
+fn bincode_bytes(event: &BankEvent) -> Vec<u8> {
+    bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap()
+}
+
+/// `[kind 1][u16 len][collection][u16 len][entity][seq u64]`, big-endian: the shape of
+/// rush-store's event keys (keys.rs), so raw sled gets keys of the same length and order.
+fn event_key(seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 4 + COLLECTION.len() + ENTITY.len() + 8);
+    key.push(1);
+    for id in [COLLECTION, ENTITY] {
+        key.extend_from_slice(&u16::try_from(id.len()).unwrap().to_be_bytes());
+        key.extend_from_slice(id.as_bytes());
+    }
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Retries while a just-dropped database in the same folder still holds its lock.
+fn retry_open<T, E: std::fmt::Debug>(mut open: impl FnMut() -> Result<T, E>) -> T {
+    let mut last = None;
+    for _ in 0..100 {
+        match open() {
+            Ok(opened) => return opened,
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    panic!("cannot open the database: {last:?}");
+}
+
+fn open_store(dir: &Path, encrypted: bool, compressed: bool) -> Store<Account> {
+    let manager = retry_open(|| match SledManager::new(dir) {
+        Err(Error::DatabaseLocked { path }) => Err(path),
+        other => Ok(other.unwrap()),
+    });
+    Store::new(
+        COLLECTION,
+        ENTITY,
+        manager,
+        encrypted.then_some(&KEY[..]),
+        compressed,
+    )
+    .unwrap()
+}
+
+/// A raw sled database configured like `SledConfig::default()`, with our own handle on
+/// `<dir>/db` for fsync (what `SledManager::flush` does).
+struct Raw {
+    db: sled::Db,
+    db_file: File,
+    next_seq: u64,
+}
+
+impl Raw {
+    fn open(dir: &Path) -> Self {
+        let db = retry_open(|| {
+            sled::Config::new()
+                .path(dir)
+                .cache_capacity(CACHE_CAPACITY)
+                .flush_every_ms(Some(FLUSH_EVERY_MS))
+                .use_compression(false)
+                .open()
+        });
+        let db_file = File::open(dir.join("db")).unwrap();
+        Self {
+            db,
+            db_file,
+            next_seq: 1,
+        }
+    }
+
+    fn durable(&self) {
+        self.db.flush().unwrap();
+        self.db_file.sync_data().unwrap();
+    }
+
+    fn insert(&mut self, event: &BankEvent, durable: bool) {
+        self.db
+            .insert(event_key(self.next_seq), bincode_bytes(event))
+            .unwrap();
+        self.next_seq += 1;
+        if durable {
+            self.durable();
+        }
+    }
+
+    fn insert_batch(&mut self, events: &[BankEvent], durable: bool) {
+        let mut batch = sled::Batch::default();
+        for event in events {
+            batch.insert(event_key(self.next_seq), bincode_bytes(event));
+            self.next_seq += 1;
+        }
+        self.db.apply_batch(batch).unwrap();
+        if durable {
+            self.durable();
+        }
+    }
+
+    /// `tree.range(..)`, bincode-decode and apply every value.
+    fn replay(&self) -> (Account, u64) {
+        let mut state = Account::default();
+        let mut count = 0u64;
+        for item in self.db.range::<&[u8], _>(..) {
+            let (_, value) = item.unwrap();
+            let (event, _): (BankEvent, usize) =
+                bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
+            state.apply(&event);
+            count += 1;
+        }
+        (state, count)
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs `step` (which returns how many events it wrote) for at least `budget`: events/s.
+fn rate_round(budget: Duration, step: &mut dyn FnMut() -> u64) -> f64 {
+    let start = Instant::now();
+    let mut events = 0u64;
+    loop {
+        events += step();
+        let elapsed = start.elapsed();
+        if elapsed >= budget {
+            return events as f64 / elapsed.as_secs_f64();
+        }
+    }
+}
+
+/// Median events/s of ours and of raw, rounds alternating so that disk drift hits both.
+fn compare_rates(ours: &mut dyn FnMut() -> u64, raw: &mut dyn FnMut() -> u64) -> (f64, f64) {
+    rate_round(WARMUP, ours);
+    rate_round(WARMUP, raw);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        a.push(rate_round(ROUND, ours));
+        b.push(rate_round(ROUND, raw));
+    }
+    (median(a), median(b))
+}
+
+/// One persist row: ours with compression on, against raw sled, `batch` events per call.
+fn persist_row(
+    pool: &[BankEvent],
+    durability: Durability,
+    batch: usize,
+    encrypted: bool,
+) -> (f64, f64) {
+    let ours_dir = TempDir::new().unwrap();
+    let raw_dir = TempDir::new().unwrap();
+    let mut store = open_store(ours_dir.path(), encrypted, true);
+    store.set_durability(durability);
+    let mut raw = Raw::open(raw_dir.path());
+    let durable = durability == Durability::Immediate;
+    let batches = pool.len() / batch;
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut ours_step = || {
+        let events = &pool[(i % batches) * batch..][..batch];
+        i += 1;
+        if batch == 1 {
+            store.persist(&events[0]).unwrap();
+        } else {
+            store.persist_batch(events).unwrap();
+        }
+        batch as u64
+    };
+    let mut raw_step = || {
+        let events = &pool[(j % batches) * batch..][..batch];
+        j += 1;
+        if batch == 1 {
+            raw.insert(&events[0], durable);
+        } else {
+            raw.insert_batch(events, durable);
+        }
+        batch as u64
+    };
+    compare_rates(&mut ours_step, &mut raw_step)
+}
+
+/// Loads `HISTORY` events in `persist_batch`es of `LOAD_BATCH` (Periodic), one flush.
+/// Returns events/s of the load and facts about the stored records.
+fn load_ours(pool: &[BankEvent], dir: &Path, encrypted: bool, compressed: bool) -> (f64, String) {
+    let mut store = open_store(dir, encrypted, compressed);
+    store.set_durability(Durability::Periodic);
+    let started = Instant::now();
+    for chunk in 0..HISTORY / LOAD_BATCH as u64 {
+        let at = (chunk as usize * LOAD_BATCH) % pool.len();
+        store.persist_batch(&pool[at..at + LOAD_BATCH]).unwrap();
+    }
+    store.backend().flush().unwrap();
+    let rate = HISTORY as f64 / started.elapsed().as_secs_f64();
+    let record = store.backend().get(&event_key(1)).unwrap().unwrap();
+    let stats = store.compression_stats();
+    let facts = format!(
+        "stored record {} B, {} of {} events compressed, {:.1} MiB on disk",
+        record.len(),
+        stats.compressed_events,
+        stats.compressed_events + stats.uncompressed_events,
+        store.backend().size_on_disk().unwrap() as f64 / MIB
+    );
+    (rate, facts)
+}
+
+fn load_raw(pool: &[BankEvent], dir: &Path) -> (f64, String) {
+    let mut raw = Raw::open(dir);
+    let started = Instant::now();
+    for chunk in 0..HISTORY / LOAD_BATCH as u64 {
+        let at = (chunk as usize * LOAD_BATCH) % pool.len();
+        raw.insert_batch(&pool[at..at + LOAD_BATCH], false);
+    }
+    raw.db.flush().unwrap();
+    let rate = HISTORY as f64 / started.elapsed().as_secs_f64();
+    let value = raw.db.get(event_key(1)).unwrap().unwrap();
+    let facts = format!(
+        "stored value {} B (bincode), {:.1} MiB on disk",
+        value.len(),
+        raw.db.size_on_disk().unwrap() as f64 / MIB
+    );
+    (rate, facts)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Replays: the first run after opening (cold sled cache), then three warm runs.
+struct Replay {
+    cold_rate: f64,
+    warm_rate: f64,
+    cold_peak: usize,
+    warm_peak: usize,
+    state: Account,
+}
+
+fn measure_replay(mut run: impl FnMut() -> Account) -> Replay {
+    let mut rates = Vec::new();
+    let mut peaks = Vec::new();
+    let mut state = Account::default();
+    for _ in 0..4 {
+        let baseline = ALLOC.current_usage();
+        ALLOC.reset_peak_usage();
+        let started = Instant::now();
+        state = run();
+        let elapsed = started.elapsed();
+        peaks.push(ALLOC.peak_usage().saturating_sub(baseline));
+        rates.push(HISTORY as f64 / elapsed.as_secs_f64());
+    }
+    Replay {
+        cold_rate: rates[0],
+        warm_rate: median(rates[1..].to_vec()),
+        cold_peak: peaks[0],
+        warm_peak: peaks[1..].iter().copied().max().unwrap_or(0),
+        state,
+    }
+}
+
+fn replay_ours(dir: &Path, encrypted: bool, compressed: bool) -> Replay {
+    let store = open_store(dir, encrypted, compressed);
+    measure_replay(|| store.recover().unwrap().unwrap())
+}
+
+/// Median time of `store.recover()` with a snapshot at the head.
+fn snapshot_recovery(store: &mut Store<Account>, expected: &Account) -> Duration {
+    let state = store.recover().unwrap().unwrap();
+    assert_eq!(&state, expected);
+    store.snapshot(&state).unwrap();
+    assert_eq!(
+        store.snapshot_sequence_numbers().unwrap().last(),
+        Some(&store.highest_sequence_number())
+    );
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let started = Instant::now();
+        let recovered = store.recover().unwrap().unwrap();
+        times.push(started.elapsed().as_secs_f64());
+        assert_eq!(&recovered, expected);
+    }
+    Duration::from_secs_f64(median(times))
+}
+
+fn expected_state(pool: &[BankEvent], events: u64) -> Account {
+    let mut state = Account::default();
+    for seq in 0..events {
+        state.apply(&pool[seq as usize % pool.len()]);
+    }
+    state
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn vm_hwm() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `12345.6` -> `12,346`.
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate(value: f64) -> String {
+    format!("{} ev/s", thousands(value))
+}
+
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / MIB)
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.0} us", d.as_secs_f64() * 1e6)
+}
+
+struct Row {
+    operation: String,
+    ours: String,
+    raw: String,
+    ratio: String,
+    target: String,
+}
+
+impl Row {
+    fn new(operation: &str, ours: String, raw: String, ratio: Option<f64>) -> Self {
+        Self {
+            operation: operation.to_owned(),
+            ours,
+            raw,
+            ratio: ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
+            target: String::new(),
+        }
+    }
+
+    /// Marks the row with a target `ratio >= min`.
+    fn at_least(mut self, ratio: f64, min: f64) -> Self {
+        let met = if ratio >= min { "met" } else { "NOT MET" };
+        self.target = format!("target >= {min}x: {met}");
+        self
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    let header = ["operation", "ours", "raw sled", "ratio ours/raw", "target"];
+    let cells: Vec<[&str; 5]> = rows
+        .iter()
+        .map(|r| [&*r.operation, &*r.ours, &*r.raw, &*r.ratio, &*r.target])
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |row: [&str; 5]| {
+        let parts: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                let pad = w - cell.chars().count();
+                if i == 0 || i == 4 {
+                    format!("{cell}{}", " ".repeat(pad))
+                } else {
+                    format!("{}{cell}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        println!("| {} |", parts.join(" | "));
+    };
+    line(header);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    println!("|-{}-|", rule.join("-|-"));
+    for row in cells {
+        line(row);
+    }
+}
+
+fn main() {
+    let started = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let pool: Vec<BankEvent> = (0..POOL as u64).map(make_event).collect();
+    let sizes: Vec<usize> = pool.iter().map(|e| bincode_bytes(e).len()).collect();
+    let avg_size = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+    let (min_size, max_size) = (
+        sizes.iter().min().copied().unwrap_or(0),
+        sizes.iter().max().copied().unwrap_or(0),
+    );
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+
+    // 1-3: persist throughput.
+    let persist_rows = [
+        (
+            "persist, Immediate, batch 1, enc+comp",
+            Durability::Immediate,
+            1,
+            true,
+            false,
+        ),
+        (
+            "persist, Immediate, batch 100, enc+comp",
+            Durability::Immediate,
+            100,
+            true,
+            true,
+        ),
+        (
+            "persist, Periodic, batch 1, enc+comp",
+            Durability::Periodic,
+            1,
+            true,
+            false,
+        ),
+        (
+            "persist, Periodic, batch 100, enc+comp",
+            Durability::Periodic,
+            100,
+            true,
+            true,
+        ),
+        (
+            "persist, Immediate, batch 100, comp only (ref)",
+            Durability::Immediate,
+            100,
+            false,
+            false,
+        ),
+    ];
+    for (label, durability, batch, encrypted, target) in persist_rows {
+        eprintln!("[{:>5.1}s] {label} ...", started.elapsed().as_secs_f64());
+        let (ours, raw) = persist_row(&pool, durability, batch, encrypted);
+        let row = Row::new(label, rate(ours), rate(raw), Some(ours / raw));
+        rows.push(if target {
+            row.at_least(ours / raw, 0.5)
+        } else {
+            row
+        });
+    }
+
+    // 4-6: load 1M, replay it, memory of the replay, snapshot recovery.
+    let expected = expected_state(&pool, HISTORY);
+    eprintln!(
+        "[{:>5.1}s] loading 1M events into raw sled ...",
+        started.elapsed().as_secs_f64()
+    );
+    let raw_dir = TempDir::new().unwrap();
+    let (raw_load, raw_facts) = load_raw(&pool, raw_dir.path());
+    notes.push(format!("raw sled: {raw_facts}"));
+    let raw_replay = {
+        let raw = Raw::open(raw_dir.path());
+        measure_replay(|| {
+            let (state, count) = raw.replay();
+            assert_eq!(count, HISTORY);
+            state
+        })
+    };
+    assert_eq!(raw_replay.state, expected);
+    drop(raw_dir);
+
+    let variants = [
+        ("plain", false, false),
+        ("compressed", false, true),
+        ("enc+comp", true, true),
+    ];
+    let mut enc_replay = None;
+    let mut snapshot_1m = Duration::ZERO;
+    for (name, encrypted, compressed) in variants {
+        eprintln!(
+            "[{:>5.1}s] loading 1M events, {name} ...",
+            started.elapsed().as_secs_f64()
+        );
+        let dir = TempDir::new().unwrap();
+        let (load, facts) = load_ours(&pool, dir.path(), encrypted, compressed);
+        notes.push(format!("{name}: {facts}"));
+        rows.push(Row::new(
+            &format!("load 1M (batch 1000, Periodic, 1 flush), {name}"),
+            rate(load),
+            rate(raw_load),
+            Some(load / raw_load),
+        ));
+        eprintln!(
+            "[{:>5.1}s] replaying 1M events, {name} ...",
+            started.elapsed().as_secs_f64()
+        );
+        let replay = replay_ours(dir.path(), encrypted, compressed);
+        assert_eq!(replay.state, expected);
+        let ratio = replay.warm_rate / raw_replay.warm_rate;
+        let row = Row::new(
+            &format!("replay 1M, no snapshot, {name} (median of 3 warm)"),
+            rate(replay.warm_rate),
+            rate(raw_replay.warm_rate),
+            Some(ratio),
+        );
+        rows.push(if encrypted {
+            row.at_least(ratio, 0.5)
+        } else {
+            row
+        });
+        if encrypted {
+            eprintln!(
+                "[{:>5.1}s] snapshot at the head of 1M ...",
+                started.elapsed().as_secs_f64()
+            );
+            let mut store = open_store(dir.path(), encrypted, compressed);
+            snapshot_1m = snapshot_recovery(&mut store, &expected);
+            enc_replay = Some(replay);
+        }
+    }
+    let enc_replay = enc_replay.unwrap();
+    rows.push(Row::new(
+        "replay 1M, enc+comp, first run after open (cold cache)",
+        rate(enc_replay.cold_rate),
+        rate(raw_replay.cold_rate),
+        Some(enc_replay.cold_rate / raw_replay.cold_rate),
+    ));
+
+    eprintln!(
+        "[{:>5.1}s] snapshot at the head of 1k ...",
+        started.elapsed().as_secs_f64()
+    );
+    let snapshot_1k = {
+        let dir = TempDir::new().unwrap();
+        let mut store = open_store(dir.path(), true, true);
+        store.set_durability(Durability::Periodic);
+        store.persist_batch(&pool[..1000]).unwrap();
+        store.set_durability(Durability::Immediate);
+        snapshot_recovery(&mut store, &expected_state(&pool, 1000))
+    };
+    rows.push(Row::new(
+        "recover, snapshot at head, 1k history, enc+comp",
+        micros(snapshot_1k),
+        "-".into(),
+        None,
+    ));
+    let growth = snapshot_1m.as_secs_f64() / snapshot_1k.as_secs_f64();
+    let mut row = Row::new(
+        "recover, snapshot at head, 1M history, enc+comp",
+        micros(snapshot_1m),
+        "-".into(),
+        None,
+    );
+    row.ratio = format!("1M/1k {growth:.2}x");
+    row.target = format!(
+        "target 1M/1k <= 2x: {}",
+        if growth <= 2.0 { "met" } else { "NOT MET" }
+    );
+    rows.push(row);
+
+    let peak_ratio = |ours: usize, raw: usize| (raw > 0).then(|| ours as f64 / raw as f64);
+    rows.push(Row::new(
+        "peak heap, replay 1M, enc+comp, cold (1st after open)",
+        mib(enc_replay.cold_peak),
+        mib(raw_replay.cold_peak),
+        peak_ratio(enc_replay.cold_peak, raw_replay.cold_peak),
+    ));
+    rows.push(Row::new(
+        "peak heap, replay 1M, enc+comp, warm (max of 3)",
+        mib(enc_replay.warm_peak),
+        mib(raw_replay.warm_peak),
+        peak_ratio(enc_replay.warm_peak, raw_replay.warm_peak),
+    ));
+
+    println!();
+    println!(
+        "rush-store bench: {} | {cores} CPUs (available_parallelism) | sled 0.34.7 | cache {} MiB | {:.0} s total",
+        cpu_model(),
+        CACHE_CAPACITY / (1024 * 1024),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "event: bincode {avg_size:.0} B avg ({min_size}-{max_size} B), key {} B; persist rows: median of {ROUNDS} alternating {} s rounds",
+        event_key(1).len(),
+        ROUND.as_secs()
+    );
+    println!();
+    print_table(&rows);
+    println!();
+    for note in notes {
+        println!("note: {note}");
+    }
+    println!("VmHWM at exit: {}", vm_hwm());
+}
