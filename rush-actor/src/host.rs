@@ -242,7 +242,13 @@ impl<S: EventSourced> HostState<S> {
         let batch = prepared.take_batch();
         let bytes = batch.payload_bytes();
         let started = Instant::now();
-        let outcome = self.args.shared.writer.commit(batch).await;
+        let outcome = self
+            .args
+            .shared
+            .writer
+            .commit(batch)
+            .instrument(debug_span!("persist", events = events.len(), expected))
+            .await;
         if let Err(error) = self.store.settle_commit(expected, outcome) {
             return Err(PersistFailure::fatal(error));
         }
@@ -269,7 +275,13 @@ impl<S: EventSourced> HostState<S> {
                 return Ok(());
             }
         };
-        let outcome = self.args.shared.writer.commit(prepared.take_batch()).await;
+        let outcome = self
+            .args
+            .shared
+            .writer
+            .commit(prepared.take_batch())
+            .instrument(debug_span!("snapshot", seq))
+            .await;
         self.store.settle_commit(seq, outcome)?;
         let before = self.store.compression_stats();
         self.store.complete_snapshot(&prepared);

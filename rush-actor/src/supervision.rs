@@ -13,7 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn};
 
 /// Messages of the supervisor (internal).
 #[derive(Debug)]
@@ -184,6 +184,7 @@ fn restart(
     name: &str,
     incarnation: u64,
 ) {
+    let _span = info_span!("restart", entity = name, incarnation = incarnation + 1).entered();
     let mut slots = state.table.lock();
     let Some(slot) = slots.get_mut(name) else {
         return;
