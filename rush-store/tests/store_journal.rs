@@ -24,9 +24,7 @@ fn deposits(n: u64) -> Vec<BankEvent> {
 #[test]
 fn sequence_numbers_start_at_one_and_are_contiguous() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "a", db.backend.clone(), None, false)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("a", None, false);
         assert_eq!(store.persist(&opened("a", 0.0)).unwrap(), 1, "{}", db.name);
         assert_eq!(store.persist_batch(&deposits(3)).unwrap(), 4);
         assert_eq!(store.persist(&deposit(1.0, 4.0)).unwrap(), 5);
@@ -44,9 +42,7 @@ fn sequence_numbers_start_at_one_and_are_contiguous() {
 #[test]
 fn ranges_are_inclusive_and_out_of_range_is_empty() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "a", db.backend.clone(), None, true)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("a", None, true);
         store.persist_batch(&deposits(10)).unwrap();
         assert_eq!(store.events(0, u64::MAX).unwrap(), deposits(10));
         assert_eq!(store.events(3, 5).unwrap(), deposits(10)[2..5].to_vec());
@@ -97,9 +93,7 @@ fn a_batch_with_one_bad_event_writes_nothing() {
 #[test]
 fn envelopes_carry_timestamps_and_can_be_selected_by_time() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "t", db.backend.clone(), None, false)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("t", None, false);
         let before = SystemTime::now() - Duration::from_millis(1);
         store.persist_batch(&deposits(2)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
@@ -123,22 +117,8 @@ fn envelopes_carry_timestamps_and_can_be_selected_by_time() {
 #[test]
 fn a_stale_writer_gets_a_conflict_and_writes_nothing() {
     for db in each_backend() {
-        let mut first = Store::<BankAccount>::with_backend(
-            "accounts",
-            "shared",
-            db.backend.clone(),
-            None,
-            false,
-        )
-        .unwrap();
-        let mut second = Store::<BankAccount>::with_backend(
-            "accounts",
-            "shared",
-            db.backend.clone(),
-            None,
-            false,
-        )
-        .unwrap();
+        let mut first = db.open::<BankAccount>("shared", None, false);
+        let mut second = db.open::<BankAccount>("shared", None, false);
         first.persist(&opened("shared", 10.0)).unwrap();
         let err = second.persist(&opened("shared", 99.0)).unwrap_err();
         assert!(
@@ -234,9 +214,7 @@ fn many_threads_racing_on_one_entity_never_overwrite_each_other() {
             .flat_map(|t| t.join().unwrap())
             .collect();
         all.sort_by_key(|(seq, _)| *seq);
-        let store =
-            Store::<BankAccount>::with_backend("accounts", "race", db.backend.clone(), None, false)
-                .unwrap();
+        let store = db.open::<BankAccount>("race", None, false);
         assert_eq!(
             all.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             (1..=200).collect::<Vec<_>>()
@@ -252,26 +230,12 @@ fn many_threads_racing_on_one_entity_never_overwrite_each_other() {
 fn everything_is_there_after_reopening() {
     for mut db in each_backend() {
         {
-            let mut store = Store::<BankAccount>::with_backend(
-                "accounts",
-                "r",
-                db.backend.clone(),
-                Some(bank::KEY),
-                true,
-            )
-            .unwrap();
+            let mut store = db.open::<BankAccount>("r", Some(bank::KEY), true);
             store.persist(&opened("r", 5.0)).unwrap();
             store.persist_batch(&deposits(20)).unwrap();
         }
         db.reopen();
-        let mut store = Store::<BankAccount>::with_backend(
-            "accounts",
-            "r",
-            db.backend.clone(),
-            Some(bank::KEY),
-            true,
-        )
-        .unwrap();
+        let mut store = db.open::<BankAccount>("r", Some(bank::KEY), true);
         assert_eq!(store.highest_sequence_number(), 21, "{}", db.name);
         assert_eq!(store.persist(&deposit(1.0, 21.0)).unwrap(), 22);
         assert_eq!(store.events(0, u64::MAX).unwrap().len(), 22);
@@ -337,23 +301,14 @@ fn bad_ids_are_clear_errors() {
 fn periodic_durability_still_reads_back_and_survives_a_clean_reopen() {
     for mut db in each_backend() {
         {
-            let mut store = Store::<BankAccount>::with_backend(
-                "accounts",
-                "p",
-                db.backend.clone(),
-                None,
-                false,
-            )
-            .unwrap();
+            let mut store = db.open::<BankAccount>("p", None, false);
             store.set_durability(Durability::Periodic);
             store.persist_batch(&deposits(100)).unwrap();
             assert_eq!(store.events(0, u64::MAX).unwrap().len(), 100);
             db.backend.flush().unwrap();
         }
         db.reopen();
-        let store =
-            Store::<BankAccount>::with_backend("accounts", "p", db.backend.clone(), None, false)
-                .unwrap();
+        let store = db.open::<BankAccount>("p", None, false);
         assert_eq!(store.recover().unwrap().unwrap().transaction_count, 100);
     }
 }
@@ -361,9 +316,7 @@ fn periodic_durability_still_reads_back_and_survives_a_clean_reopen() {
 #[test]
 fn metrics_count_what_this_handle_did() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "m", db.backend.clone(), None, true)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("m", None, true);
         assert_eq!(store.metrics().events_persisted, 0);
         assert!(store.metrics().last_event_timestamp.is_none());
         store.persist(&opened("m", 1.0)).unwrap();
@@ -382,9 +335,7 @@ fn metrics_count_what_this_handle_did() {
 #[tokio::test]
 async fn health_check_probes_the_database() {
     for db in each_backend() {
-        let store =
-            Store::<BankAccount>::with_backend("accounts", "h", db.backend.clone(), None, false)
-                .unwrap();
+        let store = db.open::<BankAccount>("h", None, false);
         let report = store.health_check().await.unwrap();
         assert_eq!(
             report.status,

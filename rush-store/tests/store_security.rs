@@ -57,24 +57,10 @@ fn every_combination_of_encryption_and_compression_round_trips() {
         {
             let entity = format!("combo-{i}");
             let key = key.map(|k| &k[..]);
-            let mut store = Store::<BankAccount>::with_backend(
-                "accounts",
-                &entity,
-                db.backend.clone(),
-                key,
-                compress,
-            )
-            .unwrap();
+            let mut store = db.open::<BankAccount>(&entity, key, compress);
             store.persist_batch(&history()).unwrap();
             store.snapshot(&store.recover().unwrap().unwrap()).unwrap();
-            let reopened = Store::<BankAccount>::with_backend(
-                "accounts",
-                &entity,
-                db.backend.clone(),
-                key,
-                compress,
-            )
-            .unwrap();
+            let reopened = db.open::<BankAccount>(&entity, key, compress);
             assert_eq!(
                 reopened.events(0, u64::MAX).unwrap(),
                 history(),
@@ -98,14 +84,7 @@ fn every_combination_of_encryption_and_compression_round_trips() {
 #[test]
 fn encrypted_records_do_not_contain_the_plaintext() {
     for db in each_backend() {
-        let mut store = Store::<BankAccount>::with_backend(
-            "accounts",
-            "secret",
-            db.backend.clone(),
-            Some(KEY),
-            false,
-        )
-        .unwrap();
+        let mut store = db.open::<BankAccount>("secret", Some(KEY), false);
         store
             .persist(&opened("TOP-SECRET-ACCOUNT-NAME", 1.0))
             .unwrap();
@@ -140,20 +119,11 @@ fn a_key_of_the_wrong_length_is_refused() {
 #[test]
 fn the_wrong_key_is_a_clear_error_never_garbage() {
     for db in each_backend() {
-        let mut store = Store::<BankAccount>::with_backend(
-            "accounts",
-            "wk",
-            db.backend.clone(),
-            Some(KEY),
-            true,
-        )
-        .unwrap();
+        let mut store = db.open::<BankAccount>("wk", Some(KEY), true);
         store.persist_batch(&history()).unwrap();
         store.snapshot(&BankAccount::default()).unwrap();
         for key in [Some(&OTHER_KEY[..]), None] {
-            let wrong =
-                Store::<BankAccount>::with_backend("accounts", "wk", db.backend.clone(), key, true)
-                    .unwrap();
+            let wrong = db.open::<BankAccount>("wk", key, true);
             assert!(matches!(wrong.recover(), Err(Error::Decryption { .. })));
             assert!(matches!(
                 wrong.events(0, u64::MAX),
@@ -173,9 +143,7 @@ fn tampered_torn_and_moved_records_are_detected() {
     for key in [None, Some(&KEY[..])] {
         for db in each_backend() {
             let backend = db.backend.as_ref();
-            let mut store =
-                Store::<BankAccount>::with_backend("accounts", "t", db.backend.clone(), key, true)
-                    .unwrap();
+            let mut store = db.open::<BankAccount>("t", key, true);
             store.persist_batch(&history()).unwrap();
             let original = records(backend, 1);
 
@@ -228,14 +196,7 @@ fn tampered_torn_and_moved_records_are_detected() {
 #[test]
 fn rotation_reencrypts_everything_and_the_old_key_no_longer_opens_it() {
     for db in each_backend() {
-        let mut store = Store::<BankAccount>::with_backend(
-            "accounts",
-            "rot",
-            db.backend.clone(),
-            Some(KEY),
-            true,
-        )
-        .unwrap();
+        let mut store = db.open::<BankAccount>("rot", Some(KEY), true);
         store.persist_batch(&history()).unwrap();
         store.snapshot(&store.recover().unwrap().unwrap()).unwrap();
         let before = store.recover().unwrap();
@@ -245,24 +206,10 @@ fn rotation_reencrypts_everything_and_the_old_key_no_longer_opens_it() {
         );
         // The handle goes on with the new key.
         store.persist(&deposit(1.0, 1.0)).unwrap();
-        let fresh = Store::<BankAccount>::with_backend(
-            "accounts",
-            "rot",
-            db.backend.clone(),
-            Some(OTHER_KEY),
-            true,
-        )
-        .unwrap();
+        let fresh = db.open::<BankAccount>("rot", Some(OTHER_KEY), true);
         assert_eq!(fresh.events(0, history().len() as u64).unwrap(), history());
         assert!(fresh.verify_integrity().unwrap().is_ok());
-        let old = Store::<BankAccount>::with_backend(
-            "accounts",
-            "rot",
-            db.backend.clone(),
-            Some(KEY),
-            true,
-        )
-        .unwrap();
+        let old = db.open::<BankAccount>("rot", Some(KEY), true);
         assert!(matches!(old.recover(), Err(Error::Decryption { .. })));
         assert_eq!(store.recover_at(history().len() as u64).unwrap(), before);
         // Rotating to the same key again has nothing to do.
@@ -333,24 +280,10 @@ fn an_interrupted_rotation_leaves_every_record_readable_and_finishes_when_run_ag
 #[test]
 fn a_plain_entity_can_be_encrypted_by_rotation() {
     for db in each_backend() {
-        let mut plain = Store::<BankAccount>::with_backend(
-            "accounts",
-            "migrate",
-            db.backend.clone(),
-            None,
-            true,
-        )
-        .unwrap();
+        let mut plain = db.open::<BankAccount>("migrate", None, true);
         plain.persist_batch(&history()).unwrap();
         // A keyed store refuses unauthenticated records.
-        let keyed = Store::<BankAccount>::with_backend(
-            "accounts",
-            "migrate",
-            db.backend.clone(),
-            Some(KEY),
-            true,
-        )
-        .unwrap();
+        let keyed = db.open::<BankAccount>("migrate", Some(KEY), true);
         assert!(matches!(keyed.recover(), Err(Error::Decryption { .. })));
         plain.rotate_encryption_key(KEY).unwrap();
         assert_eq!(keyed.events(0, u64::MAX).unwrap(), history());

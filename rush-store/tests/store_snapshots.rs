@@ -34,14 +34,7 @@ fn account_with(store: &mut Store<BankAccount>, deposits: u64, snapshot_every: u
 #[test]
 fn recover_is_none_for_an_entity_never_written() {
     for db in each_backend() {
-        let store = Store::<BankAccount>::with_backend(
-            "accounts",
-            "nobody",
-            db.backend.clone(),
-            None,
-            false,
-        )
-        .unwrap();
+        let store = db.open::<BankAccount>("nobody", None, false);
         assert_eq!(store.recover().unwrap(), None);
         assert_eq!(store.recover_at(0).unwrap(), None);
     }
@@ -50,9 +43,7 @@ fn recover_is_none_for_an_entity_never_written() {
 #[test]
 fn recovery_uses_the_newest_snapshot_and_the_events_after_it() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "s", db.backend.clone(), None, true)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("s", None, true);
         let expected = account_with(&mut store, 100, 25);
         store.persist(&deposit(5.0, 1005.0)).unwrap();
         let recovered = store.recover().unwrap().unwrap();
@@ -72,9 +63,7 @@ fn recovery_uses_the_newest_snapshot_and_the_events_after_it() {
 #[test]
 fn only_the_newest_k_snapshots_are_kept() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "k", db.backend.clone(), None, false)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("k", None, false);
         store.set_snapshots_to_keep(3).unwrap();
         account_with(&mut store, 100, 10);
         assert_eq!(
@@ -95,9 +84,7 @@ fn only_the_newest_k_snapshots_are_kept() {
 #[test]
 fn time_travel_rebuilds_any_past_state() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "tt", db.backend.clone(), None, false)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("tt", None, false);
         account_with(&mut store, 60, 25);
         for seq in [1u64, 2, 25, 26, 27, 50, 51, 61] {
             let at = store.recover_at(seq).unwrap().unwrap();
@@ -115,14 +102,7 @@ fn time_travel_rebuilds_any_past_state() {
 fn covered_history_can_be_deleted_and_recovery_still_works() {
     for mut db in each_backend() {
         {
-            let mut store = Store::<BankAccount>::with_backend(
-                "accounts",
-                "d",
-                db.backend.clone(),
-                None,
-                false,
-            )
-            .unwrap();
+            let mut store = db.open::<BankAccount>("d", None, false);
             account_with(&mut store, 50, 20);
             assert!(
                 matches!(store.delete_events_to(45), Err(Error::InvalidArgument(_))),
@@ -143,9 +123,7 @@ fn covered_history_can_be_deleted_and_recovery_still_works() {
             assert_eq!(store.recover_at(41).unwrap().unwrap().transaction_count, 40);
         }
         db.reopen();
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "d", db.backend.clone(), None, false)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("d", None, false);
         assert_eq!(
             store.persist(&deposit(1.0, 501.0)).unwrap(),
             52,
@@ -158,14 +136,7 @@ fn covered_history_can_be_deleted_and_recovery_still_works() {
 #[test]
 fn an_unreadable_snapshot_is_an_error_not_a_replay_from_zero() {
     for db in each_backend() {
-        let mut store = Store::<BankAccount>::with_backend(
-            "accounts",
-            "bad-snap",
-            db.backend.clone(),
-            None,
-            false,
-        )
-        .unwrap();
+        let mut store = db.open::<BankAccount>("bad-snap", None, false);
         account_with(&mut store, 10, 10);
         damage_all(db.backend.as_ref(), 2);
         let err = store.recover().unwrap_err();
@@ -179,9 +150,7 @@ fn an_unreadable_snapshot_is_an_error_not_a_replay_from_zero() {
 #[test]
 fn a_missing_event_is_detected_on_recovery_and_reads() {
     for db in each_backend() {
-        let mut store =
-            Store::<BankAccount>::with_backend("accounts", "gap", db.backend.clone(), None, false)
-                .unwrap();
+        let mut store = db.open::<BankAccount>("gap", None, false);
         account_with(&mut store, 10, 0);
         let events = db.backend.scan(&[1], &[2], 100, false).unwrap();
         let (fifth, _) = &events[4];

@@ -14,6 +14,17 @@ pub struct Fresh {
 }
 
 impl Fresh {
+    /// A store of entity `entity` in collection "accounts" on this database.
+    pub fn open<A: rush_store::PersistentActor>(
+        &self,
+        entity: &str,
+        key: Option<&[u8]>,
+        compressed: bool,
+    ) -> rush_store::Store<A> {
+        rush_store::Store::with_backend("accounts", entity, self.backend.clone(), key, compressed)
+            .unwrap()
+    }
+
     /// The same database again (for sled: after dropping every handle, a real reopen).
     pub fn reopen(&mut self) {
         if let Some(dir) = &self.dir {
