@@ -185,6 +185,67 @@ fn filesystem_of(path: &Path) -> String {
         .map_or_else(|| "unknown fs".into(), |(_, s)| s)
 }
 
+/// CPU time of the whole machine and of this process, to tell how much of a measured
+/// window other processes took (this machine is shared: builds and tests of other work
+/// make the figures incomparable).
+#[derive(Clone, Copy)]
+struct CpuSample {
+    /// Busy ticks of all cores (user, nice, system, irq, softirq), from `/proc/stat`.
+    machine_busy: u64,
+    /// Ticks stolen by the hypervisor.
+    steal: u64,
+    /// Ticks of this process (utime + stime), from `/proc/self/stat`.
+    own: u64,
+    at: Instant,
+}
+
+/// Linux reports CPU time in USER_HZ ticks, 100 per second on x86-64.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+fn cpu_sample() -> CpuSample {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
+    let own_stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15.
+    let after_comm: Vec<u64> = own_stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let own = after_comm.get(11).copied().unwrap_or(0) + after_comm.get(12).copied().unwrap_or(0);
+    CpuSample {
+        machine_busy: field(0) + field(1) + field(2) + field(5) + field(6),
+        steal: field(7),
+        own,
+        at: Instant::now(),
+    }
+}
+
+/// Share of the machine's cores (0..1) busy with other processes (and stolen by the
+/// hypervisor) between two samples.
+fn other_cpu(from: CpuSample, to: CpuSample) -> f64 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
+    let capacity = (to.at - from.at).as_secs_f64() * TICKS_PER_SECOND * cores;
+    let foreign = (to.machine_busy.saturating_sub(from.machine_busy)
+        + to.steal.saturating_sub(from.steal))
+    .saturating_sub(to.own.saturating_sub(from.own));
+    if capacity <= 0.0 {
+        0.0
+    } else {
+        (foreign as f64 / capacity).min(1.0)
+    }
+}
+
 /// The 1-minute load average: above ~0.5 before the run, something else competes for
 /// the two cores and the figures are not comparable.
 fn load_average() -> String {
@@ -303,6 +364,7 @@ struct ActorRow {
     max: Duration,
     groups: u64,
     members: u64,
+    other_cpu: f64,
 }
 
 async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
@@ -365,8 +427,10 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
 
     tokio::time::sleep_until(measure_from.into()).await;
     let stats_from = persistence.group_commit_stats();
+    let cpu_from = cpu_sample();
     tokio::time::sleep_until(measure_to.into()).await;
     let stats_to = persistence.group_commit_stats();
+    let cpu_to = cpu_sample();
 
     let mut latencies = Vec::new();
     for d in drivers {
@@ -391,6 +455,7 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
         max: latencies.last().copied().unwrap_or_default(),
         groups: stats_to.0 - stats_from.0,
         members: stats_to.1 - stats_from.1,
+        other_cpu: other_cpu(cpu_from, cpu_to),
     }
 }
 
@@ -400,6 +465,7 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
 
 struct RawRow {
     rate: f64,
+    other_cpu: f64,
     group_p50: Duration,
     group_p99: Duration,
 }
@@ -421,10 +487,14 @@ fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
     let mut seq = 0u64;
     let mut events = 0u64;
     let mut groups = Vec::new();
+    let mut cpu_from = None;
     loop {
         let started = Instant::now();
         if started >= measure_to {
             break;
+        }
+        if cpu_from.is_none() && started >= measure_from {
+            cpu_from = Some(cpu_sample());
         }
         seq += 1;
         let mut batch = sled::Batch::default();
@@ -451,11 +521,13 @@ fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
             groups.push(done - started);
         }
     }
+    let cpu_to = cpu_sample();
     groups.sort_unstable();
     drop(db_file);
     drop(db);
     drop(dir);
     RawRow {
+        other_cpu: cpu_from.map_or(0.0, |from| other_cpu(from, cpu_to)),
         rate: events as f64 / MEASURE.as_secs_f64(),
         group_p50: percentile(&groups, 0.50),
         group_p99: percentile(&groups, 0.99),
@@ -598,6 +670,7 @@ fn main() {
         .unwrap();
     let run_started = Instant::now();
     let load_at_start = load_average();
+    let cpu_at_start = cpu_sample();
 
     println!("rush-actor benchmark (cargo bench -p rush-actor --bench actor_bench)");
     println!("{}", machine_header());
@@ -636,7 +709,7 @@ fn main() {
 
     println!("== 1. Durable persist through actors (Durability::Immediate, compression on) ==");
     println!(
-        "{:<8} {:>6} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
         "actors",
         "enc",
         "commands",
@@ -648,7 +721,8 @@ fn main() {
         "members",
         "avg grp",
         "raw ev/s",
-        "ours/raw"
+        "ours/raw",
+        "other"
     );
     let rows = ours.iter().zip(raw.iter().map(raw_rate));
     let rows = rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted, r)));
@@ -659,7 +733,7 @@ fn main() {
             o.members as f64 / o.groups as f64
         };
         println!(
-            "{:<8} {:>6} {:>9} {:>10} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9.1} {:>9} {:>8.2}x",
+            "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
             o.actors,
             if o.encrypted { "yes" } else { "no" },
             o.commands,
@@ -671,13 +745,15 @@ fn main() {
             o.members,
             avg_group,
             fmt_rate(r),
-            o.rate / r
+            o.rate / r,
+            o.other_cpu * 100.0
         );
     }
     println!(
         "(cmds/s: replies received in the measured window; groups/members: group commits in \
          the window and the appends in them, members include the snapshot every 100 events; \
-         raw ev/s: mean of the two raw runs of table 2)"
+         raw ev/s: mean of the two raw runs of table 2; other: share of the 2 cores that \
+         other processes or the hypervisor took during the window)"
     );
     println!();
 
@@ -686,7 +762,7 @@ fn main() {
         sizes.stored_plain, sizes.key
     );
     println!(
-        "{:<5}| {:>10} {:>10} {:>10} {:>9} {:>9} | {:>11} {:>9} {:>9} | {:>8} {:>10}",
+        "{:<5}| {:>9} {:>9} {:>10} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>8} {:>9} | {:>6}",
         "N",
         "before",
         "after",
@@ -697,12 +773,13 @@ fn main() {
         "grp p50",
         "grp p99",
         "ours/raw",
-        "ours/same"
+        "ours/same",
+        "other"
     );
     for (((n, pair), l), o) in LEVELS.iter().zip(&raw).zip(&raw_like).zip(&ours) {
         let (a, b) = pair;
         println!(
-            "{:<5}| {:>10} {:>10} {:>10} {:>9} {:>9} | {:>11} {:>9} {:>9} | {:>7.2}x {:>9.2}x",
+            "{:<5}| {:>9} {:>9} {:>10} {:>9} {:>9} | {:>9} {:>9} {:>9} | {:>7.2}x {:>8.2}x | {:>5.0}%",
             n,
             fmt_rate(a.rate),
             fmt_rate(b.rate),
@@ -713,13 +790,15 @@ fn main() {
             fmt_dur(l.group_p50),
             fmt_dur(l.group_p99),
             o.rate / raw_rate(pair),
-            o.rate / l.rate
+            o.rate / l.rate,
+            a.other_cpu.max(b.other_cpu).max(l.other_cpu) * 100.0
         );
     }
     println!(
         "(before/after: raw runs just before and after the actor row, events/s; grp: one \
          batch + flush + fsync. same-ops: what the journal append really writes, per event \
-         2 guard gets + event insert + head insert, informational)"
+         2 guard gets + event insert + head insert, informational; other: the most CPU other \
+         processes took during the three raw runs)"
     );
     println!();
 
@@ -782,9 +861,16 @@ fn main() {
     );
     println!();
     println!(
-        "whole run: {}; load average at start {} / at end {}",
+        "whole run: {}; load average at start {} / at end {}; other processes took {:.0}% of \
+         the cores during the run{}",
         fmt_dur(run_started.elapsed()),
         load_at_start,
-        load_average()
+        load_average(),
+        other_cpu(cpu_at_start, cpu_sample()) * 100.0,
+        if other_cpu(cpu_at_start, cpu_sample()) > 0.10 {
+            " (WARNING: the machine was shared, figures are not comparable)"
+        } else {
+            ""
+        }
     );
 }

@@ -11,6 +11,9 @@ pub(crate) mod sled_manager;
 use crate::error::Result;
 use std::fmt::Debug;
 
+/// What [`Backend::visit_range`] calls for each entry: `Ok(true)` to go on.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// One write of a [`WriteBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
@@ -94,6 +97,29 @@ pub trait Backend: Send + Sync + Debug + 'static {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Calls `visit` with each entry `start <= key < end`, ascending, until it returns
+    /// `Ok(false)` or an error. The default pages through [`Backend::scan`]; an engine
+    /// overrides it to lend its own buffers, so that a replay copies nothing per record.
+    fn visit_range(&self, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        const PAGE: usize = 512;
+        let mut from = start.to_vec();
+        loop {
+            let page = self.scan(&from, end, PAGE, false)?;
+            for (key, value) in &page {
+                if !visit(key, value)? {
+                    return Ok(());
+                }
+            }
+            match page.last() {
+                Some((last, _)) if page.len() == PAGE => {
+                    from.clone_from(last);
+                    from.push(0);
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
 
     /// Applies `batch` atomically if its guards hold; `Ok(Err(_))` when a guard failed.
     fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>>;

@@ -6,6 +6,7 @@ pub(crate) mod envelope;
 use crate::compression::{self, CompressionConfig, CompressionStats};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
+pub(crate) use envelope::Scratch;
 use envelope::{Header, Plaintext};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -95,17 +96,38 @@ impl Codec {
         max_len: usize,
         describe: &dyn Fn() -> String,
     ) -> Result<Decoded<T>> {
-        let (header, body) =
-            envelope::open(identity, &self.keyring, Plaintext::Refuse, record, describe)?;
+        self.decode_with(identity, record, max_len, describe, &mut Scratch::default())
+    }
+
+    /// [`Codec::decode`] with buffers reused across records (replay allocates only what
+    /// the decoded values own).
+    pub(crate) fn decode_with<T: DeserializeOwned>(
+        &self,
+        identity: &[u8],
+        record: &[u8],
+        max_len: usize,
+        describe: &dyn Fn() -> String,
+        scratch: &mut Scratch,
+    ) -> Result<Decoded<T>> {
+        let (header, body) = envelope::open(
+            identity,
+            &self.keyring,
+            Plaintext::Refuse,
+            record,
+            describe,
+            scratch,
+        )?;
+        let inflated;
         let serialized = if header.compressed() {
-            compression::decompress(&body, max_len).map_err(|e| Error::Corrupted {
+            inflated = compression::decompress(body, max_len).map_err(|e| Error::Corrupted {
                 record: describe(),
                 reason: e.to_string(),
-            })?
+            })?;
+            inflated.as_slice()
         } else {
             body
         };
-        let (value, read) = bincode::serde::decode_from_slice(&serialized, bincode_config())
+        let (value, read) = bincode::serde::decode_from_slice(serialized, bincode_config())
             .map_err(|e| {
                 Error::Serialization(format!("{}: cannot decode as this type: {e}", describe()))
             })?;
@@ -137,14 +159,21 @@ impl Codec {
         {
             return Ok(None);
         }
-        let (header, body) =
-            envelope::open(identity, &self.keyring, Plaintext::Accept, record, describe)?;
+        let mut scratch = Scratch::default();
+        let (header, body) = envelope::open(
+            identity,
+            &self.keyring,
+            Plaintext::Accept,
+            record,
+            describe,
+            &mut scratch,
+        )?;
         envelope::seal(
             identity,
             &self.keyring,
             header.compressed(),
             header.timestamp_micros,
-            &body,
+            body,
         )
         .map(Some)
     }

@@ -3,8 +3,10 @@
 //! identity as associated data, so that a record copied to another place fails to open.
 
 use crate::error::{Error, Result};
+use chacha20::cipher::consts::U10;
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
-use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag, XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Length of an encryption key in bytes.
 pub const KEY_LEN: usize = 32;
@@ -17,7 +19,18 @@ pub(crate) const TAG_LEN: usize = 16;
 #[derive(Clone)]
 pub struct EncryptionKey {
     cipher: XChaCha20Poly1305,
+    material: Zeroizing<[u8; KEY_LEN]>,
     id: u32,
+}
+
+/// The ChaCha20-Poly1305 subkey of one (key, nonce prefix) pair, kept while a reader opens
+/// many records: XChaCha20 derives a subkey from the first 16 nonce bytes with HChaCha20,
+/// and records sealed by one writer thread share those bytes (see `next_nonce`), so the
+/// derivation runs once per writer instead of once per record. Same bytes, same result.
+pub(crate) struct SubkeyCache {
+    key_id: u32,
+    prefix: [u8; 16],
+    cipher: ChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for EncryptionKey {
@@ -38,12 +51,18 @@ impl EncryptionKey {
                 actual: bytes.len(),
             });
         }
-        // The cipher owns the only copy of the key and zeroizes it on drop.
+        // Both copies of the key (ours and the cipher's) are zeroized on drop.
         let cipher = XChaCha20Poly1305::new_from_slice(bytes).map_err(|_| Error::InvalidKey {
             actual: bytes.len(),
         })?;
+        let mut material = Zeroizing::new([0u8; KEY_LEN]);
+        material.copy_from_slice(bytes);
         let id = fingerprint(&cipher);
-        Ok(Self { cipher, id })
+        Ok(Self {
+            cipher,
+            material,
+            id,
+        })
     }
 
     /// A 32-bit fingerprint of the key, stored in every record it seals, so that a reader
@@ -55,7 +74,7 @@ impl EncryptionKey {
 
     /// Encrypts `plaintext` and returns `nonce || ciphertext || tag`.
     pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let nonce = next_nonce();
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
@@ -70,17 +89,101 @@ impl EncryptionKey {
         Ok(out)
     }
 
-    /// Opens `nonce || ciphertext || tag`; `None` when the tag does not verify.
-    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
-        let body_len = sealed.len().checked_sub(NONCE_LEN + TAG_LEN)?;
-        let nonce = XNonce::from_slice(sealed.get(..NONCE_LEN)?);
-        let mut plaintext = sealed.get(NONCE_LEN..NONCE_LEN + body_len)?.to_vec();
-        let tag = Tag::from_slice(sealed.get(NONCE_LEN + body_len..)?);
-        self.cipher
-            .decrypt_in_place_detached(nonce, aad, &mut plaintext, tag)
-            .ok()?;
-        Some(plaintext)
+    /// Opens `nonce || ciphertext || tag` into `out` (cleared first); `false` when the tag
+    /// does not verify. `out` and `cache` are reused across records, so a replay neither
+    /// allocates nor re-derives the subkey per record.
+    pub(crate) fn open_into(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+        cache: &mut Option<SubkeyCache>,
+    ) -> bool {
+        out.clear();
+        let Some(body_len) = sealed.len().checked_sub(NONCE_LEN + TAG_LEN) else {
+            return false;
+        };
+        let (Some(prefix), Some(counter), Some(body), Some(tag)) = (
+            sealed.get(..16),
+            sealed.get(16..NONCE_LEN),
+            sealed.get(NONCE_LEN..NONCE_LEN + body_len),
+            sealed.get(NONCE_LEN + body_len..),
+        ) else {
+            return false;
+        };
+        let fresh = cache
+            .as_ref()
+            .is_none_or(|c| c.key_id != self.id || c.prefix != prefix);
+        if fresh {
+            let mut subkey = chacha20::hchacha::<U10>(
+                chacha20::Key::from_slice(&self.material[..]),
+                prefix.into(),
+            );
+            let cipher = ChaCha20Poly1305::new(&subkey);
+            subkey.as_mut_slice().zeroize();
+            let mut cached_prefix = [0u8; 16];
+            cached_prefix.copy_from_slice(prefix);
+            *cache = Some(SubkeyCache {
+                key_id: self.id,
+                prefix: cached_prefix,
+                cipher,
+            });
+        }
+        let Some(cached) = cache.as_ref() else {
+            return false;
+        };
+        // XChaCha20's inner nonce: four zero bytes, then the last 8 bytes of the 24.
+        let mut nonce = Nonce::default();
+        if let Some(tail) = nonce.get_mut(4..) {
+            tail.copy_from_slice(counter);
+        }
+        out.extend_from_slice(body);
+        let opened = cached
+            .cipher
+            .decrypt_in_place_detached(&nonce, aad, out, Tag::from_slice(tag))
+            .is_ok();
+        if !opened {
+            out.clear();
+        }
+        opened
     }
+
+    /// [`EncryptionKey::open_into`] into a new buffer.
+    #[cfg(test)]
+    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.open_into(aad, sealed, &mut out, &mut None)
+            .then_some(out)
+    }
+}
+
+/// A fresh 192-bit nonce: a random 128-bit prefix drawn once per thread from the OS,
+/// followed by a 64-bit counter. Prefixes of different threads and processes collide with
+/// probability ~2^-128 per pair, and a counter never repeats within one, so no nonce is
+/// ever reused, without a system call per record.
+fn next_nonce() -> XNonce {
+    use std::cell::Cell;
+    thread_local! {
+        static PREFIX: [u8; 16] = {
+            let random = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+            let mut prefix = [0u8; 16];
+            prefix.copy_from_slice(random.get(..16).unwrap_or(&[0; 16]));
+            prefix
+        };
+        static COUNTER: Cell<u64> = const { Cell::new(0) };
+    }
+    let counter = COUNTER.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n
+    });
+    let mut nonce = XNonce::default();
+    PREFIX.with(|prefix| {
+        let (head, tail) = nonce.split_at_mut(16);
+        head.copy_from_slice(prefix);
+        tail.copy_from_slice(&counter.to_be_bytes());
+    });
+    nonce
 }
 
 fn fingerprint(cipher: &XChaCha20Poly1305) -> u32 {

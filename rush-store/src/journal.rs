@@ -2,7 +2,7 @@
 //! expected sequence number, ordered range reads that notice gaps, and deletion of history.
 
 use crate::backend::{Backend, Guard, WriteBatch, WriteOp};
-use crate::codec::{Codec, Decoded, Encoded, MAX_EVENT_SIZE};
+use crate::codec::{Codec, Decoded, Encoded, MAX_EVENT_SIZE, Scratch};
 use crate::error::{Error, Result};
 use crate::keys::{EntityKey, RecordKind};
 use serde::{Serialize, de::DeserializeOwned};
@@ -152,7 +152,8 @@ pub(crate) fn prepare_append<E: Serialize>(
     })
 }
 
-/// Streams the events `from..=to` in order, page by page, and fails on a missing one.
+/// Streams the events `from..=to` in order and fails on a missing one. Nothing is copied
+/// or allocated per record beyond what the decoded event owns.
 pub(crate) fn for_each_event<E: DeserializeOwned>(
     backend: &dyn Backend,
     codec: &Codec,
@@ -165,33 +166,32 @@ pub(crate) fn for_each_event<E: DeserializeOwned>(
         return Ok(());
     }
     let mut next = from;
-    loop {
-        let (start, end) = key.seq_range(RecordKind::Event, next, to);
-        let page = backend.scan(&start, &end, PAGE, false)?;
-        let full = page.len() == PAGE;
-        for (record_key, bytes) in page {
-            let seq =
-                key.seq_of(RecordKind::Event, &record_key)
-                    .ok_or_else(|| Error::Corrupted {
-                        record: key.describe(RecordKind::Event, next),
-                        reason: "malformed key in the event range".into(),
-                    })?;
-            if seq != next {
-                return Err(missing(key, next));
-            }
-            let describe = || key.describe(RecordKind::Event, seq);
-            visit(
-                seq,
-                codec.decode(&record_key, &bytes, MAX_EVENT_SIZE, &describe)?,
-            )?;
-            if seq == to {
-                return Ok(());
-            }
-            next = seq + 1;
-        }
-        if !full {
+    let mut reached_end = false;
+    let mut scratch = Scratch::default();
+    let (start, end) = key.seq_range(RecordKind::Event, from, to);
+    backend.visit_range(&start, &end, &mut |record_key, bytes| {
+        let seq = key
+            .seq_of(RecordKind::Event, record_key)
+            .ok_or_else(|| Error::Corrupted {
+                record: key.describe(RecordKind::Event, next),
+                reason: "malformed key in the event range".into(),
+            })?;
+        if seq != next {
             return Err(missing(key, next));
         }
+        let describe = || key.describe(RecordKind::Event, seq);
+        visit(
+            seq,
+            codec.decode_with(record_key, bytes, MAX_EVENT_SIZE, &describe, &mut scratch)?,
+        )?;
+        reached_end = seq == to;
+        next = seq.saturating_add(1);
+        Ok(!reached_end)
+    })?;
+    if reached_end {
+        Ok(())
+    } else {
+        Err(missing(key, next))
     }
 }
 

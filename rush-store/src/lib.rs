@@ -78,7 +78,8 @@ mod snapshot;
 mod store;
 
 pub use backend::{
-    Backend, Guard, GuardFailed, MemoryManager, SledConfig, SledManager, WriteBatch, WriteOp,
+    Backend, Guard, GuardFailed, MemoryManager, SledConfig, SledManager, Visitor, WriteBatch,
+    WriteOp,
 };
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};

@@ -154,15 +154,25 @@ pub(crate) enum Plaintext {
     Accept,
 }
 
+/// Buffers reused from one record to the next while reading many.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    aad: Vec<u8>,
+    subkey: Option<crate::crypto::SubkeyCache>,
+    /// The plain body of the last opened encrypted record.
+    body: Vec<u8>,
+}
+
 /// Checks a record's integrity and opens it: the header and the plain body (still gzip
-/// when `header.compressed()`).
-pub(crate) fn open(
+/// when `header.compressed()`), which borrows from `record` or from `scratch`.
+pub(crate) fn open<'a>(
     identity: &[u8],
     keyring: &Keyring,
     plaintext: Plaintext,
-    record: &[u8],
+    record: &'a [u8],
     describe: &dyn Fn() -> String,
-) -> Result<(Header, Vec<u8>)> {
+    scratch: &'a mut Scratch,
+) -> Result<(Header, &'a [u8])> {
     let corrupted = |reason: String| Error::Corrupted {
         record: describe(),
         reason,
@@ -196,15 +206,14 @@ pub(crate) fn open(
                 reason,
             });
         };
-        let plain = key
-            .open(&aad(identity, &header_bytes), body)
-            .ok_or_else(|| {
-                corrupted(
-                    "authentication tag does not verify (tampered, or moved from another record)"
-                        .into(),
-                )
-            })?;
-        Ok((header, plain))
+        fill_aad(&mut scratch.aad, identity, &header_bytes);
+        if !key.open_into(&scratch.aad, body, &mut scratch.body, &mut scratch.subkey) {
+            return Err(corrupted(
+                "authentication tag does not verify (tampered, or moved from another record)"
+                    .into(),
+            ));
+        }
+        Ok((header, &scratch.body))
     } else {
         if keyring.current().is_some() && plaintext == Plaintext::Refuse {
             return Err(Error::Decryption {
@@ -223,16 +232,21 @@ pub(crate) fn open(
                 "checksum does not match (tampered, or moved from another record)".into(),
             ));
         }
-        Ok((header, body.to_vec()))
+        Ok((header, body))
     }
 }
 
 /// Associated data: the record's identity (its storage key) and its whole header.
 fn aad(identity: &[u8], header: &[u8; HEADER_LEN]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(identity.len() + HEADER_LEN);
+    fill_aad(&mut aad, identity, header);
+    aad
+}
+
+fn fill_aad(aad: &mut Vec<u8>, identity: &[u8], header: &[u8; HEADER_LEN]) {
+    aad.clear();
     aad.extend_from_slice(identity);
     aad.extend_from_slice(header);
-    aad
 }
 
 /// CRC32 over the identity, then header and body, so a plain record also fails its check

@@ -90,3 +90,36 @@ fn keyring_finds_current_and_previous_keys() -> Result<()> {
     assert!(ring.find(b.id()).is_some());
     Ok(())
 }
+
+#[test]
+fn one_subkey_cache_opens_records_of_many_writers_and_keys() -> Result<()> {
+    let a = EncryptionKey::new(KEY)?;
+    let b = EncryptionKey::new(OTHER)?;
+    // Records sealed on other threads carry other nonce prefixes.
+    let (a2, b2) = (a.clone(), b.clone());
+    let from_thread = std::thread::spawn(move || {
+        (
+            a2.seal(b"id", b"one").unwrap(),
+            b2.seal(b"id", b"two").unwrap(),
+        )
+    })
+    .join()
+    .unwrap();
+    let here = (a.seal(b"id", b"three")?, a.seal(b"id", b"four")?);
+    let mut cache = None;
+    let mut out = Vec::new();
+    for (key, sealed, expected) in [
+        (&a, &from_thread.0, &b"one"[..]),
+        (&a, &here.0, b"three"),
+        (&b, &from_thread.1, b"two"),
+        (&a, &here.1, b"four"),
+        (&a, &from_thread.0, b"one"),
+    ] {
+        assert!(key.open_into(b"id", sealed, &mut out, &mut cache));
+        assert_eq!(out, expected);
+    }
+    // A cached subkey never opens a record under another key.
+    assert!(!b.open_into(b"id", &here.0, &mut out, &mut cache));
+    assert!(out.is_empty());
+    Ok(())
+}
