@@ -87,13 +87,10 @@ impl SledManager {
         if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
             return Ok(Self { inner });
         }
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(config.cache_capacity)
-            .flush_every_ms(Some(config.flush_every_ms))
-            .use_compression(false)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
+        // Closed by this process a moment ago: sled's background threads may still hold the
+        // file lock for a few milliseconds after the last handle is dropped.
+        let closing_here = open.contains_key(&path);
+        let db = open_sled(&path, &config, closing_here)?;
         let db_file = if config.sync_to_disk {
             Some(
                 File::open(path.join("db"))
@@ -110,7 +107,6 @@ impl SledManager {
             db_file,
             synced_blobs: Mutex::new(0),
         });
-        open.retain(|_, weak| weak.strong_count() > 0);
         open.insert(path, Arc::downgrade(&inner));
         Ok(Self { inner })
     }
@@ -165,6 +161,29 @@ impl SledManager {
         }
         Ok(())
     }
+}
+
+fn open_sled(path: &Path, config: &SledConfig, closing_here: bool) -> Result<sled::Db> {
+    let attempts = if closing_here { 200 } else { 1 };
+    let mut last = None;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .flush_every_ms(Some(config.flush_every_ms))
+            .use_compression(false)
+            .open();
+        match opened.map_err(|e| open_error(path, e)) {
+            Err(Error::DatabaseLocked { path }) => last = Some(Error::DatabaseLocked { path }),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::DatabaseLocked {
+        path: path.to_path_buf(),
+    }))
 }
 
 fn open_error(path: &Path, err: sled::Error) -> Error {

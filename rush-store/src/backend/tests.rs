@@ -132,3 +132,28 @@ fn sled_data_survives_reopen_and_the_same_folder_shares_one_database() -> crate:
     assert_eq!(reopened.get(b"k")?, Some(b"v".to_vec()));
     Ok(())
 }
+
+#[test]
+fn a_folder_can_be_reopened_right_after_its_last_handle_is_dropped() -> crate::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0u8..40 {
+        let db = SledManager::new(dir.path())?;
+        // Enough data that sled's background threads are still busy when the handle goes.
+        let ops = (0..200u16)
+            .map(|i| put(&[round, (i >> 8) as u8, i as u8], &[round; 512]))
+            .collect();
+        db.commit(WriteBatch {
+            guards: vec![],
+            ops,
+        })?
+        .unwrap();
+        drop(db);
+    }
+    assert_eq!(
+        SledManager::new(dir.path())?
+            .scan(&[0], &[255], usize::MAX, false)?
+            .len(),
+        8_000
+    );
+    Ok(())
+}
