@@ -1,4 +1,4 @@
-//! Record encryption: XChaCha20-Poly1305 with a random 192-bit nonce per record, so that
+//! Record encryption: XChaCha20-Poly1305 with a never-repeating 192-bit nonce per record, so that
 //! billions of records under one key never risk a nonce collision, and with the record's
 //! identity as associated data, so that a record copied to another place fails to open.
 
@@ -10,7 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// Length of an encryption key in bytes.
 pub const KEY_LEN: usize = 32;
-/// Length of the random nonce stored in front of each ciphertext.
+/// Length of the nonce stored in front of each ciphertext.
 pub(crate) const NONCE_LEN: usize = 24;
 /// Length of the authentication tag stored after each ciphertext.
 pub(crate) const TAG_LEN: usize = 16;
