@@ -160,29 +160,30 @@ impl EncryptionKey {
 /// A fresh 192-bit nonce: a random 128-bit prefix drawn once per thread from the OS,
 /// followed by a 64-bit counter. Prefixes of different threads and processes collide with
 /// probability ~2^-128 per pair, and a counter never repeats within one, so no nonce is
-/// ever reused, without a system call per record.
+/// ever reused, without drawing randomness per record. A forked child draws a new prefix.
 fn next_nonce() -> XNonce {
     use std::cell::Cell;
     thread_local! {
-        static PREFIX: [u8; 16] = {
-            let random = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-            let mut prefix = [0u8; 16];
-            prefix.copy_from_slice(random.get(..16).unwrap_or(&[0; 16]));
-            prefix
-        };
-        static COUNTER: Cell<u64> = const { Cell::new(0) };
+        /// The prefix, the process it was drawn in, and the next counter value.
+        static STATE: Cell<([u8; 16], u32, u64)> = const { Cell::new(([0; 16], 0, 0)) };
     }
-    let counter = COUNTER.with(|c| {
-        let n = c.get();
-        c.set(n.wrapping_add(1));
-        n
+    let pid = std::process::id();
+    let (prefix, counter) = STATE.with(|state| {
+        let (mut prefix, mut owner, mut counter) = state.get();
+        // First use on this thread, or a forked child that inherited the parent's state.
+        if owner != pid || counter == 0 {
+            let random = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+            prefix.copy_from_slice(random.get(..16).unwrap_or(&[0; 16]));
+            owner = pid;
+            counter = 1;
+        }
+        state.set((prefix, owner, counter.wrapping_add(1)));
+        (prefix, counter)
     });
     let mut nonce = XNonce::default();
-    PREFIX.with(|prefix| {
-        let (head, tail) = nonce.split_at_mut(16);
-        head.copy_from_slice(prefix);
-        tail.copy_from_slice(&counter.to_be_bytes());
-    });
+    let (head, tail) = nonce.split_at_mut(16);
+    head.copy_from_slice(&prefix);
+    tail.copy_from_slice(&counter.to_be_bytes());
     nonce
 }
 
