@@ -1,11 +1,12 @@
 //! The event journal of one entity: its head (highest sequence number), appends at an
 //! expected sequence number, ordered range reads that notice gaps, and deletion of history.
 
-use crate::backend::{Backend, Guard, WriteBatch, WriteOp};
+use crate::backend::{Backend, Guard, Visitor, WriteBatch, WriteOp};
 use crate::codec::{Codec, Decoded, Encoded, MAX_EVENT_SIZE, Scratch};
 use crate::error::{Error, Result};
 use crate::keys::{EntityKey, RecordKind};
 use serde::{Serialize, de::DeserializeOwned};
+use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Records read per backend call when streaming: memory stays bounded by this, whatever
@@ -152,47 +153,167 @@ pub(crate) fn prepare_append<E: Serialize>(
     })
 }
 
+/// Replays of at least this many events read ahead on a second thread.
+const READ_AHEAD_MIN_EVENTS: u64 = 4096;
+/// Records per read-ahead chunk; at most a few chunks are in flight.
+const READ_AHEAD_CHUNK: usize = 256;
+
 /// Streams the events `from..=to` in order and fails on a missing one. Nothing is copied
-/// or allocated per record beyond what the decoded event owns.
+/// or allocated per record beyond what the decoded event owns. Long replays walk the
+/// engine on a second thread while this one decrypts, decodes and applies.
 pub(crate) fn for_each_event<E: DeserializeOwned>(
     backend: &dyn Backend,
     codec: &Codec,
     key: &EntityKey,
     from: u64,
     to: u64,
-    mut visit: impl FnMut(u64, Decoded<E>) -> Result<()>,
+    visit: impl FnMut(u64, Decoded<E>) -> Result<()>,
 ) -> Result<()> {
     if from > to {
         return Ok(());
     }
-    let mut next = from;
-    let mut reached_end = false;
-    let mut scratch = Scratch::default();
+    let mut replay = Replay {
+        codec,
+        key,
+        next: from,
+        to,
+        reached_end: false,
+        scratch: Scratch::default(),
+        visit,
+    };
     let (start, end) = key.seq_range(RecordKind::Event, from, to);
-    backend.visit_range(&start, &end, &mut |record_key, bytes| {
+    if to - from < READ_AHEAD_MIN_EVENTS {
+        backend.visit_range(&start, &end, &mut |record_key, bytes| {
+            replay.record(record_key, bytes)
+        })?;
+    } else {
+        read_ahead(backend, &start, &end, &mut |record_key, bytes| {
+            replay.record(record_key, bytes)
+        })?;
+    }
+    replay.finish()
+}
+
+/// The in-order checks and decoding of one replay.
+struct Replay<'a, V> {
+    codec: &'a Codec,
+    key: &'a EntityKey,
+    next: u64,
+    to: u64,
+    reached_end: bool,
+    scratch: Scratch,
+    visit: V,
+}
+
+impl<V> Replay<'_, V> {
+    /// Handles one record; `Ok(false)` once `to` is reached.
+    fn record<E: DeserializeOwned>(&mut self, record_key: &[u8], bytes: &[u8]) -> Result<bool>
+    where
+        V: FnMut(u64, Decoded<E>) -> Result<()>,
+    {
+        let key = self.key;
         let seq = key
             .seq_of(RecordKind::Event, record_key)
             .ok_or_else(|| Error::Corrupted {
-                record: key.describe(RecordKind::Event, next),
+                record: key.describe(RecordKind::Event, self.next),
                 reason: "malformed key in the event range".into(),
             })?;
-        if seq != next {
-            return Err(missing(key, next));
+        if seq != self.next {
+            return Err(missing(key, self.next));
         }
         let describe = || key.describe(RecordKind::Event, seq);
-        visit(
-            seq,
-            codec.decode_with(record_key, bytes, MAX_EVENT_SIZE, &describe, &mut scratch)?,
+        let decoded = self.codec.decode_with(
+            record_key,
+            bytes,
+            MAX_EVENT_SIZE,
+            &describe,
+            &mut self.scratch,
         )?;
-        reached_end = seq == to;
-        next = seq.saturating_add(1);
-        Ok(!reached_end)
-    })?;
-    if reached_end {
-        Ok(())
-    } else {
-        Err(missing(key, next))
+        (self.visit)(seq, decoded)?;
+        self.reached_end = seq == self.to;
+        self.next = seq.saturating_add(1);
+        Ok(!self.reached_end)
     }
+
+    fn finish(self) -> Result<()> {
+        if self.reached_end {
+            Ok(())
+        } else {
+            Err(missing(self.key, self.next))
+        }
+    }
+}
+
+/// Records copied out of the engine, back to back: `spans` holds (key start, value start,
+/// value end) offsets into `bytes`.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, usize, usize)>,
+}
+
+/// `backend.visit_range`, with the engine walked by a scoped thread one chunk ahead of
+/// `visit`. Chunk buffers are recycled, so memory stays at a few chunks.
+fn read_ahead(
+    backend: &dyn Backend,
+    start: &[u8],
+    end: &[u8],
+    visit: &mut Visitor<'_>,
+) -> Result<()> {
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<Chunk>>(2);
+    let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut chunk = Chunk::default();
+            let walked = backend.visit_range(start, end, &mut |key, value| {
+                let key_at = chunk.bytes.len();
+                chunk.bytes.extend_from_slice(key);
+                let value_at = chunk.bytes.len();
+                chunk.bytes.extend_from_slice(value);
+                chunk.spans.push((key_at, value_at, chunk.bytes.len()));
+                if chunk.spans.len() < READ_AHEAD_CHUNK {
+                    return Ok(true);
+                }
+                let mut fresh = empty_rx.try_recv().unwrap_or_default();
+                fresh.bytes.clear();
+                fresh.spans.clear();
+                // A closed channel means the reader stopped (done or failed): stop too.
+                Ok(full_tx
+                    .send(Ok(std::mem::replace(&mut chunk, fresh)))
+                    .is_ok())
+            });
+            let last = match walked {
+                Ok(()) => Ok(chunk),
+                Err(error) => Err(error),
+            };
+            let _ = full_tx.send(last);
+        });
+        // Owning the receiver here drops it on any early return, which releases the walker.
+        consume_chunks(full_rx, &empty_tx, visit)
+    })
+}
+
+fn consume_chunks(
+    chunks: mpsc::Receiver<Result<Chunk>>,
+    recycle: &mpsc::Sender<Chunk>,
+    visit: &mut Visitor<'_>,
+) -> Result<()> {
+    for chunk in chunks {
+        let chunk = chunk?;
+        for &(key_at, value_at, end) in &chunk.spans {
+            let (Some(key), Some(value)) = (
+                chunk.bytes.get(key_at..value_at),
+                chunk.bytes.get(value_at..end),
+            ) else {
+                return Err(Error::storage("read ahead", "chunk offsets out of bounds"));
+            };
+            if !visit(key, value)? {
+                return Ok(());
+            }
+        }
+        let _ = recycle.send(chunk);
+    }
+    Ok(())
 }
 
 fn missing(key: &EntityKey, seq: u64) -> Error {

@@ -348,3 +348,60 @@ async fn health_check_probes_the_database() {
         assert_eq!(store.recover().unwrap(), None);
     }
 }
+
+#[test]
+fn long_replays_read_ahead_and_still_catch_gaps_and_damage() {
+    use rush_store::{WriteBatch, WriteOp};
+    for db in each_backend() {
+        let mut store = db.open::<BankAccount>("long", Some(bank::KEY), true);
+        store.set_durability(Durability::Periodic);
+        store.persist(&opened("long", 0.0)).unwrap();
+        for chunk in deposits(10_000).chunks(1000) {
+            store.persist_batch(chunk).unwrap();
+        }
+        let recovered = store.recover().unwrap().unwrap();
+        assert_eq!(
+            (recovered.transaction_count, recovered.balance),
+            (10_000, 10_000.0),
+            "{}",
+            db.name
+        );
+        assert_eq!(store.events(0, u64::MAX).unwrap().len(), 10_001);
+
+        let events = db.backend.scan(&[1], &[2], usize::MAX, false).unwrap();
+        let (gap_key, gap_value) = events[7000].clone();
+        let remove = WriteBatch {
+            guards: vec![],
+            ops: vec![WriteOp::Delete {
+                key: gap_key.clone(),
+            }],
+        };
+        db.backend.commit(remove).unwrap().unwrap();
+        let err = store.recover().unwrap_err();
+        assert!(
+            matches!(&err, Error::Corrupted { record, .. } if record.contains("event 7001")),
+            "{err}"
+        );
+
+        let mut damaged = gap_value.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 1;
+        let put = |value: Vec<u8>| WriteBatch {
+            guards: vec![],
+            ops: vec![WriteOp::Put {
+                key: gap_key.clone(),
+                value,
+            }],
+        };
+        db.backend.commit(put(damaged)).unwrap().unwrap();
+        assert!(matches!(store.recover(), Err(Error::Corrupted { .. })));
+
+        db.backend.commit(put(gap_value)).unwrap().unwrap();
+        assert_eq!(store.recover().unwrap().unwrap().transaction_count, 10_000);
+        // A range that stops early in a long journal.
+        assert_eq!(
+            store.events(5000, 9000).unwrap(),
+            deposits(10_000)[4998..8999].to_vec()
+        );
+    }
+}
