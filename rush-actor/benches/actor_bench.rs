@@ -18,6 +18,10 @@
 //! 3. Recovery of 1,000 actors (150 events each: a snapshot at 100 + 50 events), from a
 //!    freshly opened database: time until every actor has recovered and answered a
 //!    read-only command.
+//!
+//! The machine is named in the header. Every window also records how much CPU other
+//! processes took (the `other` columns, from `/proc/stat`): on a shared 2-core machine a
+//! concurrent build halves the figures, and the run says so instead of misleading.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -4,6 +4,7 @@
 //! cost of a flush is shared by all the actors that were waiting for it.
 
 use rush_store::{Backend, Durability, GuardFailed, WriteBatch};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
@@ -133,44 +134,54 @@ fn commit_group(
     if group.is_empty() {
         return;
     }
-    let mut members = std::mem::take(group);
-    let _span = debug_span!("group_commit", members = members.len()).entered();
+    let _span = debug_span!("group_commit", members = group.len()).entered();
+    // One merged batch, built by moving each member's writes in; each member's guards and
+    // ops are a range of it, cut out only if one of its guards fails.
+    let mut merged = WriteBatch::default();
+    let mut members = Vec::with_capacity(group.len());
+    for (batch, done) in group.drain(..) {
+        let (guards, ops) = (merged.guards.len(), merged.ops.len());
+        merged.extend(batch);
+        members.push(Member {
+            guards: guards..merged.guards.len(),
+            ops: ops..merged.ops.len(),
+            done,
+        });
+    }
     loop {
-        let mut merged = WriteBatch::default();
-        let mut guard_ends = Vec::with_capacity(members.len());
-        for (batch, _) in &members {
-            merged.extend(batch.clone());
-            guard_ends.push(merged.guards.len());
-        }
-        match backend.commit(merged) {
+        match backend.commit(&merged) {
             Ok(Ok(())) => break,
             Ok(Err(failed)) => {
-                let owner = guard_ends
+                let Some(owner) = members
                     .iter()
-                    .position(|end| failed.index < *end)
-                    .unwrap_or(0);
-                let start = owner
-                    .checked_sub(1)
-                    .and_then(|i| guard_ends.get(i))
-                    .copied()
-                    .unwrap_or(0);
-                if owner < members.len() {
-                    let (_, done) = members.remove(owner);
-                    let own = GuardFailed {
-                        index: failed.index - start,
-                        actual: failed.actual,
+                    .position(|m| m.guards.contains(&failed.index))
+                else {
+                    let error = rush_store::Error::Storage {
+                        operation: "group commit",
+                        message: format!("guard {} failed but belongs to no member", failed.index),
                     };
-                    let _ = done.send(Ok(Err(own)));
+                    fail_all(members, &error);
+                    return;
+                };
+                let member = members.remove(owner);
+                merged.guards.drain(member.guards.clone());
+                merged.ops.drain(member.ops.clone());
+                for later in members.iter_mut().skip(owner) {
+                    later.guards = shift(&later.guards, member.guards.len());
+                    later.ops = shift(&later.ops, member.ops.len());
                 }
+                let own = GuardFailed {
+                    index: failed.index - member.guards.start,
+                    actual: failed.actual,
+                };
+                let _ = member.done.send(Ok(Err(own)));
                 if members.is_empty() {
                     return;
                 }
             }
             Err(error) => {
                 warn!(%error, "group commit failed");
-                for (_, done) in members {
-                    let _ = done.send(Err(copy_error(&error)));
-                }
+                fail_all(members, &error);
                 return;
             }
         }
@@ -179,17 +190,32 @@ fn commit_group(
         && let Err(error) = backend.flush()
     {
         warn!(%error, "group flush failed");
-        for (_, done) in members {
-            let _ = done.send(Err(copy_error(&error)));
-        }
+        fail_all(members, &error);
         return;
     }
     stats.groups.fetch_add(1, Ordering::Relaxed);
     stats
         .members
         .fetch_add(members.len() as u64, Ordering::Relaxed);
-    for (_, done) in members {
-        let _ = done.send(Ok(Ok(())));
+    for member in members {
+        let _ = member.done.send(Ok(Ok(())));
+    }
+}
+
+/// One append in a group: its ranges in the merged batch and where its outcome goes.
+struct Member {
+    guards: Range<usize>,
+    ops: Range<usize>,
+    done: oneshot::Sender<CommitOutcome>,
+}
+
+fn shift(range: &Range<usize>, by: usize) -> Range<usize> {
+    range.start - by..range.end - by
+}
+
+fn fail_all(members: Vec<Member>, error: &rush_store::Error) {
+    for member in members {
+        let _ = member.done.send(Err(copy_error(error)));
     }
 }
 

@@ -5,6 +5,7 @@
 //! The trait is public so that tests (and other engines) can plug in, for example a
 //! backend that fails after a countdown.
 
+mod guard_cache;
 pub(crate) mod memory_manager;
 pub(crate) mod sled_manager;
 
@@ -50,7 +51,7 @@ pub struct WriteBatch {
 }
 
 impl WriteBatch {
-    /// Adds all guards and writes of `other` (used to group many entities' appends).
+    /// Moves all guards and writes of `other` in (used to group many entities' appends).
     pub fn extend(&mut self, other: WriteBatch) {
         self.guards.extend(other.guards);
         self.ops.extend(other.ops);
@@ -122,7 +123,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
     }
 
     /// Applies `batch` atomically if its guards hold; `Ok(Err(_))` when a guard failed.
-    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>>;
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>>;
 
     /// Durability barrier: see the trait's contract.
     fn flush(&self) -> Result<()>;

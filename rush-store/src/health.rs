@@ -73,7 +73,7 @@ fn run_probe(backend: &dyn Backend, key: &[u8]) -> Result<bool> {
             value: value.clone(),
         }],
     };
-    if backend.commit(put)?.is_err() {
+    if backend.commit(&put)?.is_err() {
         return Ok(false);
     }
     backend.flush()?;
@@ -82,6 +82,6 @@ fn run_probe(backend: &dyn Backend, key: &[u8]) -> Result<bool> {
         guards: Vec::new(),
         ops: vec![WriteOp::Delete { key: key.to_vec() }],
     };
-    let _ = backend.commit(delete)?;
+    let _ = backend.commit(&delete)?;
     Ok(read.as_deref() == Some(value.as_slice()))
 }

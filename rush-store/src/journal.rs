@@ -348,7 +348,7 @@ pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) 
         if ops.is_empty() {
             return Ok(deleted);
         }
-        if let Err(failed) = backend.commit(WriteBatch {
+        if let Err(failed) = backend.commit(&WriteBatch {
             guards: Vec::new(),
             ops,
         })? {

@@ -240,7 +240,7 @@ impl<A: PersistentActor> Store<A> {
         let mut prepared = self.prepare_append(expected_seq, events)?;
         let batch = prepared.take_batch();
         let bytes = batch.payload_bytes();
-        let outcome = self.backend.commit(batch);
+        let outcome = self.backend.commit(&batch);
         self.settle_commit(expected_seq, outcome)?;
         self.durable()?;
         self.complete_append(&prepared, bytes, started.elapsed());
@@ -286,7 +286,7 @@ impl<A: PersistentActor> Store<A> {
         .entered();
         self.check_writable()?;
         let mut prepared = self.prepare_snapshot(state)?;
-        let outcome = self.backend.commit(prepared.take_batch());
+        let outcome = self.backend.commit(&prepared.take_batch());
         self.settle_commit(prepared.sequence_number, outcome)?;
         self.durable()?;
         self.complete_snapshot(&prepared);

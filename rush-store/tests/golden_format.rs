@@ -454,7 +454,7 @@ fn load(records: &[(Vec<u8>, Vec<u8>)]) -> MemoryManager {
         })
         .collect();
     manager
-        .commit(WriteBatch {
+        .commit(&WriteBatch {
             guards: Vec::new(),
             ops,
         })

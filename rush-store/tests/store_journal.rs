@@ -376,7 +376,7 @@ fn long_replays_read_ahead_and_still_catch_gaps_and_damage() {
                 key: gap_key.clone(),
             }],
         };
-        db.backend.commit(remove).unwrap().unwrap();
+        db.backend.commit(&remove).unwrap().unwrap();
         let err = store.recover().unwrap_err();
         assert!(
             matches!(&err, Error::Corrupted { record, .. } if record.contains("event 7001")),
@@ -393,10 +393,10 @@ fn long_replays_read_ahead_and_still_catch_gaps_and_damage() {
                 value,
             }],
         };
-        db.backend.commit(put(damaged)).unwrap().unwrap();
+        db.backend.commit(&put(damaged)).unwrap().unwrap();
         assert!(matches!(store.recover(), Err(Error::Corrupted { .. })));
 
-        db.backend.commit(put(gap_value)).unwrap().unwrap();
+        db.backend.commit(&put(gap_value)).unwrap().unwrap();
         assert_eq!(store.recover().unwrap().unwrap().transaction_count, 10_000);
         // A range that stops early in a long journal.
         assert_eq!(

@@ -29,7 +29,7 @@ fn history() -> Vec<BankEvent> {
 
 fn put(backend: &dyn Backend, key: Vec<u8>, value: Vec<u8>) {
     backend
-        .commit(WriteBatch {
+        .commit(&WriteBatch {
             guards: vec![],
             ops: vec![WriteOp::Put { key, value }],
         })

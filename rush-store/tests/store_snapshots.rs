@@ -155,7 +155,7 @@ fn a_missing_event_is_detected_on_recovery_and_reads() {
         let events = db.backend.scan(&[1], &[2], 100, false).unwrap();
         let (fifth, _) = &events[4];
         db.backend
-            .commit(WriteBatch {
+            .commit(&WriteBatch {
                 guards: vec![],
                 ops: vec![WriteOp::Delete { key: fifth.clone() }],
             })
@@ -193,7 +193,7 @@ pub fn damage_all(backend: &dyn Backend, kind: u8) {
         })
         .collect();
     backend
-        .commit(WriteBatch {
+        .commit(&WriteBatch {
             guards: vec![],
             ops,
         })

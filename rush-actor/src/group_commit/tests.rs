@@ -19,7 +19,14 @@ async fn each_member_of_a_group_gets_its_own_outcome() {
     let db = MemoryManager::default();
     let writer = GroupCommit::start(Arc::new(db.clone()), Durability::Immediate).unwrap();
     // "b" is taken already: its member fails alone, the others commit.
-    db.commit(put(b"b")).unwrap().unwrap();
+    let old = WriteBatch {
+        guards: vec![],
+        ops: vec![WriteOp::Put {
+            key: b"b".to_vec(),
+            value: b"old".to_vec(),
+        }],
+    };
+    db.commit(&old).unwrap().unwrap();
     let tasks: Vec<_> = [b"a", b"b", b"c"]
         .into_iter()
         .map(|key| {
@@ -37,7 +44,13 @@ async fn each_member_of_a_group_gets_its_own_outcome() {
         Ok(Err(GuardFailed { index: 0, .. }))
     ));
     assert!(matches!(outcomes[2], Ok(Ok(()))));
-    assert!(db.get(b"a").unwrap().is_some() && db.get(b"c").unwrap().is_some());
+    assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        db.get(b"b").unwrap().as_deref(),
+        Some(&b"old"[..]),
+        "the failed member wrote nothing"
+    );
+    assert_eq!(db.get(b"c").unwrap().as_deref(), Some(&b"v"[..]));
     let ran = writer.run(|| 42).await.unwrap();
     assert_eq!(ran, 42);
 }

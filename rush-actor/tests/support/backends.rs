@@ -35,7 +35,7 @@ impl Backend for Breakable {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.inner.scan(start, end, limit, reverse)
     }
-    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>> {
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(rush_store::Error::Storage {
                 operation: "write batch",
@@ -93,7 +93,7 @@ impl Backend for SlowScans {
         }
         self.inner.scan(start, end, limit, reverse)
     }
-    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>> {
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         self.inner.commit(batch)
     }
     fn flush(&self) -> Result<()> {

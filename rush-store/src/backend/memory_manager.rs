@@ -45,7 +45,7 @@ impl Backend for MemoryManager {
         })
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>> {
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         let mut data = self.lock()?;
         for (index, guard) in batch.guards.iter().enumerate() {
             let actual = data.get(&guard.key);
@@ -56,13 +56,13 @@ impl Backend for MemoryManager {
                 }));
             }
         }
-        for op in batch.ops {
+        for op in &batch.ops {
             match op {
                 WriteOp::Put { key, value } => {
-                    data.insert(key, value);
+                    data.insert(key.clone(), value.clone());
                 }
                 WriteOp::Delete { key } => {
-                    data.remove(&key);
+                    data.remove(key);
                 }
             }
         }

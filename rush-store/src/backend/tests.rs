@@ -24,7 +24,7 @@ fn scans_are_ordered_bounded_and_reversible() -> crate::Result<()> {
             .iter()
             .map(|k| put(k, k))
             .collect();
-        db.commit(WriteBatch {
+        db.commit(&WriteBatch {
             guards: vec![],
             ops,
         })?
@@ -46,7 +46,7 @@ fn scans_are_ordered_bounded_and_reversible() -> crate::Result<()> {
 #[test]
 fn a_failed_guard_writes_nothing() -> crate::Result<()> {
     for (db, _dir) in engines() {
-        db.commit(WriteBatch {
+        db.commit(&WriteBatch {
             guards: vec![],
             ops: vec![put(b"head", b"1")],
         })?
@@ -64,7 +64,7 @@ fn a_failed_guard_writes_nothing() -> crate::Result<()> {
             ],
             ops: vec![put(b"x", b"1"), put(b"head", b"2")],
         };
-        let failed = db.commit(batch)?.unwrap_err();
+        let failed = db.commit(&batch)?.unwrap_err();
         assert_eq!(
             failed,
             GuardFailed {
@@ -99,7 +99,7 @@ fn guarded_commits_from_many_threads_never_lose_an_increment() -> crate::Result<
                             }],
                             ops: vec![put(b"n", &(n + 1).to_be_bytes())],
                         };
-                        if db.commit(batch).unwrap().is_ok() {
+                        if db.commit(&batch).unwrap().is_ok() {
                             done += 1;
                         }
                     }
@@ -120,7 +120,7 @@ fn sled_data_survives_reopen_and_the_same_folder_shares_one_database() -> crate:
     {
         let a = SledManager::new(dir.path())?;
         let b = SledManager::new(dir.path())?;
-        a.commit(WriteBatch {
+        a.commit(&WriteBatch {
             guards: vec![],
             ops: vec![put(b"k", b"v")],
         })?
@@ -142,7 +142,7 @@ fn a_folder_can_be_reopened_right_after_its_last_handle_is_dropped() -> crate::R
         let ops = (0..200u16)
             .map(|i| put(&[round, (i >> 8) as u8, i as u8], &[round; 512]))
             .collect();
-        db.commit(WriteBatch {
+        db.commit(&WriteBatch {
             guards: vec![],
             ops,
         })?
@@ -155,5 +155,39 @@ fn a_folder_can_be_reopened_right_after_its_last_handle_is_dropped() -> crate::R
             .len(),
         8_000
     );
+    Ok(())
+}
+
+#[test]
+fn guards_stay_exact_when_a_value_grows_past_the_cache_and_shrinks_again() -> crate::Result<()> {
+    for (db, _dir) in engines() {
+        let set = |value: &[u8], expected: Option<&[u8]>| WriteBatch {
+            guards: vec![Guard {
+                key: b"k".to_vec(),
+                expected: expected.map(<[u8]>::to_vec),
+            }],
+            ops: vec![put(b"k", value)],
+        };
+        let big = vec![9u8; 1000];
+        db.commit(&set(b"small", None))?.unwrap();
+        db.commit(&set(&big, Some(b"small")))?.unwrap();
+        assert!(
+            db.commit(&set(b"x", Some(b"small")))?.is_err(),
+            "stale small value"
+        );
+        db.commit(&set(b"tiny", Some(&big)))?.unwrap();
+        assert!(
+            db.commit(&set(b"y", Some(&big)))?.is_err(),
+            "stale big value"
+        );
+        db.commit(&WriteBatch {
+            guards: vec![],
+            ops: vec![WriteOp::Delete { key: b"k".to_vec() }],
+        })?
+        .unwrap();
+        assert!(db.commit(&set(b"z", Some(b"tiny")))?.is_err(), "deleted");
+        db.commit(&set(b"again", None))?.unwrap();
+        assert_eq!(db.get(b"k")?, Some(b"again".to_vec()));
+    }
     Ok(())
 }

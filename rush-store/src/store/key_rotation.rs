@@ -56,7 +56,7 @@ impl<A: PersistentActor> Store<A> {
                 if !batch.ops.is_empty() {
                     rewritten += batch.ops.len() as u64;
                     self.backend
-                        .commit(batch)
+                        .commit(&batch)
                         .inspect_err(|e| self.poison(e))?
                         .map_err(|_| Error::Conflict {
                             expected: self.highest,

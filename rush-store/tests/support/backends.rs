@@ -125,7 +125,7 @@ impl Backend for Faulty {
         self.inner.scan(start, end, limit, reverse)
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<Result<(), GuardFailed>> {
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         if self.disk_full.load(Ordering::SeqCst) || Self::tick(&self.commits_left) {
             return Err(injected("write batch"));
         }
