@@ -102,12 +102,14 @@ impl PreparedAppend {
     }
 }
 
-/// Encodes `events` as the entries `expected + 1 ..` of the journal.
+/// Encodes `events` as the entries `expected + 1 ..` of the journal. With `check_free_slot`
+/// the batch also requires that event `expected + 1` does not exist yet.
 pub(crate) fn prepare_append<E: Serialize>(
     codec: &Codec,
     key: &EntityKey,
     expected: u64,
     events: &[E],
+    check_free_slot: bool,
 ) -> Result<PreparedAppend> {
     let count = u64::try_from(events.len())
         .map_err(|_| Error::InvalidArgument("too many events".into()))?;
@@ -137,13 +139,13 @@ pub(crate) fn prepare_append<E: Serialize>(
     });
     // The head guard stops stale writers; the free-slot guard makes it impossible to
     // overwrite an event even if the head record were damaged.
-    let guards = vec![
-        head_guard(key, expected),
-        Guard {
+    let mut guards = vec![head_guard(key, expected)];
+    if check_free_slot {
+        guards.push(Guard {
             key: key.event_key(expected + 1),
             expected: None,
-        },
-    ];
+        });
+    }
     Ok(PreparedAppend {
         batch: WriteBatch { guards, ops },
         expected,

@@ -93,6 +93,11 @@ pub struct Store<A: PersistentActor> {
     snapshots_to_keep: usize,
     /// The highest sequence number this handle has seen committed.
     highest: u64,
+    /// Whether an append of this handle has already checked that the slot after the head
+    /// was free. After that, the entity's head and events only move together in guarded
+    /// batches of this process (sled's lock keeps other processes out), so the head guard
+    /// alone keeps every later append from overwriting an event.
+    tail_verified: bool,
     stats: CompressionStats,
     metrics: MetricsState,
     /// Set after a write failed in a way that leaves its outcome unknown.
@@ -155,6 +160,7 @@ impl<A: PersistentActor> Store<A> {
             durability: Durability::default(),
             snapshots_to_keep: DEFAULT_SNAPSHOTS_TO_KEEP,
             highest,
+            tail_verified: false,
             stats: CompressionStats::default(),
             metrics: MetricsState::default(),
             poisoned: None,
@@ -252,7 +258,13 @@ impl<A: PersistentActor> Store<A> {
     /// the appends of many entities as one batch. After that batch is committed (and
     /// flushed), call [`Store::complete_append`].
     pub fn prepare_append(&self, expected_seq: u64, events: &[A::Event]) -> Result<PreparedAppend> {
-        journal::prepare_append(&self.codec, &self.key, expected_seq, events)
+        journal::prepare_append(
+            &self.codec,
+            &self.key,
+            expected_seq,
+            events,
+            !self.tail_verified,
+        )
     }
 
     /// Records that a [`PreparedAppend`] was committed by someone else's batch.
@@ -263,6 +275,7 @@ impl<A: PersistentActor> Store<A> {
         took: std::time::Duration,
     ) {
         self.highest = prepared.last_seq;
+        self.tail_verified = true;
         for (serialized, stored, compressed) in &prepared.encoded {
             self.stats.record(*serialized, *stored, *compressed);
         }

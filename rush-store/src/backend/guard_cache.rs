@@ -30,23 +30,34 @@ pub(crate) struct GuardCache {
 }
 
 impl GuardCache {
-    /// The current value of `key`, from the cache or from `load` (then cached if small).
-    pub(crate) fn current<E>(
+    /// Whether `key` holds `expected`, from the cache or from `load`; on a mismatch, what
+    /// it holds. A small value that is read is cached; absent keys are not (an absent key
+    /// is usually a slot about to be written, so caching it would only churn).
+    pub(crate) fn check<E>(
         &mut self,
         key: &[u8],
+        expected: Option<&[u8]>,
         load: impl FnOnce() -> Result<Option<Vec<u8>>, E>,
-    ) -> Result<Option<Vec<u8>>, E> {
-        if let Some(value) = self.values.get(key) {
-            return Ok(value.clone());
+    ) -> Result<Result<(), Option<Vec<u8>>>, E> {
+        if let Some(cached) = self.values.get(key) {
+            return Ok(if cached.as_deref() == expected {
+                Ok(())
+            } else {
+                Err(cached.clone())
+            });
         }
         let value = load()?;
-        if value.as_ref().is_none_or(|v| v.len() <= MAX_CACHED_VALUE) {
+        if let Some(small) = value.as_ref().filter(|v| v.len() <= MAX_CACHED_VALUE) {
             if self.values.len() >= MAX_ENTRIES {
                 self.values.clear();
             }
-            self.values.insert(key.to_vec(), value.clone());
+            self.values.insert(key.to_vec(), Some(small.clone()));
         }
-        Ok(value)
+        Ok(if value.as_deref() == expected {
+            Ok(())
+        } else {
+            Err(value)
+        })
     }
 
     /// What `ops` will do to cached keys, to apply once they are committed.

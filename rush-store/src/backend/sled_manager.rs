@@ -264,12 +264,12 @@ impl Backend for SledManager {
         let db = &self.inner.db;
         let mut cache = self.commit_lock()?;
         for (index, guard) in batch.guards.iter().enumerate() {
-            let actual = cache.current(&guard.key, || {
+            let checked = cache.check(&guard.key, guard.expected.as_deref(), || {
                 db.get(&guard.key)
                     .map(|v| v.map(|v| v.to_vec()))
                     .map_err(|e| Error::storage("check guard", e))
             })?;
-            if actual != guard.expected {
+            if let Err(actual) = checked {
                 return Ok(Err(GuardFailed { index, actual }));
             }
         }
