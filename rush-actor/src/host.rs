@@ -317,6 +317,7 @@ impl<S: EventSourced> HostState<S> {
                 store.delete_events_to(oldest)
             })
             .await??;
+        self.store.refresh_deletion_mark()?;
         debug!(entity = %self.entity(), removed, up_to = oldest, "covered events deleted");
         Ok(())
     }

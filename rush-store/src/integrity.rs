@@ -58,7 +58,7 @@ pub(crate) fn verify<A: PersistentActor>(
     let head = match journal::read_head(backend, key) {
         Ok(head) => head,
         Err(e) => {
-            report.error(key.describe(RecordKind::Head, 0), e.to_string());
+            report.error(key.describe(RecordKind::Event, 0), e.to_string());
             u64::MAX
         }
     };

@@ -1,4 +1,4 @@
-//! The event journal of one entity: its head (highest sequence number), appends at an
+//! The event journal of one entity: its end (highest sequence number), appends at an
 //! expected sequence number, ordered range reads that notice gaps, and deletion of history.
 
 use crate::backend::{Backend, Guard, Visitor, WriteBatch, WriteOp};
@@ -48,11 +48,22 @@ pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
-/// The highest sequence number ever persisted for the entity (0: none).
+/// The highest sequence number ever persisted for the entity (0: none): the newest event
+/// stored, or the deletion mark when every event up to it was deleted. The journal itself
+/// is the truth; there is no separate head record that could disagree with it.
 pub(crate) fn read_head(backend: &dyn Backend, key: &EntityKey) -> Result<u64> {
-    read_u64_value(backend, &key.head_key(), &|| {
-        key.describe(RecordKind::Head, 0)
-    })
+    let (start, end) = key.seq_range(RecordKind::Event, 0, u64::MAX);
+    let newest = match backend.scan(&start, &end, 1, true)?.first() {
+        Some((record_key, _)) => {
+            key.seq_of(RecordKind::Event, record_key)
+                .ok_or_else(|| Error::Corrupted {
+                    record: key.describe(RecordKind::Event, 0),
+                    reason: "malformed key in the event range".into(),
+                })?
+        }
+        None => 0,
+    };
+    Ok(newest.max(read_deleted_to(backend, key)?))
 }
 
 /// Events up to this sequence number were deleted on purpose (0: none).
@@ -62,12 +73,21 @@ pub(crate) fn read_deleted_to(backend: &dyn Backend, key: &EntityKey) -> Result<
     })
 }
 
-/// A guard that the head is still `expected`.
-pub(crate) fn head_guard(key: &EntityKey, expected: u64) -> Guard {
-    Guard {
-        key: key.head_key(),
-        expected: (expected > 0).then(|| expected.to_be_bytes().to_vec()),
-    }
+/// The guards of a write that expects the journal to end at `expected`, with history
+/// deleted up to `deleted_to`: event `expected + 1` must not exist (a stale writer finds it
+/// taken, and no event can ever be overwritten), and the deletion mark must be unchanged
+/// (a writer whose events would fall below a newer mark is stale too).
+pub(crate) fn append_guards(key: &EntityKey, expected: u64, deleted_to: u64) -> Vec<Guard> {
+    vec![
+        Guard {
+            key: key.event_key(expected.saturating_add(1)),
+            expected: None,
+        },
+        Guard {
+            key: key.deleted_to_key(),
+            expected: (deleted_to > 0).then(|| deleted_to.to_be_bytes().to_vec()),
+        },
+    ]
 }
 
 /// Encoded events at `expected + 1 ..`, ready to commit together with other entities'.
@@ -91,7 +111,7 @@ impl PreparedAppend {
         self.last_seq
     }
 
-    /// The writes, with guards: the head is `expected` and the first new key is free.
+    /// The writes, with guards: the first new slot is free and the deletion mark unchanged.
     pub fn batch(&self) -> &WriteBatch {
         &self.batch
     }
@@ -102,14 +122,14 @@ impl PreparedAppend {
     }
 }
 
-/// Encodes `events` as the entries `expected + 1 ..` of the journal. With `check_free_slot`
-/// the batch also requires that event `expected + 1` does not exist yet.
+/// Encodes `events` as the entries `expected + 1 ..` of the journal, guarded by
+/// [`append_guards`].
 pub(crate) fn prepare_append<E: Serialize>(
     codec: &Codec,
     key: &EntityKey,
     expected: u64,
+    deleted_to: u64,
     events: &[E],
-    check_free_slot: bool,
 ) -> Result<PreparedAppend> {
     let count = u64::try_from(events.len())
         .map_err(|_| Error::InvalidArgument("too many events".into()))?;
@@ -117,7 +137,7 @@ pub(crate) fn prepare_append<E: Serialize>(
         .checked_add(count)
         .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
     let timestamp_micros = now_micros();
-    let mut ops = Vec::with_capacity(events.len() + 1);
+    let mut ops = Vec::with_capacity(events.len());
     let mut encoded = Vec::with_capacity(events.len());
     for (seq, event) in (expected + 1..).zip(events) {
         let record_key = key.event_key(seq);
@@ -133,19 +153,7 @@ pub(crate) fn prepare_append<E: Serialize>(
             value: bytes,
         });
     }
-    ops.push(WriteOp::Put {
-        key: key.head_key(),
-        value: last_seq.to_be_bytes().to_vec(),
-    });
-    // The head guard stops stale writers; the free-slot guard makes it impossible to
-    // overwrite an event even if the head record were damaged.
-    let mut guards = vec![head_guard(key, expected)];
-    if check_free_slot {
-        guards.push(Guard {
-            key: key.event_key(expected + 1),
-            expected: None,
-        });
-    }
+    let guards = append_guards(key, expected, deleted_to);
     Ok(PreparedAppend {
         batch: WriteBatch { guards, ops },
         expected,
@@ -330,7 +338,10 @@ fn missing(key: &EntityKey, seq: u64) -> Error {
 /// is finished by running it again.
 pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) -> Result<u64> {
     let mut deleted = 0u64;
-    let mut mark_written = false;
+    // The mark only moves up: a smaller request only cleans what an interrupted deletion
+    // left below the mark, and "nothing deleted" stays without a mark.
+    let current = read_deleted_to(backend, key)?;
+    let mut mark_written = to <= current;
     loop {
         let (start, end) = key.seq_range(RecordKind::Event, 0, to);
         let page = backend.scan(&start, &end, PAGE, false)?;

@@ -14,8 +14,6 @@ pub(crate) enum RecordKind {
     Event = 1,
     /// One snapshot: `prefix + seq`.
     Snapshot = 2,
-    /// The entity's head: its highest sequence number.
-    Head = 3,
     /// Events up to this sequence number were deleted on purpose.
     DeletedTo = 4,
     /// Health-check probes.
@@ -27,7 +25,6 @@ impl RecordKind {
         match self {
             RecordKind::Event => "event",
             RecordKind::Snapshot => "snapshot",
-            RecordKind::Head => "head",
             RecordKind::DeletedTo => "deletion mark",
             RecordKind::Probe => "probe",
         }
@@ -99,11 +96,6 @@ impl EntityKey {
         let mut key = self.prefix(RecordKind::Snapshot);
         key.extend_from_slice(&seq.to_be_bytes());
         key
-    }
-
-    /// Key of the entity's head (highest sequence number).
-    pub(crate) fn head_key(&self) -> Vec<u8> {
-        self.prefix(RecordKind::Head)
     }
 
     /// Key of the entity's deletion mark.

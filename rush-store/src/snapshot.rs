@@ -5,7 +5,7 @@ use crate::backend::{Backend, Guard, WriteBatch, WriteOp};
 use crate::codec::{Codec, Encoded, MAX_SNAPSHOT_SIZE};
 use crate::compression::CompressionStats;
 use crate::error::Result;
-use crate::journal::{head_guard, now_micros};
+use crate::journal::{append_guards, now_micros};
 use crate::keys::{EntityKey, RecordKind};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -59,13 +59,14 @@ pub(crate) fn list(backend: &dyn Backend, key: &EntityKey) -> Result<Vec<u64>> {
     }
 }
 
-/// The batch that stores `state` as of `seq` (guarded: the head is still `seq`) and
+/// The batch that stores `state` as of `seq` (guarded: the journal still ends at `seq`) and
 /// removes snapshots beyond the newest `keep`.
 pub(crate) fn prepare<S: Serialize>(
     backend: &dyn Backend,
     codec: &Codec,
     key: &EntityKey,
     seq: u64,
+    deleted_to: u64,
     state: &S,
     keep: usize,
 ) -> Result<(WriteBatch, CompressionStats)> {
@@ -89,6 +90,6 @@ pub(crate) fn prepare<S: Serialize>(
         key: record_key,
         value: bytes,
     });
-    let guards: Vec<Guard> = vec![head_guard(key, seq)];
+    let guards: Vec<Guard> = append_guards(key, seq, deleted_to);
     Ok((WriteBatch { guards, ops }, stats))
 }

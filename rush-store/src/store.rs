@@ -44,7 +44,7 @@ pub struct PreparedSnapshot {
 }
 
 impl PreparedSnapshot {
-    /// The sequence number the snapshot covers (the head it is guarded on).
+    /// The sequence number the snapshot covers (the journal's end it is guarded on).
     pub fn sequence_number(&self) -> u64 {
         self.sequence_number
     }
@@ -93,11 +93,8 @@ pub struct Store<A: PersistentActor> {
     snapshots_to_keep: usize,
     /// The highest sequence number this handle has seen committed.
     highest: u64,
-    /// Whether an append of this handle has already checked that the slot after the head
-    /// was free. After that, the entity's head and events only move together in guarded
-    /// batches of this process (sled's lock keeps other processes out), so the head guard
-    /// alone keeps every later append from overwriting an event.
-    tail_verified: bool,
+    /// The deletion mark this handle last saw: writes are guarded on it.
+    deleted_to: u64,
     stats: CompressionStats,
     metrics: MetricsState,
     /// Set after a write failed in a way that leaves its outcome unknown.
@@ -150,6 +147,7 @@ impl<A: PersistentActor> Store<A> {
         let key = EntityKey::new(collection, entity_id)?;
         let encryption_key = encryption_key.map(EncryptionKey::new).transpose()?;
         let highest = journal::read_head(backend.as_ref(), &key)?;
+        let deleted_to = journal::read_deleted_to(backend.as_ref(), &key)?;
         Ok(Self {
             key,
             backend,
@@ -160,7 +158,7 @@ impl<A: PersistentActor> Store<A> {
             durability: Durability::default(),
             snapshots_to_keep: DEFAULT_SNAPSHOTS_TO_KEEP,
             highest,
-            tail_verified: false,
+            deleted_to,
             stats: CompressionStats::default(),
             metrics: MetricsState::default(),
             poisoned: None,
@@ -242,6 +240,18 @@ impl<A: PersistentActor> Store<A> {
         if events.is_empty() {
             return Ok(self.highest);
         }
+        if expected_seq != self.highest {
+            // The caller read the state elsewhere: compare with the journal itself, since a
+            // larger expectation than the journal's end would leave a gap.
+            let actual = journal::read_head(self.backend.as_ref(), &self.key)?;
+            if expected_seq != actual {
+                return Err(Error::Conflict {
+                    expected: expected_seq,
+                    actual,
+                });
+            }
+            self.deleted_to = journal::read_deleted_to(self.backend.as_ref(), &self.key)?;
+        }
         let started = Instant::now();
         let mut prepared = self.prepare_append(expected_seq, events)?;
         let batch = prepared.take_batch();
@@ -262,8 +272,8 @@ impl<A: PersistentActor> Store<A> {
             &self.codec,
             &self.key,
             expected_seq,
+            self.deleted_to,
             events,
-            !self.tail_verified,
         )
     }
 
@@ -275,7 +285,6 @@ impl<A: PersistentActor> Store<A> {
         took: std::time::Duration,
     ) {
         self.highest = prepared.last_seq;
-        self.tail_verified = true;
         for (serialized, stored, compressed) in &prepared.encoded {
             self.stats.record(*serialized, *stored, *compressed);
         }
@@ -316,6 +325,7 @@ impl<A: PersistentActor> Store<A> {
             &self.codec,
             &self.key,
             self.highest,
+            self.deleted_to,
             state,
             self.snapshots_to_keep,
         )?;
@@ -423,8 +433,16 @@ impl<A: PersistentActor> Store<A> {
         }
         let removed = journal::delete_events_to(self.backend.as_ref(), &self.key, seq)
             .inspect_err(|e| self.poison(e))?;
+        self.deleted_to = self.deleted_to.max(seq);
         self.durable()?;
         Ok(removed)
+    }
+
+    /// Re-reads the deletion mark, after history was deleted through another handle (writes
+    /// are guarded on the mark this handle saw).
+    pub fn refresh_deletion_mark(&mut self) -> Result<()> {
+        self.deleted_to = journal::read_deleted_to(self.backend.as_ref(), &self.key)?;
+        Ok(())
     }
 
     /// Events up to this sequence number were deleted (0: none).
@@ -475,9 +493,9 @@ impl<A: PersistentActor> Store<A> {
         self.poisoned = Some(error.to_string());
     }
 
-    /// Interprets the outcome of committing a prepared batch that expected the head at
-    /// `expected`: a failed head guard is [`Error::Conflict`], a taken event slot is
-    /// [`Error::Corrupted`], and an engine error poisons this handle.
+    /// Interprets the outcome of committing a prepared batch that expected the journal to
+    /// end at `expected`: a failed guard is [`Error::Conflict`] (with the journal's actual
+    /// highest sequence number), and an engine error poisons this handle.
     pub fn settle_commit(
         &mut self,
         expected: u64,
@@ -485,20 +503,12 @@ impl<A: PersistentActor> Store<A> {
     ) -> Result<()> {
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(GuardFailed { index: 0, actual })) => {
-                let actual = match actual {
-                    Some(bytes) => journal::decode_u64(&bytes).unwrap_or(u64::MAX),
-                    None => 0,
-                };
+            // The slot after `expected` is taken, or history was deleted meanwhile: another
+            // writer moved this entity on. Nothing of this batch was written.
+            Ok(Err(GuardFailed { .. })) => {
+                let actual = journal::read_head(self.backend.as_ref(), &self.key)?;
                 Err(Error::Conflict { expected, actual })
             }
-            Ok(Err(GuardFailed { .. })) => Err(Error::Corrupted {
-                record: self.key.describe(crate::keys::RecordKind::Head, expected),
-                reason: format!(
-                    "the head says {expected} but event {} already exists",
-                    expected + 1
-                ),
-            }),
             Err(e) => {
                 self.poison(&e);
                 Err(e)

@@ -405,35 +405,3 @@ fn long_replays_read_ahead_and_still_catch_gaps_and_damage() {
         );
     }
 }
-
-#[test]
-fn a_head_that_went_back_never_lets_an_append_overwrite_an_event() {
-    use rush_store::{WriteBatch, WriteOp};
-    for db in each_backend() {
-        let mut store = db.open::<BankAccount>("rollback", None, false);
-        store.persist_batch(&deposits(10)).unwrap();
-        let events_before = db.backend.scan(&[1], &[2], 100, false).unwrap();
-        let head = db.backend.scan(&[3], &[4], 10, false).unwrap();
-        let (head_key, _) = head[0].clone();
-        // Damage: the head says 3 while events 4..=10 exist.
-        let rollback = WriteBatch {
-            guards: vec![],
-            ops: vec![WriteOp::Put {
-                key: head_key,
-                value: 3u64.to_be_bytes().to_vec(),
-            }],
-        };
-        db.backend.commit(&rollback).unwrap().unwrap();
-        let mut fresh = db.open::<BankAccount>("rollback", None, false);
-        let err = fresh.persist(&deposit(99.0, 99.0)).unwrap_err();
-        assert!(
-            matches!(&err, Error::Corrupted { reason, .. } if reason.contains("already exists")),
-            "{err}"
-        );
-        assert_eq!(
-            db.backend.scan(&[1], &[2], 100, false).unwrap(),
-            events_before,
-            "no event was overwritten"
-        );
-    }
-}

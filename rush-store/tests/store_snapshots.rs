@@ -114,8 +114,11 @@ fn covered_history_can_be_deleted_and_recovery_still_works() {
             assert_eq!(store.highest_sequence_number(), 51);
             assert_eq!(store.recover().unwrap().unwrap().transaction_count, 50);
             assert!(store.verify_integrity().unwrap().is_ok());
-            // Running it again is harmless.
+            // Running it again, or asking for less, is harmless: the mark never goes down.
             assert_eq!(store.delete_events_to(41).unwrap(), 0);
+            assert_eq!(store.delete_events_to(10).unwrap(), 0);
+            assert_eq!(store.deleted_to().unwrap(), 41);
+            assert_eq!(store.persist(&deposit(1.0, 1.0)).unwrap(), 52);
             assert!(
                 matches!(store.recover_at(30), Err(Error::InvalidArgument(_))),
                 "that past state is gone"
@@ -126,10 +129,43 @@ fn covered_history_can_be_deleted_and_recovery_still_works() {
         let mut store = db.open::<BankAccount>("d", None, false);
         assert_eq!(
             store.persist(&deposit(1.0, 501.0)).unwrap(),
-            52,
+            53,
             "the highest sequence number never goes back"
         );
-        assert_eq!(store.recover().unwrap().unwrap().transaction_count, 51);
+        assert_eq!(store.recover().unwrap().unwrap().transaction_count, 52);
+    }
+}
+
+#[test]
+fn deleting_nothing_leaves_no_mark_and_appends_go_on() {
+    for db in each_backend() {
+        let mut store = db.open::<BankAccount>("nothing", None, false);
+        assert_eq!(store.delete_events_to(0).unwrap(), 0);
+        assert_eq!(store.deleted_to().unwrap(), 0);
+        assert_eq!(store.persist(&deposit(1.0, 1.0)).unwrap(), 1);
+    }
+}
+
+#[test]
+fn deleting_every_event_under_a_snapshot_keeps_the_sequence_going() {
+    for mut db in each_backend() {
+        {
+            let mut store = db.open::<BankAccount>("all", None, false);
+            account_with(&mut store, 9, 0);
+            store.snapshot(&store.recover().unwrap().unwrap()).unwrap();
+            assert_eq!(store.delete_events_to(10).unwrap(), 10);
+            assert!(store.events(0, u64::MAX).unwrap().is_empty());
+        }
+        db.reopen();
+        let mut store = db.open::<BankAccount>("all", None, false);
+        assert_eq!(
+            store.highest_sequence_number(),
+            10,
+            "the journal's end is the deletion mark"
+        );
+        assert_eq!(store.persist(&deposit(1.0, 91.0)).unwrap(), 11);
+        assert_eq!(store.recover().unwrap().unwrap().transaction_count, 10);
+        assert!(store.verify_integrity().unwrap().is_ok());
     }
 }
 

@@ -1,4 +1,5 @@
-//! An exact cache of the small values that guards check (an entity's head is 8 bytes).
+//! An exact cache of the small values that guards check (an entity's deletion mark is 8
+//! bytes).
 //!
 //! It is exact because every write to a `SledManager`'s database in this process goes
 //! through `commit`, under the same lock as the cache, and sled's file lock keeps other
