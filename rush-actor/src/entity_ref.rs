@@ -9,6 +9,7 @@ use crate::host::{HostMsg, Ticket};
 use crate::metrics::EntityMetrics;
 use crate::persistence::Persistence;
 use ractor::ActorRef;
+use rush_store::EventMetadata;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,6 +68,16 @@ impl<S: EventSourced> EntityRef<S> {
     /// are durable. Starts the actor if it is not running (it recovers first); waits for an
     /// actor that is restarting; refuses when too many commands wait.
     pub async fn ask(&self, command: S::Command) -> Result<S::Reply, CommandError<S::Rejection>> {
+        self.ask_with(command, EventMetadata::default()).await
+    }
+
+    /// [`EntityRef::ask`], recording `metadata` (correlation and causation ids, user,
+    /// tenant) on every event the command persists; queries return it.
+    pub async fn ask_with(
+        &self,
+        command: S::Command,
+        metadata: EventMetadata,
+    ) -> Result<S::Reply, CommandError<S::Rejection>> {
         let timeout = self.persistence.config().ask_timeout;
         let deadline = Instant::now() + timeout;
         let mut command = command;
@@ -74,9 +85,9 @@ impl<S: EventSourced> EntityRef<S> {
             let (actor, mailbox) = self.resolve(deadline).await?;
             let (reply, replied) = oneshot::channel();
             let (returned, came_back) = oneshot::channel();
-            if let Err(unsent) =
-                actor.send_message(HostMsg::Command(Ticket::new(command, reply, returned)))
-            {
+            if let Err(unsent) = actor.send_message(HostMsg::Command(
+                Ticket::new(command, reply, returned).with_metadata(metadata.clone()),
+            )) {
                 // The mailbox closed before the send: the ticket (now dropped) hands the
                 // command back below.
                 drop(unsent);

@@ -140,11 +140,12 @@ fn commit_group(
     let mut merged = WriteBatch::default();
     let mut members = Vec::with_capacity(group.len());
     for (batch, done) in group.drain(..) {
-        let (guards, ops) = (merged.guards.len(), merged.ops.len());
+        let (guards, ops, appends) = (merged.guards.len(), merged.ops.len(), merged.appends.len());
         merged.extend(batch);
         members.push(Member {
             guards: guards..merged.guards.len(),
             ops: ops..merged.ops.len(),
+            appends: appends..merged.appends.len(),
             done,
         });
     }
@@ -166,9 +167,11 @@ fn commit_group(
                 let member = members.remove(owner);
                 merged.guards.drain(member.guards.clone());
                 merged.ops.drain(member.ops.clone());
+                merged.appends.drain(member.appends.clone());
                 for later in members.iter_mut().skip(owner) {
                     later.guards = shift(&later.guards, member.guards.len());
                     later.ops = shift(&later.ops, member.ops.len());
+                    later.appends = shift(&later.appends, member.appends.len());
                 }
                 let own = GuardFailed {
                     index: failed.index - member.guards.start,
@@ -206,6 +209,7 @@ fn commit_group(
 struct Member {
     guards: Range<usize>,
     ops: Range<usize>,
+    appends: Range<usize>,
     done: oneshot::Sender<CommitOutcome>,
 }
 

@@ -12,7 +12,7 @@ use crate::persistence::Shared;
 use crate::snapshot_policy::SnapshotPolicy;
 use crate::supervision::SupervisorMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rush_store::Store;
+use rush_store::{EventMetadata, Store};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -43,6 +43,7 @@ pub struct Ticket<S: EventSourced> {
     command: Option<S::Command>,
     reply: Option<ReplyTo<S>>,
     returned: Option<oneshot::Sender<S::Command>>,
+    metadata: EventMetadata,
 }
 
 impl<S: EventSourced> Ticket<S> {
@@ -56,11 +57,24 @@ impl<S: EventSourced> Ticket<S> {
             command: Some(command),
             reply: Some(reply),
             returned: Some(returned),
+            metadata: EventMetadata::default(),
         }
     }
 
-    fn take(&mut self) -> Option<(S::Command, ReplyTo<S>)> {
-        Some((self.command.take()?, self.reply.take()?))
+    /// Records `metadata` (correlation, causation, user, tenant) on the events the command
+    /// persists.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: EventMetadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    fn take(&mut self) -> Option<(S::Command, ReplyTo<S>, EventMetadata)> {
+        Some((
+            self.command.take()?,
+            self.reply.take()?,
+            std::mem::take(&mut self.metadata),
+        ))
     }
 }
 
@@ -135,12 +149,14 @@ impl<S: EventSourced> Actor for Host<S> {
         match message {
             HostMsg::Command(mut ticket) => {
                 host.args.mailbox.pending.fetch_sub(1, Ordering::SeqCst);
-                let Some((command, reply)) = ticket.take() else {
+                let Some((command, reply, metadata)) = ticket.take() else {
                     return Ok(());
                 };
                 host.last_activity = Instant::now();
                 let span = debug_span!("command", entity = %host.args.name, seq = host.store.highest_sequence_number());
-                host.handle_command(command, reply).instrument(span).await
+                host.handle_command(command, reply, &metadata)
+                    .instrument(span)
+                    .await
             }
             HostMsg::IdleCheck => {
                 if let Some(idle) = host.args.shared.config.passivate_after
@@ -170,6 +186,7 @@ impl<S: EventSourced> HostState<S> {
         &mut self,
         command: S::Command,
         reply: ReplyTo<S>,
+        metadata: &EventMetadata,
     ) -> Result<(), ActorProcessingErr> {
         // A panicking handler must close the mailbox before its reply is dropped, so the
         // caller's next command waits for the restart instead of reaching a dying actor.
@@ -192,7 +209,7 @@ impl<S: EventSourced> HostState<S> {
             }
         };
         if !effect.events.is_empty() {
-            if let Err(failure) = self.persist(&effect.events).await {
+            if let Err(failure) = self.persist(&effect.events, metadata).await {
                 let fatal = failure.fatal;
                 if fatal.is_some() {
                     self.args.mailbox.closed.store(true, Ordering::SeqCst);
@@ -232,12 +249,16 @@ impl<S: EventSourced> HostState<S> {
     }
 
     /// Journals `events` through the group commit; on success they are durable.
-    async fn persist(&mut self, events: &[S::Event]) -> Result<(), PersistFailure> {
+    async fn persist(
+        &mut self,
+        events: &[S::Event],
+        metadata: &EventMetadata,
+    ) -> Result<(), PersistFailure> {
         let expected = self.store.highest_sequence_number();
         // A serialization error (or an event too large) is the caller's: refuse and go on.
         let mut prepared = self
             .store
-            .prepare_append(expected, events)
+            .prepare_append_with(expected, events, metadata)
             .map_err(PersistFailure::recoverable)?;
         let batch = prepared.take_batch();
         let bytes = batch.payload_bytes();

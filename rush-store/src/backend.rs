@@ -7,6 +7,7 @@
 
 mod guard_cache;
 pub(crate) mod memory_manager;
+mod sequencer;
 pub(crate) mod sled_manager;
 
 use crate::error::Result;
@@ -41,6 +42,18 @@ pub struct Guard {
     pub expected: Option<Vec<u8>>,
 }
 
+/// An entry appended to an ordered log at the log's next offset, assigned by the backend
+/// when the batch commits: offsets are gap-free and in commit order, so a reader that has
+/// seen offset `n` has seen every entry below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    /// The log: its entries are stored at `log ‖ offset` (u64, big-endian, from 1). No
+    /// other key may start with it.
+    pub log: Vec<u8>,
+    /// The entry.
+    pub value: Vec<u8>,
+}
+
 /// Writes applied atomically, only if every guard holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
@@ -48,6 +61,8 @@ pub struct WriteBatch {
     pub guards: Vec<Guard>,
     /// The writes, applied in order (a later write to the same key wins).
     pub ops: Vec<WriteOp>,
+    /// Log entries, numbered at commit in this order, after the writes.
+    pub appends: Vec<LogAppend>,
 }
 
 impl WriteBatch {
@@ -55,6 +70,7 @@ impl WriteBatch {
     pub fn extend(&mut self, other: WriteBatch) {
         self.guards.extend(other.guards);
         self.ops.extend(other.ops);
+        self.appends.extend(other.appends);
     }
 
     /// Total bytes of keys and values written.
@@ -65,6 +81,7 @@ impl WriteBatch {
                 WriteOp::Put { key, value } => key.len() + value.len(),
                 WriteOp::Delete { key } => key.len(),
             })
+            .chain(self.appends.iter().map(|a| a.log.len() + 8 + a.value.len()))
             .sum()
     }
 }
@@ -84,6 +101,8 @@ pub struct GuardFailed {
 /// - keys compare as byte strings; `scan` returns them in that order (or reversed);
 /// - `commit` is atomic and serialisable with every other `commit` on the same database:
 ///   either all guards hold and all ops apply, or nothing changes;
+/// - a commit numbers its [`LogAppend`]s after the highest offset stored in each log, so
+///   offsets are gap-free and increase in commit order (readers never see `n + 1` before `n`);
 /// - after `flush` returns, every commit that returned before it was called survives a
 ///   crash of the process (and, where the engine says so, of the machine).
 pub trait Backend: Send + Sync + Debug + 'static {
@@ -130,9 +149,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// Bytes the database takes on disk (0 for memory).
     fn size_on_disk(&self) -> Result<u64>;
+
+    /// A receiver whose value changes after every commit that appended to a log, so that
+    /// subscribers wake up instead of polling. `None` (the default): readers poll.
+    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 pub use memory_manager::MemoryManager;
+pub(crate) use sequencer::{AppendSignal, Sequencer};
 pub use sled_manager::{SledConfig, SledManager};
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ fn run_probe(backend: &dyn Backend, key: &[u8]) -> Result<bool> {
             key: key.to_vec(),
             value: value.clone(),
         }],
+        ..Default::default()
     };
     if backend.commit(&put)?.is_err() {
         return Ok(false);
@@ -81,6 +82,7 @@ fn run_probe(backend: &dyn Backend, key: &[u8]) -> Result<bool> {
     let delete = WriteBatch {
         guards: Vec::new(),
         ops: vec![WriteOp::Delete { key: key.to_vec() }],
+        ..Default::default()
     };
     let _ = backend.commit(&delete)?;
     Ok(read.as_deref() == Some(value.as_slice()))

@@ -2,7 +2,7 @@
 //! sequence numbers, collected into a report instead of stopping at the first problem.
 
 use crate::backend::Backend;
-use crate::codec::{Codec, MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
+use crate::codec::{Codec, MAX_SNAPSHOT_SIZE};
 use crate::error::Result;
 use crate::journal::{self, PAGE};
 use crate::keys::{EntityKey, RecordKind, prefix_end};
@@ -94,7 +94,10 @@ pub(crate) fn verify<A: PersistentActor>(
             }
             expected = seq + 1;
         }
-        if let Err(e) = codec.decode::<A::Event>(record_key, value, MAX_EVENT_SIZE, &describe) {
+        let mut scratch = crate::codec::Scratch::default();
+        if let Err(e) =
+            codec.decode_event_with::<A::Event>(record_key, value, &describe, &mut scratch)
+        {
             report.error(describe(), e.to_string());
         }
     })?;

@@ -2,9 +2,11 @@
 //! expected sequence number, ordered range reads that notice gaps, and deletion of history.
 
 use crate::backend::{Backend, Guard, Visitor, WriteBatch, WriteOp};
-use crate::codec::{Codec, Decoded, Encoded, MAX_EVENT_SIZE, Scratch};
+use crate::codec::{Codec, Decoded, Encoded, Scratch};
+use crate::collection_log;
 use crate::error::{Error, Result};
 use crate::keys::{EntityKey, RecordKind};
+use crate::metadata::{EventMetadata, RecordMeta};
 use serde::{Serialize, de::DeserializeOwned};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,15 +15,41 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// the length of the history.
 pub(crate) const PAGE: usize = 512;
 
-/// A stored event with its sequence number and the time it was persisted.
+/// A stored event with its sequence number, the time it was persisted, and what was
+/// recorded with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventEnvelope<E> {
     /// Position of the event in its entity's journal, from 1, contiguous.
     pub sequence_number: u64,
     /// When it was persisted (microsecond precision).
     pub timestamp: SystemTime,
-    /// The event.
+    /// The event's type name (empty for events written before format v2).
+    pub event_type: String,
+    /// Tags the actor attached.
+    pub tags: Vec<String>,
+    /// Correlation, causation, user and tenant.
+    pub metadata: EventMetadata,
+    /// The event (upcast to the current schema version).
     pub event: E,
+}
+
+impl<E> EventEnvelope<E> {
+    pub(crate) fn from_decoded(sequence_number: u64, decoded: Decoded<E>) -> Self {
+        let RecordMeta {
+            event_type,
+            tags,
+            metadata,
+            ..
+        } = decoded.meta;
+        Self {
+            sequence_number,
+            timestamp: micros_to_time(decoded.timestamp_micros),
+            event_type,
+            tags,
+            metadata,
+            event: decoded.value,
+        }
+    }
 }
 
 pub(crate) fn now_micros() -> u64 {
@@ -122,14 +150,15 @@ impl PreparedAppend {
     }
 }
 
-/// Encodes `events` as the entries `expected + 1 ..` of the journal, guarded by
-/// [`append_guards`].
+/// Encodes `events` as the entries `expected + 1 ..` of the journal, each with its meta
+/// block and its offset in the collection's log, guarded by [`append_guards`].
 pub(crate) fn prepare_append<E: Serialize>(
     codec: &Codec,
     key: &EntityKey,
     expected: u64,
     deleted_to: u64,
     events: &[E],
+    meta_of: &dyn Fn(&E) -> RecordMeta,
 ) -> Result<PreparedAppend> {
     let count = u64::try_from(events.len())
         .map_err(|_| Error::InvalidArgument("too many events".into()))?;
@@ -138,6 +167,7 @@ pub(crate) fn prepare_append<E: Serialize>(
         .ok_or_else(|| Error::InvalidArgument("sequence numbers exhausted".into()))?;
     let timestamp_micros = now_micros();
     let mut ops = Vec::with_capacity(events.len());
+    let mut appends = Vec::with_capacity(events.len());
     let mut encoded = Vec::with_capacity(events.len());
     for (seq, event) in (expected + 1..).zip(events) {
         let record_key = key.event_key(seq);
@@ -146,16 +176,21 @@ pub(crate) fn prepare_append<E: Serialize>(
             serialized_len,
             payload_len,
             compressed,
-        } = codec.encode(&record_key, timestamp_micros, event, MAX_EVENT_SIZE)?;
+        } = codec.encode_event(&record_key, timestamp_micros, &meta_of(event), event)?;
         encoded.push((serialized_len, payload_len, compressed));
         ops.push(WriteOp::Put {
             key: record_key,
             value: bytes,
         });
+        appends.push(collection_log::append(key, seq, timestamp_micros));
     }
     let guards = append_guards(key, expected, deleted_to);
     Ok(PreparedAppend {
-        batch: WriteBatch { guards, ops },
+        batch: WriteBatch {
+            guards,
+            ops,
+            appends,
+        },
         expected,
         last_seq,
         timestamp_micros,
@@ -232,13 +267,9 @@ impl<V> Replay<'_, V> {
             return Err(missing(key, self.next));
         }
         let describe = || key.describe(RecordKind::Event, seq);
-        let decoded = self.codec.decode_with(
-            record_key,
-            bytes,
-            MAX_EVENT_SIZE,
-            &describe,
-            &mut self.scratch,
-        )?;
+        let decoded =
+            self.codec
+                .decode_event_with(record_key, bytes, &describe, &mut self.scratch)?;
         (self.visit)(seq, decoded)?;
         self.reached_end = seq == self.to;
         self.next = seq.saturating_add(1);
@@ -364,6 +395,7 @@ pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) 
         if let Err(failed) = backend.commit(&WriteBatch {
             guards: Vec::new(),
             ops,
+            ..Default::default()
         })? {
             return Err(Error::storage(
                 "delete events",

@@ -16,6 +16,10 @@ pub(crate) enum RecordKind {
     Snapshot = 2,
     /// Events up to this sequence number were deleted on purpose.
     DeletedTo = 4,
+    /// One entry of a collection's log: `[len][collection] + offset` -> (entity, seq).
+    Offset = 5,
+    /// One row of a named table: `[len][table] + row key`.
+    TableRow = 6,
     /// Health-check probes.
     Probe = 0x7f,
 }
@@ -26,6 +30,8 @@ impl RecordKind {
             RecordKind::Event => "event",
             RecordKind::Snapshot => "snapshot",
             RecordKind::DeletedTo => "deletion mark",
+            RecordKind::Offset => "log entry",
+            RecordKind::TableRow => "table row",
             RecordKind::Probe => "probe",
         }
     }
@@ -45,15 +51,7 @@ impl EntityKey {
     pub fn new(collection: &str, entity_id: &str) -> Result<Self> {
         let mut encoded = Vec::with_capacity(4 + collection.len() + entity_id.len());
         for (what, id) in [("collection", collection), ("entity id", entity_id)] {
-            if id.is_empty() {
-                return Err(Error::InvalidArgument(format!("{what} must not be empty")));
-            }
-            if id.len() > MAX_ID_LEN {
-                return Err(Error::InvalidArgument(format!(
-                    "{what} is {} bytes, the limit is {MAX_ID_LEN}",
-                    id.len()
-                )));
-            }
+            validate_id(what, id)?;
             let len = u16::try_from(id.len())
                 .map_err(|_| Error::InvalidArgument(format!("{what} is too long")))?;
             encoded.extend_from_slice(&len.to_be_bytes());
@@ -103,6 +101,19 @@ impl EntityKey {
         self.prefix(RecordKind::DeletedTo)
     }
 
+    /// `[kind][len][collection]`: the start of every key of `kind` in this entity's
+    /// collection (its log, when `kind` is [`RecordKind::Offset`]).
+    pub(crate) fn collection_prefix(&self, kind: RecordKind) -> Vec<u8> {
+        let collection_part = self
+            .encoded
+            .get(..2 + self.collection.len())
+            .unwrap_or_default();
+        let mut key = Vec::with_capacity(1 + collection_part.len() + 8);
+        key.push(kind as u8);
+        key.extend_from_slice(collection_part);
+        key
+    }
+
     /// Key of this entity's health probe.
     pub(crate) fn probe_key(&self) -> Vec<u8> {
         self.prefix(RecordKind::Probe)
@@ -143,6 +154,39 @@ impl EntityKey {
             self.entity_id
         )
     }
+}
+
+/// `[kind][len u16][name]` for a validated collection or table name.
+pub(crate) fn name_prefix(kind: RecordKind, what: &str, name: &str) -> Result<Vec<u8>> {
+    validate_id(what, name)?;
+    let len = u16::try_from(name.len())
+        .map_err(|_| Error::InvalidArgument(format!("{what} is too long")))?;
+    let mut key = Vec::with_capacity(3 + name.len() + 8);
+    key.push(kind as u8);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(name.as_bytes());
+    Ok(key)
+}
+
+/// Non-empty and at most [`MAX_ID_LEN`] bytes.
+pub(crate) fn validate_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} must not be empty")));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "{what} is {} bytes, the limit is {MAX_ID_LEN}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The length-prefixed id at `at` of `key` and the position after it.
+pub(crate) fn read_id(key: &[u8], at: usize) -> Option<(&str, usize)> {
+    let len = u16::from_be_bytes(key.get(at..at + 2)?.try_into().ok()?) as usize;
+    let id = key.get(at + 2..at + 2 + len)?;
+    Some((std::str::from_utf8(id).ok()?, at + 2 + len))
 }
 
 /// Reads the big-endian u64 at `at` of `key`.

@@ -65,6 +65,7 @@
 
 mod backend;
 mod codec;
+mod collection_log;
 mod compression;
 mod crypto;
 mod error;
@@ -72,14 +73,17 @@ mod health;
 mod integrity;
 mod journal;
 mod keys;
+mod metadata;
 mod metrics;
 mod persistent_actor;
 mod snapshot;
 mod store;
+mod table;
+mod upcast;
 
 pub use backend::{
-    Backend, Guard, GuardFailed, MemoryManager, SledConfig, SledManager, Visitor, WriteBatch,
-    WriteOp,
+    Backend, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig, SledManager, Visitor,
+    WriteBatch, WriteOp,
 };
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};
@@ -89,6 +93,9 @@ pub use health::{HealthReport, HealthStatus};
 pub use integrity::{IntegrityError, IntegrityReport};
 pub use journal::{EventEnvelope, PreparedAppend};
 pub use keys::{EntityKey, MAX_ID_LEN};
+pub use metadata::EventMetadata;
 pub use metrics::StoreMetrics;
-pub use persistent_actor::PersistentActor;
+pub use persistent_actor::{PersistentActor, default_event_type};
 pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, PreparedSnapshot, Store};
+pub use table::Table;
+pub use upcast::{ANY_EVENT_TYPE, Upcasters};

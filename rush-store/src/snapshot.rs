@@ -91,5 +91,12 @@ pub(crate) fn prepare<S: Serialize>(
         value: bytes,
     });
     let guards: Vec<Guard> = append_guards(key, seq, deleted_to);
-    Ok((WriteBatch { guards, ops }, stats))
+    Ok((
+        WriteBatch {
+            guards,
+            ops,
+            ..Default::default()
+        },
+        stats,
+    ))
 }

@@ -6,6 +6,7 @@ mod recovery;
 
 use crate::backend::{Backend, GuardFailed};
 use crate::codec::Codec;
+use crate::codec::EventSchema;
 use crate::compression::{CompressionConfig, CompressionStats};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::error::{Error, Result};
@@ -13,6 +14,7 @@ use crate::health::{self, HealthReport};
 use crate::integrity::{self, IntegrityReport};
 use crate::journal::{self, EventEnvelope, PreparedAppend};
 use crate::keys::EntityKey;
+use crate::metadata::{EventMetadata, RecordMeta};
 use crate::metrics::{MetricsState, StoreMetrics};
 use crate::persistent_actor::PersistentActor;
 use crate::snapshot;
@@ -52,6 +54,16 @@ impl PreparedSnapshot {
     /// Takes the batch out (to merge it into a group commit).
     pub fn take_batch(&mut self) -> crate::backend::WriteBatch {
         std::mem::take(&mut self.batch)
+    }
+}
+
+/// The event schema of `A`: its version and upcasters.
+pub(crate) fn event_schema<A: PersistentActor>() -> EventSchema {
+    let mut upcasters = crate::upcast::Upcasters::default();
+    A::upcasters(&mut upcasters);
+    EventSchema {
+        version: A::EVENT_SCHEMA_VERSION,
+        upcasters: Arc::new(upcasters),
     }
 }
 
@@ -154,6 +166,7 @@ impl<A: PersistentActor> Store<A> {
             codec: Codec {
                 keyring: Keyring::new(encryption_key),
                 compression: compression.then(CompressionConfig::default),
+                schema: event_schema::<A>(),
             },
             durability: Durability::default(),
             snapshots_to_keep: DEFAULT_SNAPSHOTS_TO_KEEP,
@@ -226,9 +239,29 @@ impl<A: PersistentActor> Store<A> {
         self.persist_expected(self.highest, events)
     }
 
+    /// Persists `events` atomically with `metadata` (correlation, causation, user, tenant)
+    /// recorded on each; returns the highest sequence number.
+    pub fn persist_with_metadata(
+        &mut self,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+    ) -> Result<u64> {
+        self.persist_expected_with(self.highest, events, metadata)
+    }
+
     /// Persists `events` only if the journal's highest sequence number is `expected_seq`;
     /// otherwise [`Error::Conflict`] and nothing is written.
     pub fn persist_expected(&mut self, expected_seq: u64, events: &[A::Event]) -> Result<u64> {
+        self.persist_expected_with(expected_seq, events, &EventMetadata::default())
+    }
+
+    /// [`Store::persist_expected`] with `metadata` recorded on each event.
+    pub fn persist_expected_with(
+        &mut self,
+        expected_seq: u64,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+    ) -> Result<u64> {
         let _span = debug_span!(
             "persist",
             collection = self.key.collection(),
@@ -253,7 +286,7 @@ impl<A: PersistentActor> Store<A> {
             self.deleted_to = journal::read_deleted_to(self.backend.as_ref(), &self.key)?;
         }
         let started = Instant::now();
-        let mut prepared = self.prepare_append(expected_seq, events)?;
+        let mut prepared = self.prepare_append_with(expected_seq, events, metadata)?;
         let batch = prepared.take_batch();
         let bytes = batch.payload_bytes();
         let outcome = self.backend.commit(&batch);
@@ -268,12 +301,28 @@ impl<A: PersistentActor> Store<A> {
     /// the appends of many entities as one batch. After that batch is committed (and
     /// flushed), call [`Store::complete_append`].
     pub fn prepare_append(&self, expected_seq: u64, events: &[A::Event]) -> Result<PreparedAppend> {
+        self.prepare_append_with(expected_seq, events, &EventMetadata::default())
+    }
+
+    /// [`Store::prepare_append`] with `metadata` recorded on each event.
+    pub fn prepare_append_with(
+        &self,
+        expected_seq: u64,
+        events: &[A::Event],
+        metadata: &EventMetadata,
+    ) -> Result<PreparedAppend> {
         journal::prepare_append(
             &self.codec,
             &self.key,
             expected_seq,
             self.deleted_to,
             events,
+            &|event| RecordMeta {
+                event_type: A::event_type(event),
+                schema_version: A::EVENT_SCHEMA_VERSION,
+                tags: A::event_tags(event),
+                metadata: metadata.clone(),
+            },
         )
     }
 
@@ -376,11 +425,7 @@ impl<A: PersistentActor> Store<A> {
     pub fn events_with_metadata(&self, from: u64, to: u64) -> Result<Vec<EventEnvelope<A::Event>>> {
         let mut out = Vec::new();
         self.visit_events(from, to, |sequence_number, decoded| {
-            out.push(EventEnvelope {
-                sequence_number,
-                timestamp: journal::micros_to_time(decoded.timestamp_micros),
-                event: decoded.value,
-            });
+            out.push(EventEnvelope::from_decoded(sequence_number, decoded));
             Ok(())
         })?;
         Ok(out)

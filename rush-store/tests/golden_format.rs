@@ -456,6 +456,7 @@ fn load(records: &[(Vec<u8>, Vec<u8>)]) -> MemoryManager {
         .commit(&WriteBatch {
             guards: Vec::new(),
             ops,
+            ..Default::default()
         })
         .unwrap()
         .unwrap();

@@ -375,6 +375,7 @@ fn long_replays_read_ahead_and_still_catch_gaps_and_damage() {
             ops: vec![WriteOp::Delete {
                 key: gap_key.clone(),
             }],
+            ..Default::default()
         };
         db.backend.commit(&remove).unwrap().unwrap();
         let err = store.recover().unwrap_err();
@@ -392,6 +393,7 @@ fn long_replays_read_ahead_and_still_catch_gaps_and_damage() {
                 key: gap_key.clone(),
                 value,
             }],
+            ..Default::default()
         };
         db.backend.commit(&put(damaged)).unwrap().unwrap();
         assert!(matches!(store.recover(), Err(Error::Corrupted { .. })));

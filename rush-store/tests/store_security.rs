@@ -32,6 +32,7 @@ fn put(backend: &dyn Backend, key: Vec<u8>, value: Vec<u8>) {
         .commit(&WriteBatch {
             guards: vec![],
             ops: vec![WriteOp::Put { key, value }],
+            ..Default::default()
         })
         .unwrap()
         .unwrap();

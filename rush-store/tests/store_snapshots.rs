@@ -194,6 +194,7 @@ fn a_missing_event_is_detected_on_recovery_and_reads() {
             .commit(&WriteBatch {
                 guards: vec![],
                 ops: vec![WriteOp::Delete { key: fifth.clone() }],
+                ..Default::default()
             })
             .unwrap()
             .unwrap();
@@ -232,6 +233,7 @@ pub fn damage_all(backend: &dyn Backend, kind: u8) {
         .commit(&WriteBatch {
             guards: vec![],
             ops,
+            ..Default::default()
         })
         .unwrap()
         .unwrap();

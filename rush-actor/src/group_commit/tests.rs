@@ -11,6 +11,7 @@ fn put(key: &[u8]) -> WriteBatch {
             key: key.to_vec(),
             value: b"v".to_vec(),
         }],
+        ..Default::default()
     }
 }
 
@@ -25,6 +26,7 @@ async fn each_member_of_a_group_gets_its_own_outcome() {
             key: b"b".to_vec(),
             value: b"old".to_vec(),
         }],
+        ..Default::default()
     };
     db.commit(&old).unwrap().unwrap();
     let tasks: Vec<_> = [b"a", b"b", b"c"]

@@ -1,6 +1,7 @@
 //! An in-memory backend with the same semantics as sled, for tests. Clones share data.
 
-use super::{Backend, GuardFailed, WriteBatch, WriteOp};
+use super::sequencer::offset_of;
+use super::{AppendSignal, Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Clone, Default)]
 pub struct MemoryManager {
     data: Arc<Mutex<BTreeMap<Vec<u8>, Vec<u8>>>>,
+    appended: Arc<AppendSignal>,
 }
 
 impl MemoryManager {
@@ -56,6 +58,14 @@ impl Backend for MemoryManager {
                 }));
             }
         }
+        // Memory reads each log's end every time: there is nothing slow to cache.
+        let assigned = Sequencer::default().assign(&batch.appends, |log| {
+            let end = crate::keys::prefix_end(log);
+            let last = data
+                .range::<[u8], _>((Bound::Included(log), Bound::Excluded(end.as_slice())))
+                .next_back();
+            Ok(last.and_then(|(key, _)| offset_of(log, key)).unwrap_or(0))
+        })?;
         for op in &batch.ops {
             match op {
                 WriteOp::Put { key, value } => {
@@ -66,6 +76,13 @@ impl Backend for MemoryManager {
                 }
             }
         }
+        for (key, append) in assigned.keys.into_iter().zip(&batch.appends) {
+            data.insert(key, append.value.clone());
+        }
+        drop(data);
+        if !batch.appends.is_empty() {
+            self.appended.notify();
+        }
         Ok(Ok(()))
     }
 
@@ -75,5 +92,9 @@ impl Backend for MemoryManager {
 
     fn size_on_disk(&self) -> Result<u64> {
         Ok(0)
+    }
+
+    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.appended.subscribe())
     }
 }

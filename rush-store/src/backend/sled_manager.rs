@@ -2,7 +2,8 @@
 //! sled's own `flush` does not give (it uses `sync_file_range`, not fsync).
 
 use super::guard_cache::GuardCache;
-use super::{Backend, GuardFailed, WriteBatch, WriteOp};
+use super::sequencer::offset_of;
+use super::{AppendSignal, Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -46,9 +47,11 @@ struct Inner {
     path: PathBuf,
     db: sled::Db,
     config: SledConfig,
-    /// Serialises guarded commits (a guard check and its batch are one atomic step) and
-    /// holds the exact cache of guarded values.
-    commit_lock: Mutex<GuardCache>,
+    /// Serialises guarded commits (a guard check, the log offsets and the batch are one
+    /// atomic step) and holds the exact cache of guarded values and log ends.
+    commit_lock: Mutex<CommitState>,
+    /// Wakes log readers after commits that appended.
+    appended: AppendSignal,
     /// Commits that wrote a value large enough to reach a blob file, and how many of them
     /// a finished blob sync covers: a flush scans the blob folder only when they differ.
     large_writes: AtomicU64,
@@ -65,6 +68,13 @@ impl std::fmt::Debug for SledManager {
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
+}
+
+/// What the commit lock protects.
+#[derive(Default)]
+struct CommitState {
+    guards: GuardCache,
+    sequencer: Sequencer,
 }
 
 /// Values at least this long may end up in sled's blob files.
@@ -113,7 +123,8 @@ impl SledManager {
             path: path.clone(),
             db,
             config,
-            commit_lock: Mutex::new(GuardCache::default()),
+            commit_lock: Mutex::new(CommitState::default()),
+            appended: AppendSignal::default(),
             large_writes: AtomicU64::new(0),
             synced_large_writes: AtomicU64::new(0),
             db_file,
@@ -128,7 +139,7 @@ impl SledManager {
         &self.inner.path
     }
 
-    fn commit_lock(&self) -> Result<MutexGuard<'_, GuardCache>> {
+    fn commit_lock(&self) -> Result<MutexGuard<'_, CommitState>> {
         self.inner
             .commit_lock
             .lock()
@@ -262,9 +273,10 @@ impl Backend for SledManager {
 
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         let db = &self.inner.db;
-        let mut cache = self.commit_lock()?;
+        let mut state = self.commit_lock()?;
+        let CommitState { guards, sequencer } = &mut *state;
         for (index, guard) in batch.guards.iter().enumerate() {
-            let checked = cache.check(&guard.key, guard.expected.as_deref(), || {
+            let checked = guards.check(&guard.key, guard.expected.as_deref(), || {
                 db.get(&guard.key)
                     .map(|v| v.map(|v| v.to_vec()))
                     .map_err(|e| Error::storage("check guard", e))
@@ -273,7 +285,8 @@ impl Backend for SledManager {
                 return Ok(Err(GuardFailed { index, actual }));
             }
         }
-        let updates = cache.updates(&batch.ops);
+        let assigned = sequencer.assign(&batch.appends, |log| highest_offset(db, log))?;
+        let updates = guards.updates(&batch.ops);
         let mut sled_batch = sled::Batch::default();
         let mut largest = 0;
         for op in &batch.ops {
@@ -285,14 +298,24 @@ impl Backend for SledManager {
                 WriteOp::Delete { key } => sled_batch.remove(key.as_slice()),
             }
         }
+        for (key, append) in assigned.keys.iter().zip(&batch.appends) {
+            largest = largest.max(append.value.len());
+            sled_batch.insert(key.as_slice(), append.value.as_slice());
+        }
         if largest >= BLOB_RISK {
             self.inner.large_writes.fetch_add(1, Ordering::SeqCst);
         }
         if let Err(e) = db.apply_batch(sled_batch) {
-            cache.clear();
+            guards.clear();
+            sequencer.clear();
             return Err(Error::storage("write batch", e));
         }
-        cache.apply(updates);
+        guards.apply(updates);
+        sequencer.committed(assigned);
+        drop(state);
+        if !batch.appends.is_empty() {
+            self.inner.appended.notify();
+        }
         Ok(Ok(()))
     }
 
@@ -322,6 +345,24 @@ impl Backend for SledManager {
             .db
             .size_on_disk()
             .map_err(|e| Error::storage("size on disk", e))
+    }
+
+    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.inner.appended.subscribe())
+    }
+}
+
+/// The offset of the last entry of `log` (0 when empty).
+fn highest_offset(db: &sled::Db, log: &[u8]) -> Result<u64> {
+    match db.scan_prefix(log).next_back() {
+        None => Ok(0),
+        Some(item) => {
+            let (key, _) = item.map_err(|e| Error::storage("read log end", e))?;
+            offset_of(log, &key).ok_or_else(|| Error::Corrupted {
+                record: format!("log entry {key:?}"),
+                reason: "malformed key in a log".into(),
+            })
+        }
     }
 }
 

@@ -27,6 +27,7 @@ fn scans_are_ordered_bounded_and_reversible() -> crate::Result<()> {
         db.commit(&WriteBatch {
             guards: vec![],
             ops,
+            ..Default::default()
         })?
         .unwrap();
         let keys = |v: Vec<(Vec<u8>, Vec<u8>)>| v.into_iter().map(|(k, _)| k).collect::<Vec<_>>();
@@ -49,6 +50,7 @@ fn a_failed_guard_writes_nothing() -> crate::Result<()> {
         db.commit(&WriteBatch {
             guards: vec![],
             ops: vec![put(b"head", b"1")],
+            ..Default::default()
         })?
         .unwrap();
         let batch = WriteBatch {
@@ -63,6 +65,7 @@ fn a_failed_guard_writes_nothing() -> crate::Result<()> {
                 },
             ],
             ops: vec![put(b"x", b"1"), put(b"head", b"2")],
+            ..Default::default()
         };
         let failed = db.commit(&batch)?.unwrap_err();
         assert_eq!(
@@ -98,6 +101,7 @@ fn guarded_commits_from_many_threads_never_lose_an_increment() -> crate::Result<
                                 expected: current,
                             }],
                             ops: vec![put(b"n", &(n + 1).to_be_bytes())],
+                            ..Default::default()
                         };
                         if db.commit(&batch).unwrap().is_ok() {
                             done += 1;
@@ -123,6 +127,7 @@ fn sled_data_survives_reopen_and_the_same_folder_shares_one_database() -> crate:
         a.commit(&WriteBatch {
             guards: vec![],
             ops: vec![put(b"k", b"v")],
+            ..Default::default()
         })?
         .unwrap();
         assert_eq!(b.get(b"k")?, Some(b"v".to_vec()));
@@ -145,6 +150,7 @@ fn a_folder_can_be_reopened_right_after_its_last_handle_is_dropped() -> crate::R
         db.commit(&WriteBatch {
             guards: vec![],
             ops,
+            ..Default::default()
         })?
         .unwrap();
         drop(db);
@@ -167,6 +173,7 @@ fn guards_stay_exact_when_a_value_grows_past_the_cache_and_shrinks_again() -> cr
                 expected: expected.map(<[u8]>::to_vec),
             }],
             ops: vec![put(b"k", value)],
+            ..Default::default()
         };
         let big = vec![9u8; 1000];
         db.commit(&set(b"small", None))?.unwrap();
@@ -183,6 +190,7 @@ fn guards_stay_exact_when_a_value_grows_past_the_cache_and_shrinks_again() -> cr
         db.commit(&WriteBatch {
             guards: vec![],
             ops: vec![WriteOp::Delete { key: b"k".to_vec() }],
+            ..Default::default()
         })?
         .unwrap();
         assert!(db.commit(&set(b"z", Some(b"tiny")))?.is_err(), "deleted");

@@ -4,8 +4,11 @@
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
 
-/// The only format version written by this build.
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// Format version 1: the body is the payload (snapshots, table rows, events before v2).
+pub(crate) const VERSION_PLAIN: u8 = 1;
+/// Format version 2 (events): the body is `[meta len u32][meta][payload]`, the meta being
+/// the event's type, schema version, tags and metadata.
+pub(crate) const VERSION_WITH_META: u8 = 2;
 /// Header length in bytes.
 pub(crate) const HEADER_LEN: usize = 20;
 /// CRC32 trailer length, for records that are not encrypted.
@@ -23,6 +26,7 @@ pub(crate) const CODEC_BINCODE: u8 = 1;
 /// The fixed-size header in front of every record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
+    pub(crate) version: u8,
     pub(crate) flags: u8,
     pub(crate) codec: u8,
     pub(crate) key_id: u32,
@@ -42,7 +46,7 @@ impl Header {
     pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         let (fixed, rest) = out.split_at_mut(4);
-        fixed.copy_from_slice(&[FORMAT_VERSION, self.flags, self.codec, 0]);
+        fixed.copy_from_slice(&[self.version, self.flags, self.codec, 0]);
         let (key_id, rest) = rest.split_at_mut(4);
         key_id.copy_from_slice(&self.key_id.to_be_bytes());
         let (timestamp, body_len) = rest.split_at_mut(8);
@@ -79,7 +83,7 @@ impl Header {
             l2,
             l3,
         ] = *header;
-        if version != FORMAT_VERSION {
+        if !(VERSION_PLAIN..=VERSION_WITH_META).contains(&version) {
             return Err(format!("unknown format version {version}"));
         }
         if flags & !KNOWN_FLAGS != 0 || reserved != 0 {
@@ -91,6 +95,7 @@ impl Header {
             return Err(format!("unknown payload codec {codec}"));
         }
         Ok(Self {
+            version,
             flags,
             codec,
             key_id: u32::from_be_bytes([k0, k1, k2, k3]),
@@ -105,11 +110,13 @@ impl Header {
 pub(crate) fn seal(
     identity: &[u8],
     keyring: &Keyring,
+    version: u8,
     compressed: bool,
     timestamp_micros: u64,
     payload: &[u8],
 ) -> Result<Vec<u8>> {
     let mut header = Header {
+        version,
         flags: if compressed { FLAG_COMPRESSED } else { 0 },
         codec: CODEC_BINCODE,
         key_id: 0,

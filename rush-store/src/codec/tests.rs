@@ -11,6 +11,7 @@ fn codecs() -> Result<Vec<Codec>> {
             out.push(Codec {
                 keyring: Keyring::new(encrypted.then(|| key.clone())),
                 compression: compressed.then(CompressionConfig::default),
+                ..Codec::default()
             });
         }
     }
@@ -41,6 +42,7 @@ fn compression_is_used_only_when_it_pays() -> Result<()> {
     let codec = Codec {
         keyring: Keyring::default(),
         compression: Some(CompressionConfig::default()),
+        ..Codec::default()
     };
     assert!(
         codec
@@ -94,11 +96,13 @@ fn wrong_or_missing_key_is_a_decryption_error() -> Result<()> {
     let sealed = Codec {
         keyring: Keyring::new(Some(EncryptionKey::new(KEY)?)),
         compression: None,
+        ..Codec::default()
     }
     .encode(b"id", 0, &"secret", MAX_EVENT_SIZE)?;
     let wrong = Codec {
         keyring: Keyring::new(Some(EncryptionKey::new(&[9u8; 32])?)),
         compression: None,
+        ..Codec::default()
     };
     assert!(matches!(
         wrong.decode::<String>(b"id", &sealed.bytes, MAX_EVENT_SIZE, &describe),
@@ -107,6 +111,7 @@ fn wrong_or_missing_key_is_a_decryption_error() -> Result<()> {
     let none = Codec {
         keyring: Keyring::default(),
         compression: None,
+        ..Codec::default()
     };
     assert!(matches!(
         none.decode::<String>(b"id", &sealed.bytes, MAX_EVENT_SIZE, &describe),
@@ -120,11 +125,13 @@ fn a_keyed_store_refuses_plain_records_but_rotation_reseals_them() -> Result<()>
     let plain = Codec {
         keyring: Keyring::default(),
         compression: None,
+        ..Codec::default()
     }
     .encode(b"id", 5, &"old", MAX_EVENT_SIZE)?;
     let keyed = Codec {
         keyring: Keyring::new(Some(EncryptionKey::new(KEY)?)),
         compression: None,
+        ..Codec::default()
     };
     assert!(matches!(
         keyed.decode::<String>(b"id", &plain.bytes, MAX_EVENT_SIZE, &describe),
@@ -147,6 +154,7 @@ fn oversized_values_are_refused_with_a_clear_error() -> Result<()> {
     let codec = Codec {
         keyring: Keyring::default(),
         compression: None,
+        ..Codec::default()
     };
     let result = codec.encode(b"id", 0, &vec![0u8; 2000], 1000);
     assert!(matches!(result, Err(Error::InvalidArgument(_))));
@@ -158,13 +166,14 @@ fn unknown_versions_and_flags_are_corruption() -> Result<()> {
     let codec = Codec {
         keyring: Keyring::default(),
         compression: None,
+        ..Codec::default()
     };
     let encoded = codec.encode(b"id", 0, &"v", MAX_EVENT_SIZE)?;
     let mut future = encoded.bytes.clone();
-    future[0] = 2;
+    future[0] = 3;
     let err = codec.decode::<String>(b"id", &future, MAX_EVENT_SIZE, &describe);
     assert!(
-        matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("version 2")),
+        matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("version 3")),
         "{err:?}"
     );
     Ok(())
