@@ -1,0 +1,283 @@
+//! Queries across the entities of a collection (Akka's persistence-query): every event has
+//! a global offset in its collection's log, gap-free and in commit order, so reading from
+//! an offset never skips an event that commits later under a lower offset. Filters by
+//! entity, type, tags and time; entity ids; the highest offset; live subscriptions.
+
+mod filter;
+mod subscription;
+
+pub use filter::EventFilter;
+pub use subscription::Subscription;
+
+use crate::backend::Backend;
+use crate::codec::{Codec, Scratch};
+use crate::collection_log::{self, LogEntry};
+use crate::crypto::{EncryptionKey, Keyring};
+use crate::error::{Error, Result};
+use crate::journal::{self, micros_to_time};
+use crate::keys::{EntityKey, RecordKind, name_prefix, prefix_end, read_id};
+use crate::metadata::{EventMetadata, RecordMeta};
+use crate::persistent_actor::PersistentActor;
+use crate::store::event_schema;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Log entries examined per backend call when a query reads everything.
+const PAGE: usize = 512;
+
+/// An event with its place in its collection's log and in its entity's journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent<E> {
+    /// Position in the collection's log: from 1, gap-free, in commit order.
+    pub offset: u64,
+    /// The entity that persisted it.
+    pub entity_id: String,
+    /// Position in the entity's journal.
+    pub sequence_number: u64,
+    /// When it was persisted (microsecond precision).
+    pub timestamp: SystemTime,
+    /// The event's type name (empty for events written before format v2).
+    pub event_type: String,
+    /// Tags the actor attached.
+    pub tags: Vec<String>,
+    /// Correlation, causation, user and tenant.
+    pub metadata: EventMetadata,
+    /// The event, upcast to the current schema version.
+    pub event: E,
+}
+
+/// One page of a query: the matching events, and where to read next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage<E> {
+    /// Matching events, in offset order.
+    pub events: Vec<StoredEvent<E>>,
+    /// The offset after the last log entry examined (matching or not): read from it next.
+    pub next_offset: u64,
+}
+
+/// Reads the events of one collection whose events are `A::Event`.
+///
+/// ```
+/// use rush_store::{EventFilter, EventQuery, MemoryManager, PersistentActor, Store};
+/// use serde::{Deserialize, Serialize};
+/// use std::sync::Arc;
+///
+/// #[derive(Default, Clone, Serialize, Deserialize)]
+/// struct Counter { value: u64 }
+/// impl PersistentActor for Counter {
+///     type Event = u64;
+///     fn apply(&mut self, n: &u64) { self.value += n; }
+/// }
+///
+/// let backend = Arc::new(MemoryManager::default());
+/// Store::<Counter>::new("counters", "a", backend.as_ref().clone(), None, false)?.persist(&1)?;
+/// Store::<Counter>::new("counters", "b", backend.as_ref().clone(), None, false)?.persist(&2)?;
+/// let query = EventQuery::<Counter>::new(backend, "counters", None)?;
+/// assert_eq!(query.highest_offset()?, 2);
+/// let b = query.events(1, &EventFilter::all().entity("b"))?;
+/// assert_eq!((b[0].offset, b[0].event), (2, 2));
+/// assert_eq!(query.entity_ids()?, vec!["a".to_owned(), "b".to_owned()]);
+/// # Ok::<_, rush_store::Error>(())
+/// ```
+pub struct EventQuery<A: PersistentActor> {
+    collection: String,
+    log: Vec<u8>,
+    backend: Arc<dyn Backend>,
+    codec: Codec,
+    _actor: PhantomData<fn() -> A>,
+}
+
+impl<A: PersistentActor> Clone for EventQuery<A> {
+    fn clone(&self) -> Self {
+        Self {
+            collection: self.collection.clone(),
+            log: self.log.clone(),
+            backend: Arc::clone(&self.backend),
+            codec: self.codec.clone(),
+            _actor: PhantomData,
+        }
+    }
+}
+
+impl<A: PersistentActor> std::fmt::Debug for EventQuery<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQuery")
+            .field("collection", &self.collection)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: PersistentActor> EventQuery<A> {
+    /// Queries `collection` on `backend`; `encryption_key` opens its records.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        collection: &str,
+        encryption_key: Option<&[u8]>,
+    ) -> Result<Self> {
+        let key = encryption_key.map(EncryptionKey::new).transpose()?;
+        Ok(Self {
+            collection: collection.to_owned(),
+            log: collection_log::log_of(collection)?,
+            backend,
+            codec: Codec {
+                keyring: Keyring::new(key),
+                compression: None,
+                schema: event_schema::<A>(),
+            },
+            _actor: PhantomData,
+        })
+    }
+
+    /// Adds a key that opens records sealed before a key rotation.
+    pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
+        self.codec.keyring.add_previous(EncryptionKey::new(key)?);
+        Ok(())
+    }
+
+    /// The collection queried.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// The backend queried.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The highest offset of the collection's log (0: no event yet).
+    pub fn highest_offset(&self) -> Result<u64> {
+        let end = prefix_end(&self.log);
+        match self.backend.scan(&self.log, &end, 1, true)?.first() {
+            None => Ok(0),
+            Some((key, value)) => Ok(collection_log::decode(&self.log, key, value)?.offset),
+        }
+    }
+
+    /// Examines at most `limit` log entries from `from_offset` (inclusive) and returns
+    /// those that match `filter`, with the offset to read from next.
+    pub fn read(
+        &self,
+        from_offset: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<EventPage<A::Event>> {
+        let from_offset = from_offset.max(1);
+        let start = collection_log::key_at(&self.log, from_offset);
+        let end = prefix_end(&self.log);
+        let entries = self.backend.scan(&start, &end, limit.max(1), false)?;
+        let mut next_offset = from_offset;
+        let mut events = Vec::new();
+        let mut scratch = Scratch::default();
+        for (key, value) in &entries {
+            let entry = collection_log::decode(&self.log, key, value)?;
+            if entry.offset != next_offset {
+                return Err(Error::Corrupted {
+                    record: format!("log of collection {:?}", self.collection),
+                    reason: format!(
+                        "offset {next_offset} is missing (next stored is {})",
+                        entry.offset
+                    ),
+                });
+            }
+            next_offset = entry.offset.saturating_add(1);
+            if filter.matches_entry(&entry.entity_id, entry.timestamp_micros)
+                && let Some(event) = self.load(entry, filter, &mut scratch)?
+            {
+                events.push(event);
+            }
+        }
+        Ok(EventPage {
+            events,
+            next_offset,
+        })
+    }
+
+    /// Every matching event from `from_offset` (inclusive), in offset order.
+    pub fn events(
+        &self,
+        from_offset: u64,
+        filter: &EventFilter,
+    ) -> Result<Vec<StoredEvent<A::Event>>> {
+        let mut out = Vec::new();
+        let mut from = from_offset.max(1);
+        loop {
+            let page = self.read(from, filter, PAGE)?;
+            out.extend(page.events);
+            if page.next_offset - from < PAGE as u64 {
+                return Ok(out);
+            }
+            from = page.next_offset;
+        }
+    }
+
+    /// The ids of the entities that have events (or a deletion mark) in the collection,
+    /// in byte order. Costs one seek per entity, not a walk over the events.
+    pub fn entity_ids(&self) -> Result<Vec<String>> {
+        let collection_start = name_prefix(RecordKind::Event, "collection", &self.collection)?;
+        let collection_end = prefix_end(&collection_start);
+        let mut ids = Vec::new();
+        let mut from = collection_start.clone();
+        while let Some((key, _)) = self.backend.scan(&from, &collection_end, 1, false)?.first() {
+            let (id, after) =
+                read_id(key, collection_start.len()).ok_or_else(|| Error::Corrupted {
+                    record: format!("an event key of collection {:?}", self.collection),
+                    reason: "malformed entity id".into(),
+                })?;
+            ids.push(id.to_owned());
+            from = prefix_end(key.get(..after).unwrap_or_default());
+        }
+        Ok(ids)
+    }
+
+    /// A stream of the matching events from `from_offset` (inclusive): it catches up from
+    /// the journal, then follows new commits, with no gap and no duplicate in between.
+    pub fn subscribe(&self, from_offset: u64, filter: EventFilter) -> Subscription<A::Event> {
+        Subscription::start(self.clone(), from_offset, filter)
+    }
+
+    /// The event an entry points at, if it matches `filter`. An event deleted on purpose
+    /// (below its entity's deletion mark) is skipped; any other missing event is damage.
+    fn load(
+        &self,
+        entry: LogEntry,
+        filter: &EventFilter,
+        scratch: &mut Scratch,
+    ) -> Result<Option<StoredEvent<A::Event>>> {
+        let key = EntityKey::new(&self.collection, &entry.entity_id)?;
+        let record_key = key.event_key(entry.sequence_number);
+        let Some(bytes) = self.backend.get(&record_key)? else {
+            if entry.sequence_number <= journal::read_deleted_to(self.backend.as_ref(), &key)? {
+                return Ok(None);
+            }
+            return Err(Error::Corrupted {
+                record: key.describe(RecordKind::Event, entry.sequence_number),
+                reason: format!(
+                    "offset {} of the collection's log points at an event that is missing",
+                    entry.offset
+                ),
+            });
+        };
+        let describe = || key.describe(RecordKind::Event, entry.sequence_number);
+        let decoded = self.codec.decode_event_if::<A::Event>(
+            &record_key,
+            &bytes,
+            &describe,
+            scratch,
+            &mut |_, meta: &RecordMeta| filter.matches_meta(meta),
+        )?;
+        Ok(decoded.map(|decoded| StoredEvent {
+            offset: entry.offset,
+            entity_id: entry.entity_id,
+            sequence_number: entry.sequence_number,
+            timestamp: micros_to_time(decoded.timestamp_micros),
+            event_type: decoded.meta.event_type,
+            tags: decoded.meta.tags,
+            metadata: decoded.meta.metadata,
+            event: decoded.value,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

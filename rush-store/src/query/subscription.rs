@@ -1,0 +1,155 @@
+//! Live subscriptions: catch up from the journal, then follow new commits.
+//!
+//! The journal is the only buffer. A subscription is a cursor on its collection's log: it
+//! reads a page from its next offset, hands the events out, and when it is caught up it
+//! waits for the backend's append signal (a watch channel that holds only the newest
+//! value) before reading again. So the switch from catching up to live cannot skip or
+//! repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
+//! costs the writers nothing: it is simply further behind in the journal.
+
+use super::{EventFilter, EventQuery, StoredEvent};
+use crate::error::Result;
+use crate::persistent_actor::PersistentActor;
+use futures_core::Stream;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Log entries read per step: a subscriber holds at most this many events in memory.
+const PAGE: usize = 256;
+/// Without an append signal from the backend, how often a caught-up subscriber looks again.
+const POLL: Duration = Duration::from_millis(50);
+/// With a signal, a caught-up subscriber still looks this often (belt and braces).
+const IDLE_CHECK: Duration = Duration::from_millis(500);
+
+/// A stream of [`StoredEvent`]s: first everything from the start offset, then each new
+/// event once committed. It ends after yielding an error; subscribe again from the offset
+/// after the last event received to go on. Needs a tokio runtime (for its timers).
+///
+/// ```
+/// # use rush_store::{EventFilter, EventQuery, MemoryManager, PersistentActor, Store};
+/// # use serde::{Deserialize, Serialize};
+/// # use std::sync::Arc;
+/// # #[derive(Default, Clone, Serialize, Deserialize)]
+/// # struct Counter { value: u64 }
+/// # impl PersistentActor for Counter {
+/// #     type Event = u64;
+/// #     fn apply(&mut self, n: &u64) { self.value += n; }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rush_store::Error> {
+/// let backend = MemoryManager::default();
+/// let mut store = Store::<Counter>::new("counters", "a", backend.clone(), None, false)?;
+/// store.persist(&1)?; // before the subscription: caught up from the journal
+/// let query = EventQuery::<Counter>::new(Arc::new(backend), "counters", None)?;
+/// let mut live = query.subscribe(1, EventFilter::all());
+/// store.persist(&2)?; // after: delivered live
+/// assert_eq!(live.next().await.transpose()?.map(|e| e.event), Some(1));
+/// assert_eq!(live.next().await.transpose()?.map(|e| (e.offset, e.event)), Some((2, 2)));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Subscription<E> {
+    stream: Pin<Box<dyn Stream<Item = Result<StoredEvent<E>>> + Send>>,
+}
+
+impl<E> std::fmt::Debug for Subscription<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+/// Where a subscription is.
+struct Cursor<A: PersistentActor> {
+    query: EventQuery<A>,
+    filter: EventFilter,
+    next_offset: u64,
+    ready: VecDeque<StoredEvent<A::Event>>,
+    appended: Option<watch::Receiver<u64>>,
+    failed: bool,
+}
+
+impl<E: Send + 'static> Subscription<E> {
+    pub(crate) fn start<A: PersistentActor<Event = E>>(
+        query: EventQuery<A>,
+        from_offset: u64,
+        filter: EventFilter,
+    ) -> Self {
+        let cursor = Cursor {
+            appended: query.backend().log_appended(),
+            query,
+            filter,
+            next_offset: from_offset.max(1),
+            ready: VecDeque::new(),
+            failed: false,
+        };
+        Self {
+            stream: Box::pin(futures_util::stream::unfold(cursor, Cursor::step)),
+        }
+    }
+
+    /// The next event; `None` after an error was yielded.
+    pub async fn next(&mut self) -> Option<Result<StoredEvent<E>>> {
+        std::future::poll_fn(|cx| self.stream.as_mut().poll_next(cx)).await
+    }
+}
+
+impl<E> Stream for Subscription<E> {
+    type Item = Result<StoredEvent<E>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.stream.as_mut().poll_next(cx)
+    }
+}
+
+impl<A: PersistentActor> Cursor<A> {
+    async fn step(mut self) -> Option<(Result<StoredEvent<A::Event>>, Self)> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.failed {
+                return None;
+            }
+            // Marked seen before reading: a commit after this point changes the value again,
+            // so the wait below cannot miss it.
+            if let Some(appended) = &mut self.appended {
+                appended.borrow_and_update();
+            }
+            match self.query.read(self.next_offset, &self.filter, PAGE) {
+                Err(error) => {
+                    self.failed = true;
+                    return Some((Err(error), self));
+                }
+                Ok(page) => {
+                    let examined = page.next_offset > self.next_offset;
+                    self.next_offset = page.next_offset;
+                    self.ready.extend(page.events);
+                    if examined {
+                        continue;
+                    }
+                }
+            }
+            self.wait_for_commit().await;
+        }
+    }
+
+    async fn wait_for_commit(&mut self) {
+        match &mut self.appended {
+            Some(appended) => {
+                tokio::select! {
+                    changed = appended.changed() => {
+                        if changed.is_err() {
+                            // The backend is gone: fall back to polling.
+                            self.appended = None;
+                        }
+                    }
+                    () = tokio::time::sleep(IDLE_CHECK) => {}
+                }
+            }
+            None => tokio::time::sleep(POLL).await,
+        }
+    }
+}

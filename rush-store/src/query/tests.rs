@@ -1,0 +1,65 @@
+use super::*;
+use crate::{MemoryManager, Store};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Event {
+    Opened,
+    Deposited(u64),
+}
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+}
+
+impl PersistentActor for Account {
+    type Event = Event;
+    fn apply(&mut self, event: &Event) {
+        if let Event::Deposited(n) = event {
+            self.balance += n;
+        }
+    }
+    fn event_tags(event: &Event) -> Vec<String> {
+        match event {
+            Event::Deposited(n) if *n >= 100 => vec!["large".into()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[test]
+fn a_missing_offset_is_damage_not_a_silent_skip() -> Result<()> {
+    let backend = MemoryManager::default();
+    let mut store = Store::<Account>::new("accounts", "a", backend.clone(), None, false)?;
+    store.persist_batch(&[Event::Opened, Event::Deposited(1), Event::Deposited(2)])?;
+    let log = collection_log::log_of("accounts")?;
+    let batch = crate::WriteBatch {
+        ops: vec![crate::WriteOp::Delete {
+            key: collection_log::key_at(&log, 2),
+        }],
+        ..Default::default()
+    };
+    backend
+        .commit(&batch)?
+        .map_err(|e| Error::storage("test", format!("{e:?}")))?;
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    let read = query.events(1, &EventFilter::all());
+    assert!(
+        matches!(&read, Err(Error::Corrupted { reason, .. }) if reason.contains("offset 2")),
+        "{read:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn entity_ids_are_listed_once_each_without_confusing_prefixes() -> Result<()> {
+    let backend = MemoryManager::default();
+    for (collection, entity) in [("accounts", "a"), ("accounts", "ab"), ("accounts2", "c")] {
+        let mut store = Store::<Account>::new(collection, entity, backend.clone(), None, false)?;
+        store.persist_batch(&[Event::Opened, Event::Deposited(5)])?;
+    }
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    assert_eq!(query.entity_ids()?, vec!["a".to_owned(), "ab".to_owned()]);
+    Ok(())
+}
