@@ -128,6 +128,21 @@ impl Persistence {
         &self.shared.backend
     }
 
+    /// Queries and subscriptions over every entity of type `S` (its collection's log),
+    /// opened with the extension's encryption key.
+    pub fn query<S: EventSourced>(&self) -> Result<rush_store::EventQuery<S>> {
+        let key = self.shared.config.encryption_key.as_ref();
+        rush_store::EventQuery::new(
+            Arc::clone(&self.shared.backend),
+            S::COLLECTION,
+            key.map(crate::config::SecretKey::bytes),
+        )
+        .map_err(|source| Error::Journal {
+            entity: S::COLLECTION.to_owned(),
+            source,
+        })
+    }
+
     /// A handle on entity `entity_id` of type `S`. Nothing is started until the first
     /// command; then the actor recovers and handles the commands in the order sent.
     pub fn entity<S: EventSourced>(&self, entity_id: &str) -> EntityRef<S> {
