@@ -170,7 +170,11 @@ fn failed(
             slot.phase = Phase::BackingOff;
             MetricsCell::add(&slot.metrics.restarts, 1);
             let name = name.to_owned();
-            send_after(myself, backoff, SupervisorMsg::Restart { name, incarnation });
+            send_after(
+                myself,
+                backoff,
+                SupervisorMsg::Restart { name, incarnation },
+            );
         }
         None => {
             error!(entity = name, %reason, "persistent actor failed too often; the supervisor gives up");
