@@ -95,6 +95,9 @@ struct HistoryLine {
     balance_after: u64,
 }
 
+/// Every row of both tables, in key order: what the demo compares.
+type Dump = (Vec<(String, BalanceRow)>, Vec<(String, HistoryLine)>);
+
 #[derive(Clone)]
 struct ReadModel {
     balances: Table<BalanceRow>,
@@ -109,7 +112,7 @@ impl ReadModel {
         })
     }
 
-    fn dump(&self) -> rush::store::Result<(Vec<(String, BalanceRow)>, Vec<(String, HistoryLine)>)> {
+    fn dump(&self) -> rush::store::Result<Dump> {
         Ok((self.balances.rows("")?, self.history.rows("")?))
     }
 }
