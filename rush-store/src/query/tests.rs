@@ -32,7 +32,10 @@ impl PersistentActor for Account {
 fn a_missing_offset_is_damage_not_a_silent_skip() -> Result<()> {
     let backend = MemoryManager::default();
     let mut store = Store::<Account>::new("accounts", "a", backend.clone(), None, false)?;
-    store.persist_batch(&[Event::Opened, Event::Deposited(1), Event::Deposited(2)])?;
+    // One commit each: three blocks of one entry.
+    for event in [Event::Opened, Event::Deposited(1), Event::Deposited(2)] {
+        store.persist(&event)?;
+    }
     let log = collection_log::log_of("accounts")?;
     let batch = crate::WriteBatch {
         ops: vec![crate::WriteOp::Delete {
