@@ -207,8 +207,8 @@ impl<A: PersistentActor> EventQuery<A> {
         }
     }
 
-    /// The ids of the entities that have events (or a deletion mark) in the collection,
-    /// in byte order. Costs one seek per entity, not a walk over the events.
+    /// The ids of the entities that have events in the collection, sorted. Costs one
+    /// seek per entity, not a walk over the events.
     pub fn entity_ids(&self) -> Result<Vec<String>> {
         let collection_start = name_prefix(RecordKind::Event, "collection", &self.collection)?;
         let collection_end = prefix_end(&collection_start);
@@ -223,6 +223,8 @@ impl<A: PersistentActor> EventQuery<A> {
             ids.push(id.to_owned());
             from = prefix_end(key.get(..after).unwrap_or_default());
         }
+        // Keys order ids by length first (they are length-prefixed).
+        ids.sort();
         Ok(ids)
     }
 
