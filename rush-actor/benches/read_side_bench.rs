@@ -97,45 +97,49 @@ fn populate(backend: &Arc<dyn Backend>) -> Duration {
     started.elapsed()
 }
 
+/// The entries of a log block: `[1][count u32]([len u32][entry])*` (FORMAT.md).
+fn block_entries(block: &[u8]) -> Vec<&[u8]> {
+    let count = u32::from_be_bytes(block[1..5].try_into().unwrap()) as usize;
+    let mut at = 5;
+    (0..count)
+        .map(|_| {
+            let len = u32::from_be_bytes(block[at..at + 4].try_into().unwrap()) as usize;
+            let entry = &block[at + 4..at + 4 + len];
+            at += 4 + len;
+            entry
+        })
+        .collect()
+}
+
 /// The reads a subscription does, raw: the log scan and one get per event.
 fn raw_reads(backend: &Arc<dyn Backend>) -> f64 {
     let started = Instant::now();
-    let mut from = vec![5u8];
-    from.extend_from_slice(&8u16.to_be_bytes());
-    from.extend_from_slice(b"accounts");
-    let end = {
-        let mut e = from.clone();
-        *e.last_mut().unwrap() += 1;
-        e
-    };
-    let log_len = from.len();
+    let mut log = vec![5u8];
+    log.extend_from_slice(&8u16.to_be_bytes());
+    log.extend_from_slice(b"accounts");
+    let mut end = log.clone();
+    *end.last_mut().unwrap() += 1;
     let mut count = 0u64;
     let mut bytes = 0usize;
-    let mut cursor = from.clone();
-    loop {
-        let page = backend.scan(&cursor, &end, 256, false).unwrap();
-        for (key, value) in &page {
-            let seq = &value[9..17];
-            let entity = &value[17..];
-            let mut event_key = vec![1u8];
-            event_key.extend_from_slice(&8u16.to_be_bytes());
-            event_key.extend_from_slice(b"accounts");
-            event_key.extend_from_slice(&(entity.len() as u16).to_be_bytes());
-            event_key.extend_from_slice(entity);
-            event_key.extend_from_slice(seq);
-            bytes += backend.get(&event_key).unwrap().unwrap().len();
-            count += 1;
-            cursor.clone_from(key);
-        }
-        if page.len() < 256 {
-            break;
-        }
-        cursor.push(0);
-    }
-    assert_eq!(
-        count, TOTAL,
-        "raw scan saw every event ({bytes} bytes, log key {log_len} B)"
-    );
+    let mut event_key = Vec::new();
+    backend
+        .visit_range(&log, &end, &mut |_, block| {
+            for entry in block_entries(block) {
+                let (seq, entity) = (&entry[9..17], &entry[17..]);
+                event_key.clear();
+                event_key.push(1u8);
+                event_key.extend_from_slice(&8u16.to_be_bytes());
+                event_key.extend_from_slice(b"accounts");
+                event_key.extend_from_slice(&(entity.len() as u16).to_be_bytes());
+                event_key.extend_from_slice(entity);
+                event_key.extend_from_slice(seq);
+                bytes += backend.get(&event_key)?.map_or(0, |v| v.len());
+                count += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(count, TOTAL, "raw scan saw every event ({bytes} bytes)");
     count as f64 / started.elapsed().as_secs_f64()
 }
 
