@@ -250,14 +250,22 @@ pub fn regenerating() -> bool {
 
 /// Writes `text` to `file`, which must not exist: fixtures are never regenerated.
 pub fn write_new_fixture(file: &Path, text: &str) {
+    use std::io::Write as _;
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    assert!(
-        !file.exists(),
-        "{} exists: fixtures are never regenerated \
-         (delete it by hand only if it was never committed)",
-        file.display()
-    );
-    std::fs::write(file, text).unwrap();
+    // create_new: an existing file is never truncated, even by a concurrent writer.
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: fixtures are never regenerated \
+                 (delete it by hand only if it was never committed)",
+                file.display()
+            )
+        });
+    out.write_all(text.as_bytes()).unwrap();
+    out.sync_all().unwrap();
 }
 
 pub fn read_fixture(file: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
