@@ -212,16 +212,27 @@ impl<A: PersistentActor> EventQuery<A> {
     }
 
     /// The ids of the entities that have events (or a deletion mark) in the collection,
-    /// in byte order. Costs one seek per entity, not a walk over the events.
+    /// in key order: shorter ids first (ids are length-prefixed), then by bytes. Costs one
+    /// seek per entity and kind, not a walk over the events.
     pub fn entity_ids(&self) -> Result<Vec<String>> {
-        let collection_start = name_prefix(RecordKind::Event, "collection", &self.collection)?;
+        let mut ids = self.ids_with(RecordKind::Event)?;
+        // An entity whose whole history was deleted keeps only its deletion mark.
+        ids.extend(self.ids_with(RecordKind::DeletedTo)?);
+        ids.sort_unstable_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The entity ids that have a key of `kind` in the collection, one seek each.
+    fn ids_with(&self, kind: RecordKind) -> Result<Vec<String>> {
+        let collection_start = name_prefix(kind, "collection", &self.collection)?;
         let collection_end = prefix_end(&collection_start);
         let mut ids = Vec::new();
         let mut from = collection_start.clone();
         while let Some((key, _)) = self.backend.scan(&from, &collection_end, 1, false)?.first() {
             let (id, after) =
                 read_id(key, collection_start.len()).ok_or_else(|| Error::Corrupted {
-                    record: format!("an event key of collection {:?}", self.collection),
+                    record: format!("a {} key of collection {:?}", kind.name(), self.collection),
                     reason: "malformed entity id".into(),
                 })?;
             ids.push(id.to_owned());
