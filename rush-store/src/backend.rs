@@ -44,11 +44,13 @@ pub struct Guard {
 
 /// An entry appended to an ordered log at the log's next offset, assigned by the backend
 /// when the batch commits: offsets are gap-free and in commit order, so a reader that has
-/// seen offset `n` has seen every entry below it.
+/// seen offset `n` has seen every entry below it. The appends of one log in one commit
+/// are stored together as one block at `log ‖ first offset` (FORMAT.md), so a
+/// group commit of a thousand events adds one key, not a thousand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogAppend {
-    /// The log: its entries are stored at `log ‖ offset` (u64, big-endian, from 1). No
-    /// other key may start with it.
+    /// The log: its blocks are stored at `log ‖ first offset` (u64, big-endian, offsets
+    /// from 1). No other key may start with it.
     pub log: Vec<u8>,
     /// The entry.
     pub value: Vec<u8>,
@@ -102,7 +104,8 @@ pub struct GuardFailed {
 /// - `commit` is atomic and serialisable with every other `commit` on the same database:
 ///   either all guards hold and all ops apply, or nothing changes;
 /// - a commit numbers its [`LogAppend`]s after the highest offset stored in each log, so
-///   offsets are gap-free and increase in commit order (readers never see `n + 1` before `n`);
+///   offsets are gap-free and increase in commit order (readers never see `n + 1` before
+///   `n`), and stores each log's appends as one block at `log ‖ first offset`;
 /// - after `flush` returns, every commit that returned before it was called survives a
 ///   crash of the process (and, where the engine says so, of the machine).
 pub trait Backend: Send + Sync + Debug + 'static {
@@ -158,7 +161,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
 }
 
 pub use memory_manager::MemoryManager;
-pub(crate) use sequencer::{AppendSignal, Sequencer};
+pub(crate) use sequencer::{AppendSignal, Sequencer, block_end, decode_block, offset_of};
 pub use sled_manager::{SledConfig, SledManager};
 
 #[cfg(test)]

@@ -147,11 +147,7 @@ impl<A: PersistentActor> EventQuery<A> {
 
     /// The highest offset of the collection's log (0: no event yet).
     pub fn highest_offset(&self) -> Result<u64> {
-        let end = prefix_end(&self.log);
-        match self.backend.scan(&self.log, &end, 1, true)?.first() {
-            None => Ok(0),
-            Some((key, value)) => Ok(collection_log::decode(&self.log, key, value)?.offset),
-        }
+        collection_log::highest_offset(self.backend.as_ref(), &self.log)
     }
 
     /// Examines at most `limit` log entries from `from_offset` (inclusive) and returns
@@ -163,27 +159,27 @@ impl<A: PersistentActor> EventQuery<A> {
         limit: usize,
     ) -> Result<EventPage<A::Event>> {
         let from_offset = from_offset.max(1);
-        let start = collection_log::key_at(&self.log, from_offset);
-        let end = prefix_end(&self.log);
-        let entries = self.backend.scan(&start, &end, limit.max(1), false)?;
         let mut next_offset = from_offset;
-        let mut events = Vec::new();
+        let mut examined = 0usize;
+        let mut matching = Vec::new();
+        collection_log::for_each_entry(
+            self.backend.as_ref(),
+            &self.log,
+            from_offset,
+            &mut |entry| {
+                next_offset = entry.offset.saturating_add(1);
+                examined += 1;
+                if filter.matches_entry(&entry.entity_id, entry.timestamp_micros) {
+                    matching.push(entry);
+                }
+                Ok(examined < limit.max(1))
+            },
+        )?;
+        // Events are loaded after the walk: the walk may hold the engine's iterator.
+        let mut events = Vec::with_capacity(matching.len());
         let mut scratch = Scratch::default();
-        for (key, value) in &entries {
-            let entry = collection_log::decode(&self.log, key, value)?;
-            if entry.offset != next_offset {
-                return Err(Error::Corrupted {
-                    record: format!("log of collection {:?}", self.collection),
-                    reason: format!(
-                        "offset {next_offset} is missing (next stored is {})",
-                        entry.offset
-                    ),
-                });
-            }
-            next_offset = entry.offset.saturating_add(1);
-            if filter.matches_entry(&entry.entity_id, entry.timestamp_micros)
-                && let Some(event) = self.load(entry, filter, &mut scratch)?
-            {
+        for entry in matching {
+            if let Some(event) = self.load(entry, filter, &mut scratch)? {
                 events.push(event);
             }
         }
@@ -212,16 +208,26 @@ impl<A: PersistentActor> EventQuery<A> {
     }
 
     /// The ids of the entities that have events (or a deletion mark) in the collection,
-    /// in byte order. Costs one seek per entity, not a walk over the events.
+    /// sorted. Costs one seek per entity and kind, not a walk over the events.
     pub fn entity_ids(&self) -> Result<Vec<String>> {
-        let collection_start = name_prefix(RecordKind::Event, "collection", &self.collection)?;
+        let mut ids = self.ids_with(RecordKind::Event)?;
+        // An entity whose whole history was deleted keeps only its deletion mark.
+        ids.extend(self.ids_with(RecordKind::DeletedTo)?);
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The entity ids that have a key of `kind` in the collection, one seek each.
+    fn ids_with(&self, kind: RecordKind) -> Result<Vec<String>> {
+        let collection_start = name_prefix(kind, "collection", &self.collection)?;
         let collection_end = prefix_end(&collection_start);
         let mut ids = Vec::new();
         let mut from = collection_start.clone();
         while let Some((key, _)) = self.backend.scan(&from, &collection_end, 1, false)?.first() {
             let (id, after) =
                 read_id(key, collection_start.len()).ok_or_else(|| Error::Corrupted {
-                    record: format!("an event key of collection {:?}", self.collection),
+                    record: format!("a {} key of collection {:?}", kind.name(), self.collection),
                     reason: "malformed entity id".into(),
                 })?;
             ids.push(id.to_owned());

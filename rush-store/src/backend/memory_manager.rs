@@ -1,6 +1,6 @@
 //! An in-memory backend with the same semantics as sled, for tests. Clones share data.
 
-use super::sequencer::offset_of;
+use super::sequencer::block_end;
 use super::{AppendSignal, Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ impl Backend for MemoryManager {
             let last = data
                 .range::<[u8], _>((Bound::Included(log), Bound::Excluded(end.as_slice())))
                 .next_back();
-            Ok(last.and_then(|(key, _)| offset_of(log, key)).unwrap_or(0))
+            last.map_or(Ok(0), |(key, block)| block_end(log, key, block))
         })?;
         for op in &batch.ops {
             match op {
@@ -76,8 +76,8 @@ impl Backend for MemoryManager {
                 }
             }
         }
-        for (key, append) in assigned.keys.into_iter().zip(&batch.appends) {
-            data.insert(key, append.value.clone());
+        for (key, block) in assigned.blocks {
+            data.insert(key, block);
         }
         drop(data);
         if !batch.appends.is_empty() {

@@ -11,47 +11,52 @@ pub(crate) struct Sequencer {
     last: HashMap<Vec<u8>, u64>,
 }
 
-/// The keys of a batch's appends and the offsets they take, applied to the cache once the
-/// batch is committed.
+/// The blocks a batch's appends become (one per log: key and value), and the offsets
+/// they take, applied to the cache once the batch is committed.
 pub(crate) struct Assigned {
-    pub(crate) keys: Vec<Vec<u8>>,
+    pub(crate) blocks: Vec<(Vec<u8>, Vec<u8>)>,
     highest: Vec<(Vec<u8>, u64)>,
 }
 
 impl Sequencer {
-    /// Numbers `appends` after each log's highest offset, loading an uncached one with
-    /// `highest_stored` (the offset at the end of the log's last key, 0 when empty).
+    /// Gathers the appends of each log into one block numbered after the log's highest
+    /// offset, loading an uncached one with `highest_stored` (see [`block_end`]).
     pub(crate) fn assign(
         &self,
         appends: &[LogAppend],
         mut highest_stored: impl FnMut(&[u8]) -> Result<u64>,
     ) -> Result<Assigned> {
-        let mut highest: Vec<(Vec<u8>, u64)> = Vec::new();
-        let mut keys = Vec::with_capacity(appends.len());
+        let mut logs: Vec<(&[u8], Vec<&[u8]>)> = Vec::new();
         for append in appends {
-            let position = match highest.iter().position(|(log, _)| *log == append.log) {
-                Some(position) => position,
-                None => {
-                    let stored = match self.last.get(&append.log) {
-                        Some(&offset) => offset,
-                        None => highest_stored(&append.log)?,
-                    };
-                    highest.push((append.log.clone(), stored));
-                    highest.len() - 1
-                }
-            };
-            let Some((_, offset)) = highest.get_mut(position) else {
-                return Err(Error::storage("assign offsets", "log slot out of range"));
-            };
-            *offset = offset
-                .checked_add(1)
-                .ok_or_else(|| Error::storage("assign offsets", "log offsets exhausted"))?;
-            let mut key = Vec::with_capacity(append.log.len() + 8);
-            key.extend_from_slice(&append.log);
-            key.extend_from_slice(&offset.to_be_bytes());
-            keys.push(key);
+            match logs
+                .iter_mut()
+                .find(|(log, _)| *log == append.log.as_slice())
+            {
+                Some((_, values)) => values.push(&append.value),
+                None => logs.push((&append.log, vec![&append.value])),
+            }
         }
-        Ok(Assigned { keys, highest })
+        let mut assigned = Assigned {
+            blocks: Vec::with_capacity(logs.len()),
+            highest: Vec::with_capacity(logs.len()),
+        };
+        for (log, values) in logs {
+            let stored = match self.last.get(log) {
+                Some(&offset) => offset,
+                None => highest_stored(log)?,
+            };
+            let exhausted = || Error::storage("assign offsets", "log offsets exhausted");
+            let first = stored.checked_add(1).ok_or_else(exhausted)?;
+            let last = stored
+                .checked_add(values.len() as u64)
+                .ok_or_else(exhausted)?;
+            let mut key = Vec::with_capacity(log.len() + 8);
+            key.extend_from_slice(log);
+            key.extend_from_slice(&first.to_be_bytes());
+            assigned.blocks.push((key, encode_block(&values)?));
+            assigned.highest.push((log.to_vec(), last));
+        }
+        Ok(assigned)
     }
 
     /// Records the offsets of a committed batch.
@@ -67,12 +72,61 @@ impl Sequencer {
     }
 }
 
-/// The offset at the end of a log key (`log ‖ offset`), if it is one.
+/// Version byte of a log block.
+const BLOCK_VERSION: u8 = 1;
+
+/// `[version u8][count u32][len u32][value]...`, all big-endian.
+fn encode_block(values: &[&[u8]]) -> Result<Vec<u8>> {
+    let too_big = |_| Error::InvalidArgument("log block too large".into());
+    let mut block = Vec::with_capacity(5 + values.iter().map(|v| 4 + v.len()).sum::<usize>());
+    block.push(BLOCK_VERSION);
+    block.extend_from_slice(&u32::try_from(values.len()).map_err(too_big)?.to_be_bytes());
+    for value in values {
+        block.extend_from_slice(&u32::try_from(value.len()).map_err(too_big)?.to_be_bytes());
+        block.extend_from_slice(value);
+    }
+    Ok(block)
+}
+
+/// The values of a log block, in offset order; `None` if it is malformed.
+pub(crate) fn decode_block(block: &[u8]) -> Option<Vec<&[u8]>> {
+    let (&version, rest) = block.split_first()?;
+    if version != BLOCK_VERSION {
+        return None;
+    }
+    let (count, mut rest) = rest.split_first_chunk::<4>()?;
+    let count = u32::from_be_bytes(*count) as usize;
+    let mut values = Vec::with_capacity(count.min(rest.len() / 4));
+    for _ in 0..count {
+        let (len, after) = rest.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if after.len() < len {
+            return None;
+        }
+        let (value, after) = after.split_at(len);
+        values.push(value);
+        rest = after;
+    }
+    (rest.is_empty() && count > 0).then_some(values)
+}
+
+/// The offset of the first entry of a block key (`log ‖ offset`), if it is one.
 pub(crate) fn offset_of(log: &[u8], key: &[u8]) -> Option<u64> {
     if key.len() != log.len() + 8 || !key.starts_with(log) {
         return None;
     }
     crate::keys::read_u64(key, log.len())
+}
+
+/// The offset of the last entry of the block stored at `key`.
+pub(crate) fn block_end(log: &[u8], key: &[u8], block: &[u8]) -> Result<u64> {
+    let corrupted = || Error::Corrupted {
+        record: format!("log block {key:?}"),
+        reason: "malformed key or block".into(),
+    };
+    let first = offset_of(log, key).ok_or_else(corrupted)?;
+    let count = decode_block(block).ok_or_else(corrupted)?.len() as u64;
+    first.checked_add(count - 1).ok_or_else(corrupted)
 }
 
 /// Wakes log readers after commits that appended (a counter in a watch channel: a slow
@@ -104,32 +158,42 @@ impl AppendSignal {
 mod tests {
     use super::*;
 
-    fn append(log: &[u8]) -> LogAppend {
+    fn append(log: &[u8], value: &[u8]) -> LogAppend {
         LogAppend {
             log: log.to_vec(),
-            value: Vec::new(),
+            value: value.to_vec(),
         }
     }
 
     #[test]
-    fn offsets_continue_each_log_and_only_count_once_committed() -> Result<()> {
+    fn each_log_gets_one_block_numbered_after_its_end() -> Result<()> {
         let mut sequencer = Sequencer::default();
-        let assigned = sequencer.assign(&[append(b"a"), append(b"b"), append(b"a")], |log| {
-            Ok(if log == b"a" { 7 } else { 0 })
-        })?;
-        let offsets: Vec<_> = assigned
-            .keys
-            .iter()
-            .zip([&b"a"[..], b"b", b"a"])
-            .map(|(key, log)| offset_of(log, key))
-            .collect();
-        assert_eq!(offsets, vec![Some(8), Some(1), Some(9)]);
+        let appends = [append(b"a", b"x"), append(b"b", b"y"), append(b"a", b"zz")];
+        let assigned = sequencer.assign(&appends, |log| Ok(if log == b"a" { 7 } else { 0 }))?;
+        assert_eq!(assigned.blocks.len(), 2);
+        let (key_a, block_a) = &assigned.blocks[0];
+        assert_eq!(offset_of(b"a", key_a), Some(8));
+        assert_eq!(decode_block(block_a), Some(vec![&b"x"[..], b"zz"]));
+        assert_eq!(block_end(b"a", key_a, block_a)?, 9);
+        assert_eq!(offset_of(b"b", &assigned.blocks[1].0), Some(1));
         // Not committed: the next batch starts from the stored offsets again.
-        let again = sequencer.assign(&[append(b"a")], |_| Ok(7))?;
-        assert_eq!(offset_of(b"a", &again.keys[0]), Some(8));
+        let again = sequencer.assign(&[append(b"a", b"w")], |_| Ok(9))?;
+        assert_eq!(offset_of(b"a", &again.blocks[0].0), Some(10));
         sequencer.committed(again);
-        let next = sequencer.assign(&[append(b"a")], |_| panic!("cached"))?;
-        assert_eq!(offset_of(b"a", &next.keys[0]), Some(9));
+        let next = sequencer.assign(&[append(b"a", b"v")], |_| panic!("cached"))?;
+        assert_eq!(offset_of(b"a", &next.blocks[0].0), Some(11));
         Ok(())
+    }
+
+    #[test]
+    fn malformed_blocks_are_refused() {
+        let good = encode_block(&[b"ab", b"c"]).unwrap();
+        assert!(decode_block(&good).is_some());
+        assert!(decode_block(&good[..good.len() - 1]).is_none());
+        let mut longer = good.clone();
+        longer.push(0);
+        assert!(decode_block(&longer).is_none());
+        assert!(decode_block(&[BLOCK_VERSION, 0, 0, 0, 0]).is_none());
+        assert!(decode_block(&[9, 0, 0, 0, 1, 0, 0, 0, 0]).is_none());
     }
 }

@@ -2,7 +2,7 @@
 //! sled's own `flush` does not give (it uses `sync_file_range`, not fsync).
 
 use super::guard_cache::GuardCache;
-use super::sequencer::offset_of;
+use super::sequencer::block_end;
 use super::{AppendSignal, Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -298,9 +298,9 @@ impl Backend for SledManager {
                 WriteOp::Delete { key } => sled_batch.remove(key.as_slice()),
             }
         }
-        for (key, append) in assigned.keys.iter().zip(&batch.appends) {
-            largest = largest.max(append.value.len());
-            sled_batch.insert(key.as_slice(), append.value.as_slice());
+        for (key, block) in &assigned.blocks {
+            largest = largest.max(block.len());
+            sled_batch.insert(key.as_slice(), block.as_slice());
         }
         if largest >= BLOB_RISK {
             self.inner.large_writes.fetch_add(1, Ordering::SeqCst);
@@ -357,11 +357,8 @@ fn highest_offset(db: &sled::Db, log: &[u8]) -> Result<u64> {
     match db.scan_prefix(log).next_back() {
         None => Ok(0),
         Some(item) => {
-            let (key, _) = item.map_err(|e| Error::storage("read log end", e))?;
-            offset_of(log, &key).ok_or_else(|| Error::Corrupted {
-                record: format!("log entry {key:?}"),
-                reason: "malformed key in a log".into(),
-            })
+            let (key, block) = item.map_err(|e| Error::storage("read log end", e))?;
+            block_end(log, &key, &block)
         }
     }
 }

@@ -1,0 +1,301 @@
+//! Read-side benchmark: subscription throughput (1 and 10 subscribers, catching up and
+//! live) over 1,000,000 events, against raw sled doing the same reads in the same run.
+//!
+//! Run: `cargo bench -p rush-actor --bench read_side_bench` (prints one table).
+//!
+//! Setup: 1,000,000 events of 1,000 entities in one collection of a fresh sled folder,
+//! written through `rush_store::Store` in batches of 1,000, encrypted and compressed as the
+//! default actor configuration writes them (compression on; encryption on, as most users
+//! who need a read side run it).
+//! - raw sled: one range scan of the collection log plus one `get` of each event record
+//!   (the reads a subscription does, without decrypting or decoding): the upper bound.
+//! - catch-up: a subscription from offset 1 until it has yielded every event (1 subscriber,
+//!   then 10 concurrent ones on the 2 tokio workers, counted together).
+//! - live: subscribers caught up at the head while one writer commits 100,000 more events
+//!   in batches of 100; events/s delivered to each and the lag when the writer stops.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_docs
+)]
+
+use rush_store::{
+    Backend, Durability, EventFilter, EventQuery, PersistentActor, SledManager, Store,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ENTITIES: u64 = 1_000;
+const EVENTS_PER_ENTITY: u64 = 1_000;
+const TOTAL: u64 = ENTITIES * EVENTS_PER_ENTITY;
+const LIVE_EVENTS: u64 = 100_000;
+const KEY: [u8; 32] = [7u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum BankEvent {
+    Deposited {
+        amount_cents: u64,
+        reference: String,
+    },
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+}
+
+impl PersistentActor for Account {
+    type Event = BankEvent;
+    fn apply(&mut self, event: &BankEvent) {
+        let BankEvent::Deposited { amount_cents, .. } = event;
+        self.balance += amount_cents;
+    }
+}
+
+fn event(i: u64) -> BankEvent {
+    BankEvent::Deposited {
+        amount_cents: i % 10_000,
+        reference: format!("ref-{i:010}"),
+    }
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    format!("{model}, {cores} cores available; sled 0.34.7; tokio multi-thread, 2 workers")
+}
+
+fn populate(backend: &Arc<dyn Backend>) -> Duration {
+    let started = Instant::now();
+    for e in 0..ENTITIES {
+        let mut store = Store::<Account>::with_backend(
+            "accounts",
+            &format!("acct-{e:05}"),
+            backend.clone(),
+            Some(&KEY),
+            true,
+        )
+        .unwrap();
+        store.set_durability(Durability::Periodic);
+        let events: Vec<_> = (0..EVENTS_PER_ENTITY)
+            .map(|i| event(e * EVENTS_PER_ENTITY + i))
+            .collect();
+        store.persist_batch(&events).unwrap();
+    }
+    backend.flush().unwrap();
+    started.elapsed()
+}
+
+/// The entries of a log block: `[1][count u32]([len u32][entry])*` (FORMAT.md).
+fn block_entries(block: &[u8]) -> Vec<&[u8]> {
+    let count = u32::from_be_bytes(block[1..5].try_into().unwrap()) as usize;
+    let mut at = 5;
+    (0..count)
+        .map(|_| {
+            let len = u32::from_be_bytes(block[at..at + 4].try_into().unwrap()) as usize;
+            let entry = &block[at + 4..at + 4 + len];
+            at += 4 + len;
+            entry
+        })
+        .collect()
+}
+
+/// The reads a subscription does, raw: the log scan and one get per event.
+fn raw_reads(backend: &Arc<dyn Backend>) -> f64 {
+    let started = Instant::now();
+    let mut log = vec![5u8];
+    log.extend_from_slice(&8u16.to_be_bytes());
+    log.extend_from_slice(b"accounts");
+    let mut end = log.clone();
+    *end.last_mut().unwrap() += 1;
+    let mut count = 0u64;
+    let mut bytes = 0usize;
+    let mut event_key = Vec::new();
+    backend
+        .visit_range(&log, &end, &mut |_, block| {
+            for entry in block_entries(block) {
+                let (seq, entity) = (&entry[9..17], &entry[17..]);
+                event_key.clear();
+                event_key.push(1u8);
+                event_key.extend_from_slice(&8u16.to_be_bytes());
+                event_key.extend_from_slice(b"accounts");
+                event_key.extend_from_slice(&(entity.len() as u16).to_be_bytes());
+                event_key.extend_from_slice(entity);
+                event_key.extend_from_slice(seq);
+                bytes += backend.get(&event_key)?.map_or(0, |v| v.len());
+                count += 1;
+            }
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(count, TOTAL, "raw scan saw every event ({bytes} bytes)");
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn catch_up(query: &EventQuery<Account>, subscribers: usize) -> f64 {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..subscribers)
+        .map(|_| {
+            let mut subscription = query.subscribe(1, EventFilter::all());
+            tokio::spawn(async move {
+                let mut sum = 0u64;
+                for expected in 1..=TOTAL {
+                    let event = subscription.next().await.unwrap().unwrap();
+                    assert_eq!(event.offset, expected);
+                    let BankEvent::Deposited { amount_cents, .. } = event.event;
+                    sum += amount_cents;
+                }
+                sum
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (TOTAL * subscribers as u64) as f64 / started.elapsed().as_secs_f64()
+}
+
+struct Live {
+    written_per_s: f64,
+    delivered_per_s: f64,
+    lag_after_last_commit: Duration,
+}
+
+async fn live(
+    backend: &Arc<dyn Backend>,
+    query: &EventQuery<Account>,
+    subscribers: usize,
+    round: u64,
+) -> Live {
+    let head = query.highest_offset().unwrap();
+    let target = head + LIVE_EVENTS;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..subscribers)
+        .map(|_| {
+            let mut subscription = query.subscribe(head + 1, EventFilter::all());
+            tokio::spawn(async move {
+                loop {
+                    let event = subscription.next().await.unwrap().unwrap();
+                    if event.offset == target {
+                        return Instant::now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let backend = backend.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut store = Store::<Account>::with_backend(
+            "accounts",
+            &format!("live-{round}"),
+            backend,
+            Some(&KEY),
+            true,
+        )
+        .unwrap();
+        store.set_durability(Durability::Periodic);
+        for batch in 0..LIVE_EVENTS / 100 {
+            let events: Vec<_> = (0..100).map(|i| event(batch * 100 + i)).collect();
+            store.persist_batch(&events).unwrap();
+        }
+        Instant::now()
+    });
+    let last_commit = writer.await.unwrap();
+    let written_per_s = LIVE_EVENTS as f64 / (last_commit - started).as_secs_f64();
+    let mut last_delivery = last_commit;
+    for task in tasks {
+        last_delivery = last_delivery.max(task.await.unwrap());
+    }
+    Live {
+        written_per_s,
+        delivered_per_s: LIVE_EVENTS as f64 / (last_delivery - started).as_secs_f64(),
+        lag_after_last_commit: last_delivery - last_commit,
+    }
+}
+
+fn rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2}M", r / 1e6)
+    } else {
+        format!("{:.0}k", r / 1e3)
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("rush read-side benchmark (cargo bench -p rush-actor --bench read_side_bench)");
+    println!("machine: {}", machine());
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let took = populate(&backend);
+    println!(
+        "setup: {TOTAL} events of {ENTITIES} entities, encrypted + compressed, written in {:.1} s",
+        took.as_secs_f64()
+    );
+    let query = EventQuery::<Account>::new(backend.clone(), "accounts", Some(&KEY)).unwrap();
+    let raw = raw_reads(&backend);
+    let one = runtime.block_on(catch_up(&query, 1));
+    let ten = runtime.block_on(catch_up(&query, 10));
+    let live_one = runtime.block_on(live(&backend, &query, 1, 1));
+    let live_ten = runtime.block_on(live(&backend, &query, 10, 10));
+
+    println!();
+    println!(
+        "{:<48} {:>12} {:>12} {:>7}",
+        "operation", "ours", "raw sled", "ratio"
+    );
+    println!(
+        "{:<48} {:>12} {:>12} {:>7}",
+        "raw reads of 1M events (log scan + get)",
+        "-",
+        format!("{} ev/s", rate(raw)),
+        "-"
+    );
+    println!(
+        "{:<48} {:>12} {:>12} {:>6.2}x",
+        "catch-up, 1 subscriber (decrypt + decode)",
+        format!("{} ev/s", rate(one)),
+        format!("{} ev/s", rate(raw)),
+        one / raw
+    );
+    println!(
+        "{:<48} {:>12} {:>12} {:>6.2}x",
+        "catch-up, 10 subscribers (delivered in total)",
+        format!("{} ev/s", rate(ten)),
+        format!("{} ev/s", rate(raw)),
+        ten / raw
+    );
+    for (n, live) in [(1, &live_one), (10, &live_ten)] {
+        println!(
+            "{:<48} {:>12} {:>12} {:>7}",
+            format!("live, {n} subscriber(s): delivered per subscriber"),
+            format!("{} ev/s", rate(live.delivered_per_s)),
+            format!("{} ev/s", rate(live.written_per_s)),
+            format!("{:.2}x", live.delivered_per_s / live.written_per_s)
+        );
+        println!(
+            "{:<48} {:>12}",
+            format!("live, {n} subscriber(s): lag after the last commit"),
+            format!("{:.1} ms", live.lag_after_last_commit.as_secs_f64() * 1e3)
+        );
+    }
+    println!();
+    println!(
+        "live rows compare with the writer's own rate (the 'raw sled' column there): 1.00x = subscribers keep up"
+    );
+}
