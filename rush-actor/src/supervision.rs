@@ -2,6 +2,7 @@
 //! extension. A child that panics or fails is restarted after a backoff, from the journal,
 //! until the restart policy gives up; a child that passivates is removed.
 
+pub(crate) mod backoff;
 mod restart_policy;
 
 pub(crate) use restart_policy::RestartHistory;
@@ -156,7 +157,7 @@ fn failed(
     }
     match slot
         .history
-        .next(&state.policy, Instant::now(), restart_policy::jitter_unit())
+        .next(&state.policy, Instant::now(), backoff::jitter_unit())
     {
         Some(backoff) => {
             warn!(entity = name, %reason, ?backoff, restarts = slot.history.total, "persistent actor failed; restarting after backoff");
