@@ -67,6 +67,12 @@ struct Inner {
 /// Every saga runs in its own task: a panic in a step counts as a failed try (retried,
 /// then parked), never takes the process down, and a caller that stops waiting does not
 /// stop the saga.
+///
+/// Why a task and not a ractor actor per saga: a saga has one conversation at a time (a
+/// start, a resume, a dead-letter decision), so a task holding the saga's lock gives the
+/// actor's one-message-at-a-time guarantee without a mailbox to bound; and what a
+/// supervisor restart would do (start again from the journal) is exactly what a retry or
+/// a resume does.
 #[derive(Clone)]
 pub struct Sagas {
     inner: Arc<Inner>,
