@@ -13,8 +13,9 @@ pub use rush_actor as actor;
 pub use rush_store as store;
 
 pub use rush_actor::{
-    CommandError, Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, RecoveryInfo,
-    RestartPolicy, SnapshotPolicy,
+    CommandError, DeadLetter, Effect, EntityRef, EventSourced, IdempotencyKeys, Persistence,
+    PersistenceConfig, RecoveryInfo, RestartPolicy, RetryPolicy, SagaDefinition, SagaOutcome,
+    SagaStep, Sagas, SnapshotPolicy, StepContext, StepError,
 };
 pub use rush_store::{
     CompressionConfig, CompressionLevel, Durability, MemoryManager, PersistentActor, SledConfig,

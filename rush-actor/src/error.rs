@@ -87,6 +87,29 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No saga definition of this name is registered with the `Sagas` manager (register
+    /// it before starting or resuming its sagas).
+    #[error("no saga definition named {name} is registered")]
+    UnknownSaga {
+        /// The definition's name.
+        name: String,
+    },
+    /// No dead letter has this id: it was replayed or discarded already.
+    #[error("no dead letter {id}")]
+    DeadLetterNotFound {
+        /// The letter's id.
+        id: String,
+    },
+    /// A saga could not be driven: its journal does not fit the registered definition
+    /// (steps were removed), or the saga's own task died. The saga stays incomplete;
+    /// `Sagas::resume_incomplete` tries it again.
+    #[error("saga {saga} failed: {reason}")]
+    SagaFailed {
+        /// `rush.saga.<name>/<saga id>`.
+        saga: String,
+        /// Why.
+        reason: String,
+    },
     /// A store could not be opened (bad id, bad key...).
     #[error(transparent)]
     Store(#[from] rush_store::Error),

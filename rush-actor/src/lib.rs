@@ -46,9 +46,11 @@ mod entity_ref;
 mod error;
 mod group_commit;
 mod host;
+mod idempotency;
 mod metrics;
 mod persistence;
 mod projection;
+mod saga;
 mod snapshot_policy;
 mod supervision;
 
@@ -58,11 +60,16 @@ pub use effect::{Effect, PendingEffect};
 pub use entity_ref::EntityRef;
 pub use error::{CommandError, Error, Result};
 pub use host::{HostMsg, ReplyTo, Ticket};
+pub use idempotency::{DEFAULT_IDEMPOTENCY_CAPACITY, IdempotencyKeys};
 pub use metrics::EntityMetrics;
 pub use persistence::Persistence;
 pub use projection::{
     CHECKPOINT_TABLE, Checkpoint, Delivery, EventOf, Projection, ProjectionError, ProjectionHandle,
     ProjectionLag, ProjectionSettings, ProjectionState, ProjectionTx,
+};
+pub use saga::{
+    DeadLetter, DeadLetters, RetryPolicy, SagaData, SagaDefinition, SagaOutcome, SagaStatus,
+    SagaStep, Sagas, StepContext, StepError, StepFuture, StepPhase,
 };
 pub use snapshot_policy::SnapshotPolicy;
 pub use supervision::{RestartPolicy, SupervisorMsg};

@@ -2,6 +2,7 @@
 //! extension. A child that panics or fails is restarted after a backoff, from the journal,
 //! until the restart policy gives up; a child that passivates is removed.
 
+pub(crate) mod backoff;
 mod restart_policy;
 
 pub(crate) use restart_policy::RestartHistory;
