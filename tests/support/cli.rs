@@ -1,4 +1,5 @@
 //! Databases made through the public API, and the `rush` binary run as a process on them.
+#![allow(dead_code, reason = "each test file uses a part of the support")]
 
 use rush::store::{Backend, EventMetadata, SledManager, Table, WriteBatch, WriteOp};
 use rush::{PersistentActor, Store};
