@@ -13,6 +13,9 @@
 //!   exponential backoff, and the new incarnation replays exactly what is durable.
 //! - Callers talk through an [`EntityRef`], which follows restarts and passivation and
 //!   bounds the commands waiting for an actor.
+//! - A [`Projection`] builds a read model from every event of an actor type, under a
+//!   supervised runner that checkpoints its offset (exactly-once for read models in the
+//!   same database); see [`Persistence::spawn_projection`].
 //!
 //! See `ARCHITECTURE.md` at the repository root for how a command becomes a durable event.
 #![cfg_attr(
@@ -45,6 +48,7 @@ mod group_commit;
 mod host;
 mod metrics;
 mod persistence;
+mod projection;
 mod snapshot_policy;
 mod supervision;
 
@@ -56,5 +60,9 @@ pub use error::{CommandError, Error, Result};
 pub use host::{HostMsg, ReplyTo, Ticket};
 pub use metrics::EntityMetrics;
 pub use persistence::Persistence;
+pub use projection::{
+    CHECKPOINT_TABLE, Checkpoint, Delivery, EventOf, Projection, ProjectionError, ProjectionHandle,
+    ProjectionLag, ProjectionSettings, ProjectionState, ProjectionTx,
+};
 pub use snapshot_policy::SnapshotPolicy;
 pub use supervision::{RestartPolicy, SupervisorMsg};

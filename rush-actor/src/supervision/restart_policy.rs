@@ -77,6 +77,12 @@ impl RestartHistory {
         self.total += 1;
         Some(policy.backoff(attempt, unit))
     }
+
+    /// Records a failure that happened just now, with fresh jitter: what every supervisor
+    /// (of entities, of projections) asks when a child fails.
+    pub(crate) fn record_failure(&mut self, policy: &RestartPolicy) -> Option<Duration> {
+        self.next(policy, Instant::now(), jitter_unit())
+    }
 }
 
 /// A small, seedless random source for jitter (xorshift over the clock): jitter needs to
