@@ -230,8 +230,8 @@ impl Inspector {
         })
     }
 
-    /// Checks that the given key opens this database: the first encrypted record found
-    /// must be sealed with a key this inspector holds, else [`Error::Decryption`] names the
+    /// Checks that the given key opens this database: the first encrypted record among
+    /// the first few thousand must be sealed with a key this inspector holds, else [`Error::Decryption`] names the
     /// key ids. Without a key, or without encrypted records, there is nothing to check.
     pub fn check_key(&self) -> Result<()> {
         let Some(current) = self.keyring.current() else {
@@ -242,6 +242,9 @@ impl Inspector {
             RecordKind::Snapshot,
             RecordKind::TableRow,
         ])?;
+        // Looking further than the first records would make every command on a large
+        // plain database walk all of it before starting.
+        let mut budget = 4096u32;
         let mut found = None;
         scan::walk(
             self.backend.as_ref(),
@@ -254,7 +257,8 @@ impl Inspector {
                     found = Some((scan::describe(key, &parsed), header.key_id));
                     return Ok(false);
                 }
-                Ok(true)
+                budget = budget.saturating_sub(1);
+                Ok(budget > 0)
             },
         )?;
         match found {
