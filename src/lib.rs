@@ -9,6 +9,9 @@
 //!
 //! Start with `cargo run --release --example bank`, then read `README.md`.
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 pub use rush_actor as actor;
 pub use rush_store as store;
 

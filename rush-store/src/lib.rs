@@ -70,6 +70,7 @@ mod compression;
 mod crypto;
 mod error;
 mod health;
+pub mod inspect;
 mod integrity;
 mod journal;
 mod keys;
