@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) recovery_permits: Semaphore,
     pub(crate) table: Arc<EntityTable>,
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    /// Projections spawned on this extension, stopped by `shutdown`.
+    pub(crate) projections: std::sync::Mutex<Vec<crate::projection::ProjectionHandle>>,
 }
 
 /// The persistence extension of an actor system: spawn persistent actors with it.
@@ -114,6 +116,7 @@ impl Persistence {
                 recovery_permits,
                 table,
                 supervisor,
+                projections: std::sync::Mutex::default(),
             }),
         })
     }
@@ -212,8 +215,19 @@ impl Persistence {
         )
     }
 
-    /// Stops every actor and the supervisor. Acknowledged events are already durable.
+    /// Stops every projection (after its current page), every actor and the supervisor.
+    /// Acknowledged events are already durable.
     pub async fn shutdown(&self) {
+        let projections = self
+            .shared
+            .projections
+            .lock()
+            .map(|mut running| std::mem::take(&mut *running))
+            .unwrap_or_default();
+        for projection in projections {
+            // An already stopped projection answers at once.
+            let _ = projection.stop().await;
+        }
         let cells: Vec<ActorCell> = self
             .shared
             .table

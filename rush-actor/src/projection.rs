@@ -225,8 +225,8 @@ impl Persistence {
     /// Starts `projection` with `settings`. Returns once the runner has loaded its
     /// checkpoint (or failed to, in which case it is already backing off). A projection of
     /// the same name already running in this extension is [`Error::Spawn`]. Dropping the
-    /// handle leaves the projection running, and [`Persistence::shutdown`] does not stop
-    /// it: call [`ProjectionHandle::stop`] first.
+    /// handle leaves the projection running; [`Persistence::shutdown`] stops it (after the
+    /// page it is handling).
     pub async fn spawn_projection_with<P: Projection>(
         &self,
         projection: P,

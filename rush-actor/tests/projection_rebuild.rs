@@ -122,3 +122,31 @@ async fn a_rebuild_resets_a_read_model_kept_in_memory() {
     projection.stop().await.unwrap();
     persistence.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutting_the_extension_down_stops_its_projections() {
+    let persistence = Persistence::open(
+        rush_store::MemoryManager::default(),
+        PersistenceConfig::default(),
+    )
+    .await
+    .unwrap();
+    commands(&persistence).await;
+    let memory = MemoryLedger {
+        name: "memory".into(),
+        checkpoint_every: 3,
+        counts: Arc::default(),
+        balances: Arc::default(),
+        handled: Handled::default(),
+        faults: Arc::default(),
+    };
+    let projection = persistence.spawn_projection(memory).await.unwrap();
+    projection
+        .wait_until_caught_up(Duration::from_secs(5))
+        .await
+        .unwrap();
+    persistence.shutdown().await;
+    assert_eq!(projection.state(), rush_actor::ProjectionState::Stopped);
+    // Stopping again is harmless.
+    projection.stop().await.unwrap();
+}

@@ -83,12 +83,17 @@ pub(crate) async fn start<P: Projection>(
         entity: format!("projection {name}"),
         reason: e.to_string(),
     })?;
-    Ok(ProjectionHandle {
+    let handle = ProjectionHandle {
         name,
         control,
         progress: receiver,
         probe: Arc::new(query),
-    })
+    };
+    // Remembered so that `Persistence::shutdown` stops it too.
+    if let Ok(mut running) = persistence.shared.projections.lock() {
+        running.push(handle.clone());
+    }
+    Ok(handle)
 }
 
 impl<P: Projection> Actor for ProjectionSupervisor<P> {
