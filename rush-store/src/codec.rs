@@ -25,7 +25,7 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 /// Longest meta block of an event (type name, tags, metadata), in bytes.
-const MAX_META_SIZE: usize = 64 * 1024;
+pub(crate) const MAX_META_SIZE: usize = 64 * 1024;
 
 /// `value` in the payload codec (bincode).
 pub(crate) fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {

@@ -51,7 +51,7 @@ fn corrupted(record_key: &[u8], reason: &str) -> Error {
 }
 
 /// Decodes the entry at `offset`.
-fn decode_entry(record_key: &[u8], offset: u64, value: &[u8]) -> Result<LogEntry> {
+pub(crate) fn decode_entry(record_key: &[u8], offset: u64, value: &[u8]) -> Result<LogEntry> {
     if value.first() != Some(&ENTRY_VERSION) {
         return Err(corrupted(record_key, "unknown entry version"));
     }
