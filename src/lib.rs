@@ -9,12 +9,16 @@
 //!
 //! Start with `cargo run --release --example bank`, then read `README.md`.
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 pub use rush_actor as actor;
 pub use rush_store as store;
 
 pub use rush_actor::{
-    CommandError, Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, RecoveryInfo,
-    RestartPolicy, SnapshotPolicy,
+    CommandError, DeadLetter, Effect, EntityRef, EventSourced, IdempotencyKeys, Persistence,
+    PersistenceConfig, RecoveryInfo, RestartPolicy, RetryPolicy, SagaDefinition, SagaOutcome,
+    SagaStep, Sagas, SnapshotPolicy, StepContext, StepError,
 };
 pub use rush_store::{
     CompressionConfig, CompressionLevel, Durability, MemoryManager, PersistentActor, SledConfig,

@@ -68,6 +68,48 @@ pub enum Error {
     /// The persistence extension was shut down.
     #[error("persistence is shut down")]
     Shutdown,
+    /// A projection did not catch up within the time given.
+    #[error("projection {projection} is still {offsets_behind} offsets behind after {after:?}")]
+    ProjectionBehind {
+        /// The projection's name.
+        projection: String,
+        /// Log entries not yet checkpointed (of those committed before the wait began).
+        offsets_behind: u64,
+        /// How long the caller waited.
+        after: Duration,
+    },
+    /// A projection is stopped, or its supervisor gave up after too many failures: spawn
+    /// it again (it resumes from its checkpoint) once the cause is fixed.
+    #[error("projection {projection} is unavailable: {reason}")]
+    ProjectionUnavailable {
+        /// The projection's name.
+        projection: String,
+        /// Why.
+        reason: String,
+    },
+    /// No saga definition of this name is registered with the `Sagas` manager (register
+    /// it before starting or resuming its sagas).
+    #[error("no saga definition named {name} is registered")]
+    UnknownSaga {
+        /// The definition's name.
+        name: String,
+    },
+    /// No dead letter has this id: it was replayed or discarded already.
+    #[error("no dead letter {id}")]
+    DeadLetterNotFound {
+        /// The letter's id.
+        id: String,
+    },
+    /// A saga could not be driven: its journal does not fit the registered definition
+    /// (steps were removed), or the saga's own task died. The saga stays incomplete;
+    /// `Sagas::resume_incomplete` tries it again.
+    #[error("saga {saga} failed: {reason}")]
+    SagaFailed {
+        /// `rush.saga.<name>/<saga id>`.
+        saga: String,
+        /// Why.
+        reason: String,
+    },
     /// A store could not be opened (bad id, bad key...).
     #[error(transparent)]
     Store(#[from] rush_store::Error),

@@ -13,6 +13,9 @@
 //!   exponential backoff, and the new incarnation replays exactly what is durable.
 //! - Callers talk through an [`EntityRef`], which follows restarts and passivation and
 //!   bounds the commands waiting for an actor.
+//! - A [`Projection`] builds a read model from every event of an actor type, under a
+//!   supervised runner that checkpoints its offset (exactly-once for read models in the
+//!   same database); see [`Persistence::spawn_projection`].
 //!
 //! See `ARCHITECTURE.md` at the repository root for how a command becomes a durable event.
 #![cfg_attr(
@@ -43,8 +46,11 @@ mod entity_ref;
 mod error;
 mod group_commit;
 mod host;
+mod idempotency;
 mod metrics;
 mod persistence;
+mod projection;
+mod saga;
 mod snapshot_policy;
 mod supervision;
 
@@ -54,7 +60,16 @@ pub use effect::{Effect, PendingEffect};
 pub use entity_ref::EntityRef;
 pub use error::{CommandError, Error, Result};
 pub use host::{HostMsg, ReplyTo, Ticket};
+pub use idempotency::{DEFAULT_IDEMPOTENCY_CAPACITY, IdempotencyKeys};
 pub use metrics::EntityMetrics;
 pub use persistence::Persistence;
+pub use projection::{
+    CHECKPOINT_TABLE, Checkpoint, Delivery, EventOf, Projection, ProjectionError, ProjectionHandle,
+    ProjectionLag, ProjectionSettings, ProjectionState, ProjectionTx,
+};
+pub use saga::{
+    DeadLetter, DeadLetters, RetryPolicy, SagaData, SagaDefinition, SagaOutcome, SagaStatus,
+    SagaStep, Sagas, StepContext, StepError, StepFuture, StepPhase,
+};
 pub use snapshot_policy::SnapshotPolicy;
 pub use supervision::{RestartPolicy, SupervisorMsg};

@@ -2,6 +2,7 @@
 //! extension. A child that panics or fails is restarted after a backoff, from the journal,
 //! until the restart policy gives up; a child that passivates is removed.
 
+pub(crate) mod backoff;
 mod restart_policy;
 
 pub(crate) use restart_policy::RestartHistory;
@@ -12,7 +13,7 @@ use crate::metrics::MetricsCell;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::Duration;
 use tracing::{error, info, info_span, warn};
 
 /// Messages of the supervisor (internal).
@@ -127,6 +128,16 @@ impl Actor for Supervisor {
     }
 }
 
+/// Sends `message` to `actor` after `delay` (a restart after its backoff). If the actor
+/// is gone by then, the message is dropped: there is nothing left to restart.
+pub(crate) fn send_after<M: ractor::Message>(actor: &ActorRef<M>, delay: Duration, message: M) {
+    let actor = actor.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = actor.send_message(message);
+    });
+}
+
 fn running_incarnation(state: &SupervisorState, cell: &ractor::ActorCell) -> Option<(String, u64)> {
     let name = cell.get_name()?;
     let slots = state.table.lock();
@@ -154,20 +165,17 @@ fn failed(
     if slot.incarnation != incarnation {
         return;
     }
-    match slot
-        .history
-        .next(&state.policy, Instant::now(), restart_policy::jitter_unit())
-    {
+    match slot.history.record_failure(&state.policy) {
         Some(backoff) => {
             warn!(entity = name, %reason, ?backoff, restarts = slot.history.total, "persistent actor failed; restarting after backoff");
             slot.phase = Phase::BackingOff;
             MetricsCell::add(&slot.metrics.restarts, 1);
-            let myself = myself.clone();
             let name = name.to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(backoff).await;
-                let _ = myself.send_message(SupervisorMsg::Restart { name, incarnation });
-            });
+            send_after(
+                myself,
+                backoff,
+                SupervisorMsg::Restart { name, incarnation },
+            );
         }
         None => {
             error!(entity = name, %reason, "persistent actor failed too often; the supervisor gives up");

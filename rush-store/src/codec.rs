@@ -340,7 +340,7 @@ fn in_record(describe: &dyn Fn() -> String, error: &Error) -> Error {
 }
 
 /// `[meta len u32][meta][payload]` -> (meta, payload).
-fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8]), String> {
+pub(crate) fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8]), String> {
     let (len, rest) = body
         .split_first_chunk::<4>()
         .ok_or_else(|| "event body shorter than its meta length".to_owned())?;

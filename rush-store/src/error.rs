@@ -20,6 +20,15 @@ pub enum Error {
         /// The folder that could not be opened.
         path: PathBuf,
     },
+    /// The folder is missing, or holds no sled database. Opening an existing database
+    /// ([`SledManager::open_existing`](crate::SledManager::open_existing)) never creates one.
+    #[error("no Rush database at {path}: {reason}")]
+    NotADatabase {
+        /// The folder that was given.
+        path: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
     /// An event or state could not be (de)serialized.
     #[error("serialization failed: {0}")]
     Serialization(String),

@@ -368,6 +368,18 @@ fn missing(key: &EntityKey, seq: u64) -> Error {
 /// `to` in the first batch, so that an interrupted deletion is complete for readers and
 /// is finished by running it again.
 pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) -> Result<u64> {
+    delete_events_to_with(backend, key, to, &mut |_| true).map(|(deleted, _)| deleted)
+}
+
+/// [`delete_events_to`] that calls `progress` with the keys removed after each page (one
+/// atomic batch) and stops when it returns `false`: the deletion is then complete for
+/// readers and finished by running it again. Returns the count and whether it finished.
+pub(crate) fn delete_events_to_with(
+    backend: &dyn Backend,
+    key: &EntityKey,
+    to: u64,
+    progress: &mut dyn FnMut(u64) -> bool,
+) -> Result<(u64, bool)> {
     let mut deleted = 0u64;
     // The mark only moves up: a smaller request only cleans what an interrupted deletion
     // left below the mark, and "nothing deleted" stays without a mark.
@@ -390,8 +402,9 @@ pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) 
         }
         ops.extend(page.into_iter().map(|(k, _)| WriteOp::Delete { key: k }));
         if ops.is_empty() {
-            return Ok(deleted);
+            return Ok((deleted, true));
         }
+        let removed = ops.len() as u64;
         if let Err(failed) = backend.commit(&WriteBatch {
             guards: Vec::new(),
             ops,
@@ -403,7 +416,31 @@ pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) 
             ));
         }
         if done {
-            return Ok(deleted);
+            return Ok((deleted, true));
+        }
+        if !progress(removed) {
+            return Ok((deleted, false));
         }
     }
+}
+
+/// Refuses to delete events `1..=seq` unless they exist and a stored snapshot covers
+/// them: without one, recovery could not rebuild the state.
+pub(crate) fn check_deletable(backend: &dyn Backend, key: &EntityKey, seq: u64) -> Result<()> {
+    let head = read_head(backend, key)?;
+    if seq > head {
+        return Err(Error::InvalidArgument(format!(
+            "cannot delete to {seq}: the highest sequence number is {head}"
+        )));
+    }
+    let covered = crate::snapshot::list(backend, key)?
+        .last()
+        .copied()
+        .unwrap_or(0);
+    if seq > covered {
+        return Err(Error::InvalidArgument(format!(
+            "cannot delete to {seq}: the newest snapshot covers only up to {covered}"
+        )));
+    }
+    Ok(())
 }

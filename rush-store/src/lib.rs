@@ -72,6 +72,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
+pub mod inspect;
 mod integrity;
 mod journal;
 mod keys;

@@ -207,24 +207,32 @@ impl<A: PersistentActor> EventQuery<A> {
         }
     }
 
-    /// The ids of the entities that have events in the collection, sorted. Costs one
-    /// seek per entity, not a walk over the events.
+    /// The ids of the entities that have events (or a deletion mark) in the collection,
+    /// sorted. Costs one seek per entity and kind, not a walk over the events.
     pub fn entity_ids(&self) -> Result<Vec<String>> {
-        let collection_start = name_prefix(RecordKind::Event, "collection", &self.collection)?;
+        let mut ids = self.ids_with(RecordKind::Event)?;
+        // An entity whose whole history was deleted keeps only its deletion mark.
+        ids.extend(self.ids_with(RecordKind::DeletedTo)?);
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The entity ids that have a key of `kind` in the collection, one seek each.
+    fn ids_with(&self, kind: RecordKind) -> Result<Vec<String>> {
+        let collection_start = name_prefix(kind, "collection", &self.collection)?;
         let collection_end = prefix_end(&collection_start);
         let mut ids = Vec::new();
         let mut from = collection_start.clone();
         while let Some((key, _)) = self.backend.scan(&from, &collection_end, 1, false)?.first() {
             let (id, after) =
                 read_id(key, collection_start.len()).ok_or_else(|| Error::Corrupted {
-                    record: format!("an event key of collection {:?}", self.collection),
+                    record: format!("a {} key of collection {:?}", kind.name(), self.collection),
                     reason: "malformed entity id".into(),
                 })?;
             ids.push(id.to_owned());
             from = prefix_end(key.get(..after).unwrap_or_default());
         }
-        // Keys order ids by length first (they are length-prefixed).
-        ids.sort();
         Ok(ids)
     }
 

@@ -461,21 +461,7 @@ impl<A: PersistentActor> Store<A> {
     /// sequence number does not change and recovery still works. Returns how many were removed.
     pub fn delete_events_to(&mut self, seq: u64) -> Result<u64> {
         self.check_writable()?;
-        let head = journal::read_head(self.backend.as_ref(), &self.key)?;
-        if seq > head {
-            return Err(Error::InvalidArgument(format!(
-                "cannot delete to {seq}: the highest sequence number is {head}"
-            )));
-        }
-        let covered = snapshot::list(self.backend.as_ref(), &self.key)?
-            .last()
-            .copied()
-            .unwrap_or(0);
-        if seq > covered {
-            return Err(Error::InvalidArgument(format!(
-                "cannot delete to {seq}: the newest snapshot covers only up to {covered}"
-            )));
-        }
+        journal::check_deletable(self.backend.as_ref(), &self.key, seq)?;
         let removed = journal::delete_events_to(self.backend.as_ref(), &self.key, seq)
             .inspect_err(|e| self.poison(e))?;
         self.deleted_to = self.deleted_to.max(seq);

@@ -121,3 +121,79 @@ impl Upcasters {
         Ok(current)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe() -> String {
+        "event 1 of \"c\"/\"e\"".into()
+    }
+
+    /// Steps that append a marker, so the result shows which steps ran, in what order.
+    fn marking() -> Upcasters {
+        let mut upcasters = Upcasters::default();
+        upcasters
+            .register(ANY_EVENT_TYPE, 1, |s: String| s + " any1")
+            .register("T", 1, |s: String| s + " T1")
+            .register(ANY_EVENT_TYPE, 2, |s: String| s + " any2")
+            .register("T", 3, |s: String| s + " T3");
+        upcasters
+    }
+
+    fn run(upcasters: &Upcasters, event_type: &str, from: u32, to: u32) -> Result<Option<String>> {
+        let payload = crate::codec::serialize(&"v".to_owned())?;
+        upcasters
+            .upcast(event_type, from, to, &payload, &describe)?
+            .map(|bytes| crate::codec::deserialize_exact(&bytes))
+            .transpose()
+    }
+
+    #[test]
+    fn steps_run_in_version_order_and_a_type_step_wins_over_the_catch_all() -> Result<()> {
+        let upcasters = marking();
+        assert_eq!(run(&upcasters, "T", 1, 4)?.as_deref(), Some("v T1 any2 T3"));
+        assert_eq!(run(&upcasters, "T", 2, 3)?.as_deref(), Some("v any2"));
+        assert_eq!(run(&upcasters, "U", 1, 3)?.as_deref(), Some("v any1 any2"));
+        // Already current: nothing to do, the stored bytes are decoded as they are.
+        assert_eq!(run(&upcasters, "T", 4, 4)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_gap_or_a_newer_version_is_an_error_naming_type_and_versions() {
+        let upcasters = marking();
+        let Err(Error::Serialization(gap)) = run(&upcasters, "U", 1, 4) else {
+            panic!("U has no step from 3");
+        };
+        assert!(
+            gap.contains("\"U\"")
+                && gap.contains("from schema version 3")
+                && gap.contains("current is 4"),
+            "{gap}"
+        );
+        assert!(gap.starts_with(&describe()), "{gap}");
+        let Err(Error::Serialization(newer)) = run(&upcasters, "T", 5, 4) else {
+            panic!("5 is newer than 4");
+        };
+        assert!(
+            newer.contains("\"T\"")
+                && newer.contains("schema version 5")
+                && newer.contains("this build's 4"),
+            "{newer}"
+        );
+    }
+
+    #[test]
+    fn a_step_that_cannot_decode_its_input_names_the_step() {
+        let mut upcasters = Upcasters::default();
+        upcasters.register("T", 1, |n: u64| n + 1);
+        let Err(Error::Serialization(message)) = run(&upcasters, "T", 1, 2) else {
+            panic!("a string is not a u64 without trailing bytes");
+        };
+        assert!(
+            message.contains("upcasting \"T\" from version 1"),
+            "{message}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! after an exponential backoff with jitter, so that a crash loop neither spins the CPU nor
 //! restarts thousands of actors in lockstep.
 
+use super::backoff::{Backoff, jitter_unit};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -39,11 +40,13 @@ impl RestartPolicy {
     /// The backoff before restart number `attempt` (0-based) in the window, given a random
     /// `unit` in [0, 1).
     pub fn backoff(&self, attempt: u32, unit: f64) -> Duration {
-        let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
-        let base = self.min_backoff.as_secs_f64() * self.multiplier.max(1.0).powi(exponent);
-        let capped = base.min(self.max_backoff.as_secs_f64());
-        let spread = 1.0 + self.jitter.clamp(0.0, 1.0) * (2.0 * unit - 1.0);
-        Duration::try_from_secs_f64((capped * spread).max(0.0)).unwrap_or(self.max_backoff)
+        Backoff {
+            initial: self.min_backoff,
+            max: self.max_backoff,
+            multiplier: self.multiplier,
+            jitter: self.jitter,
+        }
+        .delay(attempt, unit)
     }
 }
 
@@ -77,29 +80,18 @@ impl RestartHistory {
         self.total += 1;
         Some(policy.backoff(attempt, unit))
     }
-}
 
-/// A small, seedless random source for jitter (xorshift over the clock): jitter needs to
-/// differ between actors, not to be unpredictable.
-pub(crate) fn jitter_unit() -> f64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    let mut x =
-        STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) ^ nanos ^ 0x2545_F491_4F6C_DD1D;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    #[expect(clippy::cast_precision_loss, reason = "53 random bits are plenty")]
-    let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-    unit
+    /// Records a failure that happened just now, with fresh jitter: what every supervisor
+    /// (of entities, of projections) asks when a child fails.
+    pub(crate) fn record_failure(&mut self, policy: &RestartPolicy) -> Option<Duration> {
+        self.next(policy, Instant::now(), jitter_unit())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervision::backoff::jitter_unit;
 
     #[test]
     fn backoff_grows_exponentially_up_to_the_cap() {

@@ -134,6 +134,38 @@ impl SledManager {
         Ok(Self { inner })
     }
 
+    /// Opens the database that already exists in folder `path`, never creating one (tools
+    /// that inspect a database must not leave an empty one behind a typo).
+    ///
+    /// A missing folder, or one without sled's `conf` and `db` files, is
+    /// [`Error::NotADatabase`]; a folder used by another process is [`Error::DatabaseLocked`].
+    pub fn open_existing(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
+        let path = path.as_ref();
+        let not_a_database = |reason: &str| Error::NotADatabase {
+            path: path.to_path_buf(),
+            reason: reason.to_owned(),
+        };
+        if !path.exists() {
+            return Err(not_a_database("the folder does not exist"));
+        }
+        if !path.is_dir() {
+            return Err(not_a_database("it is not a folder"));
+        }
+        // sled 0.34.7 writes both files when it creates a database, before anything else.
+        if !path.join("conf").is_file() || !path.join("db").is_file() {
+            return Err(not_a_database(
+                "the folder holds no sled database (no `conf` and `db` files)",
+            ));
+        }
+        Self::with_config(path, config).map_err(|e| match e {
+            Error::Storage {
+                operation: "open database",
+                message,
+            } => not_a_database(&format!("sled cannot open it ({message})")),
+            other => other,
+        })
+    }
+
     /// The database folder.
     pub fn path(&self) -> &Path {
         &self.inner.path

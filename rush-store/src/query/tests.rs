@@ -66,3 +66,22 @@ fn entity_ids_are_listed_once_each_without_confusing_prefixes() -> Result<()> {
     assert_eq!(query.entity_ids()?, vec!["a".to_owned(), "ab".to_owned()]);
     Ok(())
 }
+
+#[test]
+fn entity_ids_include_an_entity_whose_whole_history_was_deleted() -> Result<()> {
+    let backend = MemoryManager::default();
+    for entity in ["bb", "a", "c"] {
+        let mut store = Store::<Account>::new("accounts", entity, backend.clone(), None, false)?;
+        store.persist_batch(&[Event::Opened, Event::Deposited(5)])?;
+        if entity == "a" {
+            store.snapshot(&Account { balance: 5 })?;
+            assert_eq!(store.delete_events_to(2)?, 2);
+        }
+    }
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    assert_eq!(
+        query.entity_ids()?,
+        vec!["a".to_owned(), "bb".to_owned(), "c".to_owned()]
+    );
+    Ok(())
+}

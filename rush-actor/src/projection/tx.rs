@@ -1,0 +1,115 @@
+//! The writes a projection handler makes to tables of the runner's database, collected
+//! until the runner commits them with the checkpoint in one atomic batch. Reads through the
+//! transaction see its own pending writes, so two events of one page that update the same
+//! row compose instead of the second overwriting the first.
+
+use rush_store::{Backend, Error, Result, Table, WriteOp};
+use serde::{Serialize, de::DeserializeOwned};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A row written in this transaction: its value (`None`: deleted), typed for reads.
+type Pending = Option<Box<dyn Any + Send + Sync>>;
+
+/// The pending read-model writes of one page of events (see the module docs of
+/// [`crate::Projection`]). Created empty by the runner; committed or discarded by it.
+pub struct ProjectionTx {
+    backend: Arc<dyn Backend>,
+    ops: Vec<WriteOp>,
+    pending: HashMap<(String, String), Pending>,
+}
+
+impl std::fmt::Debug for ProjectionTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionTx")
+            .field("writes", &self.ops.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProjectionTx {
+    /// An empty transaction on `backend`: only tables of that backend can be written.
+    pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
+        Self {
+            backend,
+            ops: Vec::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Refuses a table of another database: its writes could not be atomic with the
+    /// checkpoint.
+    fn check<V: Serialize + DeserializeOwned>(&self, table: &Table<V>) -> Result<()> {
+        if std::ptr::addr_eq(Arc::as_ptr(table.backend()), Arc::as_ptr(&self.backend)) {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "table {:?} lives on another backend than the projection: open it with \
+             Persistence::table so its writes commit with the checkpoint",
+            table.name()
+        )))
+    }
+
+    /// Sets `key` of `table` to `value` when the page commits.
+    pub fn put<V>(&mut self, table: &Table<V>, key: &str, value: V) -> Result<()>
+    where
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.check(table)?;
+        self.ops.push(table.put_op(key, &value)?);
+        self.pending.insert(
+            (table.name().to_owned(), key.to_owned()),
+            Some(Box::new(value)),
+        );
+        Ok(())
+    }
+
+    /// Removes `key` of `table` when the page commits.
+    pub fn delete<V>(&mut self, table: &Table<V>, key: &str) -> Result<()>
+    where
+        V: Serialize + DeserializeOwned,
+    {
+        self.check(table)?;
+        self.ops.push(table.delete_op(key));
+        self.pending
+            .insert((table.name().to_owned(), key.to_owned()), None);
+        Ok(())
+    }
+
+    /// The row at `key` of `table` as this transaction sees it: its own pending write if
+    /// any, else the committed row.
+    pub fn get<V>(&self, table: &Table<V>, key: &str) -> Result<Option<V>>
+    where
+        V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.check(table)?;
+        match self.pending.get(&(table.name().to_owned(), key.to_owned())) {
+            Some(None) => Ok(None),
+            Some(Some(value)) => match value.downcast_ref::<V>() {
+                Some(value) => Ok(Some(value.clone())),
+                None => Err(Error::InvalidArgument(format!(
+                    "row {key:?} of table {:?} was written with another row type",
+                    table.name()
+                ))),
+            },
+            None => table.get(key),
+        }
+    }
+
+    /// Writes pending.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The writes, in order, leaving the transaction empty for the next page.
+    pub(crate) fn take_ops(&mut self) -> Vec<WriteOp> {
+        self.pending.clear();
+        std::mem::take(&mut self.ops)
+    }
+}

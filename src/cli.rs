@@ -1,0 +1,222 @@
+//! The `rush` command-line inspector, as a library so that an application can build its
+//! own with its event types: the shipped binary knows none, so it prints envelopes (and,
+//! with a key, meta blocks); an inspector built with [`Cli::decode`] also prints each
+//! event of the registered collections decoded, as JSON.
+//!
+//! ```no_run
+//! use rush::PersistentActor;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Default, Clone, Serialize, Deserialize)]
+//! struct Account { balance: u64 }
+//! impl PersistentActor for Account {
+//!     type Event = u64;
+//!     fn apply(&mut self, deposit: &u64) { self.balance += deposit; }
+//! }
+//!
+//! // src/bin/inspect.rs of the application: `inspect ./data events accounts alice`
+//! fn main() -> std::process::ExitCode {
+//!     rush::cli::Cli::new().decode::<Account>("accounts").run(std::env::args_os())
+//! }
+//! ```
+//!
+//! Exit codes: 0 done (verify: clean); 1 the database has problems (verify found errors,
+//! events found damaged records); 2 the command could not run (usage, missing folder, not
+//! a database, database in use, wrong or unreadable key, a refused request, a storage
+//! error); 130 interrupted by Ctrl-C (safe: every page is one atomic batch; run the
+//! command again to finish).
+
+mod args;
+mod commands;
+mod format;
+mod keys;
+mod maintain;
+mod progress;
+
+use args::{Args, Command};
+use clap::{CommandFactory, FromArgMatches};
+use rush_store::inspect::{Inspector, RawEvent};
+use rush_store::{Error, PersistentActor, SledConfig, SledManager};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit code: the database has problems.
+const EXIT_PROBLEMS: u8 = 1;
+/// Exit code: the command could not run.
+const EXIT_FAILED: u8 = 2;
+/// Exit code: stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Turns a stored event into JSON, or says why it cannot.
+type Decoder = Box<dyn Fn(&RawEvent) -> Result<serde_json::Value, String> + Send + Sync>;
+
+/// The inspector's command line, with the event decoders of an application.
+#[derive(Default)]
+pub struct Cli {
+    decoders: BTreeMap<String, Decoder>,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("decodes", &self.decoders.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Cli {
+    /// A command line that decodes no event type (the shipped `rush` binary).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes the events of `collection` as `A::Event` (upcasting older schema versions
+    /// with `A`'s upcasters, as recovery does) in the output of `events`.
+    #[must_use]
+    pub fn decode<A: PersistentActor>(mut self, collection: &str) -> Self {
+        let decoder: Decoder = Box::new(|event: &RawEvent| {
+            let decoded = event.decode::<A>().map_err(|e| e.to_string())?;
+            serde_json::to_value(&decoded).map_err(|e| e.to_string())
+        });
+        self.decoders.insert(collection.to_owned(), decoder);
+        self
+    }
+
+    /// Parses `args` (the program name first, as `std::env::args_os()` gives them), runs
+    /// the command and returns its exit code (see the module docs). Errors are printed to
+    /// stderr as one line.
+    pub fn run<I, T>(&self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        self.run_with_output(args, &mut std::io::stdout().lock())
+    }
+
+    /// [`Cli::run`] writing the command's output to `out` instead of stdout (errors and
+    /// progress still go to stderr): for tests, or to keep the output.
+    pub fn run_with_output<I, T>(&self, args: I, out: &mut dyn Write) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let parsed = Args::command()
+            .after_help(self.help())
+            .try_get_matches_from(args)
+            .and_then(|matches| Args::from_arg_matches(&matches));
+        let args = match parsed {
+            Ok(args) => args,
+            Err(error) => {
+                let _ = error.print();
+                return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(EXIT_FAILED));
+            }
+        };
+        match self.execute(args, out) {
+            Ok(code) => ExitCode::from(code),
+            Err(message) => {
+                eprintln!("rush: error: {message}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+    }
+
+    fn help(&self) -> String {
+        let mut help = String::from(
+            "Exit codes: 0 done (verify: clean), 1 problems found, 2 could not run, 130 interrupted.\n\
+             Long commands show progress; Ctrl-C stops them between pages (each page is one atomic\n\
+             batch): run the command again to finish.\n\n",
+        );
+        if self.decoders.is_empty() {
+            help.push_str(
+                "This build decodes no event types: `events` prints envelopes (and, with the key, the\n\
+                 meta blocks). To print your events decoded, build your own inspector:\n\
+                 rush::cli::Cli::new().decode::<MyActor>(\"collection\").run(std::env::args_os())",
+            );
+        } else {
+            let names: Vec<&str> = self.decoders.keys().map(String::as_str).collect();
+            help.push_str(&format!("Decodes the events of: {}", names.join(", ")));
+        }
+        help
+    }
+
+    fn execute(&self, args: Args, out: &mut dyn Write) -> Result<u8, String> {
+        let inspector = open(&args)?;
+        let interrupt = progress::Interrupt::install();
+        let mut context = commands::Context {
+            inspector,
+            interrupt,
+            decoders: &self.decoders,
+            out,
+        };
+        let result = match args.command {
+            Command::List => context.list(),
+            Command::Events {
+                collection,
+                entity,
+                from,
+            } => context.events(&collection, &entity, from),
+            Command::Verify { collection, entity } => {
+                context.verify(collection.as_deref(), entity.as_deref())
+            }
+            Command::Stats => context.stats(),
+            Command::RotateKey { new_key_file } => context.rotate_key(new_key_file.as_deref()),
+            Command::DeleteTo {
+                collection,
+                entity,
+                seq,
+            } => context.delete_to(&collection, &entity, seq),
+            Command::Compact => context.compact(),
+        };
+        match result {
+            Err(commands::Failure::Store(error)) => Err(describe(&error)),
+            Err(commands::Failure::Other(message)) => Err(message),
+            Err(commands::Failure::ClosedOutput) => Ok(0),
+            Ok(code) => Ok(code),
+        }
+    }
+}
+
+/// Opens the existing database with the keys of the command line.
+fn open(args: &Args) -> Result<Inspector, String> {
+    let current = keys::load(args.key_file.as_deref(), "RUSH_KEY")?;
+    let mut older = Vec::new();
+    for file in &args.old_key_file {
+        older.extend(keys::load(Some(file), "RUSH_OLD_KEY")?);
+    }
+    if args.old_key_file.is_empty() {
+        older.extend(keys::load(None, "RUSH_OLD_KEY")?);
+    }
+    // A tool's reads need no large cache; its writes are fsynced like the application's.
+    let config = SledConfig {
+        cache_capacity: 64 * 1024 * 1024,
+        ..SledConfig::default()
+    };
+    let backend = SledManager::open_existing(&args.folder, config).map_err(|e| describe(&e))?;
+    let mut inspector = Inspector::new(Arc::new(backend));
+    if let Some(key) = &current {
+        inspector = inspector.with_key(key).map_err(|e| describe(&e))?;
+    }
+    for key in &older {
+        inspector
+            .add_decryption_key(key)
+            .map_err(|e| describe(&e))?;
+    }
+    inspector.check_key().map_err(|e| describe(&e))?;
+    Ok(inspector)
+}
+
+/// One line saying what went wrong and what to do about it.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::DatabaseLocked { .. } => format!(
+            "{error} (sled lets one process at a time open a database: stop the application using it and retry)"
+        ),
+        Error::Decryption { .. } => format!(
+            "{error}; give the key that sealed it with --key-file or RUSH_KEY (and, during an unfinished rotation, the other with --old-key-file)"
+        ),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,75 @@
+//! The command line, as clap parses it.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Inspect and maintain a Rush database (a sled folder) from a shell.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rush",
+    version,
+    about = "Inspect and maintain a Rush database (a sled folder)",
+    long_about = "Inspect and maintain a Rush database (a sled folder).\n\n\
+        The folder is never created. sled locks it: stop the application that uses it first.\n\
+        Keys are read from files or environment variables, never from the command line:\n\
+        --key-file PATH or RUSH_KEY (64 hex digits; a file may also hold the 32 raw bytes)."
+)]
+pub(crate) struct Args {
+    /// The database folder.
+    pub(crate) folder: PathBuf,
+    /// File holding the database's key (64 hex digits or 32 raw bytes); else `RUSH_KEY`.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// File holding an older key that still opens some records (repeatable); else `RUSH_OLD_KEY`.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) old_key_file: Vec<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Collections and entities: event counts, highest sequence numbers, snapshots, deletion marks.
+    List,
+    /// One entity's events as JSON lines: envelopes; with a key also meta blocks; decoded
+    /// events for collections with a registered decoder.
+    Events {
+        /// The collection.
+        collection: String,
+        /// The entity id.
+        entity: String,
+        /// First sequence number to print.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+    },
+    /// Integrity report of everything, one collection or one entity. Exit code 0: clean;
+    /// 1: errors found.
+    Verify {
+        /// Only this collection.
+        collection: Option<String>,
+        /// Only this entity of the collection.
+        entity: Option<String>,
+    },
+    /// Storage size, records and bytes per kind, compression, snapshot coverage.
+    Stats,
+    /// Re-encrypts every event, snapshot and table row with a new key (resumable).
+    RotateKey {
+        /// File holding the new key; else `RUSH_NEW_KEY`.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Deletes an entity's events up to a sequence number that a snapshot covers.
+    DeleteTo {
+        /// The collection.
+        collection: String,
+        /// The entity id.
+        entity: String,
+        /// Delete events 1..=SEQ.
+        seq: u64,
+    },
+    /// Removes events left below deletion marks by interrupted deletions, and leftover
+    /// health probes.
+    Compact,
+}
