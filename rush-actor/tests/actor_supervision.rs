@@ -11,14 +11,13 @@
 
 #[path = "support/account.rs"]
 mod account;
-#[path = "support/backends.rs"]
-mod backends;
+#[path = "../../rush-store/tests/support/backends.rs"]
+mod store_backends;
 
 use account::{Account, AccountEvent, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};
 use rush_store::{Backend, MemoryManager, SledManager, Store};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 fn fast_restarts(max_restarts: u32) -> PersistenceConfig {
@@ -124,19 +123,19 @@ async fn the_restart_policy_gives_up_after_its_limit() {
 #[tokio::test]
 async fn a_journal_write_failure_stops_the_actor_and_it_comes_back_when_the_disk_does() {
     let memory: Arc<dyn Backend> = Arc::new(MemoryManager::default());
-    let breakable = backends::Breakable::new(memory.clone());
+    let breakable = store_backends::Faulty::new(memory.clone());
     let persistence = Persistence::open_shared(breakable.clone(), fast_restarts(10))
         .await
         .unwrap();
     let acc = persistence.get_or_spawn::<Account>("p4").await.unwrap();
     acc.ask(deposit(10, 1)).await.unwrap();
-    breakable.broken.store(true, Ordering::SeqCst);
+    breakable.set_disk_full(true);
     let err = acc.ask(deposit(10, 2)).await.unwrap_err();
     assert!(
         matches!(&err, CommandError::Failed(Error::Journal { source, .. }) if source.to_string().contains("No space left")),
         "{err}"
     );
-    breakable.broken.store(false, Ordering::SeqCst);
+    breakable.heal();
     // Restarted from the journal: the failed deposit is not there.
     assert_eq!(acc.ask(Cmd::Balance).await.unwrap(), 10);
     assert_eq!(acc.ask(deposit(1, 3)).await.unwrap(), 11);

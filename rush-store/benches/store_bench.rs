@@ -22,10 +22,12 @@
     clippy::cast_precision_loss
 )]
 
+#[path = "support/bank_workload.rs"]
+mod bank_workload;
+
+use bank_workload::*;
 use peak_alloc::PeakAlloc;
 use rush_store::{Durability, Error, PersistentActor, SledManager, Store};
-use serde::{Deserialize, Serialize};
-use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -35,9 +37,6 @@ use tempfile::TempDir;
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-const KEY: [u8; 32] = [0x5a; 32];
-const COLLECTION: &str = "accounts";
-const ENTITY: &str = "acct-000042";
 /// Events in the replay, memory and big-snapshot rows.
 const HISTORY: u64 = 1_000_000;
 /// Events per `persist_batch` when loading the history.
@@ -48,138 +47,6 @@ const POOL: usize = 10_000;
 const ROUNDS: usize = 3;
 const ROUND: Duration = Duration::from_secs(1);
 const WARMUP: Duration = Duration::from_millis(200);
-/// sled settings of `SledConfig::default()`, used for the raw baseline too.
-/// Raw sled gets the same cache as `SledManager`'s default.
-const CACHE_CAPACITY: u64 = 256 * 1024 * 1024;
-const FLUSH_EVERY_MS: u64 = 500;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum BankEvent {
-    Deposited {
-        iban: String,
-        amount_cents: u64,
-        currency: String,
-        reference: String,
-        at_ms: u64,
-    },
-    Withdrawn {
-        iban: String,
-        amount_cents: u64,
-        currency: String,
-        reference: String,
-        at_ms: u64,
-    },
-    FeeCharged {
-        amount_cents: u64,
-        code: String,
-        at_ms: u64,
-    },
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct Account {
-    balance_cents: i64,
-    deposits: u64,
-    withdrawals: u64,
-    fees: u64,
-    last_at_ms: u64,
-}
-
-impl PersistentActor for Account {
-    type Event = BankEvent;
-
-    fn apply(&mut self, event: &BankEvent) {
-        match event {
-            BankEvent::Deposited {
-                amount_cents,
-                at_ms,
-                ..
-            } => {
-                self.balance_cents = self.balance_cents.wrapping_add_unsigned(*amount_cents);
-                self.deposits += 1;
-                self.last_at_ms = *at_ms;
-            }
-            BankEvent::Withdrawn {
-                amount_cents,
-                at_ms,
-                ..
-            } => {
-                self.balance_cents = self.balance_cents.wrapping_sub_unsigned(*amount_cents);
-                self.withdrawals += 1;
-                self.last_at_ms = *at_ms;
-            }
-            BankEvent::FeeCharged {
-                amount_cents,
-                at_ms,
-                ..
-            } => {
-                self.balance_cents = self.balance_cents.wrapping_sub_unsigned(*amount_cents);
-                self.fees += 1;
-                self.last_at_ms = *at_ms;
-            }
-        }
-    }
-}
-
-fn make_event(i: u64) -> BankEvent {
-    let amount_cents = 100 + i.wrapping_mul(7919) % 9_999_900;
-    let at_ms = 1_717_000_000_000 + i * 37;
-    let iban = format!("DE8937040044{:010}", (i * 104_729) % 10_000_000_000);
-    let reference = format!("INV-{:08} payroll 2024-{:02}", i, i % 12 + 1);
-    match i % 10 {
-        0..=5 => BankEvent::Deposited {
-            iban,
-            amount_cents,
-            currency: "EUR".into(),
-            reference,
-            at_ms,
-        },
-        6..=8 => BankEvent::Withdrawn {
-            iban,
-            amount_cents: amount_cents / 2,
-            currency: "EUR".into(),
-            reference,
-            at_ms,
-        },
-        _ => BankEvent::FeeCharged {
-            amount_cents: 250,
-            code: format!("FEE-WIRE-{:04}", i % 10_000),
-            at_ms,
-        },
-    }
-}
-
-fn bincode_bytes(event: &BankEvent) -> Vec<u8> {
-    bincode::serde::encode_to_vec(event, bincode::config::standard()).unwrap()
-}
-
-/// `[kind 1][u16 len][collection][u16 len][entity][seq u64]`, big-endian: the shape of
-/// rush-store's event keys (keys.rs), so raw sled gets keys of the same length and order.
-fn event_key(seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + 4 + COLLECTION.len() + ENTITY.len() + 8);
-    key.push(1);
-    for id in [COLLECTION, ENTITY] {
-        key.extend_from_slice(&u16::try_from(id.len()).unwrap().to_be_bytes());
-        key.extend_from_slice(id.as_bytes());
-    }
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// Retries while a just-dropped database in the same folder still holds its lock.
-fn retry_open<T, E: std::fmt::Debug>(mut open: impl FnMut() -> Result<T, E>) -> T {
-    let mut last = None;
-    for _ in 0..100 {
-        match open() {
-            Ok(opened) => return opened,
-            Err(e) => {
-                last = Some(e);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-    panic!("cannot open the database: {last:?}");
-}
 
 fn open_store(dir: &Path, encrypted: bool, compressed: bool) -> Store<Account> {
     let manager = retry_open(|| match SledManager::new(dir) {
@@ -194,79 +61,6 @@ fn open_store(dir: &Path, encrypted: bool, compressed: bool) -> Store<Account> {
         compressed,
     )
     .unwrap()
-}
-
-/// A raw sled database configured like `SledConfig::default()`, with our own handle on
-/// `<dir>/db` for fsync (what `SledManager::flush` does).
-struct Raw {
-    db: sled::Db,
-    db_file: File,
-    next_seq: u64,
-}
-
-impl Raw {
-    fn open(dir: &Path) -> Self {
-        let db = retry_open(|| {
-            sled::Config::new()
-                .path(dir)
-                .cache_capacity(CACHE_CAPACITY)
-                .flush_every_ms(Some(FLUSH_EVERY_MS))
-                .use_compression(false)
-                .open()
-        });
-        let db_file = File::open(dir.join("db")).unwrap();
-        Self {
-            db,
-            db_file,
-            next_seq: 1,
-        }
-    }
-
-    fn durable(&self) {
-        self.db.flush().unwrap();
-        self.db_file.sync_data().unwrap();
-    }
-
-    fn insert(&mut self, event: &BankEvent, durable: bool) {
-        self.db
-            .insert(event_key(self.next_seq), bincode_bytes(event))
-            .unwrap();
-        self.next_seq += 1;
-        if durable {
-            self.durable();
-        }
-    }
-
-    fn insert_batch(&mut self, events: &[BankEvent], durable: bool) {
-        let mut batch = sled::Batch::default();
-        for event in events {
-            batch.insert(event_key(self.next_seq), bincode_bytes(event));
-            self.next_seq += 1;
-        }
-        self.db.apply_batch(batch).unwrap();
-        if durable {
-            self.durable();
-        }
-    }
-
-    /// `tree.range(..)`, bincode-decode and apply every value.
-    fn replay(&self) -> (Account, u64) {
-        let mut state = Account::default();
-        let mut count = 0u64;
-        for item in self.db.range::<&[u8], _>(..) {
-            let (_, value) = item.unwrap();
-            let (event, _): (BankEvent, usize) =
-                bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
-            state.apply(&event);
-            count += 1;
-        }
-        (state, count)
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs `step` (which returns how many events it wrote) for at least `budget`: events/s.
@@ -448,29 +242,6 @@ fn expected_state(pool: &[BankEvent], events: u64) -> Account {
         state.apply(&pool[seq as usize % pool.len()]);
     }
     state
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, model)| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn vm_hwm() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `12345.6` -> `12,346`.

@@ -1,12 +1,16 @@
-//! `verify_integrity`: every record's checksum or tag, its decoding, and the contiguity of
-//! sequence numbers, collected into a report instead of stopping at the first problem.
+//! `verify_integrity`: every record's checksum or tag, its decoding, the contiguity of
+//! sequence numbers, and the entity's entries in its collection's log, collected into a
+//! report instead of stopping at the first problem.
 
 use crate::backend::Backend;
+use crate::codec::envelope::{Header, VERSION_WITH_META};
 use crate::codec::{Codec, MAX_SNAPSHOT_SIZE};
+use crate::collection_log;
 use crate::error::Result;
 use crate::journal::{self, PAGE};
 use crate::keys::{EntityKey, RecordKind, prefix_end};
 use crate::persistent_actor::PersistentActor;
+use std::collections::BTreeMap;
 
 /// One problem found by [`verify_integrity`](crate::Store::verify_integrity).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +71,8 @@ pub(crate) fn verify<A: PersistentActor>(
         0
     });
     let mut expected = deleted_to + 1;
+    // Offsets of this entity's events in the collection log, by sequence number.
+    let mut logged = logged_sequence_numbers(backend, key, &mut report)?;
     for_each_record(backend, key, RecordKind::Event, |record_key, value| {
         let Some(seq) = key.seq_of(RecordKind::Event, record_key) else {
             report.error(key.describe(RecordKind::Event, 0), "malformed key");
@@ -74,6 +80,24 @@ pub(crate) fn verify<A: PersistentActor>(
         };
         report.events_checked += 1;
         let describe = || key.describe(RecordKind::Event, seq);
+        // Every format-v2 event is written with its log entry in one batch (v1 events
+        // predate collection logs). Only an engine that tore a batch leaves one without.
+        let offsets = logged.remove(&seq).unwrap_or_default();
+        if seq > deleted_to
+            && offsets.is_empty()
+            && Header::parse(value).is_ok_and(|h| h.version == VERSION_WITH_META)
+        {
+            report.error(
+                describe(),
+                "has no offset in the collection log (a torn write): queries and subscriptions miss it",
+            );
+        }
+        if offsets.len() > 1 {
+            report.error(
+                describe(),
+                format!("has several offsets in the collection log: {offsets:?}"),
+            );
+        }
         if seq <= deleted_to {
             // Left over by an interrupted delete_events_to; harmless but reported.
             report.error(
@@ -107,6 +131,16 @@ pub(crate) fn verify<A: PersistentActor>(
             format!("missing: events {expected}..={head} are absent"),
         );
     }
+    // Entries left over point at events that are not stored. Below the journal's end
+    // such an event is already reported as missing; deleted history is expected.
+    for (seq, offsets) in logged.range(deleted_to.max(head).saturating_add(1)..) {
+        report.error(
+            key.describe(RecordKind::Event, *seq),
+            format!(
+                "the collection log points at it (offsets {offsets:?}) beyond the journal's end {head}"
+            ),
+        );
+    }
     for_each_record(backend, key, RecordKind::Snapshot, |record_key, value| {
         let seq = key.seq_of(RecordKind::Snapshot, record_key).unwrap_or(0);
         report.snapshots_checked += 1;
@@ -122,6 +156,33 @@ pub(crate) fn verify<A: PersistentActor>(
         }
     })?;
     Ok(report)
+}
+
+/// The offsets of the entity's events in its collection's log, by sequence number. Reads
+/// the whole log (entries only, no event records): proportional to the collection's size.
+fn logged_sequence_numbers(
+    backend: &dyn Backend,
+    key: &EntityKey,
+    report: &mut IntegrityReport,
+) -> Result<BTreeMap<u64, Vec<u64>>> {
+    let mut logged: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    let log = collection_log::log_of(key.collection())?;
+    let walked = collection_log::for_each_entry(backend, &log, 1, &mut |entry| {
+        if entry.entity_id == key.entity_id() {
+            logged
+                .entry(entry.sequence_number)
+                .or_default()
+                .push(entry.offset);
+        }
+        Ok(true)
+    });
+    if let Err(e) = walked {
+        report.error(
+            format!("collection log of {:?}", key.collection()),
+            e.to_string(),
+        );
+    }
+    Ok(logged)
 }
 
 /// Streams all records of `kind` of the entity, page by page.

@@ -388,12 +388,11 @@ pub(crate) fn delete_events_to_with(
     loop {
         let (start, end) = key.seq_range(RecordKind::Event, 0, to);
         let page = backend.scan(&start, &end, PAGE, false)?;
-        let mut ops: Vec<WriteOp> = page
-            .into_iter()
-            .map(|(k, _)| WriteOp::Delete { key: k })
-            .collect();
-        let done = ops.len() < PAGE;
-        deleted += ops.len() as u64;
+        let done = page.len() < PAGE;
+        deleted += page.len() as u64;
+        let mut ops = Vec::with_capacity(page.len() + 1);
+        // The mark goes first: an engine that tears a batch (applies a prefix of its
+        // writes) then never removes an event that readers would miss as a gap.
         if !mark_written {
             ops.push(WriteOp::Put {
                 key: key.deleted_to_key(),
@@ -401,6 +400,7 @@ pub(crate) fn delete_events_to_with(
             });
             mark_written = true;
         }
+        ops.extend(page.into_iter().map(|(k, _)| WriteOp::Delete { key: k }));
         if ops.is_empty() {
             return Ok((deleted, true));
         }

@@ -69,6 +69,8 @@ mod collection_log;
 mod compression;
 mod crypto;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 pub mod inspect;
 mod integrity;

@@ -79,17 +79,16 @@ pub(crate) fn prepare<S: Serialize>(
     existing.retain(|s| *s != seq);
     let keep_older = keep.saturating_sub(1);
     let remove = existing.len().saturating_sub(keep_older);
-    let mut ops: Vec<WriteOp> = existing
-        .iter()
-        .take(remove)
-        .map(|s| WriteOp::Delete {
-            key: key.snapshot_key(*s),
-        })
-        .collect();
+    // The new snapshot goes first: an engine that tears a batch (applies a prefix of its
+    // writes) then never removes the older snapshots without storing the new one.
+    let mut ops = Vec::with_capacity(remove + 1);
     ops.push(WriteOp::Put {
         key: record_key,
         value: bytes,
     });
+    ops.extend(existing.iter().take(remove).map(|s| WriteOp::Delete {
+        key: key.snapshot_key(*s),
+    }));
     let guards: Vec<Guard> = append_guards(key, seq, deleted_to);
     Ok((
         WriteBatch {

@@ -481,7 +481,9 @@ impl<A: PersistentActor> Store<A> {
         journal::read_deleted_to(self.backend.as_ref(), &self.key)
     }
 
-    /// Checks every record of the entity: checksum or tag, decoding, contiguity.
+    /// Checks every record of the entity: checksum or tag, decoding, contiguity, and that
+    /// each event has exactly one offset in its collection's log and each of the entity's
+    /// log entries points at a stored event (this reads the collection's whole log).
     pub fn verify_integrity(&self) -> Result<IntegrityReport> {
         integrity::verify::<A>(self.backend.as_ref(), &self.codec, &self.key)
     }

@@ -118,3 +118,58 @@ async fn health_check_reports_faults() {
         );
     }
 }
+
+/// The stored bytes of every event of `entity`, in key order.
+fn raw_events(backend: &Arc<dyn Backend>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    // Kind byte 1 is the event range (FORMAT.md).
+    backend.scan(&[1], &[2], usize::MAX, false).unwrap()
+}
+
+#[test]
+fn a_failed_commit_after_a_countdown_changes_no_acknowledged_byte() {
+    for db in each_backend() {
+        let faulty = Faulty::new(db.backend.clone());
+        let backend: Arc<dyn Backend> = faulty.clone();
+        let open = || {
+            Store::<BankAccount>::with_backend(
+                "accounts",
+                "countdown",
+                backend.clone(),
+                Some(bank::KEY),
+                true,
+            )
+            .unwrap()
+        };
+        let mut store = open();
+        store
+            .persist_batch(&[deposit(1.0, 1.0), deposit(1.0, 2.0)])
+            .unwrap();
+        faulty.fail_commits_after(2);
+        store.persist(&deposit(1.0, 3.0)).unwrap();
+        store.snapshot(&store.recover().unwrap().unwrap()).unwrap();
+        let before = raw_events(&backend);
+        let err = store
+            .persist_batch(&[deposit(1.0, 4.0), deposit(1.0, 5.0)])
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Storage { operation: "write batch", message } if message.contains("No space left")),
+            "{}: {err}",
+            db.name
+        );
+        assert_eq!(faulty.injected.load(Ordering::SeqCst), 1);
+        assert!(matches!(
+            store.persist(&deposit(1.0, 6.0)),
+            Err(Error::Poisoned(_))
+        ));
+        // Still failing: a new handle is refused too, and nothing changes.
+        assert!(open().persist(&deposit(1.0, 7.0)).is_err());
+        faulty.heal();
+        let mut fresh = open();
+        assert_eq!(fresh.highest_sequence_number(), 3, "{}", db.name);
+        assert_eq!(fresh.persist(&deposit(1.0, 8.0)).unwrap(), 4);
+        let after = raw_events(&backend);
+        assert_eq!(after[..3], before[..], "{}: acknowledged bytes", db.name);
+        assert_eq!(fresh.recover().unwrap().unwrap().transaction_count, 4);
+        assert!(fresh.verify_integrity().unwrap().is_ok());
+    }
+}

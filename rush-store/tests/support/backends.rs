@@ -1,10 +1,12 @@
 //! Both backends, so that every store test runs on each (ripgrep's SearcherTester idea),
-//! and a backend that fails on command.
+//! and a backend that fails on command. The actor tests include this file too
+//! (`#[path = "../../rush-store/tests/support/backends.rs"]`), so it depends only on
+//! `rush_store` and `tempfile`.
 #![allow(dead_code)]
 
 use rush_store::{Backend, GuardFailed, MemoryManager, Result, SledManager, WriteBatch};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 /// A fresh database of each kind; the folder lives as long as the value.
 pub struct Fresh {
@@ -51,14 +53,24 @@ pub fn each_backend() -> Vec<Fresh> {
     ]
 }
 
-/// Wraps a backend; commits and flushes fail once their countdown reaches zero
-/// (redb's FuzzerBackend idea). A negative countdown never fails.
+/// Wraps a backend and fails at chosen points (redb's FuzzerBackend idea):
+/// - `fail_commits_after(n)` / `fail_flushes_after(n)`: the commit or flush after `n`
+///   more successful ones fails, and every one after it, until `heal` (negative: never);
+/// - `disk_full`: every commit fails with an ENOSPC-like engine error;
+/// - `tear_next_commit(keep)`: the next commit writes only the first `keep` of its ops
+///   (its guards still checked, its log appends dropped: they come after the ops) to the
+///   inner backend and then fails, as an engine without atomic batches would on a crash
+///   or a full disk in the middle of a batch. One-shot.
 #[derive(Debug)]
 pub struct Faulty {
     pub inner: Arc<dyn Backend>,
     pub commits_left: AtomicI64,
     pub flushes_left: AtomicI64,
     pub disk_full: AtomicBool,
+    /// Ops the next commit keeps before it fails; negative: no tear pending.
+    pub tear_keep: AtomicI64,
+    /// Faults injected so far (so that a test can tell the fault really fired).
+    pub injected: AtomicU64,
 }
 
 impl Faulty {
@@ -68,6 +80,8 @@ impl Faulty {
             commits_left: AtomicI64::new(-1),
             flushes_left: AtomicI64::new(-1),
             disk_full: AtomicBool::new(false),
+            tear_keep: AtomicI64::new(-1),
+            injected: AtomicU64::new(0),
         })
     }
 
@@ -79,10 +93,24 @@ impl Faulty {
         self.flushes_left.store(n, Ordering::SeqCst);
     }
 
+    pub fn set_disk_full(&self, full: bool) {
+        self.disk_full.store(full, Ordering::SeqCst);
+    }
+
+    pub fn tear_next_commit(&self, keep: usize) {
+        self.tear_keep
+            .store(i64::try_from(keep).unwrap(), Ordering::SeqCst);
+    }
+
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
     pub fn heal(&self) {
         self.fail_commits_after(-1);
         self.fail_flushes_after(-1);
         self.disk_full.store(false, Ordering::SeqCst);
+        self.tear_keep.store(-1, Ordering::SeqCst);
     }
 
     fn tick(counter: &AtomicI64) -> bool {
@@ -98,15 +126,21 @@ impl Faulty {
     }
 }
 
+/// The message of every injected engine error: what a full disk looks like to the store.
+pub const ENOSPC: &str = "No space left on device (injected)";
+
 fn injected(what: &'static str) -> rush_store::Error {
-    // A full disk looks like this to the store: an I/O error from the engine.
-    let io = std::io::Error::new(
-        std::io::ErrorKind::StorageFull,
-        "No space left on device (injected)",
-    );
+    let io = std::io::Error::new(std::io::ErrorKind::StorageFull, ENOSPC);
     rush_store::Error::Storage {
         operation: what,
         message: io.to_string(),
+    }
+}
+
+fn torn(kept: usize, of: usize) -> rush_store::Error {
+    rush_store::Error::Storage {
+        operation: "write batch",
+        message: format!("torn write (injected): {kept} of {of} writes applied; {ENOSPC}"),
     }
 }
 
@@ -127,13 +161,30 @@ impl Backend for Faulty {
 
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         if self.disk_full.load(Ordering::SeqCst) || Self::tick(&self.commits_left) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
             return Err(injected("write batch"));
+        }
+        let keep = self.tear_keep.swap(-1, Ordering::SeqCst);
+        if let Ok(keep) = usize::try_from(keep) {
+            let keep = keep.min(batch.ops.len());
+            let prefix = WriteBatch {
+                guards: batch.guards.clone(),
+                ops: batch.ops[..keep].to_vec(),
+                appends: Vec::new(),
+            };
+            // A failed guard writes nothing, torn engine or not.
+            if let Err(failed) = self.inner.commit(&prefix)? {
+                return Ok(Err(failed));
+            }
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Err(torn(keep, batch.ops.len()));
         }
         self.inner.commit(batch)
     }
 
     fn flush(&self) -> Result<()> {
         if Self::tick(&self.flushes_left) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
             return Err(injected("flush"));
         }
         self.inner.flush()
@@ -141,5 +192,9 @@ impl Backend for Faulty {
 
     fn size_on_disk(&self) -> Result<u64> {
         self.inner.size_on_disk()
+    }
+
+    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.log_appended()
     }
 }

@@ -1,0 +1,405 @@
+//! Run: `cargo run --release --example perf_report` (about 1-2 minutes on 2 cores).
+//!
+//! One table of Rush against raw sled 0.34.7 doing the same work in the same run, plus peak
+//! RSS and database size per million events. The workload is `store_bench`'s bank event
+//! (included from `rush-store/benches/support/bank_workload.rs`), encrypted and compressed.
+//! Scaled to finish well under five minutes on 2 cores: persist rows run 3 s each, the
+//! actor row 3 s, recovery uses 1,000 actors x 50 events; replay and catch-up use the full
+//! 1,000,000 events. Progress goes to stderr, the report to stdout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_precision_loss,
+    missing_docs
+)]
+
+#[path = "../rush-store/benches/support/bank_workload.rs"]
+mod bank_workload;
+
+use bank_workload::{
+    Account, BankEvent, COLLECTION, ENTITY, KEY, Raw, bincode_bytes, cpu_model, make_event,
+    retry_open, vm_hwm,
+};
+use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig, SecretKey};
+use rush_store::{
+    Backend, Durability, EventFilter, EventQuery, PersistentActor, SledManager, Store,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+const HISTORY: u64 = 1_000_000;
+const LOAD_BATCH: usize = 1000;
+const POOL: usize = 10_000;
+const PERSIST_FOR: Duration = Duration::from_secs(3);
+const ACTORS: usize = 1000;
+const ACTORS_FOR: Duration = Duration::from_secs(3);
+const RECOVERY_EVENTS: u64 = 50;
+
+/// The bank account as an actor: one command, deposit, that persists one event.
+impl EventSourced for Account {
+    const COLLECTION: &'static str = "actors";
+    type Command = u64;
+    type Reply = i64;
+    type Rejection = String;
+
+    fn decide(&self, i: u64) -> Result<Effect<Self>, String> {
+        Ok(Effect::persist(make_event(i)).then_reply(|s: &Account| s.balance_cents))
+    }
+}
+
+struct Row {
+    operation: String,
+    ours: String,
+    raw: String,
+    ratio: Option<f64>,
+}
+
+fn row(rows: &mut Vec<Row>, operation: &str, ours: f64, raw: f64, unit: &str) {
+    rows.push(Row {
+        operation: operation.into(),
+        ours: format!("{} {unit}", human(ours)),
+        raw: format!("{} {unit}", human(raw)),
+        ratio: Some(ours / raw),
+    });
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn open_store(dir: &Path) -> Store<Account> {
+    let manager = retry_open(|| SledManager::new(dir));
+    Store::new(COLLECTION, ENTITY, manager, Some(&KEY[..]), true).unwrap()
+}
+
+fn progress(started: Instant, what: &str) {
+    eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
+}
+
+/// Events/s of `step` (which returns events written) over `budget`.
+fn rate(budget: Duration, mut step: impl FnMut() -> u64) -> f64 {
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < budget {
+        n += step();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn persist_batch_100(pool: &[BankEvent]) -> (f64, f64) {
+    let (ours_dir, raw_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let mut store = open_store(ours_dir.path());
+    store.set_durability(Durability::Immediate);
+    let mut raw = Raw::open(raw_dir.path());
+    let (mut i, mut j) = (0, 0);
+    let ours = rate(PERSIST_FOR, || {
+        i = (i + 100) % pool.len();
+        store.persist_batch(&pool[i..i + 100]).unwrap();
+        100
+    });
+    let raw = rate(PERSIST_FOR, || {
+        j = (j + 100) % pool.len();
+        raw.insert_batch(&pool[j..j + 100], true);
+        100
+    });
+    (ours, raw)
+}
+
+/// Loads `HISTORY` events into both; returns their folders and bytes on disk.
+fn load_history(pool: &[BankEvent]) -> (TempDir, TempDir, u64, u64) {
+    let (ours_dir, raw_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let mut store = open_store(ours_dir.path());
+    store.set_durability(Durability::Periodic);
+    let mut raw = Raw::open(raw_dir.path());
+    for chunk in 0..HISTORY / LOAD_BATCH as u64 {
+        let at = (chunk as usize * LOAD_BATCH) % pool.len();
+        store.persist_batch(&pool[at..at + LOAD_BATCH]).unwrap();
+        raw.insert_batch(&pool[at..at + LOAD_BATCH], false);
+    }
+    store.backend().flush().unwrap();
+    raw.durable();
+    let ours_bytes = store.backend().size_on_disk().unwrap();
+    let raw_bytes = raw.db.size_on_disk().unwrap();
+    (ours_dir, raw_dir, ours_bytes, raw_bytes)
+}
+
+fn replay(ours_dir: &Path, raw_dir: &Path) -> (f64, f64) {
+    let store = open_store(ours_dir);
+    let raw = Raw::open(raw_dir);
+    // Warm both caches once, then time one run of each.
+    let expected = store.recover().unwrap().unwrap();
+    assert_eq!(raw.replay().0, expected);
+    let t = Instant::now();
+    assert_eq!(store.recover().unwrap().unwrap(), expected);
+    let ours = HISTORY as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    assert_eq!(raw.replay().1, HISTORY);
+    let raw = HISTORY as f64 / t.elapsed().as_secs_f64();
+    (ours, raw)
+}
+
+/// `subscribers` subscriptions catch up on the whole log at once; events/s per subscriber.
+/// Raw: as many threads each range-scanning and decoding the same events.
+async fn catch_up(ours_dir: &Path, raw_dir: &Path, subscribers: usize) -> (f64, f64) {
+    let backend: Arc<dyn Backend> = Arc::new(retry_open(|| SledManager::new(ours_dir)));
+    let query = EventQuery::<Account>::new(backend, COLLECTION, Some(&KEY[..])).unwrap();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..subscribers)
+        .map(|_| {
+            let mut live = query.subscribe(1, EventFilter::all());
+            tokio::spawn(async move {
+                let mut seen = 0u64;
+                while seen < HISTORY {
+                    let event = live.next().await.unwrap().unwrap();
+                    seen += 1;
+                    assert_eq!(event.offset, seen);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ours = HISTORY as f64 / t.elapsed().as_secs_f64();
+    let raw = Arc::new(Raw::open(raw_dir));
+    let t = Instant::now();
+    let threads: Vec<_> = (0..subscribers)
+        .map(|_| {
+            let raw = Arc::clone(&raw);
+            std::thread::spawn(move || assert_eq!(raw.replay().1, HISTORY))
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let raw = HISTORY as f64 / t.elapsed().as_secs_f64();
+    (ours, raw)
+}
+
+/// Commands/s through `ACTORS` actors, each asking in a loop (group commit, Immediate,
+/// encrypted); raw: `apply_batch` of `ACTORS` events + flush + fsync in a loop.
+async fn actors_group_commit(pool: &[BankEvent]) -> (f64, f64) {
+    let dir = TempDir::new().unwrap();
+    let config = PersistenceConfig {
+        encryption_key: Some(SecretKey::from(KEY)),
+        ..PersistenceConfig::default()
+    };
+    let persistence = Persistence::open(SledManager::new(dir.path()).unwrap(), config)
+        .await
+        .unwrap();
+    let mut entities = Vec::new();
+    for i in 0..ACTORS {
+        entities.push(
+            persistence
+                .get_or_spawn::<Account>(&format!("a{i:04}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let until = Instant::now() + ACTORS_FOR;
+    let start = Instant::now();
+    let tasks: Vec<_> = entities
+        .into_iter()
+        .map(|entity| {
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    entity.ask(n).await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut commands = 0;
+    for task in tasks {
+        commands += task.await.unwrap();
+    }
+    let ours = commands as f64 / start.elapsed().as_secs_f64();
+    persistence.shutdown().await;
+
+    let raw_dir = TempDir::new().unwrap();
+    let mut raw = Raw::open(raw_dir.path());
+    let mut k = 0;
+    let raw = rate(ACTORS_FOR, || {
+        k = (k + ACTORS) % (pool.len() - ACTORS);
+        raw.insert_batch(&pool[k..k + ACTORS], true);
+        ACTORS as u64
+    });
+    (ours, raw)
+}
+
+/// Time to recover `ACTORS` actors of `RECOVERY_EVENTS` events each, all asked at once;
+/// raw: range-scan and decode the same events per entity, on one thread.
+async fn recovery(pool: &[BankEvent]) -> (Duration, Duration) {
+    let dir = TempDir::new().unwrap();
+    let raw_dir = TempDir::new().unwrap();
+    {
+        let manager = SledManager::new(dir.path()).unwrap();
+        let raw = Raw::open(raw_dir.path());
+        for i in 0..ACTORS {
+            let id = format!("a{i:04}");
+            let mut store =
+                Store::<Account>::new("actors", &id, manager.clone(), Some(&KEY[..]), true)
+                    .unwrap();
+            store.set_durability(Durability::Periodic);
+            let events = &pool[i..i + RECOVERY_EVENTS as usize];
+            store.persist_batch(events).unwrap();
+            let mut batch = sled::Batch::default();
+            for (seq, event) in (1u64..).zip(events) {
+                let mut key = id.as_bytes().to_vec();
+                key.extend_from_slice(&seq.to_be_bytes());
+                batch.insert(key, bincode_bytes(event));
+            }
+            raw.db.apply_batch(batch).unwrap();
+        }
+        manager.flush().unwrap();
+        raw.durable();
+    }
+    let config = PersistenceConfig {
+        encryption_key: Some(SecretKey::from(KEY)),
+        ..PersistenceConfig::default()
+    };
+    let persistence = Persistence::open(retry_open(|| SledManager::new(dir.path())), config)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..ACTORS)
+        .map(|i| {
+            let p = persistence.clone();
+            tokio::spawn(async move {
+                let entity = p
+                    .get_or_spawn::<Account>(&format!("a{i:04}"))
+                    .await
+                    .unwrap();
+                entity.ask(0).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ours = t.elapsed();
+    persistence.shutdown().await;
+    let raw = Raw::open(raw_dir.path());
+    let t = Instant::now();
+    for i in 0..ACTORS {
+        let mut state = Account::default();
+        for item in raw.db.scan_prefix(format!("a{i:04}").as_bytes()) {
+            let (_, value) = item.unwrap();
+            let (event, _): (BankEvent, usize) =
+                bincode::serde::decode_from_slice(&value, bincode::config::standard()).unwrap();
+            state.apply(&event);
+        }
+        assert!(state.deposits + state.withdrawals + state.fees == RECOVERY_EVENTS);
+    }
+    (ours, t.elapsed())
+}
+
+fn main() {
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool: Vec<BankEvent> = (0..POOL as u64).map(make_event).collect();
+    let mut rows = Vec::new();
+
+    progress(started, "persist, batch 100, Immediate, encrypted");
+    let (ours, raw) = persist_batch_100(&pool);
+    row(
+        &mut rows,
+        "persist batch 100, Immediate (fsync), encrypted",
+        ours,
+        raw,
+        "ev/s",
+    );
+
+    progress(started, "loading 1M events (ours and raw)");
+    let (ours_dir, raw_dir, ours_bytes, raw_bytes) = load_history(&pool);
+
+    progress(started, "replay 1M events");
+    let (ours, raw) = replay(ours_dir.path(), raw_dir.path());
+    row(
+        &mut rows,
+        "replay 1M events, encrypted (warm)",
+        ours,
+        raw,
+        "ev/s",
+    );
+
+    for subscribers in [1, 10] {
+        progress(started, &format!("catch-up, {subscribers} subscribers"));
+        let (ours, raw) = runtime.block_on(catch_up(ours_dir.path(), raw_dir.path(), subscribers));
+        row(
+            &mut rows,
+            &format!("subscription catch-up 1M events, {subscribers} subscriber(s), per sub"),
+            ours,
+            raw,
+            "ev/s",
+        );
+    }
+
+    progress(started, "1,000 actors, group commit");
+    let (ours, raw) = runtime.block_on(actors_group_commit(&pool));
+    row(
+        &mut rows,
+        "1,000 actors, group commit, encrypted",
+        ours,
+        raw,
+        "cmd/s",
+    );
+
+    progress(started, "recovery of 1,000 actors");
+    let (ours, raw) = runtime.block_on(recovery(&pool));
+    rows.push(Row {
+        operation: format!("recover 1,000 actors x {RECOVERY_EVENTS} events"),
+        ours: format!("{} ms", ours.as_millis()),
+        raw: format!("{} ms", raw.as_millis()),
+        ratio: Some(raw.as_secs_f64() / ours.as_secs_f64()),
+    });
+
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    rows.push(Row {
+        operation: "database size per 1M events".into(),
+        ours: format!("{:.1} MiB", mib(ours_bytes)),
+        raw: format!("{:.1} MiB", mib(raw_bytes)),
+        ratio: Some(raw_bytes as f64 / ours_bytes as f64),
+    });
+    drop((ours_dir, raw_dir));
+
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    println!("# Rush performance report");
+    println!();
+    println!(
+        "machine: {}, {cores} cores; sled 0.34.7; temp folders under {}",
+        cpu_model(),
+        std::env::temp_dir().display()
+    );
+    println!(
+        "scaled for < 5 min on 2 cores: persist {PERSIST_FOR:?}, actors {ACTORS_FOR:?}, \
+         recovery {ACTORS} actors x {RECOVERY_EVENTS} events; replay and catch-up 1M events"
+    );
+    println!();
+    println!("| operation | ours | raw sled | ratio |");
+    println!("|---|---|---|---|");
+    for r in &rows {
+        let ratio = r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}x"));
+        println!("| {} | {} | {} | {ratio} |", r.operation, r.ours, r.raw);
+    }
+    println!();
+    println!(
+        "ratio: ours / raw for rates; raw / ours for times and sizes (higher is better for us)"
+    );
+    println!("peak RSS (VmHWM) of the whole run: {}", vm_hwm());
+    println!("total time: {:.0?}", started.elapsed());
+}
