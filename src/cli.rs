@@ -189,6 +189,11 @@ fn open(args: &Args) -> Result<Inspector, String> {
     if args.old_key_file.is_empty() {
         older.extend(keys::load(None, "RUSH_OLD_KEY")?);
     }
+    // A rotation run again after an interruption finds records already sealed with the
+    // new key: it must be able to open them too.
+    if let Command::RotateKey { new_key_file } = &args.command {
+        older.extend(keys::load(new_key_file.as_deref(), "RUSH_NEW_KEY")?);
+    }
     // A tool's reads need no large cache; its writes are fsynced like the application's.
     let config = SledConfig {
         cache_capacity: 64 * 1024 * 1024,

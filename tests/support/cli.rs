@@ -109,6 +109,11 @@ pub fn read(path: &Path, key: &[u8]) -> Option<Vec<u8>> {
     value
 }
 
+/// Waits until this process has let go of the database (after the test wrote to it).
+pub fn release(path: &Path) {
+    wait_until_released(path);
+}
+
 /// sled's threads let go of the file lock a moment after the last handle is dropped.
 fn wait_until_released(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(10);
