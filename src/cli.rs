@@ -21,7 +21,7 @@
 //! ```
 //!
 //! Exit codes: 0 done (verify: clean); 1 the database has problems (verify found errors,
-//! events found damaged records); 2 the command could not run (usage, missing folder, not
+//! events found damaged records, reindex left damaged events out); 2 the command could not run (usage, missing folder, not
 //! a database, database in use, wrong or unreadable key, a refused request, a storage
 //! error); 130 interrupted by Ctrl-C (safe: every page is one atomic batch; run the
 //! command again to finish).
@@ -169,6 +169,7 @@ impl Cli {
                 seq,
             } => context.delete_to(&collection, &entity, seq),
             Command::Compact => context.compact(),
+            Command::Reindex => context.reindex(),
         };
         match result {
             Err(commands::Failure::Store(error)) => Err(describe(&error)),

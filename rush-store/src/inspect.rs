@@ -1,6 +1,7 @@
 //! Untyped inspection and maintenance of a whole database, for operators and the `rush`
 //! command-line tool: list entities, read event envelopes, verify every record, count what
-//! is stored, rotate the key of every record, delete covered history, compact.
+//! is stored, rotate the key of every record, delete covered history, compact, and give
+//! events written before format v2 their collection-log entries (reindex).
 //!
 //! An [`Inspector`] knows no event type. It walks the key space by kind (events,
 //! snapshots, deletion marks, collection-log blocks, table rows) and opens records with
@@ -29,12 +30,14 @@
 
 mod maintenance;
 mod record;
+mod reindex;
 mod scan;
 mod stats;
 mod verify;
 
 pub use maintenance::{CompactReport, RotateReport};
 pub use record::{Envelope, EventMeta, RawEvent};
+pub use reindex::{CollectionReindex, ReindexReport};
 pub use stats::{KindStats, Stats};
 pub use verify::VerifyReport;
 

@@ -60,7 +60,8 @@ fn check_fixture(case: Case, records: &[(Vec<u8>, Vec<u8>)]) {
         assert!(envelope.tags.is_empty(), "{}", case.name);
         assert_eq!(envelope.metadata, EventMetadata::default(), "{}", case.name);
     }
-    // v1 wrote no collection log: its events are invisible to queries (FORMAT.md).
+    // v1 wrote no collection log: its events are invisible to queries until reindexed
+    // (FORMAT.md; `tests/reindex.rs`).
     let query =
         EventQuery::<golden::GoldenState>::new(Arc::new(manager), COLLECTION, case.key()).unwrap();
     assert_eq!(query.highest_offset().unwrap(), 0, "{}", case.name);

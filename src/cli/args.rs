@@ -72,4 +72,8 @@ pub(crate) enum Command {
     /// Removes events left below deletion marks by interrupted deletions, and leftover
     /// health probes.
     Compact,
+    /// Gives events written before format v2 (no collection-log entry) their offsets, so
+    /// that queries and projections see them. Run once after upgrading, before projections
+    /// start (resumable).
+    Reindex,
 }

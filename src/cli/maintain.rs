@@ -1,7 +1,8 @@
-//! The commands that write: rotate-key, delete-to, compact. Each page they write is one
+//! The commands that write: rotate-key, delete-to, compact, reindex. Each page they write is one
 //! atomic batch followed by a flush, so Ctrl-C (checked between pages) or a crash leaves
 //! a consistent database, and running the command again finishes the work.
 
+use super::EXIT_PROBLEMS;
 use super::commands::{Context, Failure, Outcome, interrupted};
 use super::format::key_id;
 use super::keys;
@@ -69,6 +70,55 @@ impl Context<'_> {
         )?;
         if report.interrupted {
             return Ok(interrupted("run compact again to finish"));
+        }
+        Ok(0)
+    }
+
+    pub(crate) fn reindex(&mut self) -> Outcome {
+        let bar = self.bar("reindexing");
+        let report = self.inspector.reindex(&mut |n| bar.advance(n))?;
+        bar.finish();
+        let out = &mut *self.out;
+        for collection in &report.collections {
+            writeln!(
+                out,
+                "collection {:?}: {} events got offsets {}..={}",
+                collection.collection,
+                collection.indexed,
+                collection.first_offset,
+                collection.last_offset
+            )?;
+        }
+        for unreadable in &report.unreadable {
+            writeln!(out, "not indexed: {unreadable}")?;
+        }
+        writeln!(
+            out,
+            "indexed {} events in {} collections; {} already had offsets; {} could not be read",
+            report.indexed(),
+            report.collections.len(),
+            report.already_indexed,
+            report.unreadable.len()
+        )?;
+        if report.indexed() > 0 {
+            writeln!(
+                out,
+                "note: these events got offsets after the events already in their collection's log; \
+                 run reindex once after upgrading, before projections start, so that they do not \
+                 meet old events after newer ones"
+            )?;
+        }
+        if report.interrupted {
+            return Ok(interrupted(
+                "some events have no offset yet; run reindex again to finish",
+            ));
+        }
+        if !report.unreadable.is_empty() {
+            eprintln!(
+                "rush: {} damaged events were not indexed (`verify` reports more)",
+                report.unreadable.len()
+            );
+            return Ok(EXIT_PROBLEMS);
         }
         Ok(0)
     }

@@ -182,7 +182,7 @@ impl Inspector {
     }
 
     /// Commits one page and flushes it.
-    fn commit(&self, batch: &WriteBatch, operation: &'static str) -> Result<()> {
+    pub(super) fn commit(&self, batch: &WriteBatch, operation: &'static str) -> Result<()> {
         self.backend.commit(batch)?.map_err(|failed| {
             Error::storage(
                 operation,
