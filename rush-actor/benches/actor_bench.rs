@@ -524,6 +524,10 @@ fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
         if like_ours {
             let mut key = log_key.clone();
             key.extend_from_slice(&(seq * n as u64).to_be_bytes());
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&key);
+            crc.update(&block);
+            block.extend_from_slice(&crc.finalize().to_be_bytes());
             batch.insert(key, block);
         }
         db.apply_batch(batch).unwrap();

@@ -100,7 +100,7 @@ pub(crate) fn for_each_entry(
     let mut next = from;
     let mut on_block = |key: &[u8], block: &[u8]| -> Result<bool> {
         let first = offset_of(log, key).ok_or_else(|| corrupted(key, "malformed key"))?;
-        let entries = decode_block(block).ok_or_else(|| corrupted(key, "malformed block"))?;
+        let entries = decode_block(key, block).ok_or_else(|| corrupted(key, "malformed block"))?;
         let last = first + entries.len() as u64 - 1;
         if last < next {
             // The block before `from` found by the backward look-up: nothing to read.

@@ -98,12 +98,19 @@ pub fn inflate(input: &[u8], max_len: usize) -> Result<Vec<u8>> {
 /// and the meta length.
 pub const INFLATE_LIMIT: usize = MAX_EVENT_SIZE + 4 + crate::codec::MAX_META_SIZE;
 
-/// Decodes a collection-log block and each of its entries; returns how many it holds.
-pub fn decode_log_block(block: &[u8]) -> Result<usize> {
-    let entries = crate::backend::decode_block(block).ok_or_else(|| Error::Corrupted {
+/// Decodes a collection-log block stored under a key, and each of its entries; returns
+/// how many it holds. `input` is `[key len u8][key][block]` (the block's CRC covers its
+/// key, so a fuzzer input carries both).
+pub fn decode_log_block(input: &[u8]) -> Result<usize> {
+    let malformed = || Error::Corrupted {
         record: "fuzz log block".into(),
-        reason: "malformed block".into(),
-    })?;
+        reason: "malformed block or checksum mismatch".into(),
+    };
+    let (&key_len, rest) = input.split_first().ok_or_else(malformed)?;
+    let (key, block) = rest
+        .split_at_checked(usize::from(key_len))
+        .ok_or_else(malformed)?;
+    let entries = crate::backend::decode_block(key, block).ok_or_else(malformed)?;
     for (offset, entry) in (1u64..).zip(&entries) {
         crate::collection_log::decode_entry(b"fuzz", offset, entry)?;
     }

@@ -145,7 +145,7 @@ fn golden(file: &str) -> Entries {
 
 /// Fresh event records of `FuzzEvent` (format v2), keyed or not, compressed when it pays,
 /// and the collection-log blocks written with them.
-fn fresh(key: Option<&[u8]>) -> (Entries, Vec<Vec<u8>>) {
+fn fresh(key: Option<&[u8]>) -> (Entries, Entries) {
     let memory = MemoryManager::default();
     let mut store = Store::<Fuzzed>::new("fuzz", "f-1", memory.clone(), key, true).unwrap();
     store
@@ -162,12 +162,7 @@ fn fresh(key: Option<&[u8]>) -> (Entries, Vec<Vec<u8>>) {
         .unwrap();
     store.persist(&FuzzEvent::Empty).unwrap();
     let events = memory.scan(&[1], &[2], usize::MAX, false).unwrap();
-    let blocks = memory
-        .scan(&[5], &[6], usize::MAX, false)
-        .unwrap()
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let blocks = memory.scan(&[5], &[6], usize::MAX, false).unwrap();
     (events, blocks)
 }
 
@@ -312,29 +307,52 @@ fn regenerate() {
         b"\x1f\x8b\x08\x00this is not deflate at all",
     );
 
-    // log_block
-    for (i, block) in blocks.iter().enumerate() {
-        write("log_block", &format!("valid-block-{i:02}"), block);
+    // log_block: `[key len u8][key][block]`, since a block's CRC covers its key.
+    let keyed = |key: &[u8], block: &[u8]| -> Vec<u8> {
+        let mut input = vec![u8::try_from(key.len()).unwrap()];
+        input.extend_from_slice(key);
+        input.extend_from_slice(block);
+        input
+    };
+    for (i, (key, block)) in blocks.iter().enumerate() {
+        write(
+            "log_block",
+            &format!("valid-block-{i:02}"),
+            &keyed(key, block),
+        );
         write(
             "log_block",
             &format!("seed-truncated-{i:02}"),
-            &block[..block.len() - 3],
+            &keyed(key, &block[..block.len() - 3]),
+        );
+        let mut flipped = block.clone();
+        flipped[6] ^= 0x10;
+        write(
+            "log_block",
+            &format!("seed-flipped-{i:02}"),
+            &keyed(key, &flipped),
         );
     }
-    write("log_block", "seed-huge-count", &[1, 0xff, 0xff, 0xff, 0xff]);
+    let key = &blocks[0].0;
+    write(
+        "log_block",
+        "seed-huge-count",
+        &keyed(key, &[1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+    );
     write(
         "log_block",
         "seed-huge-entry-len",
-        &[1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 1],
+        &keyed(key, &[1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0]),
     );
     write(
         "log_block",
         "seed-bad-version",
-        &[9, 0, 0, 0, 1, 0, 0, 0, 0],
+        &keyed(key, &[9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
     );
     write(
         "log_block",
         "seed-short-entry",
-        &[1, 0, 0, 0, 1, 0, 0, 0, 3, 1, 0, 0],
+        &keyed(key, &[1, 0, 0, 0, 1, 0, 0, 0, 3, 1, 0, 0, 0, 0, 0, 0]),
     );
+    write("log_block", "seed-key-longer-than-input", &[200, 1, 2, 3]);
 }

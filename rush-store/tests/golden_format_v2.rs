@@ -287,7 +287,7 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
     }
     check_flags_covered(case, &flags_seen);
 
-    // Log blocks: [1][count u32]([len u32][entry])*, one per persist call, keyed by the
+    // Log blocks: [1][count u32]([len u32][entry])*[crc32 of key ‖ block], one per persist call, keyed by the
     // offset of their first entry. Entry at offset n: [1][timestamp u64][seq u64][entity
     // id], pointing at event n (one entity per fixture), with that event's timestamp.
     let mut offset = 1u64;
@@ -316,7 +316,15 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
             assert_eq!(&value[17..], case.entity().as_bytes(), "{what}: entity id");
             offset += 1;
         }
-        assert_eq!(at, block.len(), "{what}: no bytes after the entries");
+        assert_eq!(at + 4, block.len(), "{what}: a CRC-32 after the entries");
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(key);
+        crc.update(&block[..at]);
+        assert_eq!(
+            crc.finalize().to_be_bytes(),
+            block[at..],
+            "{what}: CRC-32 of key and block"
+        );
     }
     assert_eq!(offset, head + 1, "{}: every event has an offset", case.name);
     event_stamps

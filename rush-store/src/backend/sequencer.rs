@@ -53,7 +53,8 @@ impl Sequencer {
             let mut key = Vec::with_capacity(log.len() + 8);
             key.extend_from_slice(log);
             key.extend_from_slice(&first.to_be_bytes());
-            assigned.blocks.push((key, encode_block(&values)?));
+            let block = encode_block(&key, &values)?;
+            assigned.blocks.push((key, block));
             assigned.highest.push((log.to_vec(), last));
         }
         Ok(assigned)
@@ -74,23 +75,38 @@ impl Sequencer {
 
 /// Version byte of a log block.
 const BLOCK_VERSION: u8 = 1;
+/// Length of the CRC-32 that ends a block.
+const BLOCK_CRC_LEN: usize = 4;
 
-/// `[version u8][count u32][len u32][value]...`, all big-endian.
-fn encode_block(values: &[&[u8]]) -> Result<Vec<u8>> {
+/// `[version u8][count u32]([len u32][value])*[crc32 u32]`, all big-endian; the CRC covers
+/// the block's key and every byte before it, so a damaged or moved block is refused.
+fn encode_block(key: &[u8], values: &[&[u8]]) -> Result<Vec<u8>> {
     let too_big = |_| Error::InvalidArgument("log block too large".into());
-    let mut block = Vec::with_capacity(5 + values.iter().map(|v| 4 + v.len()).sum::<usize>());
+    let mut block =
+        Vec::with_capacity(5 + values.iter().map(|v| 4 + v.len()).sum::<usize>() + BLOCK_CRC_LEN);
     block.push(BLOCK_VERSION);
     block.extend_from_slice(&u32::try_from(values.len()).map_err(too_big)?.to_be_bytes());
     for value in values {
         block.extend_from_slice(&u32::try_from(value.len()).map_err(too_big)?.to_be_bytes());
         block.extend_from_slice(value);
     }
+    let crc = block_crc(key, &block);
+    block.extend_from_slice(&crc.to_be_bytes());
     Ok(block)
 }
 
-/// The values of a log block, in offset order; `None` if it is malformed.
-pub(crate) fn decode_block(block: &[u8]) -> Option<Vec<&[u8]>> {
-    let (&version, rest) = block.split_first()?;
+fn block_crc(key: &[u8], body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(key);
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// The values of the log block stored at `key`, in offset order; `None` if it is
+/// malformed or fails its CRC.
+pub(crate) fn decode_block<'a>(key: &[u8], block: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+    let (body, crc) = block.split_at_checked(block.len().checked_sub(BLOCK_CRC_LEN)?)?;
+    let (&version, rest) = body.split_first()?;
     if version != BLOCK_VERSION {
         return None;
     }
@@ -107,7 +123,9 @@ pub(crate) fn decode_block(block: &[u8]) -> Option<Vec<&[u8]>> {
         values.push(value);
         rest = after;
     }
-    (rest.is_empty() && count > 0).then_some(values)
+    // The structure is read first, so a fuzzer exercises it whatever the checksum.
+    let stored = u32::from_be_bytes(crc.try_into().ok()?);
+    (rest.is_empty() && count > 0 && block_crc(key, body) == stored).then_some(values)
 }
 
 /// The offset of the first entry of a block key (`log ‖ offset`), if it is one.
@@ -125,7 +143,7 @@ pub(crate) fn block_end(log: &[u8], key: &[u8], block: &[u8]) -> Result<u64> {
         reason: "malformed key or block".into(),
     };
     let first = offset_of(log, key).ok_or_else(corrupted)?;
-    let count = decode_block(block).ok_or_else(corrupted)?.len() as u64;
+    let count = decode_block(key, block).ok_or_else(corrupted)?.len() as u64;
     first.checked_add(count - 1).ok_or_else(corrupted)
 }
 
@@ -173,7 +191,7 @@ mod tests {
         assert_eq!(assigned.blocks.len(), 2);
         let (key_a, block_a) = &assigned.blocks[0];
         assert_eq!(offset_of(b"a", key_a), Some(8));
-        assert_eq!(decode_block(block_a), Some(vec![&b"x"[..], b"zz"]));
+        assert_eq!(decode_block(key_a, block_a), Some(vec![&b"x"[..], b"zz"]));
         assert_eq!(block_end(b"a", key_a, block_a)?, 9);
         assert_eq!(offset_of(b"b", &assigned.blocks[1].0), Some(1));
         // Not committed: the next batch starts from the stored offsets again.
@@ -187,13 +205,21 @@ mod tests {
 
     #[test]
     fn malformed_blocks_are_refused() {
-        let good = encode_block(&[b"ab", b"c"]).unwrap();
-        assert!(decode_block(&good).is_some());
-        assert!(decode_block(&good[..good.len() - 1]).is_none());
+        let key = b"log\0\0\0\0\0\0\0\x01";
+        let good = encode_block(key, &[b"ab", b"c"]).unwrap();
+        assert!(decode_block(key, &good).is_some());
+        assert!(decode_block(key, &good[..good.len() - 1]).is_none());
         let mut longer = good.clone();
         longer.push(0);
-        assert!(decode_block(&longer).is_none());
-        assert!(decode_block(&[BLOCK_VERSION, 0, 0, 0, 0]).is_none());
-        assert!(decode_block(&[9, 0, 0, 0, 1, 0, 0, 0, 0]).is_none());
+        assert!(decode_block(key, &longer).is_none());
+        // Every single flipped bit is caught, and so is a block moved to another key.
+        for at in 0..good.len() * 8 {
+            let mut flipped = good.clone();
+            flipped[at / 8] ^= 1 << (at % 8);
+            assert!(decode_block(key, &flipped).is_none(), "bit {at}");
+        }
+        assert!(decode_block(b"log\0\0\0\0\0\0\0\x02", &good).is_none());
+        assert!(decode_block(key, &[BLOCK_VERSION, 0, 0, 0, 0, 0, 0, 0, 0]).is_none());
+        assert!(decode_block(key, &[9, 0, 0, 0, 1, 0, 0, 0, 0]).is_none());
     }
 }

@@ -208,7 +208,7 @@ impl Inspector {
         let mut indexed: HashMap<String, HashSet<u64>> = HashMap::new();
         self.backend
             .visit_range(log, &prefix_end(log), &mut |key, block| {
-                let entries = decode_block(block).ok_or_else(|| Error::Corrupted {
+                let entries = decode_block(key, block).ok_or_else(|| Error::Corrupted {
                     record: format!("log block {key:?}"),
                     reason: "malformed block".into(),
                 })?;

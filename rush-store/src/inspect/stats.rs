@@ -133,7 +133,7 @@ impl Inspector {
                     }
                     Parsed::LogBlock { .. } => {
                         stats.log_blocks.count(key, value);
-                        stats.log_entries += decode_block(value).map_or(0, |b| b.len() as u64);
+                        stats.log_entries += decode_block(key, value).map_or(0, |b| b.len() as u64);
                         None
                     }
                     Parsed::Probe(_) | Parsed::Foreign => {

@@ -147,7 +147,7 @@ impl Verifier<'_> {
                 self.deletion_mark(&entity, value, &describe);
             }
             Parsed::LogBlock { collection, first } => {
-                self.log_block(&collection, first, value, &describe)?;
+                self.log_block(&collection, first, key, value, &describe)?;
             }
             Parsed::TableRow { .. } => {
                 self.report.table_rows_checked += 1;
@@ -249,6 +249,7 @@ impl Verifier<'_> {
         &mut self,
         collection: &str,
         first: u64,
+        key: &[u8],
         value: &[u8],
         describe: &str,
     ) -> Result<()> {
@@ -277,8 +278,9 @@ impl Verifier<'_> {
             ),
             _ => {}
         }
-        let Some(entries) = decode_block(value) else {
-            self.report.error(describe.to_owned(), "malformed block");
+        let Some(entries) = decode_block(key, value) else {
+            self.report
+                .error(describe.to_owned(), "malformed block or checksum mismatch");
             if let Some(log) = self.log.as_mut() {
                 log.next = None;
             }

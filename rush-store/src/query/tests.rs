@@ -85,3 +85,31 @@ fn entity_ids_include_an_entity_whose_whole_history_was_deleted() -> Result<()> 
     );
     Ok(())
 }
+
+#[test]
+fn a_damaged_log_block_is_refused_never_a_wrong_event() -> Result<()> {
+    let backend = MemoryManager::default();
+    let mut store = Store::<Account>::new("accounts", "a", backend.clone(), None, false)?;
+    store.persist_batch(&[Event::Opened, Event::Deposited(1), Event::Deposited(2)])?;
+    let log = collection_log::log_of("accounts")?;
+    let key = collection_log::key_at(&log, 1);
+    let mut block = backend
+        .get(&key)?
+        .ok_or_else(|| Error::storage("test", "no block"))?;
+    // The last byte of the first entry's sequence number: 1 becomes 2, a valid-looking
+    // pointer at another event.
+    // Block: [version][count u32][len u32][entry...]; entry: [version][timestamp u64][seq u64].
+    let first_entry = 1 + 4 + 4;
+    block[first_entry + 16] ^= 0x03;
+    let batch = crate::WriteBatch {
+        ops: vec![crate::WriteOp::Put { key, value: block }],
+        ..Default::default()
+    };
+    backend
+        .commit(&batch)?
+        .map_err(|e| Error::storage("test", format!("{e:?}")))?;
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    let read = query.events(1, &EventFilter::all());
+    assert!(matches!(&read, Err(Error::Corrupted { .. })), "{read:?}");
+    Ok(())
+}
