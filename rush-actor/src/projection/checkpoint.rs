@@ -49,6 +49,12 @@ impl Checkpoints {
         self.table.put_op(projection, &checkpoint)
     }
 
+    /// Commits `ops` (rows of any table on this backend, with a checkpoint row among them)
+    /// as one atomic batch, then flushes.
+    pub(crate) fn write(&self, ops: Vec<rush_store::WriteOp>) -> rush_store::Result<()> {
+        self.table.write(ops)
+    }
+
     /// Sets `projection`'s checkpoint, durably.
     pub(crate) fn save(&self, projection: &str, checkpoint: Checkpoint) -> rush_store::Result<()> {
         self.table.put(projection, &checkpoint)

@@ -10,7 +10,7 @@ use super::handle::{Progress, ProjectionState};
 use super::{Delivery, Projection, ProjectionSettings, ProjectionTx};
 use crate::config::SecretKey;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rush_store::{Backend, EventFilter, EventQuery, Table, WriteBatch};
+use rush_store::{Backend, EventFilter, EventQuery, Table};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::sync::{Mutex, watch};
@@ -219,21 +219,10 @@ async fn commit<P: Projection>(
             rebuilding: false,
         },
     )?);
-    let backend = Arc::clone(&shared.backend);
-    tokio::task::spawn_blocking(move || -> rush_store::Result<()> {
-        let batch = WriteBatch {
-            ops,
-            ..WriteBatch::default()
-        };
-        match backend.commit(&batch)? {
-            Ok(()) => backend.flush(),
-            Err(failed) => Err(rush_store::Error::Storage {
-                operation: "projection commit",
-                message: format!("unexpected guard failure {failed:?}"),
-            }),
-        }
-    })
-    .await??;
+    // The read-model rows and the checkpoint row live on the same backend: the checkpoint
+    // table's durable write commits them as one batch.
+    let writer = Arc::clone(&shared);
+    tokio::task::spawn_blocking(move || writer.checkpoints.write(ops)).await??;
     state.checkpoint = offset;
     state.since_checkpoint = 0;
     shared.progress.send_modify(|p| p.checkpoint = offset);
