@@ -153,15 +153,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Bytes the database takes on disk (0 for memory).
     fn size_on_disk(&self) -> Result<u64>;
 
-    /// A receiver whose value changes after every commit that appended to a log, so that
-    /// subscribers wake up instead of polling. `None` (the default): readers poll.
-    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        None
+    /// Which database this handle reaches: handles that share one database (clones of one
+    /// engine handle) return the same value, so a process runs one writer per database.
+    /// The default is this handle's address, right for a handle kept in one `Arc`.
+    fn identity(&self) -> usize {
+        std::ptr::from_ref(self).cast::<()>() as usize
     }
 }
 
 pub use memory_manager::MemoryManager;
-pub(crate) use sequencer::{AppendSignal, Sequencer, block_end, decode_block, offset_of};
+pub(crate) use sequencer::{Sequencer, block_end, decode_block, offset_of};
 pub use sled_manager::{SledConfig, SledManager};
 
 #[cfg(test)]

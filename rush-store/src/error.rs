@@ -3,15 +3,51 @@
 use std::path::PathBuf;
 
 /// What can go wrong in the store. Every variant names something a caller can act on.
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are `Clone`: the group-commit writer hands each member of a failed group the
+/// same error, variant and all, so a caller can still tell a [`Conflict`](Error::Conflict)
+/// (nothing was written) from an engine failure (outcome unknown).
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The storage engine failed (I/O error, full disk, engine-level corruption).
+    /// The storage engine failed in a way that has no more specific variant.
     #[error("storage error during {operation}: {message}")]
     Storage {
         /// What the store was doing.
         operation: &'static str,
         /// The engine's message.
+        message: String,
+    },
+    /// An I/O error of the engine other than a full disk, with its kind.
+    #[error("i/o error during {operation} ({kind}): {message}")]
+    Io {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The operating system's kind of error.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The disk (or the engine's quota) is full. Nothing acknowledged is lost; free space
+    /// and open a new handle.
+    #[error("disk full during {operation}: {message}")]
+    DiskFull {
+        /// What the store was doing.
+        operation: &'static str,
+        /// The operating system's message.
+        message: String,
+    },
+    /// The database was shut down ([`Database::shutdown`](crate::Database::shutdown)):
+    /// nothing more is accepted. Open it again to go on.
+    #[error("the database is shut down")]
+    Shutdown,
+    /// Code inside the storage core panicked (an engine, or a value's `Serialize`); the
+    /// job that ran it failed, and the core goes on. Whether a write landed is unknown.
+    #[error("panic during {operation}: {message}")]
+    Panicked {
+        /// What the core was doing.
+        operation: &'static str,
+        /// The panic's message.
         message: String,
     },
     /// The database folder is locked by another process (sled takes an exclusive lock).
@@ -64,9 +100,10 @@ pub enum Error {
         actual: u64,
     },
     /// A write failed after it may have reached the engine: this handle refuses further
-    /// writes because its view may no longer match the journal. Open a new store.
+    /// writes because its view may no longer match the journal. Open a new store. The
+    /// error of that write is kept, with its kind.
     #[error("store is poisoned by an earlier failed write ({0}); reopen it")]
-    Poisoned(String),
+    Poisoned(Box<Error>),
     /// An argument is out of its allowed range (empty id, event too large, bad range...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -82,5 +119,50 @@ impl Error {
             operation,
             message: err.to_string(),
         }
+    }
+
+    /// An I/O error, keeping its kind: a full disk is [`Error::DiskFull`].
+    pub fn from_io(operation: &'static str, err: &std::io::Error) -> Self {
+        /// `ENOSPC` and `EDQUOT` on Linux: a full disk or quota.
+        const FULL: [i32; 2] = [28, 122];
+        let full = err.kind() == std::io::ErrorKind::StorageFull
+            || err.kind() == std::io::ErrorKind::QuotaExceeded
+            || err.raw_os_error().is_some_and(|code| FULL.contains(&code));
+        if full {
+            Error::DiskFull {
+                operation,
+                message: err.to_string(),
+            }
+        } else {
+            Error::Io {
+                operation,
+                kind: err.kind(),
+                message: err.to_string(),
+            }
+        }
+    }
+
+    /// Whether nothing of the failed operation was written, so it can be retried as is
+    /// (a [`Conflict`](Error::Conflict), a refused argument, a shut-down database) as
+    /// opposed to an engine failure whose outcome is unknown.
+    pub fn nothing_written(&self) -> bool {
+        matches!(
+            self,
+            Error::Conflict { .. }
+                | Error::InvalidArgument(_)
+                | Error::InvalidKey { .. }
+                | Error::Serialization(_)
+                | Error::Shutdown
+        )
+    }
+
+    /// The message of a caught panic.
+    pub(crate) fn panicked(operation: &'static str, panic: &(dyn std::any::Any + Send)) -> Self {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".to_owned());
+        Error::Panicked { operation, message }
     }
 }

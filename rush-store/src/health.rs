@@ -1,7 +1,11 @@
-//! Health of a store: a real probe that writes, flushes, reads back and removes a key.
+//! Health of a database: a real probe that writes through the writer (durably), reads
+//! back and removes a key.
 
-use crate::backend::{Backend, WriteBatch, WriteOp};
-use crate::error::Result;
+use crate::backend::{WriteBatch, WriteOp};
+use crate::database::Core;
+use crate::error::{Error, Result};
+use crate::store::Durability;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Overall verdict of a health check.
@@ -29,14 +33,24 @@ pub struct HealthReport {
 /// A durable round trip slower than this is reported as degraded.
 pub const SLOW_PROBE: Duration = Duration::from_secs(1);
 
-/// Writes a probe value, flushes, reads it back and deletes it.
-pub(crate) fn probe(
-    backend: &dyn Backend,
-    probe_key: &[u8],
-    poisoned: Option<&str>,
-) -> HealthReport {
+/// A probe key (FORMAT.md) no other probe uses at the same time: the pseudo-entity
+/// `rush.health/<process id>-<counter>`.
+fn probe_key() -> Result<Vec<u8>> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    Ok(crate::keys::EntityKey::new("rush.health", &id)?.probe_key())
+}
+
+/// Writes a probe value through the writer (durably), reads it back on the database's
+/// threads and removes it. `poisoned`: the caller's handle refuses writes (degraded).
+pub(crate) async fn probe_async(core: &Arc<Core>, poisoned: Option<&Error>) -> HealthReport {
     let started = Instant::now();
-    let outcome = run_probe(backend, probe_key);
+    let outcome = run_probe(core).await;
     let probe_latency = started.elapsed();
     let (status, message) = match (outcome, poisoned) {
         (Err(e), _) => (HealthStatus::Unhealthy, format!("probe failed: {e}")),
@@ -64,26 +78,27 @@ pub(crate) fn probe(
     }
 }
 
-fn run_probe(backend: &dyn Backend, key: &[u8]) -> Result<bool> {
+async fn run_probe(core: &Arc<Core>) -> Result<bool> {
+    let key = probe_key()?;
     let value = crate::journal::now_micros().to_be_bytes().to_vec();
     let put = WriteBatch {
-        guards: Vec::new(),
         ops: vec![WriteOp::Put {
-            key: key.to_vec(),
+            key: key.clone(),
             value: value.clone(),
         }],
         ..Default::default()
     };
-    if backend.commit(&put)?.is_err() {
+    if core.write_async(put, Durability::Immediate).await?.is_err() {
         return Ok(false);
     }
-    backend.flush()?;
-    let read = backend.get(key)?;
+    let read_key = key.clone();
+    let read = core
+        .read("health probe", move |engine| engine.get(&read_key))
+        .await?;
     let delete = WriteBatch {
-        guards: Vec::new(),
-        ops: vec![WriteOp::Delete { key: key.to_vec() }],
+        ops: vec![WriteOp::Delete { key }],
         ..Default::default()
     };
-    let _ = backend.commit(&delete)?;
+    let _ = core.write_async(delete, Durability::Immediate).await?;
     Ok(read.as_deref() == Some(value.as_slice()))
 }

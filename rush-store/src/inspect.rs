@@ -155,6 +155,12 @@ impl Inspector {
         &self.backend
     }
 
+    /// The database whose writer commits this inspector's maintenance pages (shared with
+    /// any database open on the same engine in this process).
+    pub(crate) fn database(&self) -> Result<crate::database::Database> {
+        crate::database::Database::shortcut(Arc::clone(&self.backend), None, None)
+    }
+
     /// The entities in `scope`, sorted by collection and entity id, with their event
     /// counts, ends, snapshots and deletion marks.
     pub fn entities(

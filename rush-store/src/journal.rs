@@ -4,6 +4,8 @@
 use crate::backend::{Backend, Guard, Visitor, WriteBatch, WriteOp};
 use crate::codec::{Codec, Decoded, Encoded, Scratch};
 use crate::collection_log;
+use crate::database::Core;
+use crate::store::Durability;
 use crate::error::{Error, Result};
 use crate::keys::{EntityKey, RecordKind};
 use crate::metadata::{EventMetadata, RecordMeta};
@@ -120,34 +122,12 @@ pub(crate) fn append_guards(key: &EntityKey, expected: u64, deleted_to: u64) -> 
 
 /// Encoded events at `expected + 1 ..`, ready to commit together with other entities'.
 #[derive(Debug)]
-pub struct PreparedAppend {
+pub(crate) struct PreparedAppend {
     pub(crate) batch: WriteBatch,
     pub(crate) expected: u64,
     pub(crate) last_seq: u64,
     pub(crate) timestamp_micros: u64,
     pub(crate) encoded: Vec<(usize, usize, bool)>,
-}
-
-impl PreparedAppend {
-    /// The sequence number this append expects to be the highest when it commits.
-    pub fn expected(&self) -> u64 {
-        self.expected
-    }
-
-    /// The highest sequence number once committed.
-    pub fn last_seq(&self) -> u64 {
-        self.last_seq
-    }
-
-    /// The writes, with guards: the first new slot is free and the deletion mark unchanged.
-    pub fn batch(&self) -> &WriteBatch {
-        &self.batch
-    }
-
-    /// Takes the batch out (to merge it into a group commit).
-    pub fn take_batch(&mut self) -> WriteBatch {
-        std::mem::take(&mut self.batch)
-    }
 }
 
 /// Encodes `events` as the entries `expected + 1 ..` of the journal, each with its meta
@@ -367,19 +347,22 @@ fn missing(key: &EntityKey, seq: u64) -> Error {
 /// The keys of events `1..=to` still stored, page by page, deleted with the mark set to
 /// `to` in the first batch, so that an interrupted deletion is complete for readers and
 /// is finished by running it again.
-pub(crate) fn delete_events_to(backend: &dyn Backend, key: &EntityKey, to: u64) -> Result<u64> {
-    delete_events_to_with(backend, key, to, &mut |_| true).map(|(deleted, _)| deleted)
+pub(crate) fn delete_events_to(core: &Core, key: &EntityKey, to: u64) -> Result<u64> {
+    check_deletable(core.engine()?.as_ref(), key, to)?;
+    delete_events_to_with(core, key, to, &mut |_| true).map(|(deleted, _)| deleted)
 }
 
 /// [`delete_events_to`] that calls `progress` with the keys removed after each page (one
 /// atomic batch) and stops when it returns `false`: the deletion is then complete for
 /// readers and finished by running it again. Returns the count and whether it finished.
 pub(crate) fn delete_events_to_with(
-    backend: &dyn Backend,
+    core: &Core,
     key: &EntityKey,
     to: u64,
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<(u64, bool)> {
+    let engine = core.engine()?;
+    let backend = engine.as_ref();
     let mut deleted = 0u64;
     // The mark only moves up: a smaller request only cleans what an interrupted deletion
     // left below the mark, and "nothing deleted" stays without a mark.
@@ -405,11 +388,12 @@ pub(crate) fn delete_events_to_with(
             return Ok((deleted, true));
         }
         let removed = ops.len() as u64;
-        if let Err(failed) = backend.commit(&WriteBatch {
+        let batch = WriteBatch {
             guards: Vec::new(),
             ops,
             ..Default::default()
-        })? {
+        };
+        if let Err(failed) = core.write(batch, Durability::Immediate)? {
             return Err(Error::storage(
                 "delete events",
                 format!("unexpected guard failure {failed:?}"),

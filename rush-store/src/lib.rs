@@ -68,6 +68,7 @@ mod codec;
 mod collection_log;
 mod compression;
 mod crypto;
+mod database;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -92,15 +93,16 @@ pub use backend::{
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};
 pub use crypto::{EncryptionKey, KEY_LEN};
+pub use database::{Database, DatabaseConfig, WriterStats};
 pub use error::{Error, Result};
 pub use health::{HealthReport, HealthStatus};
 pub use integrity::{IntegrityError, IntegrityReport};
-pub use journal::{EventEnvelope, PreparedAppend};
+pub use journal::EventEnvelope;
 pub use keys::{EntityKey, MAX_ID_LEN};
 pub use metadata::EventMetadata;
 pub use metrics::StoreMetrics;
 pub use persistent_actor::{PersistentActor, default_event_type};
 pub use query::{EventFilter, EventPage, EventQuery, StoredEvent, Subscription};
-pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, PreparedSnapshot, Store};
+pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, Store};
 pub use table::Table;
 pub use upcast::{ANY_EVENT_TYPE, Upcasters};

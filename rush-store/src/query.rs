@@ -12,7 +12,7 @@ pub use subscription::Subscription;
 use crate::backend::Backend;
 use crate::codec::{Codec, Scratch};
 use crate::collection_log::{self, LogEntry};
-use crate::crypto::{EncryptionKey, Keyring};
+use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::journal::{self, micros_to_time};
 use crate::keys::{EntityKey, RecordKind, name_prefix, prefix_end, read_id};
@@ -83,7 +83,7 @@ pub struct EventPage<E> {
 pub struct EventQuery<A: PersistentActor> {
     collection: String,
     log: Vec<u8>,
-    backend: Arc<dyn Backend>,
+    db: Database,
     codec: Codec,
     _actor: PhantomData<fn() -> A>,
 }
@@ -93,7 +93,7 @@ impl<A: PersistentActor> Clone for EventQuery<A> {
         Self {
             collection: self.collection.clone(),
             log: self.log.clone(),
-            backend: Arc::clone(&self.backend),
+            db: self.db.clone(),
             codec: self.codec.clone(),
             _actor: PhantomData,
         }
@@ -109,29 +109,40 @@ impl<A: PersistentActor> std::fmt::Debug for EventQuery<A> {
 }
 
 impl<A: PersistentActor> EventQuery<A> {
-    /// Queries `collection` on `backend`; `encryption_key` opens its records.
+    /// Queries `collection` on `backend` (joining the [`Database`] open on it);
+    /// `encryption_key` opens its records.
     pub fn new(
         backend: Arc<dyn Backend>,
         collection: &str,
         encryption_key: Option<&[u8]>,
     ) -> Result<Self> {
-        let key = encryption_key.map(EncryptionKey::new).transpose()?;
+        Self::open_in(
+            Database::shortcut(backend, encryption_key, None)?,
+            collection,
+        )
+    }
+
+    /// Queries `collection` of `db`, opening records with the database's keys.
+    pub(crate) fn open_in(db: Database, collection: &str) -> Result<Self> {
+        db.check_open()?;
         Ok(Self {
             collection: collection.to_owned(),
             log: collection_log::log_of(collection)?,
-            backend,
             codec: Codec {
-                keyring: Keyring::new(key),
+                keyring: db.settings.keyring.clone(),
                 compression: None,
                 schema: event_schema::<A>(),
             },
+            db,
             _actor: PhantomData,
         })
     }
 
     /// Adds a key that opens records sealed before a key rotation.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
-        self.codec.keyring.add_previous(EncryptionKey::new(key)?);
+        self.codec
+            .keyring
+            .add_previous(crate::crypto::EncryptionKey::new(key)?);
         Ok(())
     }
 
@@ -140,14 +151,19 @@ impl<A: PersistentActor> EventQuery<A> {
         &self.collection
     }
 
-    /// The backend queried.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
+    /// The database queried.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// The highest offset of the collection's log (0: no event yet).
     pub fn highest_offset(&self) -> Result<u64> {
-        collection_log::highest_offset(self.backend.as_ref(), &self.log)
+        let highest = collection_log::highest_offset(self.db.engine()?.as_ref(), &self.log)?;
+        // Asked after reading: an entry past a hold is not durable yet.
+        Ok(match self.db.core.durable_end(&self.log) {
+            Some(durable) => highest.min(durable),
+            None => highest,
+        })
     }
 
     /// Examines at most `limit` log entries from `from_offset` (inclusive) and returns
@@ -159,27 +175,29 @@ impl<A: PersistentActor> EventQuery<A> {
         limit: usize,
     ) -> Result<EventPage<A::Event>> {
         let from_offset = from_offset.max(1);
+        let engine = self.db.engine()?;
         let mut next_offset = from_offset;
         let mut examined = 0usize;
         let mut matching = Vec::new();
-        collection_log::for_each_entry(
-            self.backend.as_ref(),
-            &self.log,
-            from_offset,
-            &mut |entry| {
-                next_offset = entry.offset.saturating_add(1);
-                examined += 1;
-                if filter.matches_entry(&entry.entity_id, entry.timestamp_micros) {
-                    matching.push(entry);
-                }
-                Ok(examined < limit.max(1))
-            },
-        )?;
+        collection_log::for_each_entry(engine.as_ref(), &self.log, from_offset, &mut |entry| {
+            next_offset = entry.offset.saturating_add(1);
+            examined += 1;
+            if filter.matches_entry(&entry.entity_id, entry.timestamp_micros) {
+                matching.push(entry);
+            }
+            Ok(examined < limit.max(1))
+        })?;
+        // Only durable entries count: asked after the walk, so an entry committed but not
+        // yet flushed when it was read is left for the next read.
+        if let Some(durable) = self.db.core.durable_end(&self.log) {
+            matching.retain(|entry| entry.offset <= durable);
+            next_offset = next_offset.min(durable.saturating_add(1)).max(from_offset);
+        }
         // Events are loaded after the walk: the walk may hold the engine's iterator.
         let mut events = Vec::with_capacity(matching.len());
         let mut scratch = Scratch::default();
         for entry in matching {
-            if let Some(event) = self.load(entry, filter, &mut scratch)? {
+            if let Some(event) = self.load(engine.as_ref(), entry, filter, &mut scratch)? {
                 events.push(event);
             }
         }
@@ -187,6 +205,23 @@ impl<A: PersistentActor> EventQuery<A> {
             events,
             next_offset,
         })
+    }
+
+    /// [`EventQuery::read`] on the database's threads, for async callers.
+    pub async fn read_async(
+        &self,
+        from_offset: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<EventPage<A::Event>> {
+        let query = self.clone();
+        let filter = filter.clone();
+        self.db
+            .core
+            .compute("read collection log", move || {
+                query.read(from_offset, &filter, limit)
+            })
+            .await
     }
 
     /// Every matching event from `from_offset` (inclusive), in offset order.
@@ -224,7 +259,8 @@ impl<A: PersistentActor> EventQuery<A> {
         let collection_end = prefix_end(&collection_start);
         let mut ids = Vec::new();
         let mut from = collection_start.clone();
-        while let Some((key, _)) = self.backend.scan(&from, &collection_end, 1, false)?.first() {
+        let engine = self.db.engine()?;
+        while let Some((key, _)) = engine.scan(&from, &collection_end, 1, false)?.first() {
             let (id, after) =
                 read_id(key, collection_start.len()).ok_or_else(|| Error::Corrupted {
                     record: format!("a {} key of collection {:?}", kind.name(), self.collection),
@@ -246,14 +282,15 @@ impl<A: PersistentActor> EventQuery<A> {
     /// (below its entity's deletion mark) is skipped; any other missing event is damage.
     fn load(
         &self,
+        engine: &dyn Backend,
         entry: LogEntry,
         filter: &EventFilter,
         scratch: &mut Scratch,
     ) -> Result<Option<StoredEvent<A::Event>>> {
         let key = EntityKey::new(&self.collection, &entry.entity_id)?;
         let record_key = key.event_key(entry.sequence_number);
-        let Some(bytes) = self.backend.get(&record_key)? else {
-            if entry.sequence_number <= journal::read_deleted_to(self.backend.as_ref(), &key)? {
+        let Some(bytes) = engine.get(&record_key)? else {
+            if entry.sequence_number <= journal::read_deleted_to(engine, &key)? {
                 return Ok(None);
             }
             return Err(Error::Corrupted {

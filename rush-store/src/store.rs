@@ -1,60 +1,44 @@
 //! `Store<A>`: the facade over one entity's journal and snapshots. It orchestrates the
 //! parts (keys, codec, journal, snapshot, backend) and owns no byte format.
 
+mod async_api;
 mod key_rotation;
 mod recovery;
+mod write;
 
-use crate::backend::{Backend, GuardFailed};
+use crate::backend::Backend;
 use crate::codec::Codec;
 use crate::codec::EventSchema;
 use crate::compression::{CompressionConfig, CompressionStats};
-use crate::crypto::{EncryptionKey, Keyring};
+use crate::crypto::EncryptionKey;
+use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::health::{self, HealthReport};
+use crate::health::HealthReport;
 use crate::integrity::{self, IntegrityReport};
-use crate::journal::{self, EventEnvelope, PreparedAppend};
+use crate::journal::{self, EventEnvelope};
 use crate::keys::EntityKey;
-use crate::metadata::{EventMetadata, RecordMeta};
 use crate::metrics::{MetricsState, StoreMetrics};
 use crate::persistent_actor::PersistentActor;
 use crate::snapshot;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
-use tracing::{debug, debug_span, warn};
+use std::time::SystemTime;
+use tracing::warn;
 
 /// When a persist call returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// After the record is flushed to disk (and fsynced, with the default
-    /// [`SledConfig`](crate::SledConfig)): an acknowledged event survives a crash.
+    /// [`SledConfig`](crate::SledConfig)): an acknowledged event survives a crash. The
+    /// writer flushes once for every write waiting at that moment (group commit).
     #[default]
     Immediate,
-    /// After the record is written to the engine; the engine flushes in the background
-    /// (sled: every `flush_every_ms`, 500 ms by default). A process crash may lose the
-    /// writes of that last window, never reorder them or leave a gap.
+    /// After the record is committed to the engine; the database's writer flushes at
+    /// least every [`DatabaseConfig::flush_interval`](crate::DatabaseConfig::flush_interval)
+    /// (500 ms by default). A crash may lose the writes of that last window, never reorder
+    /// them or leave a gap. Readers (queries, subscriptions, projections) see a write only
+    /// after that flush, so they never act on an event a crash can take back.
     Periodic,
-}
-
-/// A snapshot encoded by [`Store::prepare_snapshot`], ready to commit.
-#[derive(Debug)]
-pub struct PreparedSnapshot {
-    batch: crate::backend::WriteBatch,
-    sequence_number: u64,
-    stats: CompressionStats,
-    bytes: usize,
-}
-
-impl PreparedSnapshot {
-    /// The sequence number the snapshot covers (the journal's end it is guarded on).
-    pub fn sequence_number(&self) -> u64 {
-        self.sequence_number
-    }
-
-    /// Takes the batch out (to merge it into a group commit).
-    pub fn take_batch(&mut self) -> crate::backend::WriteBatch {
-        std::mem::take(&mut self.batch)
-    }
 }
 
 /// The event schema of `A`: its version and upcasters.
@@ -70,7 +54,8 @@ pub(crate) fn event_schema<A: PersistentActor>() -> EventSchema {
 /// How many snapshots a store keeps by default.
 pub const DEFAULT_SNAPSHOTS_TO_KEEP: usize = 2;
 
-/// The journal and snapshots of one entity (`collection`, `entity_id`) of type `A`.
+/// The journal and snapshots of one entity (`collection`, `entity_id`) of type `A`: a
+/// view of a [`Database`], whose writer makes every write durable.
 ///
 /// ```
 /// use rush_store::{MemoryManager, PersistentActor, Store};
@@ -97,9 +82,22 @@ pub const DEFAULT_SNAPSHOTS_TO_KEEP: usize = 2;
 /// assert_eq!(reopened.events(2, 3)?, vec![1, 2]);
 /// # Ok::<_, rush_store::Error>(())
 /// ```
+///
+/// The commit protocol is internal: a store's highest sequence number moves only when one
+/// of its own writes committed.
+///
+/// ```compile_fail,E0624
+/// # use rush_store::{MemoryManager, PersistentActor, Store};
+/// # #[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
+/// # struct Counter(i64);
+/// # impl PersistentActor for Counter { type Event = i64; fn apply(&mut self, e: &i64) { self.0 += e; } }
+/// let mut store = Store::<Counter>::new("c", "e", MemoryManager::default(), None, false).unwrap();
+/// // Advancing the journal's end without a commit is not possible from outside.
+/// store.complete_append(&prepared, 0, Default::default());
+/// ```
 pub struct Store<A: PersistentActor> {
     key: EntityKey,
-    backend: Arc<dyn Backend>,
+    db: Database,
     codec: Codec,
     durability: Durability,
     snapshots_to_keep: usize,
@@ -110,7 +108,7 @@ pub struct Store<A: PersistentActor> {
     stats: CompressionStats,
     metrics: MetricsState,
     /// Set after a write failed in a way that leaves its outcome unknown.
-    poisoned: Option<String>,
+    poisoned: Option<Error>,
     _actor: PhantomData<fn() -> A>,
 }
 
@@ -128,7 +126,8 @@ impl<A: PersistentActor> std::fmt::Debug for Store<A> {
 
 impl<A: PersistentActor> Store<A> {
     /// Opens the store of one entity on `manager` ([`SledManager`](crate::SledManager) or
-    /// [`MemoryManager`](crate::MemoryManager)).
+    /// [`MemoryManager`](crate::MemoryManager)): the shortcut of spec 000, which opens (or
+    /// joins) the [`Database`] on that engine.
     ///
     /// `encryption_key` must be exactly 32 bytes ([`Error::InvalidKey`] otherwise); with a
     /// key every record is sealed with XChaCha20-Poly1305. `compression` turns adaptive gzip on.
@@ -156,22 +155,41 @@ impl<A: PersistentActor> Store<A> {
         encryption_key: Option<&[u8]>,
         compression: bool,
     ) -> Result<Self> {
+        let db = Database::shortcut(
+            backend,
+            encryption_key,
+            compression.then(CompressionConfig::default),
+        )?;
+        Self::open_in(db, collection, entity_id)
+    }
+
+    /// The store of one entity in `db`, with the database's keys, compression and
+    /// durability. Reads the journal's end on this thread.
+    pub(crate) fn open_in(db: Database, collection: &str, entity_id: &str) -> Result<Self> {
+        let mut store = Self::unloaded(db, collection, entity_id)?;
+        let engine = store.db.engine()?;
+        store.highest = journal::read_head(engine.as_ref(), &store.key)?;
+        store.deleted_to = journal::read_deleted_to(engine.as_ref(), &store.key)?;
+        Ok(store)
+    }
+
+    /// A store whose journal end is not read yet (0, 0).
+    pub(crate) fn unloaded(db: Database, collection: &str, entity_id: &str) -> Result<Self> {
+        db.check_open()?;
         let key = EntityKey::new(collection, entity_id)?;
-        let encryption_key = encryption_key.map(EncryptionKey::new).transpose()?;
-        let highest = journal::read_head(backend.as_ref(), &key)?;
-        let deleted_to = journal::read_deleted_to(backend.as_ref(), &key)?;
+        let codec = Codec {
+            keyring: db.settings.keyring.clone(),
+            compression: db.settings.compression,
+            schema: event_schema::<A>(),
+        };
         Ok(Self {
             key,
-            backend,
-            codec: Codec {
-                keyring: Keyring::new(encryption_key),
-                compression: compression.then(CompressionConfig::default),
-                schema: event_schema::<A>(),
-            },
-            durability: Durability::default(),
+            durability: db.settings.durability,
+            db,
+            codec,
             snapshots_to_keep: DEFAULT_SNAPSHOTS_TO_KEEP,
-            highest,
-            deleted_to,
+            highest: 0,
+            deleted_to: 0,
             stats: CompressionStats::default(),
             metrics: MetricsState::default(),
             poisoned: None,
@@ -184,7 +202,7 @@ impl<A: PersistentActor> Store<A> {
         self.durability
     }
 
-    /// Chooses when persist calls return (default [`Durability::Immediate`]).
+    /// Chooses when persist calls return (default: the database's).
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;
     }
@@ -224,181 +242,18 @@ impl<A: PersistentActor> Store<A> {
         self.highest
     }
 
-    /// The shared backend handle.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
+    /// The database this store is a view of.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
-    /// Persists one event and returns its sequence number.
-    pub fn persist(&mut self, event: &A::Event) -> Result<u64> {
-        self.persist_batch(std::slice::from_ref(event))
-    }
-
-    /// Persists `events` atomically (all or none) and returns the highest sequence number.
-    pub fn persist_batch(&mut self, events: &[A::Event]) -> Result<u64> {
-        self.persist_expected(self.highest, events)
-    }
-
-    /// Persists `events` atomically with `metadata` (correlation, causation, user, tenant)
-    /// recorded on each; returns the highest sequence number.
-    pub fn persist_with_metadata(
-        &mut self,
-        events: &[A::Event],
-        metadata: &EventMetadata,
-    ) -> Result<u64> {
-        self.persist_expected_with(self.highest, events, metadata)
-    }
-
-    /// Persists `events` only if the journal's highest sequence number is `expected_seq`;
-    /// otherwise [`Error::Conflict`] and nothing is written.
-    pub fn persist_expected(&mut self, expected_seq: u64, events: &[A::Event]) -> Result<u64> {
-        self.persist_expected_with(expected_seq, events, &EventMetadata::default())
-    }
-
-    /// [`Store::persist_expected`] with `metadata` recorded on each event.
-    pub fn persist_expected_with(
-        &mut self,
-        expected_seq: u64,
-        events: &[A::Event],
-        metadata: &EventMetadata,
-    ) -> Result<u64> {
-        let _span = debug_span!(
-            "persist",
-            collection = self.key.collection(),
-            entity = self.key.entity_id(),
-            count = events.len()
-        )
-        .entered();
-        self.check_writable()?;
-        if events.is_empty() {
-            return Ok(self.highest);
-        }
-        if expected_seq != self.highest {
-            // The caller read the state elsewhere: compare with the journal itself, since a
-            // larger expectation than the journal's end would leave a gap.
-            let actual = journal::read_head(self.backend.as_ref(), &self.key)?;
-            if expected_seq != actual {
-                return Err(Error::Conflict {
-                    expected: expected_seq,
-                    actual,
-                });
-            }
-            self.deleted_to = journal::read_deleted_to(self.backend.as_ref(), &self.key)?;
-        }
-        let started = Instant::now();
-        let mut prepared = self.prepare_append_with(expected_seq, events, metadata)?;
-        let batch = prepared.take_batch();
-        let bytes = batch.payload_bytes();
-        let outcome = self.backend.commit(&batch);
-        self.settle_commit(expected_seq, outcome)?;
-        self.durable()?;
-        self.complete_append(&prepared, bytes, started.elapsed());
-        debug!(last_seq = prepared.last_seq, "persisted");
-        Ok(prepared.last_seq)
-    }
-
-    /// Encodes `events` to follow `expected_seq`, without writing: for a writer that commits
-    /// the appends of many entities as one batch. After that batch is committed (and
-    /// flushed), call [`Store::complete_append`].
-    pub fn prepare_append(&self, expected_seq: u64, events: &[A::Event]) -> Result<PreparedAppend> {
-        self.prepare_append_with(expected_seq, events, &EventMetadata::default())
-    }
-
-    /// [`Store::prepare_append`] with `metadata` recorded on each event.
-    pub fn prepare_append_with(
-        &self,
-        expected_seq: u64,
-        events: &[A::Event],
-        metadata: &EventMetadata,
-    ) -> Result<PreparedAppend> {
-        journal::prepare_append(
-            &self.codec,
-            &self.key,
-            expected_seq,
-            self.deleted_to,
-            events,
-            &|event| RecordMeta {
-                event_type: A::event_type(event),
-                schema_version: A::EVENT_SCHEMA_VERSION,
-                tags: A::event_tags(event),
-                metadata: metadata.clone(),
-            },
-        )
-    }
-
-    /// Records that a [`PreparedAppend`] was committed by someone else's batch.
-    pub fn complete_append(
-        &mut self,
-        prepared: &PreparedAppend,
-        bytes_written: usize,
-        took: std::time::Duration,
-    ) {
-        self.highest = prepared.last_seq;
-        for (serialized, stored, compressed) in &prepared.encoded {
-            self.stats.record(*serialized, *stored, *compressed);
-        }
-        let m = &mut self.metrics;
-        m.events_persisted += prepared.last_seq - prepared.expected;
-        m.persist_calls = m.persist_calls.saturating_add(1);
-        m.persist_time += took;
-        m.bytes_written += bytes_written as u64;
-        m.last_event_timestamp = Some(journal::micros_to_time(prepared.timestamp_micros));
-    }
-
-    /// Stores `state` as the snapshot at the current highest sequence number, and removes
-    /// snapshots beyond the newest [`set_snapshots_to_keep`](Store::set_snapshots_to_keep).
-    pub fn snapshot(&mut self, state: &A) -> Result<()> {
-        let _span = debug_span!(
-            "snapshot",
-            collection = self.key.collection(),
-            entity = self.key.entity_id(),
-            seq = self.highest
-        )
-        .entered();
-        self.check_writable()?;
-        let mut prepared = self.prepare_snapshot(state)?;
-        let outcome = self.backend.commit(&prepared.take_batch());
-        self.settle_commit(prepared.sequence_number, outcome)?;
-        self.durable()?;
-        self.complete_snapshot(&prepared);
-        debug!("snapshot written");
-        Ok(())
-    }
-
-    /// Encodes `state` as the snapshot at the current highest sequence number, with the
-    /// retention deletes, without writing (for a group-commit writer). After the batch is
-    /// committed, call [`Store::complete_snapshot`].
-    pub fn prepare_snapshot(&self, state: &A) -> Result<PreparedSnapshot> {
-        let (batch, stats) = snapshot::prepare(
-            self.backend.as_ref(),
-            &self.codec,
-            &self.key,
-            self.highest,
-            self.deleted_to,
-            state,
-            self.snapshots_to_keep,
-        )?;
-        Ok(PreparedSnapshot {
-            bytes: batch.payload_bytes(),
-            batch,
-            sequence_number: self.highest,
-            stats,
-        })
-    }
-
-    /// Records that a [`PreparedSnapshot`] was committed.
-    pub fn complete_snapshot(&mut self, prepared: &PreparedSnapshot) {
-        self.stats.original_bytes += prepared.stats.original_bytes;
-        self.stats.compressed_bytes += prepared.stats.compressed_bytes;
-        self.stats.compressed_events += prepared.stats.compressed_events;
-        self.stats.uncompressed_events += prepared.stats.uncompressed_events;
-        self.metrics.snapshots_created += 1;
-        self.metrics.bytes_written += prepared.bytes as u64;
+    fn engine(&self) -> Result<Arc<dyn Backend>> {
+        self.db.engine()
     }
 
     /// Sequence numbers of the stored snapshots, oldest first.
     pub fn snapshot_sequence_numbers(&self) -> Result<Vec<u64>> {
-        snapshot::list(self.backend.as_ref(), &self.key)
+        snapshot::list(self.engine()?.as_ref(), &self.key)
     }
 
     /// Events with sequence numbers `from..=to` (inclusive); `events(0, u64::MAX)` is all.
@@ -414,7 +269,7 @@ impl<A: PersistentActor> Store<A> {
 
     /// The last `n` events, oldest first.
     pub fn last_events_from(&self, n: u64) -> Result<Vec<A::Event>> {
-        let head = journal::read_head(self.backend.as_ref(), &self.key)?;
+        let head = journal::read_head(self.engine()?.as_ref(), &self.key)?;
         if n == 0 || head == 0 {
             return Ok(Vec::new());
         }
@@ -449,7 +304,8 @@ impl<A: PersistentActor> Store<A> {
         to: u64,
         visit: impl FnMut(u64, crate::codec::Decoded<A::Event>) -> Result<()>,
     ) -> Result<()> {
-        let backend = self.backend.as_ref();
+        let engine = self.engine()?;
+        let backend = engine.as_ref();
         let head = journal::read_head(backend, &self.key)?;
         let deleted_to = journal::read_deleted_to(backend, &self.key)?;
         let from = from.max(deleted_to + 1).max(1);
@@ -457,35 +313,16 @@ impl<A: PersistentActor> Store<A> {
         journal::for_each_event(backend, &self.codec, &self.key, from, to, visit)
     }
 
-    /// Removes events `1..=seq`, which must be covered by a stored snapshot. The highest
-    /// sequence number does not change and recovery still works. Returns how many were removed.
-    pub fn delete_events_to(&mut self, seq: u64) -> Result<u64> {
-        self.check_writable()?;
-        journal::check_deletable(self.backend.as_ref(), &self.key, seq)?;
-        let removed = journal::delete_events_to(self.backend.as_ref(), &self.key, seq)
-            .inspect_err(|e| self.poison(e))?;
-        self.deleted_to = self.deleted_to.max(seq);
-        self.durable()?;
-        Ok(removed)
-    }
-
-    /// Re-reads the deletion mark, after history was deleted through another handle (writes
-    /// are guarded on the mark this handle saw).
-    pub fn refresh_deletion_mark(&mut self) -> Result<()> {
-        self.deleted_to = journal::read_deleted_to(self.backend.as_ref(), &self.key)?;
-        Ok(())
-    }
-
     /// Events up to this sequence number were deleted (0: none).
     pub fn deleted_to(&self) -> Result<u64> {
-        journal::read_deleted_to(self.backend.as_ref(), &self.key)
+        journal::read_deleted_to(self.engine()?.as_ref(), &self.key)
     }
 
     /// Checks every record of the entity: checksum or tag, decoding, contiguity, and that
     /// each event has exactly one offset in its collection's log and each of the entity's
     /// log entries points at a stored event (this reads the collection's whole log).
     pub fn verify_integrity(&self) -> Result<IntegrityReport> {
-        integrity::verify::<A>(self.backend.as_ref(), &self.codec, &self.key)
+        integrity::verify::<A>(self.engine()?.as_ref(), &self.codec, &self.key)
     }
 
     /// What compression did to the records written through this handle.
@@ -498,71 +335,22 @@ impl<A: PersistentActor> Store<A> {
         self.metrics.snapshot()
     }
 
-    /// Probes the database with a durable write, read back and removal.
+    /// Probes the database with a durable write through its writer, a read back and a
+    /// removal, on the database's threads. A poisoned handle is reported as degraded.
     pub async fn health_check(&self) -> Result<HealthReport> {
-        let backend = Arc::clone(&self.backend);
-        let key = self.key.probe_key();
-        let poisoned = self.poisoned.clone();
-        let run = move || health::probe(backend.as_ref(), &key, poisoned.as_deref());
-        // A flush blocks: keep it off the async worker when a tokio runtime is there.
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(run)
-                .await
-                .map_err(|e| Error::storage("health check", e)),
-            Err(_) => Ok(run()),
-        }
+        Ok(crate::health::probe_async(&self.db.core, self.poisoned.as_ref()).await)
     }
 
     fn check_writable(&self) -> Result<()> {
+        self.db.check_open()?;
         match &self.poisoned {
-            Some(why) => Err(Error::Poisoned(why.clone())),
+            Some(why) => Err(Error::Poisoned(Box::new(why.clone()))),
             None => Ok(()),
         }
     }
 
     fn poison(&mut self, error: &Error) {
         warn!(%error, collection = self.key.collection(), entity = self.key.entity_id(), "store poisoned");
-        self.poisoned = Some(error.to_string());
-    }
-
-    /// Interprets the outcome of committing a prepared batch that expected the journal to
-    /// end at `expected`: a failed guard is [`Error::Conflict`] (with the journal's actual
-    /// highest sequence number), and an engine error poisons this handle.
-    pub fn settle_commit(
-        &mut self,
-        expected: u64,
-        outcome: Result<Result<(), GuardFailed>>,
-    ) -> Result<()> {
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            // The slot after `expected` is taken, or history was deleted meanwhile: another
-            // writer moved this entity on. Nothing of this batch was written.
-            Ok(Err(GuardFailed { .. })) => {
-                let actual = journal::read_head(self.backend.as_ref(), &self.key)?;
-                Err(Error::Conflict { expected, actual })
-            }
-            Err(e) => {
-                self.poison(&e);
-                Err(e)
-            }
-        }
-    }
-
-    /// Marks this handle unusable for writes after a failure outside it (a group commit
-    /// whose flush failed).
-    pub fn poison_with(&mut self, error: &Error) {
-        self.poison(error);
-    }
-
-    /// Flushes when the durability mode asks for it; a failed flush poisons.
-    fn durable(&mut self) -> Result<()> {
-        if self.durability == Durability::Immediate
-            && let Err(e) = self.backend.flush()
-        {
-            self.poison(&e);
-            return Err(e);
-        }
-        Ok(())
+        self.poisoned = Some(error.clone());
     }
 }

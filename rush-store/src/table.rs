@@ -11,8 +11,9 @@
 
 use crate::backend::{Backend, WriteBatch, WriteOp};
 use crate::codec::{Codec, MAX_EVENT_SIZE, Scratch};
-use crate::crypto::{EncryptionKey, Keyring};
+use crate::database::Database;
 use crate::error::{Error, Result};
+use crate::store::Durability;
 use crate::keys::{RecordKind, name_prefix, prefix_end};
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
@@ -34,7 +35,7 @@ const PAGE: usize = 512;
 pub struct Table<V> {
     name: String,
     prefix: Vec<u8>,
-    backend: Arc<dyn Backend>,
+    db: Database,
     codec: Codec,
     _rows: PhantomData<fn() -> V>,
 }
@@ -52,7 +53,7 @@ impl<V> Clone for Table<V> {
         Self {
             name: self.name.clone(),
             prefix: self.prefix.clone(),
-            backend: Arc::clone(&self.backend),
+            db: self.db.clone(),
             codec: self.codec.clone(),
             _rows: PhantomData,
         }
@@ -60,22 +61,27 @@ impl<V> Clone for Table<V> {
 }
 
 impl<V: Serialize + DeserializeOwned> Table<V> {
-    /// Opens table `name` (1 to 512 bytes) on `backend`; with a 32-byte key every row is
-    /// encrypted.
+    /// Opens table `name` (1 to 512 bytes) on `backend` (joining the [`Database`] open on
+    /// it); with a 32-byte key every row is encrypted.
     pub fn open(
         backend: Arc<dyn Backend>,
         name: &str,
         encryption_key: Option<&[u8]>,
     ) -> Result<Self> {
-        let key = encryption_key.map(EncryptionKey::new).transpose()?;
+        Self::open_in(Database::shortcut(backend, encryption_key, None)?, name)
+    }
+
+    /// Table `name` of `db`, sealed with the database's keys (rows are not compressed).
+    pub(crate) fn open_in(db: Database, name: &str) -> Result<Self> {
+        db.check_open()?;
         Ok(Self {
             name: name.to_owned(),
             prefix: name_prefix(RecordKind::TableRow, "table name", name)?,
-            backend,
             codec: Codec {
-                keyring: Keyring::new(key),
+                keyring: db.settings.keyring.clone(),
                 ..Codec::default()
             },
+            db,
             _rows: PhantomData,
         })
     }
@@ -85,9 +91,13 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         &self.name
     }
 
-    /// The backend the table lives on.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.backend
+    /// The database the table lives in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn engine(&self) -> Result<Arc<dyn Backend>> {
+        self.db.engine()
     }
 
     fn row_key(&self, key: &str) -> Vec<u8> {
@@ -104,7 +114,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     /// The row at `key`.
     pub fn get(&self, key: &str) -> Result<Option<V>> {
         let row_key = self.row_key(key);
-        let Some(bytes) = self.backend.get(&row_key)? else {
+        let Some(bytes) = self.engine()?.get(&row_key)? else {
             return Ok(None);
         };
         let decoded = self
@@ -147,19 +157,35 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         self.write(vec![self.delete_op(key)])
     }
 
-    /// Commits `ops` as one atomic batch and flushes.
+    /// Commits `ops` as one atomic batch through the database's writer, durably.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
         let batch = WriteBatch {
             ops,
             ..WriteBatch::default()
         };
-        match self.backend.commit(&batch)? {
-            Ok(()) => self.backend.flush(),
-            Err(failed) => Err(Error::storage(
-                "table write",
-                format!("unexpected guard failure {failed:?}"),
-            )),
-        }
+        unguarded(self.db.core.write(batch, Durability::Immediate))
+    }
+
+    /// [`Table::write`] for async callers: no thread blocks while the writer works.
+    pub async fn write_async(&self, ops: Vec<WriteOp>) -> Result<()> {
+        let batch = WriteBatch {
+            ops,
+            ..WriteBatch::default()
+        };
+        unguarded(self.db.core.write_async(batch, Durability::Immediate).await)
+    }
+
+    /// [`Table::get`] on the database's threads.
+    pub async fn get_async(&self, key: &str) -> Result<Option<V>>
+    where
+        V: Send + 'static,
+    {
+        let table = self.clone();
+        let key = key.to_owned();
+        self.db
+            .core
+            .compute("read table row", move || table.get(&key))
+            .await
     }
 
     /// Rows whose key starts with `prefix` (`""`: all), in key order.
@@ -182,7 +208,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         let start = self.row_key(prefix);
         let end = prefix_end(&start);
         let mut scratch = Scratch::default();
-        self.backend
+        self.engine()?
             .visit_range(&start, &end, &mut |row_key, bytes| {
                 let key = row_key
                     .get(self.prefix.len()..)
@@ -208,7 +234,7 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         let end = prefix_end(&start);
         let mut removed = 0u64;
         loop {
-            let page = self.backend.scan(&start, &end, PAGE, false)?;
+            let page = self.engine()?.scan(&start, &end, PAGE, false)?;
             if page.is_empty() {
                 return Ok(removed);
             }
@@ -220,6 +246,16 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             )?;
         }
     }
+}
+
+/// A write without guards cannot fail one.
+fn unguarded(outcome: crate::database::CommitOutcome) -> Result<()> {
+    outcome?.map_err(|failed| {
+        Error::storage(
+            "table write",
+            format!("unexpected guard failure {failed:?}"),
+        )
+    })
 }
 
 #[cfg(test)]

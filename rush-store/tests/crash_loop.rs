@@ -16,7 +16,7 @@
 )]
 
 use rush_store::{
-    Backend, Error, EventFilter, EventQuery, PersistentActor, SledManager, Store, WriteBatch,
+    Backend, Error, EventFilter, EventQuery, PersistentActor, SledManager, Store,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -134,30 +134,31 @@ fn child(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
                 events.iter().for_each(|e| state.apply(e));
                 writeln!(out, "{} {seq}", ENTITIES[i])?;
             }
-            // One atomic batch for every entity, as a group commit writes it.
+            // Every entity at once, from its own thread: the database's writer commits
+            // what waits together as one atomic batch with one flush (group commit).
             2 => {
-                let mut merged = WriteBatch::default();
-                let mut prepared = Vec::new();
-                for (store, entity) in stores.iter().zip(ENTITIES) {
-                    let next = store.highest_sequence_number() + 1;
-                    let events = vec![event_for(entity, next), event_for(entity, next + 1)];
-                    let mut append =
-                        store.prepare_append(store.highest_sequence_number(), &events)?;
-                    merged.extend(append.take_batch());
-                    prepared.push((append, events));
-                }
-                if let Err(failed) = backend.commit(&merged)? {
-                    return Err(format!("guard failed in a single-writer child: {failed:?}").into());
-                }
-                backend.flush()?;
-                for ((store, state), (append, events)) in
-                    stores.iter_mut().zip(&mut states).zip(&prepared)
-                {
-                    store.complete_append(append, 0, Duration::ZERO);
+                let written = std::thread::scope(|scope| {
+                    let writers: Vec<_> = stores
+                        .iter_mut()
+                        .zip(ENTITIES)
+                        .map(|(store, entity)| {
+                            scope.spawn(move || {
+                                let next = store.highest_sequence_number() + 1;
+                                let events =
+                                    vec![event_for(entity, next), event_for(entity, next + 1)];
+                                store.persist_batch(&events).map(|seq| (seq, events))
+                            })
+                        })
+                        .collect();
+                    writers
+                        .into_iter()
+                        .map(|writer| writer.join().expect("writer thread"))
+                        .collect::<Vec<_>>()
+                });
+                for ((state, outcome), entity) in states.iter_mut().zip(written).zip(ENTITIES) {
+                    let (seq, events) = outcome?;
                     events.iter().for_each(|e| state.apply(e));
-                }
-                for ((append, _), entity) in prepared.iter().zip(ENTITIES) {
-                    writeln!(out, "{entity} {}", append.last_seq())?;
+                    writeln!(out, "{entity} {seq}")?;
                 }
             }
             // A snapshot (which also removes older ones).

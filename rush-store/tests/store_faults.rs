@@ -36,7 +36,7 @@ fn a_full_disk_is_reported_and_loses_no_acknowledged_event() {
         faulty.disk_full.store(true, Ordering::SeqCst);
         let err = store.persist(&deposit(1.0, 99.0)).unwrap_err();
         assert!(
-            matches!(err, Error::Storage { ref message, .. } if message.contains("No space left")),
+            matches!(err, Error::DiskFull { ref message, .. } if message.contains("No space left")),
             "{err}"
         );
         // This handle no longer knows whether its write landed: it refuses more.
@@ -71,7 +71,7 @@ fn a_failed_flush_is_an_error_and_poisons_the_handle() {
         faulty.fail_flushes_after(0);
         assert!(matches!(
             store.persist(&deposit(1.0, 2.0)),
-            Err(Error::Storage { .. })
+            Err(Error::DiskFull { .. })
         ));
         assert!(matches!(
             store.persist(&deposit(1.0, 3.0)),
@@ -152,7 +152,7 @@ fn a_failed_commit_after_a_countdown_changes_no_acknowledged_byte() {
             .persist_batch(&[deposit(1.0, 4.0), deposit(1.0, 5.0)])
             .unwrap_err();
         assert!(
-            matches!(&err, Error::Storage { operation: "write batch", message } if message.contains("No space left")),
+            matches!(&err, Error::DiskFull { operation: "write batch", message } if message.contains("No space left")),
             "{}: {err}",
             db.name
         );

@@ -126,14 +126,16 @@ fn a_really_full_disk_is_reported_keeps_acknowledged_events_and_recovers_when_sp
     };
     println!("disk full after {acked} acknowledged events: {error}");
     assert!(acked > 0, "nothing fit: {error}");
+    // Its own variant, told apart from every other I/O error without reading a message.
     assert!(
-        matches!(&error, Error::Storage { message, .. } if message.contains("No space left") || message.contains("os error 28")),
-        "a full disk is a storage error naming it: {error:?}"
+        matches!(&error, Error::DiskFull { .. }),
+        "a full disk is Error::DiskFull: {error:?}"
     );
-    assert!(matches!(
-        store.persist(&blob(0)),
-        Err(Error::Poisoned(_)) | Err(Error::Storage { .. })
-    ));
+    let again = store.persist(&blob(0)).unwrap_err();
+    assert!(
+        matches!(&again, Error::Poisoned(cause) if matches!(**cause, Error::DiskFull { .. })),
+        "the handle refuses more writes and keeps the cause: {again:?}"
+    );
     drop(store);
 
     std::fs::remove_file(&ballast).unwrap();

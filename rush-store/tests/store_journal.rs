@@ -192,14 +192,10 @@ fn many_threads_racing_on_one_entity_never_overwrite_each_other() {
                             Err(Error::Conflict { actual, .. }) => {
                                 // Re-read and retry, as an optimistic writer does.
                                 let _ = actual;
-                                store = Store::with_backend(
-                                    "accounts",
-                                    "race",
-                                    store.backend().clone(),
-                                    None,
-                                    false,
-                                )
-                                .unwrap();
+                                store = store
+                                    .database()
+                                    .store::<BankAccount>("accounts", "race")
+                                    .unwrap();
                                 store.set_durability(Durability::Periodic);
                             }
                             Err(e) => panic!("{e}"),

@@ -91,7 +91,6 @@ proptest! {
                     }
                 }
                 Op::Reopen => {
-                    store.backend().flush().unwrap();
                     drop(store);
                     store = open();
                 }

@@ -236,7 +236,7 @@ fn an_interrupted_rotation_leaves_every_record_readable_and_finishes_when_run_ag
         // Rotation writes pages of records; the second page's commit fails.
         faulty.fail_commits_after(1);
         let err = store.rotate_encryption_key(OTHER_KEY).unwrap_err();
-        assert!(matches!(err, Error::Storage { .. }), "{err}");
+        assert!(matches!(err, Error::DiskFull { .. }), "{err}");
         faulty.heal();
         drop(store);
 

@@ -1,5 +1,5 @@
 //! Offsets of ordered logs, assigned at commit under the backend's commit lock, so that
-//! they are gap-free and follow commit order; and the signal that wakes log readers.
+//! they are gap-free and follow commit order.
 
 use super::LogAppend;
 use crate::error::{Error, Result};
@@ -145,31 +145,6 @@ pub(crate) fn block_end(log: &[u8], key: &[u8], block: &[u8]) -> Result<u64> {
     let first = offset_of(log, key).ok_or_else(corrupted)?;
     let count = decode_block(key, block).ok_or_else(corrupted)?.len() as u64;
     first.checked_add(count - 1).ok_or_else(corrupted)
-}
-
-/// Wakes log readers after commits that appended (a counter in a watch channel: a slow
-/// reader sees only the newest value, so the signal never buffers).
-#[derive(Debug)]
-pub(crate) struct AppendSignal {
-    sender: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for AppendSignal {
-    fn default() -> Self {
-        Self {
-            sender: tokio::sync::watch::Sender::new(0),
-        }
-    }
-}
-
-impl AppendSignal {
-    pub(crate) fn notify(&self) {
-        self.sender.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.sender.subscribe()
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::guard_cache::GuardCache;
 use super::sequencer::block_end;
-use super::{AppendSignal, Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
+use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -50,8 +50,6 @@ struct Inner {
     /// Serialises guarded commits (a guard check, the log offsets and the batch are one
     /// atomic step) and holds the exact cache of guarded values and log ends.
     commit_lock: Mutex<CommitState>,
-    /// Wakes log readers after commits that appended.
-    appended: AppendSignal,
     /// Commits that wrote a value large enough to reach a blob file, and how many of them
     /// a finished blob sync covers: a flush scans the blob folder only when they differ.
     large_writes: AtomicU64,
@@ -60,6 +58,36 @@ struct Inner {
     db_file: Option<File>,
     /// Highest blob file already fsynced (sled never fsyncs blob files).
     synced_blobs: Mutex<u64>,
+    /// Dropped after `db` (fields drop in order): waits until sled's threads have let go
+    /// of the folder's lock, so that the folder can be opened again at once.
+    _released: LockRelease,
+}
+
+/// Waits, when dropped, until the database folder's lock is free again.
+struct LockRelease {
+    db_file: PathBuf,
+}
+
+/// How long a closing database may take to let go of its lock.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Drop for LockRelease {
+    fn drop(&mut self) {
+        // sled's last handle is gone; its background threads finish within milliseconds.
+        let started = std::time::Instant::now();
+        while is_locked(&self.db_file) && started.elapsed() < RELEASE_WAIT {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// Whether another open file (sled's, in this process or another) holds the lock on the
+/// `db` file. sled takes it with `flock`, as `File::try_lock` does.
+fn is_locked(db_file: &Path) -> bool {
+    match File::open(db_file) {
+        Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
 }
 
 impl std::fmt::Debug for SledManager {
@@ -97,24 +125,21 @@ impl SledManager {
     /// has the folder open, the open database is returned and `config` is ignored.
     pub fn with_config(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
         let path = path.as_ref();
-        std::fs::create_dir_all(path).map_err(|e| Error::storage("create database folder", e))?;
+        std::fs::create_dir_all(path).map_err(|e| Error::from_io("create database folder", &e))?;
         let path = path
             .canonicalize()
-            .map_err(|e| Error::storage("resolve database folder", e))?;
+            .map_err(|e| Error::from_io("resolve database folder", &e))?;
         let mut open = open_databases()
             .lock()
             .map_err(|_| Error::storage("open", "registry lock poisoned"))?;
         if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
             return Ok(Self { inner });
         }
-        // Closed by this process a moment ago: sled's background threads may still hold the
-        // file lock for a few milliseconds after the last handle is dropped.
-        let closing_here = open.contains_key(&path);
-        let db = open_sled(&path, &config, closing_here)?;
+        let db = open_sled(&path, &config)?;
         let db_file = if config.sync_to_disk {
             Some(
                 File::open(path.join("db"))
-                    .map_err(|e| Error::storage("open db file for fsync", e))?,
+                    .map_err(|e| Error::from_io("open db file for fsync", &e))?,
             )
         } else {
             None
@@ -124,11 +149,13 @@ impl SledManager {
             db,
             config,
             commit_lock: Mutex::new(CommitState::default()),
-            appended: AppendSignal::default(),
             large_writes: AtomicU64::new(0),
             synced_large_writes: AtomicU64::new(0),
             db_file,
             synced_blobs: Mutex::new(0),
+            _released: LockRelease {
+                db_file: path.join("db"),
+            },
         });
         open.insert(path, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -161,6 +188,11 @@ impl SledManager {
             Error::Storage {
                 operation: "open database",
                 message,
+            }
+            | Error::Io {
+                operation: "open database",
+                message,
+                ..
             } => not_a_database(&format!("sled cannot open it ({message})")),
             other => other,
         })
@@ -203,7 +235,7 @@ impl SledManager {
                 // A blob sled removed meanwhile needs no sync.
                 if let Ok(file) = File::open(entry.path()) {
                     file.sync_all()
-                        .map_err(|e| Error::storage("fsync blob", e))?;
+                        .map_err(|e| Error::from_io("fsync blob", &e))?;
                 }
                 highest = highest.max(lsn);
             }
@@ -211,44 +243,50 @@ impl SledManager {
         if highest > *synced {
             File::open(&dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|e| Error::storage("fsync blob folder", e))?;
+                .map_err(|e| Error::from_io("fsync blob folder", &e))?;
             *synced = highest;
         }
         Ok(())
     }
 }
 
-fn open_sled(path: &Path, config: &SledConfig, closing_here: bool) -> Result<sled::Db> {
-    let attempts = if closing_here { 200 } else { 1 };
-    let mut last = None;
-    for attempt in 0..attempts {
-        if attempt > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        let opened = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_capacity)
-            .flush_every_ms(Some(config.flush_every_ms))
-            .use_compression(false)
-            .open();
-        match opened.map_err(|e| open_error(path, e)) {
-            Err(Error::DatabaseLocked { path }) => last = Some(Error::DatabaseLocked { path }),
-            other => return other,
-        }
-    }
-    Err(last.unwrap_or_else(|| Error::DatabaseLocked {
+fn open_sled(path: &Path, config: &SledConfig) -> Result<sled::Db> {
+    let locked = || Error::DatabaseLocked {
         path: path.to_path_buf(),
-    }))
+    };
+    // Asked before sled is, so that a folder in use is told apart without reading sled's
+    // message; and asked again if sled fails, in case the other process came in between.
+    if is_locked(&path.join("db")) {
+        return Err(locked());
+    }
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(config.cache_capacity)
+        .flush_every_ms(Some(config.flush_every_ms))
+        .use_compression(false)
+        .open()
+        .map_err(|e| {
+            if is_locked(&path.join("db")) {
+                locked()
+            } else {
+                engine_error("open database", e)
+            }
+        })
 }
 
-fn open_error(path: &Path, err: sled::Error) -> Error {
-    let text = err.to_string();
-    if text.contains("could not acquire lock") {
-        Error::DatabaseLocked {
-            path: path.to_path_buf(),
-        }
-    } else {
-        Error::storage("open database", text)
+/// A sled error, keeping its kind: I/O errors (a full disk among them) stay I/O errors,
+/// and sled's own corruption report is [`Error::Corrupted`].
+fn engine_error(operation: &'static str, err: sled::Error) -> Error {
+    match err {
+        sled::Error::Io(io) => Error::from_io(operation, &io),
+        sled::Error::Corruption { at, .. } => Error::Corrupted {
+            record: "sled's files".to_owned(),
+            reason: match at {
+                Some(at) => format!("sled found damage at {at:?} during {operation}"),
+                None => format!("sled found damage during {operation}"),
+            },
+        },
+        other => Error::storage(operation, other),
     }
 }
 
@@ -258,7 +296,7 @@ impl Backend for SledManager {
             .db
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| Error::storage("read", e))
+            .map_err(|e| engine_error("read", e))
     }
 
     fn scan(
@@ -274,7 +312,7 @@ impl Backend for SledManager {
         let range = self.inner.db.range(start..end);
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<()> {
-            let (k, v) = item.map_err(|e| Error::storage("scan", e))?;
+            let (k, v) = item.map_err(|e| engine_error("scan", e))?;
             out.push((k.to_vec(), v.to_vec()));
             Ok(())
         };
@@ -295,7 +333,7 @@ impl Backend for SledManager {
             return Ok(());
         }
         for item in self.inner.db.range(start..end) {
-            let (key, value) = item.map_err(|e| Error::storage("scan", e))?;
+            let (key, value) = item.map_err(|e| engine_error("scan", e))?;
             if !visit(&key, &value)? {
                 break;
             }
@@ -311,7 +349,7 @@ impl Backend for SledManager {
             let checked = guards.check(&guard.key, guard.expected.as_deref(), || {
                 db.get(&guard.key)
                     .map(|v| v.map(|v| v.to_vec()))
-                    .map_err(|e| Error::storage("check guard", e))
+                    .map_err(|e| engine_error("check guard", e))
             })?;
             if let Err(actual) = checked {
                 return Ok(Err(GuardFailed { index, actual }));
@@ -345,9 +383,6 @@ impl Backend for SledManager {
         guards.apply(updates);
         sequencer.committed(assigned);
         drop(state);
-        if !batch.appends.is_empty() {
-            self.inner.appended.notify();
-        }
         Ok(Ok(()))
     }
 
@@ -356,9 +391,9 @@ impl Backend for SledManager {
         // Large writes committed before this point have their blob files by the time
         // sled's flush returns.
         let large_writes = inner.large_writes.load(Ordering::SeqCst);
-        inner.db.flush().map_err(|e| Error::storage("flush", e))?;
+        inner.db.flush().map_err(|e| engine_error("flush", e))?;
         if let Some(file) = &inner.db_file {
-            file.sync_data().map_err(|e| Error::storage("fsync", e))?;
+            file.sync_data().map_err(|e| Error::from_io("fsync", &e))?;
             // sled moves a log message over ~128 KiB (a large value, or a node holding
             // large values) to a blob file. Measured: a million 132-byte values in
             // batches of 50,000 never produced one, so small writes skip the folder scan.
@@ -376,11 +411,11 @@ impl Backend for SledManager {
         self.inner
             .db
             .size_on_disk()
-            .map_err(|e| Error::storage("size on disk", e))
+            .map_err(|e| engine_error("size on disk", e))
     }
 
-    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        Some(self.inner.appended.subscribe())
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
     }
 }
 
@@ -389,7 +424,7 @@ fn highest_offset(db: &sled::Db, log: &[u8]) -> Result<u64> {
     match db.scan_prefix(log).next_back() {
         None => Ok(0),
         Some(item) => {
-            let (key, block) = item.map_err(|e| Error::storage("read log end", e))?;
+            let (key, block) = item.map_err(|e| engine_error("read log end", e))?;
             block_end(log, &key, &block)
         }
     }

@@ -1,6 +1,6 @@
 //! Writes to a whole database: re-encrypting every record with a new key, deleting an
 //! entity's covered history, and compacting what interrupted operations left behind.
-//! Every page is one atomic batch followed by a flush, so a run stopped anywhere (by the
+//! Every page is one atomic batch committed durably by the database's writer, so a run stopped anywhere (by the
 //! progress callback, a crash, Ctrl-C) leaves a consistent database and resumes.
 
 use super::scan::{self, Parsed};
@@ -11,6 +11,7 @@ use crate::crypto::EncryptionKey;
 use crate::error::{Error, Result};
 use crate::journal::{self, PAGE};
 use crate::keys::{EntityKey, RecordKind, prefix_end};
+use crate::store::Durability;
 
 /// The outcome of [`Inspector::rotate_key`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -115,11 +116,9 @@ impl Inspector {
         seq: u64,
         progress: &mut Progress<'_>,
     ) -> Result<(u64, bool)> {
-        let backend = self.backend.as_ref();
-        journal::check_deletable(backend, entity, seq)?;
-        let outcome = journal::delete_events_to_with(backend, entity, seq, progress)?;
-        backend.flush()?;
-        Ok(outcome)
+        journal::check_deletable(self.backend.as_ref(), entity, seq)?;
+        let db = self.database()?;
+        journal::delete_events_to_with(&db.core, entity, seq, progress)
     }
 
     /// Removes what is safe to remove: events left below a deletion mark by an
@@ -151,13 +150,13 @@ impl Inspector {
             if backend.scan(&start, &end, 1, false)?.is_empty() {
                 continue;
             }
+            let db = self.database()?;
             let (removed, finished) =
-                journal::delete_events_to_with(backend, &entity, mark, progress)?;
+                journal::delete_events_to_with(&db.core, &entity, mark, progress)?;
             report.entities_cleaned += 1;
             report.events_removed += removed;
             if !finished {
                 report.interrupted = true;
-                backend.flush()?;
                 return Ok(report);
             }
         }
@@ -177,13 +176,13 @@ impl Inspector {
                 "compact",
             )?;
         }
-        backend.flush()?;
         Ok(report)
     }
 
-    /// Commits one page and flushes it.
+    /// Commits one page through the database's writer, durably.
     pub(super) fn commit(&self, batch: &WriteBatch, operation: &'static str) -> Result<()> {
-        self.backend.commit(batch)?.map_err(|failed| {
+        let db = self.database()?;
+        db.core.write(batch.clone(), Durability::Immediate)?.map_err(|failed| {
             Error::storage(
                 operation,
                 format!(
@@ -191,7 +190,6 @@ impl Inspector {
                     failed.index
                 ),
             )
-        })?;
-        self.backend.flush()
+        })
     }
 }

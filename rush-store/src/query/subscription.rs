@@ -1,9 +1,10 @@
 //! Live subscriptions: catch up from the journal, then follow new commits.
 //!
 //! The journal is the only buffer. A subscription is a cursor on its collection's log: it
-//! reads a page from its next offset, hands the events out, and when it is caught up it
-//! waits for the backend's append signal (a watch channel that holds only the newest
-//! value) before reading again. So the switch from catching up to live cannot skip or
+//! reads a page from its next offset (on the database's threads, never on a tokio worker),
+//! hands the events out, and when it is caught up it waits for the database's signal that
+//! new entries became durable (a watch channel that holds only the newest value) before
+//! reading again. It sees an event only after the flush that makes it durable. So the switch from catching up to live cannot skip or
 //! repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
@@ -19,13 +20,12 @@ use tokio::sync::watch;
 
 /// Log entries read per step: a subscriber holds at most this many events in memory.
 const PAGE: usize = 256;
-/// Without an append signal from the backend, how often a caught-up subscriber looks again.
-const POLL: Duration = Duration::from_millis(50);
-/// With a signal, a caught-up subscriber still looks this often (belt and braces).
+/// A caught-up subscriber looks again at least this often (belt and braces: the signal
+/// is the database's own, so it is not missed, but another process may write too).
 const IDLE_CHECK: Duration = Duration::from_millis(500);
 
 /// A stream of [`StoredEvent`]s: first everything from the start offset, then each new
-/// event once committed. It ends after yielding an error; subscribe again from the offset
+/// event once durable. It ends after yielding an error; subscribe again from the offset
 /// after the last event received to go on. Needs a tokio runtime (for its timers).
 ///
 /// ```
@@ -67,7 +67,7 @@ struct Cursor<A: PersistentActor> {
     filter: EventFilter,
     next_offset: u64,
     ready: VecDeque<StoredEvent<A::Event>>,
-    appended: Option<watch::Receiver<u64>>,
+    appended: watch::Receiver<u64>,
     failed: bool,
 }
 
@@ -78,7 +78,7 @@ impl<E: Send + 'static> Subscription<E> {
         filter: EventFilter,
     ) -> Self {
         let cursor = Cursor {
-            appended: query.backend().log_appended(),
+            appended: query.database().core.log_appended(),
             query,
             filter,
             next_offset: from_offset.max(1),
@@ -115,10 +115,12 @@ impl<A: PersistentActor> Cursor<A> {
             }
             // Marked seen before reading: a commit after this point changes the value again,
             // so the wait below cannot miss it.
-            if let Some(appended) = &mut self.appended {
-                appended.borrow_and_update();
-            }
-            match self.query.read(self.next_offset, &self.filter, PAGE) {
+            self.appended.borrow_and_update();
+            match self
+                .query
+                .read_async(self.next_offset, &self.filter, PAGE)
+                .await
+            {
                 Err(error) => {
                     self.failed = true;
                     return Some((Err(error), self));
@@ -137,19 +139,14 @@ impl<A: PersistentActor> Cursor<A> {
     }
 
     async fn wait_for_commit(&mut self) {
-        match &mut self.appended {
-            Some(appended) => {
-                tokio::select! {
-                    changed = appended.changed() => {
-                        if changed.is_err() {
-                            // The backend is gone: fall back to polling.
-                            self.appended = None;
-                        }
-                    }
-                    () = tokio::time::sleep(IDLE_CHECK) => {}
+        tokio::select! {
+            changed = self.appended.changed() => {
+                if changed.is_err() {
+                    // The database is gone: the next read says so.
+                    tokio::time::sleep(IDLE_CHECK).await;
                 }
             }
-            None => tokio::time::sleep(POLL).await,
+            () = tokio::time::sleep(IDLE_CHECK) => {}
         }
     }
 }

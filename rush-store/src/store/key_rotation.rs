@@ -3,7 +3,7 @@
 //! leaves each record readable with one of the two keys, and running it again skips the
 //! records already done.
 
-use super::Store;
+use super::{Durability, Store};
 use crate::backend::{Guard, WriteBatch, WriteOp};
 use crate::crypto::EncryptionKey;
 use crate::error::{Error, Result};
@@ -31,12 +31,13 @@ impl<A: PersistentActor> Store<A> {
         let mut rotating = self.codec.clone();
         rotating.keyring.promote(new_key);
         let mut rewritten = 0u64;
+        let engine = self.engine()?;
         for kind in [RecordKind::Event, RecordKind::Snapshot] {
             let prefix = self.key.prefix(kind);
             let end = prefix_end(&prefix);
             let mut from = prefix;
             loop {
-                let page = self.backend.scan(&from, &end, PAGE, false)?;
+                let page = engine.scan(&from, &end, PAGE, false)?;
                 let full = page.len() == PAGE;
                 let mut batch = WriteBatch::default();
                 for (record_key, value) in &page {
@@ -55,14 +56,16 @@ impl<A: PersistentActor> Store<A> {
                 }
                 if !batch.ops.is_empty() {
                     rewritten += batch.ops.len() as u64;
-                    self.backend
-                        .commit(&batch)
+                    // A record changed meanwhile (another writer): nothing of the page was
+                    // written; running the rotation again picks it up.
+                    self.db
+                        .core
+                        .write(batch, Durability::Immediate)
                         .inspect_err(|e| self.poison(e))?
                         .map_err(|_| Error::Conflict {
                             expected: self.highest,
                             actual: self.highest,
                         })?;
-                    self.backend.flush().inspect_err(|e| self.poison(e))?;
                 }
                 match page.last() {
                     Some((last, _)) if full => {

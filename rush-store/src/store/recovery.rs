@@ -2,9 +2,11 @@
 //! a time so memory does not grow with the length of the history.
 
 use super::Store;
+use crate::backend::Backend;
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::journal;
-use crate::keys::RecordKind;
+use crate::keys::{EntityKey, RecordKind};
 use crate::persistent_actor::PersistentActor;
 use crate::snapshot;
 use std::time::Instant;
@@ -15,34 +17,45 @@ impl<A: PersistentActor> Store<A> {
     /// nothing was ever persisted. A snapshot that cannot be read is an error, never a
     /// silent replay from zero; a damaged or missing event is [`Error::Corrupted`].
     pub fn recover(&self) -> Result<Option<A>> {
-        let head = journal::read_head(self.backend.as_ref(), &self.key)?;
-        self.rebuild(head, head)
+        let engine = self.engine()?;
+        let head = journal::read_head(engine.as_ref(), &self.key)?;
+        rebuild(engine.as_ref(), &self.codec, &self.key, head, head)
     }
 
     /// The state as of sequence number `seq` (time travel): the newest snapshot at or
     /// before `seq` plus the events up to `seq`. `None` when nothing (no event, no snapshot)
     /// exists up to `seq`.
     pub fn recover_at(&self, seq: u64) -> Result<Option<A>> {
-        let head = journal::read_head(self.backend.as_ref(), &self.key)?;
+        let engine = self.engine()?;
+        let head = journal::read_head(engine.as_ref(), &self.key)?;
         if seq > head {
             return Err(Error::InvalidArgument(format!(
                 "cannot recover at {seq}: the highest sequence number is {head}"
             )));
         }
-        self.rebuild(seq, head)
+        rebuild(engine.as_ref(), &self.codec, &self.key, seq, head)
     }
+}
 
-    fn rebuild(&self, target: u64, head: u64) -> Result<Option<A>> {
+/// The state of entity `key` at `target` (the journal ends at `head`): the newest snapshot
+/// at or before `target`, then the events after it, streamed.
+pub(super) fn rebuild<A: PersistentActor>(
+    backend: &dyn Backend,
+    codec: &Codec,
+    key: &EntityKey,
+    target: u64,
+    head: u64,
+) -> Result<Option<A>> {
+    {
         let _span = info_span!(
             "recovery",
-            collection = self.key.collection(),
-            entity = self.key.entity_id(),
+            collection = key.collection(),
+            entity = key.entity_id(),
             target
         )
         .entered();
         let started = Instant::now();
-        let backend = self.backend.as_ref();
-        let loaded = snapshot::latest::<A>(backend, &self.codec, &self.key, target)?;
+        let loaded = snapshot::latest::<A>(backend, codec, key, target)?;
         if (head == 0 || target == 0) && loaded.is_none() {
             return Ok(None);
         }
@@ -50,7 +63,7 @@ impl<A: PersistentActor> Store<A> {
             Some(found) => (found.state, found.sequence_number + 1),
             None => (A::default(), 1),
         };
-        let deleted_to = journal::read_deleted_to(backend, &self.key)?;
+        let deleted_to = journal::read_deleted_to(backend, key)?;
         if from <= deleted_to && from <= target {
             let reason = format!(
                 "events up to {deleted_to} were deleted and no snapshot at or before {target} covers them"
@@ -59,7 +72,7 @@ impl<A: PersistentActor> Store<A> {
             // snapshot, so its absence is damage. A past state may simply be gone.
             return Err(if target == head {
                 Error::Corrupted {
-                    record: self.key.describe(RecordKind::Event, from),
+                    record: key.describe(RecordKind::Event, from),
                     reason,
                 }
             } else {
@@ -69,8 +82,8 @@ impl<A: PersistentActor> Store<A> {
         let mut replayed = 0u64;
         journal::for_each_event(
             backend,
-            &self.codec,
-            &self.key,
+            codec,
+            key,
             from,
             target,
             |_, decoded| {

@@ -130,11 +130,9 @@ impl Faulty {
 pub const ENOSPC: &str = "No space left on device (injected)";
 
 fn injected(what: &'static str) -> rush_store::Error {
+    // What an engine returns for ENOSPC.
     let io = std::io::Error::new(std::io::ErrorKind::StorageFull, ENOSPC);
-    rush_store::Error::Storage {
-        operation: what,
-        message: io.to_string(),
-    }
+    rush_store::Error::from_io(what, &io)
 }
 
 fn torn(kept: usize, of: usize) -> rush_store::Error {
@@ -192,9 +190,5 @@ impl Backend for Faulty {
 
     fn size_on_disk(&self) -> Result<u64> {
         self.inner.size_on_disk()
-    }
-
-    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.inner.log_appended()
     }
 }

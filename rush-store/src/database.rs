@@ -1,0 +1,251 @@
+//! `Database`: one storage engine opened once, with the one group-commit writer that every
+//! durable write goes through, the keys and codec settings, and the threads that do
+//! blocking reads. [`Store`], [`Table`] and [`EventQuery`] are cheap views of it.
+//!
+//! ```
+//! use rush_store::{Database, DatabaseConfig, MemoryManager, PersistentActor};
+//! # #[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
+//! # struct Counter { value: u64 }
+//! # impl PersistentActor for Counter {
+//! #     type Event = u64;
+//! #     fn apply(&mut self, n: &u64) { self.value += n; }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), rush_store::Error> {
+//! let db = Database::open(MemoryManager::default(), DatabaseConfig::default())?;
+//! let mut counter = db.store::<Counter>("counters", "c-1")?;
+//! counter.persist_async(&[2, 3], &Default::default()).await?;
+//! assert_eq!(counter.recover_async().await?.map(|c| c.value), Some(5));
+//! db.shutdown().await?; // finishes accepted writes, flushes, stops the writer
+//! assert!(matches!(db.store::<Counter>("counters", "c-1"), Err(rush_store::Error::Shutdown)));
+//! # Ok(())
+//! # }
+//! ```
+
+mod core;
+mod pool;
+mod registry;
+mod reply;
+mod visibility;
+mod writer;
+
+pub(crate) use self::core::Core;
+pub(crate) use writer::CommitOutcome;
+
+use crate::backend::Backend;
+use crate::compression::CompressionConfig;
+use crate::crypto::{EncryptionKey, Keyring};
+use crate::error::{Error, Result};
+use crate::health::HealthReport;
+use crate::persistent_actor::PersistentActor;
+use crate::query::EventQuery;
+use crate::store::{Durability, Store};
+use crate::table::Table;
+use serde::{Serialize, de::DeserializeOwned};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a [`Database`] is opened.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// When a write is acknowledged (default [`Durability::Immediate`]: after the flush
+    /// that makes it durable). Readers see a write only once it is durable, in every mode.
+    pub durability: Durability,
+    /// Under [`Durability::Periodic`], the writer flushes at least this often (default
+    /// 500 ms): the longest a reader waits for an acknowledged write, and what a crash can
+    /// take back.
+    pub flush_interval: Duration,
+    /// Threads for blocking reads and encodes of the async API (default 4, at most 64).
+    pub read_threads: usize,
+    /// The key new records are sealed with (`None`: records carry a CRC32 only).
+    pub encryption_key: Option<EncryptionKey>,
+    /// Older keys that still open records sealed before a rotation.
+    pub decryption_keys: Vec<EncryptionKey>,
+    /// Adaptive gzip of records (`None`: off).
+    pub compression: Option<CompressionConfig>,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Immediate,
+            flush_interval: Duration::from_millis(500),
+            read_threads: 4,
+            encryption_key: None,
+            decryption_keys: Vec::new(),
+            compression: Some(CompressionConfig::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("durability", &self.durability)
+            .field("flush_interval", &self.flush_interval)
+            .field("read_threads", &self.read_threads)
+            .field("encrypted", &self.encryption_key.is_some())
+            .field("decryption_keys", &self.decryption_keys.len())
+            .field("compression", &self.compression)
+            .finish()
+    }
+}
+
+/// What views of a database seal and open records with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) keyring: Keyring,
+    pub(crate) compression: Option<CompressionConfig>,
+    pub(crate) durability: Durability,
+}
+
+/// A storage engine opened once, shared by every view of it. Cheap to clone.
+///
+/// Every durable write of every view (events, snapshots, deletions, table rows,
+/// checkpoints, maintenance pages) goes through its one writer thread, with one
+/// durability discipline. The async methods of the views run engine calls on the
+/// database's own threads, never on a tokio worker; the synchronous ones run them on the
+/// caller's thread and are meant for code without a runtime.
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) core: Arc<Core>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("core", &self.core)
+            .field("durability", &self.settings.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters of the group-commit writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Groups committed (one flush each under [`Durability::Immediate`]).
+    pub groups: u64,
+    /// Writes committed in them.
+    pub writes: u64,
+}
+
+impl WriterStats {
+    /// Average writes per group.
+    pub fn average_group(&self) -> f64 {
+        if self.groups == 0 {
+            0.0
+        } else {
+            self.writes as f64 / self.groups as f64
+        }
+    }
+}
+
+impl Database {
+    /// Opens a database on `engine` ([`SledManager`](crate::SledManager) for durable
+    /// data, [`MemoryManager`](crate::MemoryManager) for tests). A database already open
+    /// on the same engine in this process shares its writer.
+    pub fn open(engine: impl Backend, config: DatabaseConfig) -> Result<Self> {
+        Self::open_shared(Arc::new(engine), config)
+    }
+
+    /// [`Database::open`] on a shared engine handle.
+    pub fn open_shared(engine: Arc<dyn Backend>, config: DatabaseConfig) -> Result<Self> {
+        config.compression.map(|c| c.validate()).transpose()?;
+        let core = registry::core_for(engine, &config)?;
+        let mut keyring = Keyring::new(config.encryption_key);
+        for key in config.decryption_keys {
+            keyring.add_previous(key);
+        }
+        Ok(Self {
+            core,
+            settings: Arc::new(Settings {
+                keyring,
+                compression: config.compression,
+                durability: config.durability,
+            }),
+        })
+    }
+
+    /// The database on `engine` with the given key and compression, sharing the writer of
+    /// any database already open on it.
+    pub(crate) fn shortcut(
+        engine: Arc<dyn Backend>,
+        key: Option<&[u8]>,
+        compression: Option<CompressionConfig>,
+    ) -> Result<Self> {
+        let key = key.map(EncryptionKey::new).transpose()?;
+        Self::open_shared(
+            engine,
+            DatabaseConfig {
+                encryption_key: key,
+                compression,
+                ..DatabaseConfig::default()
+            },
+        )
+    }
+
+    /// The journal and snapshots of entity `entity_id` of `collection`.
+    pub fn store<A: PersistentActor>(&self, collection: &str, entity_id: &str) -> Result<Store<A>> {
+        Store::open_in(self.clone(), collection, entity_id)
+    }
+
+    /// Table `name`: sealed rows of type `V` under string keys.
+    pub fn table<V: Serialize + DeserializeOwned>(&self, name: &str) -> Result<Table<V>> {
+        Table::open_in(self.clone(), name)
+    }
+
+    /// Queries and subscriptions over `collection`, whose events are `A::Event`.
+    pub fn query<A: PersistentActor>(&self, collection: &str) -> Result<EventQuery<A>> {
+        EventQuery::open_in(self.clone(), collection)
+    }
+
+    /// When writes of this handle's views are acknowledged.
+    pub fn durability(&self) -> Durability {
+        self.settings.durability
+    }
+
+    /// The engine, for reads (`Error::Shutdown` after [`Database::shutdown`]).
+    pub fn engine(&self) -> Result<Arc<dyn Backend>> {
+        self.core.engine()
+    }
+
+    /// Groups and writes committed so far by the writer.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.core.stats()
+    }
+
+    /// Makes every write acknowledged so far durable (under `Periodic`, sooner than the
+    /// flush interval would).
+    pub async fn flush(&self) -> Result<()> {
+        self.core.flush_async().await
+    }
+
+    /// Probes the database with a durable write through the writer, a read back and a
+    /// removal, on the database's threads.
+    pub async fn health_check(&self) -> Result<HealthReport> {
+        Ok(crate::health::probe_async(&self.core, None).await)
+    }
+
+    /// Stops accepting work, finishes what was accepted, flushes, joins the writer and
+    /// releases the engine. Afterwards every call on this database and its views returns
+    /// [`Error::Shutdown`] at once, and the same folder can be opened again at once.
+    /// Calling it again is harmless.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.core.shutdown().await
+    }
+
+    /// Whether [`Database::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.core.is_shut_down()
+    }
+
+    /// Fails with [`Error::Shutdown`] after shutdown.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.core.is_shut_down() {
+            Err(Error::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+}

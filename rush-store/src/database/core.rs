@@ -1,0 +1,230 @@
+//! The shared core of a database: the engine, the writer thread, the reader threads and
+//! what readers may see. Views reach the engine only through it.
+
+use super::pool::Pool;
+use super::reply::Reply;
+use super::visibility::Visibility;
+use super::writer::{self, CommitOutcome, Counters, Job};
+use super::{DatabaseConfig, WriterStats};
+use crate::backend::{Backend, WriteBatch};
+use crate::error::{Error, Result};
+use crate::store::Durability;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
+use std::thread::JoinHandle;
+use tokio::sync::watch;
+
+/// One engine, its writer and its readers.
+pub(crate) struct Core {
+    engine: RwLock<Option<Arc<dyn Backend>>>,
+    jobs: RwLock<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    pool: Pool,
+    visibility: Arc<Visibility>,
+    counters: Arc<Counters>,
+    shut_down: AtomicBool,
+    /// Serialises concurrent shutdowns: the second waits for the first.
+    shutting_down: tokio::sync::Mutex<()>,
+    pub(crate) identity: usize,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("shut_down", &self.is_shut_down())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// Starts the writer and reader threads on `engine`.
+    pub(crate) fn start(engine: Arc<dyn Backend>, config: &DatabaseConfig) -> Result<Self> {
+        let visibility = Arc::new(Visibility::default());
+        let counters = Arc::new(Counters::default());
+        let spawn_error = |e: std::io::Error| Error::from_io("start database threads", &e);
+        let (jobs, writer) = writer::start(
+            Arc::clone(&engine),
+            Arc::clone(&visibility),
+            Arc::clone(&counters),
+            config.flush_interval,
+        )
+        .map_err(spawn_error)?;
+        let pool = Pool::start(config.read_threads).map_err(spawn_error)?;
+        Ok(Self {
+            identity: engine.identity(),
+            engine: RwLock::new(Some(engine)),
+            jobs: RwLock::new(Some(jobs)),
+            writer: Mutex::new(Some(writer)),
+            pool,
+            visibility,
+            counters,
+            shut_down: AtomicBool::new(false),
+            shutting_down: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The engine, for reads.
+    pub(crate) fn engine(&self) -> Result<Arc<dyn Backend>> {
+        self.engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Shutdown)
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::SeqCst)
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
+        match jobs.as_ref() {
+            Some(jobs) if !self.is_shut_down() => jobs.send(job).map_err(|_| Error::Shutdown),
+            _ => Err(Error::Shutdown),
+        }
+    }
+
+    /// Commits `batch` through the writer and blocks until it is acknowledged (durable
+    /// under `Immediate`).
+    pub(crate) fn write(&self, batch: WriteBatch, durability: Durability) -> CommitOutcome {
+        let (done, waiting) = Reply::blocking();
+        self.send(Job::Commit {
+            batch,
+            durability,
+            done,
+        })?;
+        waiting.wait()?
+    }
+
+    /// [`Core::write`] for async callers: the future waits, no thread blocks.
+    pub(crate) async fn write_async(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> CommitOutcome {
+        let (done, waiting) = Reply::future();
+        self.send(Job::Commit {
+            batch,
+            durability,
+            done,
+        })?;
+        waiting.wait_async().await?
+    }
+
+    /// Makes everything committed so far durable.
+    pub(crate) async fn flush_async(&self) -> Result<()> {
+        let (done, waiting) = Reply::future();
+        self.send(Job::Flush { done })?;
+        waiting.wait_async().await?
+    }
+
+    /// Runs `work` with the engine on one of the database's reader threads.
+    pub(crate) async fn read<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(&dyn Backend) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let engine = self.engine()?;
+        self.pool
+            .run(operation, move || work(engine.as_ref()))
+            .await
+    }
+
+    /// Runs `work` (no engine needed: an encode, say) on a reader thread.
+    pub(crate) async fn compute<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if self.is_shut_down() {
+            return Err(Error::Shutdown);
+        }
+        self.pool.run(operation, work).await
+    }
+
+    /// The highest offset of `log` that is durable while later entries are not.
+    pub(crate) fn durable_end(&self, log: &[u8]) -> Option<u64> {
+        self.visibility.durable_end(log)
+    }
+
+    /// Changes whenever new collection-log entries became durable.
+    pub(crate) fn log_appended(&self) -> watch::Receiver<u64> {
+        self.visibility.subscribe()
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            groups: self.counters.groups.load(Ordering::Relaxed),
+            writes: self.counters.members.load(Ordering::Relaxed),
+        }
+    }
+
+    /// See [`Database::shutdown`](super::Database::shutdown).
+    pub(crate) async fn shutdown(&self) -> Result<()> {
+        let _one_at_a_time = self.shutting_down.lock().await;
+        let Some(jobs) = self
+            .jobs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(());
+        };
+        // Jobs sent before this point are ahead of the stop in the writer's queue.
+        self.shut_down.store(true, Ordering::SeqCst);
+        let (done, waiting) = Reply::future();
+        let stopped = match jobs.send(Job::Stop { done }) {
+            Ok(()) => waiting.wait_async().await.and_then(|flushed| flushed),
+            Err(_) => Err(Error::Shutdown),
+        };
+        drop(jobs);
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let engine = self
+            .engine
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        super::registry::forget(self, self.identity);
+        // Joining the writer and closing the engine block: do both on a reader thread.
+        let closed = self
+            .pool
+            .run("shutdown", move || {
+                if let Some(writer) = writer {
+                    writer
+                        .join()
+                        .map_err(|panic| Error::panicked("writer thread", &*panic))?;
+                }
+                drop(engine);
+                Ok(())
+            })
+            .await;
+        self.pool.stop();
+        stopped.and(closed)
+    }
+}
+
+impl Drop for Core {
+    /// The last handle is gone without a shutdown: close the same way, on this thread.
+    /// The writer finishes its queue and flushes, then the engine is released, so the
+    /// folder can be opened again (by this process or another) as soon as this returns.
+    fn drop(&mut self) {
+        self.jobs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        self.pool.stop();
+        super::registry::forget(self, self.identity);
+    }
+}

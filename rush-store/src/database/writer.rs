@@ -1,0 +1,305 @@
+//! The one group-commit writer of a database: a thread the database owns. It takes every
+//! write waiting at that moment (any number of stores, tables, checkpoints, maintenance
+//! pages), commits them as one atomic batch, makes them durable with one flush, then
+//! tells readers and releases every caller. No user code runs here: jobs are batches of
+//! sealed bytes, and a panic inside the engine fails that group's callers, not the thread.
+
+use super::reply::Reply;
+use super::visibility::Visibility;
+use crate::backend::{Backend, GuardFailed, WriteBatch, WriteOp};
+use crate::error::{Error, Result};
+use crate::store::Durability;
+use std::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use tracing::{debug_span, warn};
+
+/// The outcome of one write: committed, or a guard of its own failed (nothing written).
+pub(crate) type CommitOutcome = Result<Result<(), GuardFailed>>;
+
+/// At most this many jobs are merged into one batch.
+const MAX_GROUP: usize = 4096;
+
+/// What the writer is asked to do.
+pub(crate) enum Job {
+    /// Commit `batch` in the next group; durable before `done` when `durability` says so.
+    Commit {
+        batch: WriteBatch,
+        durability: Durability,
+        done: Reply<CommitOutcome>,
+    },
+    /// Make everything committed so far durable.
+    Flush { done: Reply<Result<()>> },
+    /// Finish every job sent before this one, flush, and stop.
+    Stop { done: Reply<Result<()>> },
+}
+
+/// Counters of the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) groups: AtomicU64,
+    pub(crate) members: AtomicU64,
+}
+
+/// Starts the writer thread; it ends after a [`Job::Stop`] or when every sender is gone.
+pub(crate) fn start(
+    engine: Arc<dyn Backend>,
+    visibility: Arc<Visibility>,
+    counters: Arc<Counters>,
+    flush_interval: Duration,
+) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+    let (jobs, inbox) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("rush-writer".into())
+        .spawn(move || {
+            let mut writer = Writer {
+                engine,
+                visibility,
+                counters,
+                flush_interval,
+                unflushed_since: None,
+            };
+            writer.run(&inbox);
+        })?;
+    Ok((jobs, handle))
+}
+
+struct Writer {
+    engine: Arc<dyn Backend>,
+    visibility: Arc<Visibility>,
+    counters: Arc<Counters>,
+    flush_interval: Duration,
+    /// Set while commits acknowledged without a flush (Periodic) wait for one.
+    unflushed_since: Option<Instant>,
+}
+
+/// One write in a group: its ranges in the merged batch and where its outcome goes.
+struct Member {
+    guards: Range<usize>,
+    ops: Range<usize>,
+    appends: Range<usize>,
+    durability: Durability,
+    done: Reply<CommitOutcome>,
+}
+
+impl Writer {
+    fn run(&mut self, inbox: &mpsc::Receiver<Job>) {
+        loop {
+            let first = match self.unflushed_since {
+                None => match inbox.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+                Some(since) => {
+                    let due = since + self.flush_interval;
+                    match inbox.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) => {
+                            // Periodic writes are durable after this; a failure keeps
+                            // them pending for the next try.
+                            let _ = self.flush();
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_GROUP {
+                match inbox.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut group: Vec<Pending> = Vec::new();
+            for job in jobs {
+                match job {
+                    Job::Commit {
+                        batch,
+                        durability,
+                        done,
+                    } => group.push((batch, durability, done)),
+                    Job::Flush { done } => {
+                        self.commit_group(&mut group);
+                        done.send(self.flush());
+                    }
+                    Job::Stop { done } => {
+                        self.commit_group(&mut group);
+                        done.send(self.flush());
+                        return;
+                    }
+                }
+            }
+            self.commit_group(&mut group);
+            if self
+                .unflushed_since
+                .is_some_and(|since| since.elapsed() >= self.flush_interval)
+            {
+                let _ = self.flush();
+            }
+        }
+        // Every handle is gone: make what was acknowledged durable before the thread ends.
+        let _ = self.flush();
+    }
+
+    /// Flushes the engine (caught if it panics) and then lets readers see what it covers.
+    fn flush(&mut self) -> Result<()> {
+        let engine = &self.engine;
+        let flushed = catch_unwind(AssertUnwindSafe(|| engine.flush()))
+            .unwrap_or_else(|panic| Err(Error::panicked("flush", &*panic)));
+        if flushed.is_ok() {
+            self.unflushed_since = None;
+            self.visibility.flushed();
+        }
+        flushed
+    }
+
+    /// Commits `group` in as few atomic batches as its members allow (see
+    /// [`independent`]), each followed by one flush when a member asks for durability.
+    fn commit_group(&mut self, group: &mut Vec<Pending>) {
+        while !group.is_empty() {
+            let later = independent(group);
+            self.commit_merged(group);
+            *group = later;
+        }
+    }
+
+    /// Commits all members as one batch. A member whose guard fails is answered with its
+    /// own failure and the rest are committed without it.
+    fn commit_merged(&mut self, group: &mut Vec<Pending>) {
+        if group.is_empty() {
+            return;
+        }
+        let _span = debug_span!("group_commit", members = group.len()).entered();
+        let mut merged = WriteBatch::default();
+        let mut members = Vec::with_capacity(group.len());
+        for (batch, durability, done) in group.drain(..) {
+            let (guards, ops, appends) =
+                (merged.guards.len(), merged.ops.len(), merged.appends.len());
+            merged.extend(batch);
+            members.push(Member {
+                guards: guards..merged.guards.len(),
+                ops: ops..merged.ops.len(),
+                appends: appends..merged.appends.len(),
+                durability,
+                done,
+            });
+        }
+        // Readers must not see these log entries before the flush that makes them durable.
+        if let Err(error) = self.visibility.hold(self.engine.as_ref(), &merged.appends) {
+            fail_all(members, &error);
+            return;
+        }
+        loop {
+            let engine = &self.engine;
+            let outcome = catch_unwind(AssertUnwindSafe(|| engine.commit(&merged)))
+                .unwrap_or_else(|panic| Err(Error::panicked("commit", &*panic)));
+            match outcome {
+                Ok(Ok(())) => break,
+                Ok(Err(failed)) => {
+                    let Some(owner) = members
+                        .iter()
+                        .position(|m| m.guards.contains(&failed.index))
+                    else {
+                        let error = Error::storage(
+                            "group commit",
+                            format!("guard {} failed but belongs to no member", failed.index),
+                        );
+                        fail_all(members, &error);
+                        return;
+                    };
+                    let member = members.remove(owner);
+                    merged.guards.drain(member.guards.clone());
+                    merged.ops.drain(member.ops.clone());
+                    merged.appends.drain(member.appends.clone());
+                    for later in members.iter_mut().skip(owner) {
+                        later.guards = shift(&later.guards, member.guards.len());
+                        later.ops = shift(&later.ops, member.ops.len());
+                        later.appends = shift(&later.appends, member.appends.len());
+                    }
+                    let own = GuardFailed {
+                        index: failed.index.saturating_sub(member.guards.start),
+                        actual: failed.actual,
+                    };
+                    member.done.send(Ok(Err(own)));
+                    if members.is_empty() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    warn!(%error, "group commit failed");
+                    fail_all(members, &error);
+                    return;
+                }
+            }
+        }
+        if self.unflushed_since.is_none() {
+            self.unflushed_since = Some(Instant::now());
+        }
+        let immediate = members
+            .iter()
+            .any(|m| m.durability == Durability::Immediate);
+        if immediate && let Err(error) = self.flush() {
+            warn!(%error, "group flush failed");
+            fail_all(members, &error);
+            return;
+        }
+        self.counters.groups.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .members
+            .fetch_add(members.len() as u64, Ordering::Relaxed);
+        for member in members {
+            member.done.send(Ok(Ok(())));
+        }
+    }
+}
+
+/// A write waiting for its group.
+type Pending = (WriteBatch, Durability, Reply<CommitOutcome>);
+
+/// Splits off the members that must wait for a later batch: an engine checks all guards
+/// of a batch before any write of it, so a member guarding a key that an earlier member
+/// of the same batch writes (two writers expecting the same free slot, a deletion mark
+/// changed by a deletion page) would be checked against the state before that write. It
+/// goes into the next batch instead, where its guard sees the earlier write and fails as
+/// it should. Members after it wait as well, so writes keep the order they were sent in.
+/// Keys are compared by hash: a collision only costs an extra batch.
+fn independent(group: &mut Vec<Pending>) -> Vec<Pending> {
+    let hasher = std::collections::hash_map::RandomState::new();
+    let hash = |key: &[u8]| std::hash::BuildHasher::hash_one(&hasher, key);
+    let mut written = std::collections::HashSet::new();
+    let mut later = Vec::new();
+    let mut kept = Vec::with_capacity(group.len());
+    for pending in group.drain(..) {
+        let batch = &pending.0;
+        // Once one member waits, all after it wait too: writes keep the order they came in.
+        let clashes =
+            !later.is_empty() || batch.guards.iter().any(|g| written.contains(&hash(&g.key)));
+        if clashes {
+            later.push(pending);
+            continue;
+        }
+        for op in &batch.ops {
+            let key = match op {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
+            };
+            written.insert(hash(key));
+        }
+        kept.push(pending);
+    }
+    *group = kept;
+    later
+}
+
+fn shift(range: &Range<usize>, by: usize) -> Range<usize> {
+    range.start.saturating_sub(by)..range.end.saturating_sub(by)
+}
+
+fn fail_all(members: Vec<Member>, error: &Error) {
+    for member in members {
+        member.done.send(Err(error.clone()));
+    }
+}
