@@ -421,7 +421,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let closing_total: u64 = closing.iter().map(|(_, b)| b).sum();
     let expected_total = opening_total + deposited - withdrawn;
     audit.ask(AuditCommand::Close(closing.clone())).await?;
-    persistence.shutdown().await;
+    persistence.shutdown().await?;
     println!("\nSummary of run #{run}");
     println!("   money at start   {:>14}", money(opening_total));
     println!("   + deposits       {:>14}", money(deposited));

@@ -306,7 +306,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nrebuilt read model == live read model; every balance matches its actor");
 
     projection.stop().await?;
-    persistence.shutdown().await;
+    persistence.shutdown().await?;
     Ok(())
 }
 

@@ -126,9 +126,10 @@ fn load_history(pool: &[BankEvent]) -> (TempDir, TempDir, u64, u64) {
         store.persist_batch(&pool[at..at + LOAD_BATCH]).unwrap();
         raw.insert_batch(&pool[at..at + LOAD_BATCH], false);
     }
-    store.backend().flush().unwrap();
+    let engine = store.database().engine().unwrap();
+    engine.flush().unwrap();
     raw.durable();
-    let ours_bytes = store.backend().size_on_disk().unwrap();
+    let ours_bytes = engine.size_on_disk().unwrap();
     let raw_bytes = raw.db.size_on_disk().unwrap();
     (ours_dir, raw_dir, ours_bytes, raw_bytes)
 }
@@ -224,7 +225,7 @@ async fn actors_group_commit(pool: &[BankEvent]) -> (f64, f64) {
         commands += task.await.unwrap();
     }
     let ours = commands as f64 / start.elapsed().as_secs_f64();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 
     let raw_dir = TempDir::new().unwrap();
     let mut raw = Raw::open(raw_dir.path());
@@ -288,7 +289,7 @@ async fn recovery(pool: &[BankEvent]) -> (Duration, Duration) {
         task.await.unwrap();
     }
     let ours = t.elapsed();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     let raw = Raw::open(raw_dir.path());
     let t = Instant::now();
     for i in 0..ACTORS {

@@ -14,11 +14,10 @@ use rush::actor::{
     CommandError, Effect, EventSourced, IdempotencyKeys, Persistence, PersistenceConfig,
     SagaDefinition, SagaOutcome, SagaStatus, SagaStep, Sagas, StepContext, StepError,
 };
-use rush::store::{Backend, PersistentActor, SledManager, Store};
+use rush::store::{PersistentActor, SledManager};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------
 // The account: applies each keyed command once, so a saga may repeat a command safely.
@@ -311,8 +310,10 @@ async fn recover(
     }
 
     // Bob's journal: one debit for the crashed transfer, carrying the saga's ids.
-    let backend: Arc<dyn Backend> = Arc::clone(persistence.backend());
-    let journal = Store::<Account>::with_backend("accounts", "bob", backend, Some(&KEY), true)?
+    let journal = persistence
+        .database()
+        .store_async::<Account>("accounts", "bob")
+        .await?
         .events_with_metadata(0, u64::MAX)?;
     println!("bob's journal:");
     let mut debits_for_crashed = 0;
@@ -340,7 +341,7 @@ async fn recover(
         println!("  {id:<6} {balance:>6}");
     }
     let letters = sagas.dead_letters().list()?;
-    persistence.shutdown().await;
+    persistence.shutdown().await?;
 
     let conserved = total == expected;
     let once = debits_for_crashed == 1;

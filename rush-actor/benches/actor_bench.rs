@@ -441,7 +441,7 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
         latencies.extend(d.await.unwrap());
     }
     latencies.sort_unstable();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     drop(persistence);
     tokio::task::spawn_blocking(move || wait_dropped(&weak))
         .await
@@ -654,7 +654,7 @@ async fn recovery_row() -> RecoveryRow {
         })
         .collect();
     let groups = persistence.group_commit_stats().0;
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     drop(persistence);
     tokio::task::spawn_blocking(move || wait_dropped(&weak))
         .await

@@ -149,7 +149,7 @@ async fn projection_rebuild(backend: &Arc<dyn Backend>) -> (f64, f64, usize, u64
     let again = head as f64 / started.elapsed().as_secs_f64();
     let rows = table.rows("").unwrap().len();
     handle.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     (first, again, rows, head)
 }
 

@@ -75,26 +75,20 @@ impl Default for PersistenceConfig {
 }
 
 impl PersistenceConfig {
-    /// Opens the store of one entity with this configuration.
-    pub(crate) fn open_store<S: rush_store::PersistentActor>(
-        &self,
-        collection: &str,
-        entity_id: &str,
-        backend: std::sync::Arc<dyn rush_store::Backend>,
-    ) -> rush_store::Result<rush_store::Store<S>> {
-        let key = self.encryption_key.as_ref().map(SecretKey::bytes);
-        let mut store = rush_store::Store::with_backend(
-            collection,
-            entity_id,
-            backend,
-            key,
-            self.compression.is_some(),
-        )?;
-        if let Some(compression) = self.compression {
-            store.set_compression_config(compression)?;
-        }
-        store.set_durability(self.durability);
-        Ok(store)
+    /// The database settings of this configuration: its keys (parsed once, here),
+    /// compression and durability.
+    pub(crate) fn database_config(&self) -> rush_store::Result<rush_store::DatabaseConfig> {
+        let encryption_key = self
+            .encryption_key
+            .as_ref()
+            .map(|key| rush_store::EncryptionKey::new(key.bytes()))
+            .transpose()?;
+        Ok(rush_store::DatabaseConfig {
+            durability: self.durability,
+            encryption_key,
+            compression: self.compression,
+            ..rush_store::DatabaseConfig::default()
+        })
     }
 }
 

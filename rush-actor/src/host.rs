@@ -210,18 +210,21 @@ impl<S: EventSourced> HostState<S> {
         };
         if !effect.events.is_empty() {
             if let Err(failure) = self.persist(&effect.events, metadata).await {
-                let fatal = failure.fatal;
-                if fatal.is_some() {
+                let fatal = stops_actor(&failure);
+                if fatal {
                     self.args.mailbox.closed.store(true, Ordering::SeqCst);
                 }
+                let reason = failure.to_string();
+                // The caller gets the store's error as it is: `Conflict` (nothing was
+                // written), `DiskFull`, `Shutdown`, an engine failure (outcome unknown)...
                 let _ = reply.send(Err(CommandError::Failed(Error::Journal {
                     entity: self.entity(),
-                    source: failure.error,
+                    source: failure,
                 })));
-                if let Some(fatal) = fatal {
+                if fatal {
                     // Memory may no longer match the journal: stop, and let the supervisor
                     // restart this entity from what is durable.
-                    return Err(self.fail(fatal.to_string()));
+                    return Err(self.fail(reason));
                 }
                 return Ok(());
             }
@@ -248,39 +251,25 @@ impl<S: EventSourced> HostState<S> {
         reason.into()
     }
 
-    /// Journals `events` through the group commit; on success they are durable.
+    /// Journals `events` through the database's writer; on success they are durable
+    /// (under `Immediate`).
     async fn persist(
         &mut self,
         events: &[S::Event],
         metadata: &EventMetadata,
-    ) -> Result<(), PersistFailure> {
-        let expected = self.store.highest_sequence_number();
-        // A serialization error (or an event too large) is the caller's: refuse and go on.
-        let mut prepared = self
-            .store
-            .prepare_append_with(expected, events, metadata)
-            .map_err(PersistFailure::recoverable)?;
-        let batch = prepared.take_batch();
-        let bytes = batch.payload_bytes();
-        let started = Instant::now();
-        let outcome = self
-            .args
-            .shared
-            .writer
-            .commit(batch)
-            .instrument(debug_span!("persist", events = events.len(), expected))
-            .await;
-        if let Err(error) = self.store.settle_commit(expected, outcome) {
-            return Err(PersistFailure::fatal(error));
-        }
+    ) -> Result<(), rush_store::Error> {
         let before = self.store.compression_stats();
-        self.store
-            .complete_append(&prepared, bytes, started.elapsed());
+        let expected = self.store.highest_sequence_number();
+        let last_seq = self
+            .store
+            .persist_async(events, metadata)
+            .instrument(debug_span!("persist", events = events.len(), expected))
+            .await?;
         self.args
             .metrics
             .add_compression(before, self.store.compression_stats());
         MetricsCell::add(&self.args.metrics.events_persisted, events.len() as u64);
-        debug!(last_seq = prepared.last_seq(), "persisted");
+        debug!(last_seq, "persisted");
         Ok(())
     }
 
@@ -289,23 +278,24 @@ impl<S: EventSourced> HostState<S> {
         if !self.policy.due(seq, self.last_snapshot) {
             return Ok(());
         }
-        let mut prepared = match self.store.prepare_snapshot(&self.state) {
-            Ok(prepared) => prepared,
-            Err(error) => {
+        let before = self.store.compression_stats();
+        // Encoded (up to 256 MiB) on the database's threads, committed by its writer.
+        match self
+            .store
+            .snapshot_async(&self.state)
+            .instrument(debug_span!("snapshot", seq))
+            .await
+        {
+            Ok(()) => {}
+            Err(
+                error @ (rush_store::Error::Serialization(_)
+                | rush_store::Error::InvalidArgument(_)),
+            ) => {
                 warn!(entity = %self.entity(), %error, "snapshot skipped: state cannot be encoded");
                 return Ok(());
             }
-        };
-        let outcome = self
-            .args
-            .shared
-            .writer
-            .commit(prepared.take_batch())
-            .instrument(debug_span!("snapshot", seq))
-            .await;
-        self.store.settle_commit(seq, outcome)?;
-        let before = self.store.compression_stats();
-        self.store.complete_snapshot(&prepared);
+            Err(error) => return Err(error.into()),
+        }
         self.args
             .metrics
             .add_compression(before, self.store.compression_stats());
@@ -318,53 +308,27 @@ impl<S: EventSourced> HostState<S> {
         Ok(())
     }
 
-    /// Deletes the events covered by the oldest kept snapshot, on the writer thread.
+    /// Deletes the events covered by the oldest kept snapshot: pages read on the
+    /// database's threads, each committed by its writer. No user code runs there.
     async fn delete_covered_events(&mut self) -> Result<(), ActorProcessingErr> {
-        let Some(&oldest) = self.store.snapshot_sequence_numbers()?.first() else {
+        let Some(&oldest) = self.store.snapshot_sequence_numbers_async().await?.first() else {
             return Ok(());
         };
-        let backend = Arc::clone(self.store.backend());
-        let shared = Arc::clone(&self.args.shared);
-        let entity_id = self.args.entity_id.clone();
-        let removed = self
-            .args
-            .shared
-            .writer
-            .run(move || {
-                let mut store =
-                    shared
-                        .config
-                        .open_store::<S>(S::COLLECTION, &entity_id, backend)?;
-                store.delete_events_to(oldest)
-            })
-            .await??;
-        self.store.refresh_deletion_mark()?;
+        let removed = self.store.delete_events_to_async(oldest).await?;
         debug!(entity = %self.entity(), removed, up_to = oldest, "covered events deleted");
         Ok(())
     }
 }
 
-/// A persist that did not happen; `fatal` when the actor must stop.
-struct PersistFailure {
-    error: rush_store::Error,
-    fatal: Option<rush_store::Error>,
-}
-
-impl PersistFailure {
-    fn recoverable(error: rush_store::Error) -> Self {
-        Self { error, fatal: None }
-    }
-
-    fn fatal(error: rush_store::Error) -> Self {
-        let copy = rush_store::Error::Storage {
-            operation: "persist",
-            message: error.to_string(),
-        };
-        Self {
-            error: copy,
-            fatal: Some(error),
-        }
-    }
+/// Whether a failed persist leaves the actor's memory possibly out of step with the
+/// journal: everything but a refusal that wrote nothing for a reason of the command's own
+/// (an event that cannot be serialized, or is too large). A conflict stops it too: another
+/// writer moved the entity on, so the actor must reload.
+fn stops_actor(failure: &rush_store::Error) -> bool {
+    !matches!(
+        failure,
+        rush_store::Error::Serialization(_) | rush_store::Error::InvalidArgument(_)
+    )
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {

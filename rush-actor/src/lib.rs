@@ -44,7 +44,6 @@ mod effect;
 mod entities;
 mod entity_ref;
 mod error;
-mod group_commit;
 mod host;
 mod idempotency;
 mod metrics;

@@ -7,12 +7,11 @@ use crate::config::PersistenceConfig;
 use crate::entities::{EntityTable, Mailbox, Phase, Slot, Starter, Startup, StartupHandle, launch};
 use crate::entity_ref::EntityRef;
 use crate::error::{Error, Result};
-use crate::group_commit::{GroupCommit, GroupCommitStats};
 use crate::host::{Host, HostArgs};
 use crate::metrics::{EntityMetrics, MetricsCell};
 use crate::supervision::{RestartHistory, Supervisor, SupervisorMsg, SupervisorState};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
-use rush_store::Backend;
+use rush_store::{Backend, Database};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -21,9 +20,10 @@ use tokio::sync::{Semaphore, watch};
 /// Everything the actors of one extension share.
 pub(crate) struct Shared {
     pub(crate) id: u64,
-    pub(crate) backend: Arc<dyn Backend>,
+    /// The database every actor, projection and saga of the extension reads and writes
+    /// through: its writer is the one write path.
+    pub(crate) db: Database,
     pub(crate) config: PersistenceConfig,
-    pub(crate) writer: GroupCommit,
     pub(crate) recovery_permits: Semaphore,
     pub(crate) table: Arc<EntityTable>,
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
@@ -58,7 +58,7 @@ pub(crate) struct Shared {
 /// let counter = persistence.get_or_spawn::<Counter>("c-1").await?;
 /// assert_eq!(counter.ask(2).await?, 2);
 /// assert_eq!(counter.ask(3).await?, 5); // replied only once the event is durable
-/// persistence.shutdown().await;
+/// persistence.shutdown().await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -80,20 +80,22 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Persistence {
     /// Opens the extension on `backend` ([`rush_store::SledManager`] for durable actors,
-    /// [`rush_store::MemoryManager`] for tests). Must run inside a tokio runtime.
+    /// [`rush_store::MemoryManager`] for tests): opens the [`Database`] on it with the
+    /// configuration's keys, compression and durability. Must run inside a tokio runtime.
     pub async fn open(backend: impl Backend, config: PersistenceConfig) -> Result<Self> {
         Self::open_shared(Arc::new(backend), config).await
     }
 
     /// [`Persistence::open`] on a shared backend handle.
     pub async fn open_shared(backend: Arc<dyn Backend>, config: PersistenceConfig) -> Result<Self> {
+        let db = Database::open_shared(backend, config.database_config()?)?;
+        Self::open_database(db, config).await
+    }
+
+    /// Opens the extension on a database that is already open (its keys, compression and
+    /// durability are used; those of `config` are not).
+    pub async fn open_database(db: Database, config: PersistenceConfig) -> Result<Self> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let writer = GroupCommit::start(Arc::clone(&backend), config.durability).map_err(|e| {
-            Error::Spawn {
-                entity: "group commit writer".into(),
-                reason: e.to_string(),
-            }
-        })?;
         let table = Arc::new(EntityTable::default());
         let state = SupervisorState {
             table: Arc::clone(&table),
@@ -110,9 +112,8 @@ impl Persistence {
         Ok(Self {
             shared: Arc::new(Shared {
                 id,
-                backend,
+                db,
                 config,
-                writer,
                 recovery_permits,
                 table,
                 supervisor,
@@ -126,24 +127,21 @@ impl Persistence {
         &self.shared.config
     }
 
-    /// The backend the actors journal to.
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.shared.backend
+    /// The database the actors journal to.
+    pub fn database(&self) -> &Database {
+        &self.shared.db
     }
 
     /// Queries and subscriptions over every entity of type `S` (its collection's log),
-    /// opened with the extension's encryption key.
+    /// opened with the extension's keys.
     pub fn query<S: EventSourced>(&self) -> Result<rush_store::EventQuery<S>> {
-        let key = self.shared.config.encryption_key.as_ref();
-        rush_store::EventQuery::new(
-            Arc::clone(&self.shared.backend),
-            S::COLLECTION,
-            key.map(crate::config::SecretKey::bytes),
-        )
-        .map_err(|source| Error::Journal {
-            entity: S::COLLECTION.to_owned(),
-            source,
-        })
+        self.shared
+            .db
+            .query::<S>(S::COLLECTION)
+            .map_err(|source| Error::Journal {
+                entity: S::COLLECTION.to_owned(),
+                source,
+            })
     }
 
     /// A handle on entity `entity_id` of type `S`. Nothing is started until the first
@@ -206,18 +204,18 @@ impl Persistence {
             .count()
     }
 
-    /// Group commits so far: batches and the appends in them.
+    /// Group commits so far: batches and the writes in them (of every kind: events,
+    /// snapshots, table rows).
     pub fn group_commit_stats(&self) -> (u64, u64) {
-        let stats: &GroupCommitStats = &self.shared.writer.stats;
-        (
-            stats.groups.load(Ordering::Relaxed),
-            stats.members.load(Ordering::Relaxed),
-        )
+        let stats = self.shared.db.writer_stats();
+        (stats.groups, stats.writes)
     }
 
-    /// Stops every projection (after its current page), every actor and the supervisor.
-    /// Acknowledged events are already durable.
-    pub async fn shutdown(&self) {
+    /// Stops every projection (after its current page), every actor and the supervisor,
+    /// then shuts the database down: the writes accepted so far are finished and flushed
+    /// (under `Durability::Periodic` too), the writer is joined and the engine released,
+    /// so the folder can be opened again at once. An error is that last flush failing.
+    pub async fn shutdown(&self) -> Result<()> {
         let projections = self
             .shared
             .projections
@@ -247,6 +245,8 @@ impl Persistence {
             .supervisor
             .stop_and_wait(Some("shutdown".into()), None)
             .await;
+        self.shared.db.shutdown().await?;
+        Ok(())
     }
 
     /// The ractor name of an entity's actor: unique per extension, collection and id.

@@ -87,7 +87,7 @@
 //! totals.wait_until_caught_up(Duration::from_secs(5)).await?;
 //! assert_eq!(table.get("a")?, Some(5));
 //! totals.stop().await?;
-//! persistence.shutdown().await;
+//! persistence.shutdown().await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -204,15 +204,10 @@ impl Default for ProjectionSettings {
 }
 
 impl Persistence {
-    /// Opens table `name` on the extension's backend, sealed with its encryption key: where
-    /// an exactly-once read model lives, so its writes can commit with the checkpoint.
+    /// Opens table `name` in the extension's database, sealed with its keys: where an
+    /// exactly-once read model lives, so its writes can commit with the checkpoint.
     pub fn table<V: Serialize + DeserializeOwned>(&self, name: &str) -> Result<Table<V>> {
-        let key = self.config().encryption_key.as_ref();
-        Ok(Table::open(
-            std::sync::Arc::clone(self.backend()),
-            name,
-            key.map(crate::config::SecretKey::bytes),
-        )?)
+        Ok(self.database().table(name)?)
     }
 
     /// Starts `projection` under its own supervisor with the default settings; it resumes

@@ -38,7 +38,7 @@ async fn the_reply_comes_only_after_the_event_is_in_the_journal() {
         // Every acknowledged event is already readable from the journal by anyone.
         assert_eq!(journal(&backend, "alice").len() as u64, i);
     }
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -46,7 +46,7 @@ async fn a_rejected_command_persists_nothing_and_the_actor_goes_on() {
     let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
         .await
         .unwrap();
-    let backend = persistence.backend().clone();
+    let backend = persistence.database().engine().unwrap();
     let bob = persistence.get_or_spawn::<Account>("bob").await.unwrap();
     bob.ask(deposit(50, 1)).await.unwrap();
     let err = bob
@@ -67,7 +67,7 @@ async fn a_rejected_command_persists_nothing_and_the_actor_goes_on() {
     );
     assert_eq!(journal(&backend, "bob").len(), 2);
     assert_eq!(bob.metrics().unwrap().commands_rejected, 2);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -91,7 +91,7 @@ async fn an_event_that_cannot_be_stored_is_refused_and_the_actor_goes_on() {
         1,
         "no restart for a refused event"
     );
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -99,11 +99,11 @@ async fn several_events_of_one_command_are_persisted_atomically() {
     let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
         .await
         .unwrap();
-    let backend = persistence.backend().clone();
+    let backend = persistence.database().engine().unwrap();
     let dave = persistence.get_or_spawn::<Account>("dave").await.unwrap();
     assert_eq!(dave.ask(Cmd::DepositTwice { amount: 7 }).await.unwrap(), 14);
     assert_eq!(journal(&backend, "dave").len(), 2);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -145,7 +145,7 @@ async fn commands_queued_while_recovering_are_handled_in_send_order() {
         })
         .collect();
     assert_eq!(tags, (5000..5020).collect::<Vec<u64>>());
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 async fn futures_all(
@@ -196,7 +196,7 @@ async fn too_many_waiting_commands_are_refused_clearly_and_the_rest_succeed() {
     assert!(overloaded > 0, "the bound was never hit");
     assert_eq!(ok + overloaded, 20);
     assert_eq!(gina.ask(Cmd::Balance).await.unwrap(), 1000 + ok);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -232,5 +232,5 @@ async fn recovery_is_throttled() {
         (1..=3).contains(&peak),
         "at most 3 recoveries at once, saw {peak}"
     );
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }

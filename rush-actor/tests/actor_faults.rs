@@ -154,7 +154,7 @@ async fn scenario(fault: Fault, inner: Arc<dyn Backend>, name: &str) {
         Fault::Torn(keep) if keep > 0 => assert!(total_landed >= 1, "{name} {fault:?}"),
         _ => assert_eq!(total_landed, 0, "{name} {fault:?}"),
     }
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 
     for id in &ids {
         let store =

@@ -41,7 +41,7 @@ async fn a_thousand_actors_with_a_hundred_commands_each() {
         t.await.unwrap();
     }
     // Snapshots are written after the reply: count once every handler has finished.
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     let (groups, members) = persistence.group_commit_stats();
     assert_eq!(members, ACTORS * COMMANDS + ACTORS);
     assert!(

@@ -66,7 +66,7 @@ async fn commands_sent_with_metadata_are_found_by_correlation_in_queries() {
         .collect();
     assert_eq!(correlated, vec!["debit".to_owned(), "credit".to_owned()]);
     assert!(all[0].metadata.is_empty());
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,5 +106,5 @@ async fn a_subscriber_sees_every_actor_event_once_in_offset_order() {
     for client in clients {
         client.await.unwrap();
     }
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }

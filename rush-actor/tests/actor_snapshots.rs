@@ -46,7 +46,7 @@ async fn snapshots_are_taken_at_n_2n_and_recovery_starts_from_the_newest() {
             "keep 3"
         );
         assert_eq!(acc.metrics().unwrap().snapshots_taken, 4);
-        persistence.shutdown().await;
+        persistence.shutdown().await.unwrap();
     }
     // Proof that recovery starts at the snapshot: remove the history it covers.
     store(&backend, "s1").delete_events_to(40).unwrap();
@@ -56,7 +56,7 @@ async fn snapshots_are_taken_at_n_2n_and_recovery_starts_from_the_newest() {
     let acc = persistence.get_or_spawn::<Account>("s1").await.unwrap();
     assert_eq!(acc.ask(Cmd::Balance).await.unwrap(), 45);
     assert_eq!(acc.ask(deposit(1, 46)).await.unwrap(), 46);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -87,7 +87,7 @@ async fn covered_events_are_deleted_when_the_policy_says_so() {
     );
     assert_eq!(s.events(0, u64::MAX).unwrap().len(), 15);
     assert_eq!(s.recover().unwrap().unwrap().balance, 35);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     let again = Persistence::open_shared(backend, config).await.unwrap();
     assert_eq!(
         again
@@ -99,7 +99,7 @@ async fn covered_events_are_deleted_when_the_policy_says_so() {
             .unwrap(),
         35
     );
-    again.shutdown().await;
+    again.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn an_idle_actor_is_passivated_and_respawned_with_the_same_state() {
     );
     let second = persistence.lookup::<Account>("idle").unwrap().get_id();
     assert_ne!(first, second, "a new actor recovered the state");
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -150,5 +150,5 @@ async fn a_busy_actor_is_not_passivated() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(acc.metrics().unwrap().incarnations, 1);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }

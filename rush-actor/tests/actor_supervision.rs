@@ -53,7 +53,7 @@ async fn a_panic_mid_stream_restarts_the_actor_with_exactly_the_persisted_state(
     assert_eq!(acc.ask(deposit(5, 11)).await.unwrap(), 105);
     let metrics = acc.metrics().unwrap();
     assert_eq!((metrics.restarts, metrics.incarnations), (1, 2));
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -86,7 +86,7 @@ async fn commands_queued_behind_a_crash_go_to_the_next_incarnation_and_none_is_a
     // Only the command that crashed the actor goes unanswered; those queued behind it
     // were handed back and delivered to the restarted actor.
     assert_eq!((acknowledged, stopped), (9, 1));
-    let backend = persistence.backend().clone();
+    let backend = persistence.database().engine().unwrap();
     let journal = Store::<Account>::with_backend("accounts", "p2", backend, None, true)
         .unwrap()
         .events(0, u64::MAX)
@@ -94,7 +94,7 @@ async fn commands_queued_behind_a_crash_go_to_the_next_incarnation_and_none_is_a
     // What was acknowledged is exactly what is journaled; what failed left nothing.
     assert_eq!(journal.len() as u64, 1 + acknowledged);
     assert_eq!(acc.ask(Cmd::Balance).await.unwrap(), 1 + acknowledged);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -117,7 +117,7 @@ async fn the_restart_policy_gives_up_after_its_limit() {
         Err(Error::Unavailable { .. })
     ));
     assert_eq!(acc.metrics().unwrap().restarts, 2);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -140,7 +140,7 @@ async fn a_journal_write_failure_stops_the_actor_and_it_comes_back_when_the_disk
     assert_eq!(acc.ask(Cmd::Balance).await.unwrap(), 10);
     assert_eq!(acc.ask(deposit(1, 3)).await.unwrap(), 11);
     assert!(acc.metrics().unwrap().restarts >= 1);
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn a_recovery_failure_is_reported_and_no_wrong_state_is_served() {
         acc.ask(Cmd::Balance).await.is_err(),
         "never a balance from a wrong state"
     );
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -203,6 +203,6 @@ async fn two_extensions_on_one_database_never_diverge() {
     );
     let restarts = a.metrics().unwrap().restarts + b.metrics().unwrap().restarts;
     assert!(restarts >= 1, "a conflict stopped an actor");
-    first.shutdown().await;
-    second.shutdown().await;
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
 }

@@ -100,7 +100,7 @@ async fn exactly_once_a_failed_checkpoint_commit_loses_the_page_writes_too() {
     assert!(backend.projection_commits.load(Ordering::SeqCst) >= 5);
     assert_counted_once(&table_ledger(&persistence, &handled, &faults));
     ledger.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +122,7 @@ async fn exactly_once_a_panic_after_the_handler_wrote_leaves_no_trace_of_the_pag
     assert_eq!(repeated(&handled), vec![11, 12, 13]);
     assert_counted_once(&table_ledger(&persistence, &handled, &faults));
     ledger.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,5 +152,5 @@ async fn at_least_once_the_events_since_the_checkpoint_are_delivered_again() {
     let total: u64 = counts.lock().unwrap().values().sum();
     assert_eq!(total, 25, "{counts:?}");
     ledger.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }

@@ -148,5 +148,5 @@ async fn lag_counts_offsets_and_time_behind_until_the_projection_catches_up() {
         .unwrap();
     assert_eq!((lag.checkpoint, lag.offsets_behind), (11, 0));
     projection.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }

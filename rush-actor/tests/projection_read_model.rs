@@ -137,5 +137,5 @@ async fn the_read_model_matches_the_actors_and_a_new_runner_resumes_without_repr
     assert_eq!(repeated(&handled), Vec::<u64>::new());
     assert_eq!(*handled.lock().unwrap(), (1..=new_head).collect::<Vec<_>>());
     second.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }

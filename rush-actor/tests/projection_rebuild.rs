@@ -84,7 +84,7 @@ async fn a_rebuild_from_zero_gives_the_same_tables() {
     assert_eq!(handled.len(), 48);
     assert_eq!(&handled[24..], (1..=24).collect::<Vec<_>>().as_slice());
     projection.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,7 +120,7 @@ async fn a_rebuild_resets_a_read_model_kept_in_memory() {
     // Without the reset every balance would be doubled.
     assert_eq!(*balances.lock().unwrap(), before);
     projection.stop().await.unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +145,7 @@ async fn shutting_the_extension_down_stops_its_projections() {
         .wait_until_caught_up(Duration::from_secs(5))
         .await
         .unwrap();
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     assert_eq!(projection.state(), rush_actor::ProjectionState::Stopped);
     // Stopping again is harmless.
     projection.stop().await.unwrap();

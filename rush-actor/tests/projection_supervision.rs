@@ -100,7 +100,7 @@ async fn a_handler_error_restarts_the_runner_which_resumes_from_its_checkpoint()
     assert_eq!(repeated(&s.handled), vec![6]);
     assert_eq!(s.balances.lock().unwrap()["acc"], 55 + 6);
     projection.stop().await.unwrap();
-    s.persistence.shutdown().await;
+    s.persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +125,7 @@ async fn a_handler_panic_restarts_the_runner_and_later_events_still_arrive() {
     assert_eq!(s.handled.lock().unwrap().len(), 9);
     projection.stop().await.unwrap();
     assert_eq!(projection.state(), ProjectionState::Stopped);
-    s.persistence.shutdown().await;
+    s.persistence.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,5 +148,5 @@ async fn a_poison_event_makes_the_supervisor_give_up_after_its_restart_limit() {
     assert_eq!(projection.lag().unwrap().checkpoint, 1);
     assert_eq!(s.handled.lock().unwrap().as_slice(), &[1, 2, 2, 2, 2]);
     projection.stop().await.unwrap();
-    s.persistence.shutdown().await;
+    s.persistence.shutdown().await.unwrap();
 }

@@ -160,7 +160,7 @@ async fn system(dir: &str) -> (Persistence, Sagas, Arc<dyn rush_store::Backend>)
         .await
         .unwrap();
     let sagas = Sagas::open(&persistence).unwrap();
-    let backend = Arc::clone(persistence.backend());
+    let backend = persistence.database().engine().unwrap();
     (persistence, sagas, backend)
 }
 
@@ -329,7 +329,7 @@ async fn verify(dir: &str, round: usize) -> Result<String, String> {
     {
         return Err("dead letters left".into());
     }
-    persistence.shutdown().await;
+    persistence.shutdown().await.unwrap();
     Ok(format!(
         "resumed {} sagas; {completed} completed, {compensated} compensated, {never_started} never started; total {total} conserved",
         resumed.len()

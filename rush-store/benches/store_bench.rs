@@ -136,16 +136,22 @@ fn load_ours(pool: &[BankEvent], dir: &Path, encrypted: bool, compressed: bool) 
         let at = (chunk as usize * LOAD_BATCH) % pool.len();
         store.persist_batch(&pool[at..at + LOAD_BATCH]).unwrap();
     }
-    store.backend().flush().unwrap();
+    store.database().engine().unwrap().flush().unwrap();
     let rate = HISTORY as f64 / started.elapsed().as_secs_f64();
-    let record = store.backend().get(&event_key(1)).unwrap().unwrap();
+    let record = store
+        .database()
+        .engine()
+        .unwrap()
+        .get(&event_key(1))
+        .unwrap()
+        .unwrap();
     let stats = store.compression_stats();
     let facts = format!(
         "stored record {} B, {} of {} events compressed, {:.1} MiB on disk",
         record.len(),
         stats.compressed_events,
         stats.compressed_events + stats.uncompressed_events,
-        store.backend().size_on_disk().unwrap() as f64 / MIB
+        store.database().engine().unwrap().size_on_disk().unwrap() as f64 / MIB
     );
     (rate, facts)
 }
@@ -216,7 +222,7 @@ fn snapshot_recovery(store: &mut Store<Account>, expected: &Account) -> Duration
         Some(&store.highest_sequence_number())
     );
     // Open + recover, as an actor does: a few microseconds each, so many runs.
-    let backend = store.backend().clone();
+    let backend = store.database().engine().unwrap();
     let key = store.entity().clone();
     let mut times = Vec::new();
     for _ in 0..201 {

@@ -200,6 +200,29 @@ impl Database {
         EventQuery::open_in(self.clone(), collection)
     }
 
+    /// Whether `other` reaches the same database (the same writer), so that writes of
+    /// both can be committed in one atomic batch.
+    pub fn same_database(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.core, &other.core)
+    }
+
+    /// Runs `work` (code calling the synchronous API of this database's views) on the
+    /// database's reader threads, so that an async caller blocks no tokio worker. A panic
+    /// in `work` is [`Error::Panicked`].
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.core.compute(operation, work).await
+    }
+
+    /// A receiver whose value changes whenever new collection-log entries became durable:
+    /// what subscriptions and projections wait on.
+    pub fn log_appended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.core.log_appended()
+    }
+
     /// When writes of this handle's views are acknowledged.
     pub fn durability(&self) -> Durability {
         self.settings.durability

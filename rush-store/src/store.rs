@@ -92,8 +92,9 @@ pub const DEFAULT_SNAPSHOTS_TO_KEEP: usize = 2;
 /// # struct Counter(i64);
 /// # impl PersistentActor for Counter { type Event = i64; fn apply(&mut self, e: &i64) { self.0 += e; } }
 /// let mut store = Store::<Counter>::new("c", "e", MemoryManager::default(), None, false).unwrap();
-/// // Advancing the journal's end without a commit is not possible from outside.
-/// store.complete_append(&prepared, 0, Default::default());
+/// // Preparing a batch to commit elsewhere (and then advancing the journal's end without
+/// // a commit) is not possible from outside.
+/// let prepared = store.prepare_append(0, &[1], &Default::default());
 /// ```
 pub struct Store<A: PersistentActor> {
     key: EntityKey,

@@ -15,9 +15,7 @@
     clippy::indexing_slicing
 )]
 
-use rush_store::{
-    Backend, Error, EventFilter, EventQuery, PersistentActor, SledManager, Store,
-};
+use rush_store::{Backend, Error, EventFilter, EventQuery, PersistentActor, SledManager, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};

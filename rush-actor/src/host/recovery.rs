@@ -21,21 +21,17 @@ pub(super) async fn recover<S: EventSourced>(
         let _permit = shared.recovery_permits.acquire().await?;
         let started = Instant::now();
         let policy = S::snapshot_policy().unwrap_or(shared.config.snapshots);
-        let mut store = shared.config.open_store::<S>(
-            S::COLLECTION,
-            &args.entity_id,
-            shared.backend.clone(),
-        )?;
+        let mut store = shared
+            .db
+            .store_async::<S>(S::COLLECTION, &args.entity_id)
+            .await?;
         store.set_snapshots_to_keep(policy.keep.max(1))?;
-        // Replaying reads the disk: keep it off the async workers.
-        let (store, recovered, last_snapshot) = tokio::task::spawn_blocking(move || {
-            let recovered = store.recover();
-            let last_snapshot = store
-                .snapshot_sequence_numbers()
-                .map(|s| s.last().copied().unwrap_or(0));
-            (store, recovered, last_snapshot)
-        })
-        .await?;
+        // Snapshot and replay run on the database's threads, off the async workers.
+        let recovered = store.recover_async().await;
+        let last_snapshot = store
+            .snapshot_sequence_numbers_async()
+            .await
+            .map(|s| s.last().copied().unwrap_or(0));
         let state = recovered?.unwrap_or_default();
         let took = started.elapsed();
         args.metrics.last_recovery_micros.store(

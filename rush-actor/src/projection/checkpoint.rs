@@ -2,9 +2,8 @@
 //! [`CHECKPOINT_TABLE`], beside the journal, so that an exactly-once runner can commit a
 //! checkpoint in the same atomic batch as the read-model writes it covers.
 
-use rush_store::{Backend, Table, WriteOp};
+use rush_store::{Database, Table, WriteOp};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// The table of projection checkpoints (row key: the projection's name).
 pub const CHECKPOINT_TABLE: &str = "rush.projection-checkpoints";
@@ -26,18 +25,16 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub(crate) fn open(
-        backend: Arc<dyn Backend>,
-        encryption_key: Option<&[u8]>,
-    ) -> rush_store::Result<Self> {
+    pub(crate) fn open(db: &Database) -> rush_store::Result<Self> {
         Ok(Self {
-            table: Table::open(backend, CHECKPOINT_TABLE, encryption_key)?,
+            table: db.table(CHECKPOINT_TABLE)?,
         })
     }
 
-    /// The checkpoint of `projection` (the default before its first commit).
-    pub(crate) fn load(&self, projection: &str) -> rush_store::Result<Checkpoint> {
-        Ok(self.table.get(projection)?.unwrap_or_default())
+    /// The checkpoint of `projection` (the default before its first commit), read on the
+    /// database's threads.
+    pub(crate) async fn load(&self, projection: &str) -> rush_store::Result<Checkpoint> {
+        Ok(self.table.get_async(projection).await?.unwrap_or_default())
     }
 
     /// The write that sets `projection`'s checkpoint, for a batch with read-model writes.
@@ -49,14 +46,19 @@ impl Checkpoints {
         self.table.put_op(projection, &checkpoint)
     }
 
-    /// Commits `ops` (rows of any table on this backend, with a checkpoint row among them)
-    /// as one atomic batch, then flushes.
-    pub(crate) fn write(&self, ops: Vec<rush_store::WriteOp>) -> rush_store::Result<()> {
-        self.table.write(ops)
+    /// Commits `ops` (rows of any table of this database, with a checkpoint row among
+    /// them) as one atomic batch through the database's writer, durably.
+    pub(crate) async fn write(&self, ops: Vec<rush_store::WriteOp>) -> rush_store::Result<()> {
+        self.table.write_async(ops).await
     }
 
     /// Sets `projection`'s checkpoint, durably.
-    pub(crate) fn save(&self, projection: &str, checkpoint: Checkpoint) -> rush_store::Result<()> {
-        self.table.put(projection, &checkpoint)
+    pub(crate) async fn save(
+        &self,
+        projection: &str,
+        checkpoint: Checkpoint,
+    ) -> rush_store::Result<()> {
+        let op = self.table.put_op(projection, &checkpoint)?;
+        self.table.write_async(vec![op]).await
     }
 }

@@ -2,15 +2,15 @@
 //! `pre_start` loads the checkpoint (finishing a rebuild first if one is marked); each
 //! `Poll` reads one page from the checkpoint on, hands its events to the handler, and
 //! commits the handler's writes with the new checkpoint; a caught-up runner sleeps until
-//! the backend signals a commit. One page per message, so a stop waits for one page at most.
+//! the database signals that new events became durable. Reads and writes run on the
+//! database's threads and writer, never on a tokio worker. One page per message, so a stop waits for one page at most.
 //! Any error or panic fails the actor; its supervisor starts the next one from the checkpoint.
 
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::handle::{Progress, ProjectionState};
 use super::{Delivery, Projection, ProjectionSettings, ProjectionTx};
-use crate::config::SecretKey;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rush_store::{Backend, EventFilter, EventQuery, Table};
+use rush_store::{Database, EventFilter, EventQuery};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::sync::{Mutex, watch};
@@ -27,8 +27,7 @@ pub(crate) struct RunnerShared<P: Projection> {
     pub(crate) tables: Vec<String>,
     pub(crate) query: EventQuery<P::Actor>,
     pub(crate) checkpoints: Checkpoints,
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) encryption_key: Option<SecretKey>,
+    pub(crate) db: Database,
     pub(crate) settings: ProjectionSettings,
     pub(crate) progress: watch::Sender<Progress>,
 }
@@ -57,7 +56,7 @@ pub(crate) struct RunnerState<P: Projection> {
     checkpoint: u64,
     /// Events handled since the durable checkpoint.
     since_checkpoint: u64,
-    appended: Option<watch::Receiver<u64>>,
+    appended: watch::Receiver<u64>,
     waiter: Option<JoinHandle<()>>,
 }
 
@@ -71,9 +70,7 @@ impl<P: Projection> Actor for Runner<P> {
         _myself: ActorRef<Self::Msg>,
         shared: Arc<RunnerShared<P>>,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let loader = Arc::clone(&shared);
-        let mut checkpoint =
-            tokio::task::spawn_blocking(move || loader.checkpoints.load(&loader.name)).await??;
+        let mut checkpoint = shared.checkpoints.load(&shared.name).await?;
         if checkpoint.rebuilding {
             checkpoint = finish_rebuild(&shared).await?;
         }
@@ -83,11 +80,11 @@ impl<P: Projection> Actor for Runner<P> {
             p.state = ProjectionState::Running;
         });
         Ok(RunnerState {
-            tx: ProjectionTx::new(Arc::clone(&shared.backend)),
+            tx: ProjectionTx::new(shared.db.clone()),
             next_offset: checkpoint.offset.saturating_add(1),
             checkpoint: checkpoint.offset,
             since_checkpoint: 0,
-            appended: shared.backend.log_appended(),
+            appended: shared.db.log_appended(),
             waiter: None,
             shared,
         })
@@ -134,24 +131,24 @@ async fn finish_rebuild<P: Projection>(
     shared: &Arc<RunnerShared<P>>,
 ) -> Result<Checkpoint, ActorProcessingErr> {
     let clearer = Arc::clone(shared);
-    let cleared = tokio::task::spawn_blocking(move || -> rush_store::Result<u64> {
-        let key = clearer.encryption_key.as_ref().map(SecretKey::bytes);
-        let mut rows = 0;
-        for name in &clearer.tables {
-            rows += Table::<()>::open(Arc::clone(&clearer.backend), name, key)?.clear()?;
-        }
-        Ok(rows)
-    })
-    .await??;
+    let cleared = shared
+        .db
+        .run_blocking("clear read model", move || {
+            let mut rows = 0;
+            for name in &clearer.tables {
+                rows += clearer.db.table::<()>(name)?.clear()?;
+            }
+            Ok(rows)
+        })
+        .await?;
     shared.projection.lock().await.reset().await.map_err(|e| {
         format!(
             "projection {} could not reset its read model: {e}",
             shared.name
         )
     })?;
-    let saver = Arc::clone(shared);
     let fresh = Checkpoint::default();
-    tokio::task::spawn_blocking(move || saver.checkpoints.save(&saver.name, fresh)).await??;
+    shared.checkpoints.save(&shared.name, fresh).await?;
     info!(projection = %shared.name, rows = cleared, "projection read model cleared for a rebuild");
     Ok(fresh)
 }
@@ -161,14 +158,10 @@ async fn step<P: Projection>(state: &mut RunnerState<P>) -> Result<bool, ActorPr
     let shared = Arc::clone(&state.shared);
     // Marked seen before reading: a commit after this point changes the value again, so
     // the wait that follows a caught-up read cannot miss it.
-    if let Some(appended) = &mut state.appended {
-        appended.borrow_and_update();
-    }
+    state.appended.borrow_and_update();
     let from = state.next_offset;
     let limit = shared.settings.batch_size.max(1);
-    let reader = Arc::clone(&shared);
-    let page = tokio::task::spawn_blocking(move || reader.query.read(from, &reader.filter, limit))
-        .await??;
+    let page = shared.query.read_async(from, &shared.filter, limit).await?;
     let examined = page.next_offset.saturating_sub(from);
     let caught_up = examined < limit as u64;
     if examined > 0 {
@@ -219,30 +212,25 @@ async fn commit<P: Projection>(
             rebuilding: false,
         },
     )?);
-    // The read-model rows and the checkpoint row live on the same backend: the checkpoint
-    // table's durable write commits them as one batch.
-    let writer = Arc::clone(&shared);
-    tokio::task::spawn_blocking(move || writer.checkpoints.write(ops)).await??;
+    // The read-model rows and the checkpoint row live in the same database: the
+    // checkpoint table's durable write commits them as one batch.
+    shared.checkpoints.write(ops).await?;
     state.checkpoint = offset;
     state.since_checkpoint = 0;
     shared.progress.send_modify(|p| p.checkpoint = offset);
     Ok(())
 }
 
-/// Sends the next `Poll` once the backend signals a commit that appended events, or after
-/// the poll interval without a signal (ten intervals with one, in case a signal is lost).
+/// Sends the next `Poll` once the database signals that new events became durable, or
+/// after ten poll intervals (another process may write the same database).
 fn wait_for_commit<P: Projection>(myself: ActorRef<RunnerMsg>, state: &mut RunnerState<P>) {
     let interval = state.shared.settings.poll_interval;
     let appended = state.appended.clone();
     state.waiter = Some(tokio::spawn(async move {
+        let mut appended = appended;
         let wake = async {
-            match appended {
-                Some(mut appended) => {
-                    if appended.changed().await.is_err() {
-                        tokio::time::sleep(interval).await;
-                    }
-                }
-                None => tokio::time::sleep(interval).await,
+            if appended.changed().await.is_err() {
+                tokio::time::sleep(interval).await;
             }
         };
         let _ = tokio::time::timeout(interval.saturating_mul(10), wake).await;

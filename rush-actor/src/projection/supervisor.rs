@@ -7,7 +7,6 @@ use super::checkpoint::{Checkpoint, Checkpoints};
 use super::handle::{Progress, ProjectionHandle, ProjectionState};
 use super::runner::{Runner, RunnerShared};
 use super::{Projection, ProjectionSettings};
-use crate::config::SecretKey;
 use crate::error::{Error, Result};
 use crate::persistence::Persistence;
 use crate::supervision::{RestartHistory, send_after};
@@ -46,13 +45,9 @@ pub(crate) async fn start<P: Projection>(
     projection: P,
     settings: ProjectionSettings,
 ) -> Result<ProjectionHandle> {
-    let encryption_key = persistence.config().encryption_key.clone();
-    let backend = Arc::clone(persistence.backend());
+    let db = persistence.database().clone();
     let query = persistence.query::<P::Actor>()?;
-    let checkpoints = Checkpoints::open(
-        Arc::clone(&backend),
-        encryption_key.as_ref().map(SecretKey::bytes),
-    )?;
+    let checkpoints = Checkpoints::open(&db)?;
     let name = projection.name().to_owned();
     let (progress, receiver) = watch::channel(Progress {
         checkpoint: 0,
@@ -67,8 +62,7 @@ pub(crate) async fn start<P: Projection>(
         projection: Arc::new(Mutex::new(projection)),
         query: query.clone(),
         checkpoints,
-        backend,
-        encryption_key,
+        db,
         settings,
         progress,
     });
@@ -130,29 +124,25 @@ impl<P: Projection> Actor for ProjectionSupervisor<P> {
             }
             ControlMsg::Rebuild(reply) => {
                 stop_runner(&myself, state).await;
-                let marker = Arc::clone(&state.shared);
-                let marked = tokio::task::spawn_blocking(move || {
-                    marker.checkpoints.save(
-                        &marker.name,
+                let marked = state
+                    .shared
+                    .checkpoints
+                    .save(
+                        &state.shared.name,
                         Checkpoint {
                             offset: 0,
                             rebuilding: true,
                         },
                     )
-                })
-                .await;
+                    .await;
                 let outcome = match marked {
-                    Ok(Ok(())) => {
+                    Ok(()) => {
                         info!(projection = %state.shared.name, "projection rebuild from zero");
                         state.history = RestartHistory::default();
                         launch(&myself, state).await;
                         Ok(())
                     }
-                    Ok(Err(store)) => Err(Error::Store(store)),
-                    Err(join) => Err(Error::ProjectionUnavailable {
-                        projection: state.shared.name.clone(),
-                        reason: format!("marking the rebuild failed: {join}"),
-                    }),
+                    Err(store) => Err(Error::Store(store)),
                 };
                 if outcome.is_err() {
                     // Nothing was marked: go on from the checkpoint as before.

@@ -1,17 +1,16 @@
 use super::ProjectionTx;
-use rush_store::{Backend, MemoryManager, Table};
-use std::sync::Arc;
+use rush_store::{Database, DatabaseConfig, MemoryManager};
 
-fn backend() -> Arc<dyn Backend> {
-    Arc::new(MemoryManager::default())
+fn database() -> rush_store::Result<Database> {
+    Database::open(MemoryManager::default(), DatabaseConfig::default())
 }
 
 #[test]
 fn reads_through_the_transaction_see_its_own_pending_writes() -> rush_store::Result<()> {
-    let db = backend();
-    let table = Table::<u64>::open(Arc::clone(&db), "totals", None)?;
+    let db = database()?;
+    let table = db.table::<u64>("totals")?;
     table.put("a", &1)?;
-    let mut tx = ProjectionTx::new(Arc::clone(&db));
+    let mut tx = ProjectionTx::new(db.clone());
     let seen = tx.get(&table, "a")?.unwrap_or(0);
     tx.put(&table, "a", seen + 10)?;
     let again = tx.get(&table, "a")?.unwrap_or(0);
@@ -30,11 +29,11 @@ fn reads_through_the_transaction_see_its_own_pending_writes() -> rush_store::Res
 
 #[test]
 fn a_table_of_another_database_is_refused() -> rush_store::Result<()> {
-    let elsewhere = Table::<u64>::open(backend(), "totals", None)?;
-    let mut tx = ProjectionTx::new(backend());
+    let elsewhere = database()?.table::<u64>("totals")?;
+    let mut tx = ProjectionTx::new(database()?);
     let refused = tx.put(&elsewhere, "a", 1);
     assert!(
-        matches!(&refused, Err(rush_store::Error::InvalidArgument(m)) if m.contains("another backend")),
+        matches!(&refused, Err(rush_store::Error::InvalidArgument(m)) if m.contains("another database")),
         "{refused:?}"
     );
     assert!(tx.is_empty());
@@ -43,9 +42,9 @@ fn a_table_of_another_database_is_refused() -> rush_store::Result<()> {
 
 #[test]
 fn a_row_read_back_as_another_type_is_an_error_not_a_panic() -> rush_store::Result<()> {
-    let db = backend();
-    let numbers = Table::<u64>::open(Arc::clone(&db), "t", None)?;
-    let words = Table::<String>::open(Arc::clone(&db), "t", None)?;
+    let db = database()?;
+    let numbers = db.table::<u64>("t")?;
+    let words = db.table::<String>("t")?;
     let mut tx = ProjectionTx::new(db);
     tx.put(&numbers, "k", 7)?;
     assert!(tx.get(&words, "k").is_err());

@@ -3,11 +3,10 @@
 //! transaction see its own pending writes, so two events of one page that update the same
 //! row compose instead of the second overwriting the first.
 
-use rush_store::{Backend, Error, Result, Table, WriteOp};
+use rush_store::{Database, Error, Result, Table, WriteOp};
 use serde::{Serialize, de::DeserializeOwned};
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// A row written in this transaction: its value (`None`: deleted), typed for reads.
 type Pending = Option<Box<dyn Any + Send + Sync>>;
@@ -15,7 +14,7 @@ type Pending = Option<Box<dyn Any + Send + Sync>>;
 /// The pending read-model writes of one page of events (see the module docs of
 /// [`crate::Projection`]). Created empty by the runner; committed or discarded by it.
 pub struct ProjectionTx {
-    backend: Arc<dyn Backend>,
+    db: Database,
     ops: Vec<WriteOp>,
     pending: HashMap<(String, String), Pending>,
 }
@@ -29,10 +28,10 @@ impl std::fmt::Debug for ProjectionTx {
 }
 
 impl ProjectionTx {
-    /// An empty transaction on `backend`: only tables of that backend can be written.
-    pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
+    /// An empty transaction on `db`: only tables of that database can be written.
+    pub(crate) fn new(db: Database) -> Self {
         Self {
-            backend,
+            db,
             ops: Vec::new(),
             pending: HashMap::new(),
         }
@@ -41,11 +40,11 @@ impl ProjectionTx {
     /// Refuses a table of another database: its writes could not be atomic with the
     /// checkpoint.
     fn check<V: Serialize + DeserializeOwned>(&self, table: &Table<V>) -> Result<()> {
-        if std::ptr::addr_eq(Arc::as_ptr(table.backend()), Arc::as_ptr(&self.backend)) {
+        if table.database().same_database(&self.db) {
             return Ok(());
         }
         Err(Error::InvalidArgument(format!(
-            "table {:?} lives on another backend than the projection: open it with \
+            "table {:?} lives in another database than the projection: open it with \
              Persistence::table so its writes commit with the checkpoint",
             table.name()
         )))

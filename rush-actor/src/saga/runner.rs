@@ -36,7 +36,7 @@ impl<D: SagaData> Driver for TypedDriver<D> {
             // The start crashed between its index row and its first event: its caller
             // never had an answer, so there is nothing to resume.
             let (index, key) = (runner.sagas.index().clone(), runner.index_key());
-            blocking(&runner.entity, move || index.delete(&key)).await?;
+            blocking(&runner.sagas, &runner.entity, move || index.delete(&key)).await?;
             return Ok(None);
         }
         runner.drive().await.map(Some)
@@ -68,29 +68,29 @@ pub(crate) struct Runner<D: SagaData> {
     saga_id: String,
     /// `rush.saga.<name>/<saga id>`, for errors.
     entity: String,
-    /// Lent to a blocking thread during each write; `None` only if such a thread died.
-    store: Option<Store<SagaState<D>>>,
+    store: Store<SagaState<D>>,
     state: SagaState<D>,
     data: Option<Arc<D>>,
     /// Set by a replay: the command's earlier tries, added to a new park's.
     replayed: Option<Parked>,
 }
 
-/// Runs store I/O (reads, fsyncs) on a blocking thread, off the async workers.
+/// Runs table I/O (reads, and writes that wait for the writer) on the database's threads,
+/// off the async workers.
 async fn blocking<T: Send + 'static>(
+    sagas: &Sagas,
     entity: &str,
     io: impl FnOnce() -> rush_store::Result<T> + Send + 'static,
 ) -> Result<T> {
-    match tokio::task::spawn_blocking(io).await {
-        Ok(result) => result.map_err(|source| Error::Journal {
+    sagas
+        .persistence()
+        .database()
+        .run_blocking("saga tables", io)
+        .await
+        .map_err(|source| Error::Journal {
             entity: entity.to_owned(),
             source,
-        }),
-        Err(join) => Err(Error::SagaFailed {
-            saga: entity.to_owned(),
-            reason: format!("journal thread failed: {join}"),
-        }),
-    }
+        })
 }
 
 /// What a panic carried, for the dead letter.
@@ -107,22 +107,28 @@ impl<D: SagaData> Runner<D> {
     ) -> Result<Self> {
         let collection = journal::collection(definition.name);
         let entity = format!("{collection}/{saga_id}");
-        let config = sagas.persistence().config().clone();
-        let backend = Arc::clone(sagas.persistence().backend());
-        let id = saga_id.clone();
-        let (store, state) = blocking(&entity, move || {
-            let store = config.open_store::<SagaState<D>>(&collection, &id, backend)?;
-            let state = store.recover()?.unwrap_or_default();
-            Ok((store, state))
-        })
-        .await?;
+        let journal_error = |source| Error::Journal {
+            entity: entity.clone(),
+            source,
+        };
+        let mut store = sagas
+            .persistence()
+            .database()
+            .store_async::<SagaState<D>>(&collection, &saga_id)
+            .await
+            .map_err(journal_error)?;
+        let state = store
+            .recover_async()
+            .await
+            .map_err(journal_error)?
+            .unwrap_or_default();
         let data = state.data.clone().map(Arc::new);
         Ok(Self {
             sagas,
             definition,
             saga_id,
             entity,
-            store: Some(store),
+            store,
             state,
             data,
             replayed: None,
@@ -144,7 +150,7 @@ impl<D: SagaData> Runner<D> {
                 finished: false,
             };
             let (index, key) = (self.sagas.index().clone(), self.index_key());
-            blocking(&self.entity, move || index.put(&key, &row)).await?;
+            blocking(&self.sagas, &self.entity, move || index.put(&key, &row)).await?;
             self.data = Some(Arc::new(data.clone()));
             self.persist(vec![SagaEvent::Started { data }]).await?;
         }
@@ -321,25 +327,14 @@ impl<D: SagaData> Runner<D> {
 
     /// Journals `events` atomically (correlated with the saga), then applies them.
     async fn persist(&mut self, events: Vec<SagaEvent<D>>) -> Result<()> {
-        let mut store = self.store.take().ok_or_else(|| Error::SagaFailed {
-            saga: self.entity.clone(),
-            reason: "the saga's journal handle was lost".into(),
-        })?;
         let metadata = EventMetadata::default().with_correlation_id(self.saga_id.as_str());
-        let (store, events, written) = tokio::task::spawn_blocking(move || {
-            let written = store.persist_with_metadata(&events, &metadata);
-            (store, events, written)
-        })
-        .await
-        .map_err(|join| Error::SagaFailed {
-            saga: self.entity.clone(),
-            reason: format!("journal thread failed: {join}"),
-        })?;
-        self.store = Some(store);
-        written.map_err(|source| Error::Journal {
-            entity: self.entity.clone(),
-            source,
-        })?;
+        self.store
+            .persist_async(&events, &metadata)
+            .await
+            .map_err(|source| Error::Journal {
+                entity: self.entity.clone(),
+                source,
+            })?;
         for event in &events {
             self.state.apply(event);
         }
@@ -369,7 +364,7 @@ impl<D: SagaData> Runner<D> {
             finished: true,
         });
         let (name, saga_id, key) = (self.definition.name, self.saga_id.clone(), self.index_key());
-        blocking(&self.entity, move || {
+        blocking(&self.sagas, &self.entity, move || {
             let mut ops = Vec::new();
             let mut present = false;
             for (id, letter) in letters.rows(&format!("{name}/{saga_id}/"))? {

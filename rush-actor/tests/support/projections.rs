@@ -201,9 +201,6 @@ impl Backend for FailingProjectionCommit {
     fn size_on_disk(&self) -> Result<u64> {
         self.inner.size_on_disk()
     }
-    fn log_appended(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
-        self.inner.log_appended()
-    }
 }
 
 /// Offsets handled more than once, in order of first repeat.

@@ -182,14 +182,16 @@ impl Inspector {
     /// Commits one page through the database's writer, durably.
     pub(super) fn commit(&self, batch: &WriteBatch, operation: &'static str) -> Result<()> {
         let db = self.database()?;
-        db.core.write(batch.clone(), Durability::Immediate)?.map_err(|failed| {
-            Error::storage(
-                operation,
-                format!(
-                    "a record changed meanwhile (guard {} failed): is another process writing?",
-                    failed.index
-                ),
-            )
-        })
+        db.core
+            .write(batch.clone(), Durability::Immediate)?
+            .map_err(|failed| {
+                Error::storage(
+                    operation,
+                    format!(
+                        "a record changed meanwhile (guard {} failed): is another process writing?",
+                        failed.index
+                    ),
+                )
+            })
     }
 }

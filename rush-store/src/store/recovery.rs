@@ -80,18 +80,11 @@ pub(super) fn rebuild<A: PersistentActor>(
             });
         }
         let mut replayed = 0u64;
-        journal::for_each_event(
-            backend,
-            codec,
-            key,
-            from,
-            target,
-            |_, decoded| {
-                state.apply(&decoded.value);
-                replayed += 1;
-                Ok(())
-            },
-        )?;
+        journal::for_each_event(backend, codec, key, from, target, |_, decoded| {
+            state.apply(&decoded.value);
+            replayed += 1;
+            Ok(())
+        })?;
         info!(snapshot_seq = from - 1, replayed, took = ?started.elapsed(), "recovered");
         Ok(Some(state))
     }

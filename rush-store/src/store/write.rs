@@ -207,8 +207,8 @@ impl<A: PersistentActor> Store<A> {
     /// sequence number does not change and recovery still works. Returns how many were removed.
     pub fn delete_events_to(&mut self, seq: u64) -> Result<u64> {
         self.check_writable()?;
-        let removed = journal::delete_events_to(&self.db.core, &self.key, seq)
-            .inspect_err(|e| {
+        let removed =
+            journal::delete_events_to(&self.db.core, &self.key, seq).inspect_err(|e| {
                 if !e.nothing_written() {
                     self.poison(e);
                 }
@@ -223,7 +223,6 @@ impl<A: PersistentActor> Store<A> {
         self.deleted_to = journal::read_deleted_to(self.engine()?.as_ref(), &self.key)?;
         Ok(())
     }
-
 }
 
 /// Encodes `state` as the snapshot at `seq` (guarded on the journal still ending there and
