@@ -101,6 +101,6 @@ pub use metadata::EventMetadata;
 pub use metrics::StoreMetrics;
 pub use persistent_actor::{PersistentActor, default_event_type};
 pub use query::{EventFilter, EventPage, EventQuery, StoredEvent, Subscription};
-pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, PreparedSnapshot, Store};
+pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, JournalIter, PreparedSnapshot, Store};
 pub use table::Table;
 pub use upcast::{ANY_EVENT_TYPE, Upcasters};
