@@ -100,7 +100,7 @@ pub use keys::{EntityKey, MAX_ID_LEN};
 pub use metadata::EventMetadata;
 pub use metrics::StoreMetrics;
 pub use persistent_actor::{PersistentActor, default_event_type};
-pub use query::{EventFilter, EventPage, EventQuery, StoredEvent, Subscription};
+pub use query::{EventFilter, EventPage, EventQuery, QueryIter, StoredEvent, Subscription};
 pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, JournalIter, PreparedSnapshot, Store};
 pub use table::Table;
 pub use upcast::{ANY_EVENT_TYPE, Upcasters};
