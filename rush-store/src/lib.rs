@@ -102,5 +102,5 @@ pub use metrics::StoreMetrics;
 pub use persistent_actor::{PersistentActor, default_event_type};
 pub use query::{EventFilter, EventPage, EventQuery, QueryIter, StoredEvent, Subscription};
 pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, JournalIter, PreparedSnapshot, Store};
-pub use table::Table;
+pub use table::{Table, TableRow};
 pub use upcast::{ANY_EVENT_TYPE, Upcasters};
