@@ -72,7 +72,7 @@ fn iterating_a_large_collection_holds_a_page_not_the_collection() {
     assert!(
         peak < BOUND,
         "iterating a {} MiB collection held {peak} bytes",
-        ENTITIES * EVENTS_EACH * EVENT_BYTES >> 20
+        (ENTITIES * EVENTS_EACH * EVENT_BYTES) >> 20
     );
 
     // A filtered iteration from an offset reads the same events as the collected form.

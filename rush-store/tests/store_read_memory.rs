@@ -83,7 +83,7 @@ fn events_between_holds_a_page_not_the_journal() {
     assert!(
         peak < BOUND,
         "events_between over a {} MiB journal held {peak} bytes",
-        EVENTS * EVENT_BYTES >> 20
+        (EVENTS * EVENT_BYTES) >> 20
     );
 }
 
@@ -109,7 +109,7 @@ fn iter_events_streams_any_range_a_page_at_a_time() {
     assert!(
         peak < BOUND,
         "iterating a {} MiB journal held {peak} bytes",
-        EVENTS * EVENT_BYTES >> 20
+        (EVENTS * EVENT_BYTES) >> 20
     );
     // A bounded range ends where asked, and an empty one is empty.
     let middle: Vec<u64> = store
