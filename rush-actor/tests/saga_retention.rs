@@ -150,3 +150,19 @@ async fn finishing_sagas_sweeps_the_rows_that_passed_retention() {
     }
     assert_eq!(census(&index), (0, 0));
 }
+
+#[tokio::test]
+async fn prune_finished_removes_every_row_past_retention_at_once() {
+    let (sagas, index) = open().await;
+    sagas.register(scripted(&Arc::default()));
+    for i in 0..300 {
+        let id = format!("p-{i:03}");
+        sagas.start::<Scripted>(&id, String::new()).await.unwrap();
+    }
+    assert_eq!(sagas.prune_finished().await.unwrap(), 0, "within retention");
+
+    sagas.set_finished_retention(Duration::ZERO);
+
+    assert_eq!(sagas.prune_finished().await.unwrap(), 300);
+    assert_eq!(census(&index), (0, 0));
+}

@@ -2,7 +2,7 @@
 //! beside the journals (the saga index and the dead letters).
 
 use super::dead_letter::{self, DeadLetter, DeadLetters};
-use super::retention::{INDEX_PAGE, Retention};
+use super::retention::Retention;
 use super::runner::{self, Definition, Runner};
 use super::{SagaDefinition, SagaOutcome, SagaStatus};
 use crate::config::SecretKey;
@@ -14,10 +14,9 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime};
 
 /// The table listing every saga started, so incomplete ones can be found after a crash.
-const INDEX_TABLE: &str = "rush.saga-index";
+pub(super) const INDEX_TABLE: &str = "rush.saga-index";
 
 /// At most this many sagas are resumed at once by [`Sagas::resume_incomplete`].
 const RESUME_CONCURRENCY: usize = 16;
@@ -29,16 +28,6 @@ pub(crate) struct IndexRow {
     pub(crate) saga_id: String,
     /// Set once the saga's journal says it ended: resumes skip it without reading it.
     pub(crate) finished: bool,
-}
-
-/// One page of the saga index, past-retention rows removed.
-struct IndexPage {
-    /// The rows of sagas not known to have ended.
-    unfinished: Vec<IndexRow>,
-    /// How many finished rows past retention were removed.
-    pruned: u64,
-    /// The key the next page starts after; `None` when this page was the last.
-    next: Option<String>,
 }
 
 /// Drives sagas of one definition without knowing its data type.
@@ -172,40 +161,6 @@ impl Sagas {
         .await
     }
 
-    /// How long a finished saga stays in the saga index (default
-    /// [`DEFAULT_SAGA_RETENTION`](super::DEFAULT_SAGA_RETENTION), a day). The index lists
-    /// the sagas a resume must look at; past the retention a finished saga's row is
-    /// removed, while its journal stays, so [`Sagas::status`] still answers and a start of
-    /// the same id still returns its outcome. Zero removes the row as the saga finishes.
-    /// Applies from now on to every row, older ones included.
-    pub fn set_finished_retention(&self, retention: Duration) -> &Self {
-        self.inner.retention.set(retention);
-        self
-    }
-
-    /// How long a finished saga stays in the saga index: see
-    /// [`Sagas::set_finished_retention`].
-    pub fn finished_retention(&self) -> Duration {
-        self.inner.retention.get()
-    }
-
-    /// Removes every finished saga past the retention from the saga index, reading it a
-    /// page at a time; returns how many rows were removed. Not needed for the index to
-    /// stay bounded (each finishing saga sweeps a few rows, and
-    /// [`Sagas::resume_incomplete`] prunes as it reads): it reclaims everything at once.
-    pub async fn prune_finished(&self) -> Result<u64> {
-        let mut pruned = 0u64;
-        let mut after = None;
-        loop {
-            let page = self.index_page(after).await?;
-            pruned = pruned.saturating_add(page.pruned);
-            match page.next {
-                Some(key) => after = Some(key),
-                None => return Ok(pruned),
-            }
-        }
-    }
-
     /// Finds every saga of the registered definitions that has not ended (a crash or a
     /// shutdown interrupted it) and drives each from its last journaled step, a few at a
     /// time. Returns `(saga id, outcome)` per saga, parked ones included (they stay
@@ -271,42 +226,6 @@ impl Sagas {
             Some(error) => Err(error),
             None => Ok(outcomes),
         }
-    }
-
-    /// Reads the page of the saga index after `after` on a blocking thread, removes its
-    /// finished rows past retention (one durable batch), and returns its other rows.
-    async fn index_page(&self, after: Option<String>) -> Result<IndexPage> {
-        let sagas = self.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let (index, retention) = (sagas.index(), sagas.retention());
-            let rows = index.page("", after.as_deref(), INDEX_PAGE)?;
-            let next = (rows.len() >= INDEX_PAGE)
-                .then(|| rows.last().map(|row| row.key.clone()))
-                .flatten();
-            let now = SystemTime::now();
-            let mut prune = Vec::new();
-            let mut unfinished = Vec::new();
-            for row in rows {
-                if retention.expired(&row, now) {
-                    prune.push(index.delete_op(&row.key));
-                } else if !row.value.finished {
-                    unfinished.push(row.value);
-                }
-            }
-            let pruned = prune.len() as u64;
-            if !prune.is_empty() {
-                index.write(prune)?;
-            }
-            Ok::<_, Error>(IndexPage {
-                unfinished,
-                pruned,
-                next,
-            })
-        });
-        read.await.map_err(|join| Error::SagaFailed {
-            saga: INDEX_TABLE.into(),
-            reason: format!("index thread failed: {join}"),
-        })?
     }
 
     /// The operator's view of the dead letters: list, replay, discard.

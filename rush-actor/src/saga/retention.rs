@@ -13,7 +13,8 @@
 //! [`Sagas::resume_incomplete`]: super::Sagas::resume_incomplete
 //! [`Sagas::prune_finished`]: super::Sagas::prune_finished
 
-use super::manager::IndexRow;
+use super::manager::{INDEX_TABLE, IndexRow, Sagas};
+use crate::error::{Error, Result};
 use rush_store::{Table, TableRow, WriteOp};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -25,7 +26,7 @@ pub const DEFAULT_SAGA_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 const SWEEP_ROWS: usize = 32;
 
 /// Index rows read per step of a walk of the whole index.
-pub(crate) const INDEX_PAGE: usize = 256;
+const INDEX_PAGE: usize = 256;
 
 /// The retention setting and the sweep's place in the index.
 #[derive(Debug)]
@@ -83,6 +84,88 @@ impl Retention {
             .filter(|row| self.expired(row, now))
             .map(|row| index.delete_op(&row.key))
             .collect())
+    }
+}
+
+/// One page of the saga index, past-retention rows removed.
+pub(super) struct IndexPage {
+    /// The rows of sagas not known to have ended.
+    pub(super) unfinished: Vec<IndexRow>,
+    /// How many finished rows past retention were removed.
+    pub(super) pruned: u64,
+    /// The key the next page starts after; `None` when this page was the last.
+    pub(super) next: Option<String>,
+}
+
+impl Sagas {
+    /// How long a finished saga stays in the saga index (default
+    /// [`DEFAULT_SAGA_RETENTION`](super::DEFAULT_SAGA_RETENTION), a day). The index lists
+    /// the sagas a resume must look at; past the retention a finished saga's row is
+    /// removed, while its journal stays, so [`Sagas::status`] still answers and a start of
+    /// the same id still returns its outcome. Zero removes the row as the saga finishes.
+    /// Applies from now on to every row, older ones included.
+    pub fn set_finished_retention(&self, retention: Duration) -> &Self {
+        self.retention().set(retention);
+        self
+    }
+
+    /// How long a finished saga stays in the saga index: see
+    /// [`Sagas::set_finished_retention`].
+    pub fn finished_retention(&self) -> Duration {
+        self.retention().get()
+    }
+
+    /// Removes every finished saga past the retention from the saga index, reading it a
+    /// page at a time; returns how many rows were removed. Not needed for the index to
+    /// stay bounded (each finishing saga sweeps a few rows, and
+    /// [`Sagas::resume_incomplete`] prunes as it reads): it reclaims everything at once.
+    pub async fn prune_finished(&self) -> Result<u64> {
+        let mut pruned = 0u64;
+        let mut after = None;
+        loop {
+            let page = self.index_page(after).await?;
+            pruned = pruned.saturating_add(page.pruned);
+            match page.next {
+                Some(key) => after = Some(key),
+                None => return Ok(pruned),
+            }
+        }
+    }
+
+    /// Reads the page of the saga index after `after` on a blocking thread, removes its
+    /// finished rows past retention (one durable batch), and returns its other rows.
+    pub(super) async fn index_page(&self, after: Option<String>) -> Result<IndexPage> {
+        let sagas = self.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let (index, retention) = (sagas.index(), sagas.retention());
+            let rows = index.page("", after.as_deref(), INDEX_PAGE)?;
+            let next = (rows.len() >= INDEX_PAGE)
+                .then(|| rows.last().map(|row| row.key.clone()))
+                .flatten();
+            let now = SystemTime::now();
+            let mut prune = Vec::new();
+            let mut unfinished = Vec::new();
+            for row in rows {
+                if retention.expired(&row, now) {
+                    prune.push(index.delete_op(&row.key));
+                } else if !row.value.finished {
+                    unfinished.push(row.value);
+                }
+            }
+            let pruned = prune.len() as u64;
+            if !prune.is_empty() {
+                index.write(prune)?;
+            }
+            Ok::<_, Error>(IndexPage {
+                unfinished,
+                pruned,
+                next,
+            })
+        });
+        read.await.map_err(|join| Error::SagaFailed {
+            saga: INDEX_TABLE.into(),
+            reason: format!("index thread failed: {join}"),
+        })?
     }
 }
 
