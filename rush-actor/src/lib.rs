@@ -67,8 +67,8 @@ pub use projection::{
     ProjectionLag, ProjectionSettings, ProjectionState, ProjectionTx,
 };
 pub use saga::{
-    DeadLetter, DeadLetters, RetryPolicy, SagaData, SagaDefinition, SagaOutcome, SagaStatus,
-    SagaStep, Sagas, StepContext, StepError, StepFuture, StepPhase,
+    DEFAULT_SAGA_RETENTION, DeadLetter, DeadLetters, RetryPolicy, SagaData, SagaDefinition,
+    SagaOutcome, SagaStatus, SagaStep, Sagas, StepContext, StepError, StepFuture, StepPhase,
 };
 pub use snapshot_policy::SnapshotPolicy;
 pub use supervision::{RestartPolicy, SupervisorMsg};

@@ -59,12 +59,14 @@
 mod dead_letter;
 mod journal;
 mod manager;
+mod retention;
 mod retry_policy;
 mod runner;
 mod step;
 
 pub use dead_letter::{DeadLetter, DeadLetters};
 pub use manager::Sagas;
+pub use retention::DEFAULT_SAGA_RETENTION;
 pub use retry_policy::RetryPolicy;
 pub use step::{SagaStep, StepContext, StepError, StepFuture, StepPhase};
 

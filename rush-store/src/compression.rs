@@ -159,7 +159,9 @@ pub(crate) fn compress_if_worth_it(input: &[u8], config: &CompressionConfig) -> 
 }
 
 /// Gunzips a record written by [`compress_if_worth_it`], refusing output above `max_len`
-/// (a gzip bomb is an error, not an allocation).
+/// (a gzip bomb is an error, not an allocation) or other than the trailer's length and
+/// CRC. Allocates no more than the compressed bytes can expand to, whatever the trailer
+/// declares.
 pub(crate) fn decompress(input: &[u8], max_len: usize) -> Result<Vec<u8>> {
     let bad = |reason: &str| Error::Serialization(format!("gzip: {reason}"));
     let body_end = input
@@ -190,20 +192,65 @@ pub(crate) fn decompress(input: &[u8], max_len: usize) -> Result<Vec<u8>> {
         let mut slot = cell.borrow_mut();
         let decompressor = slot.get_or_insert_with(|| Decompress::new(false));
         decompressor.reset(false);
-        // One byte of slack tells a stream that is longer than it declares.
-        let mut output = Vec::with_capacity(expected_len + 1);
-        let status = decompressor
-            .decompress_vec(deflated, &mut output, FlushDecompress::Finish)
-            .map_err(|e| bad(&e.to_string()))?;
-        if status != Status::StreamEnd {
-            return Err(bad("stream does not end where the record does"));
-        }
-        Ok(output)
+        inflate(
+            decompressor,
+            deflated,
+            expected_len,
+            initial_capacity(deflated.len(), expected_len),
+        )
     })?;
     if output.len() != expected_len || crc32fast::hash(&output) != expected_crc {
         return Err(bad("length or checksum does not match the trailer"));
     }
     Ok(output)
+}
+
+/// The most bytes one byte of a deflate stream can expand to: a 258-byte match coded in
+/// two bits (a one-bit length code and a one-bit distance code).
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// Where the output buffer starts: what the record declares, unless the compressed bytes
+/// cannot expand that far (a lying trailer), plus one byte of slack that tells a stream
+/// longer than it declares. A record of 40 bytes thus never costs 256 MiB.
+fn initial_capacity(deflated_len: usize, expected_len: usize) -> usize {
+    let reachable = deflated_len
+        .saturating_add(1)
+        .saturating_mul(MAX_DEFLATE_RATIO);
+    expected_len.min(reachable).saturating_add(1)
+}
+
+/// Inflates `deflated`, which must produce exactly `expected_len` bytes, into a buffer
+/// that starts at `capacity` and grows only once the inflater has filled it, up to
+/// `expected_len + 1`: memory follows the output actually produced, not the trailer.
+fn inflate(
+    decompressor: &mut Decompress,
+    deflated: &[u8],
+    expected_len: usize,
+    capacity: usize,
+) -> Result<Vec<u8>> {
+    let bad = |reason: &str| Error::Serialization(format!("gzip: {reason}"));
+    let limit = expected_len.saturating_add(1);
+    let mut output = Vec::with_capacity(capacity.clamp(1, limit));
+    loop {
+        let consumed = usize::try_from(decompressor.total_in()).unwrap_or(usize::MAX);
+        let rest = deflated.get(consumed..).unwrap_or_default();
+        let status = decompressor
+            .decompress_vec(rest, &mut output, FlushDecompress::Finish)
+            .map_err(|e| bad(&e.to_string()))?;
+        if status == Status::StreamEnd {
+            return Ok(output);
+        }
+        if output.len() < output.capacity() {
+            // Room was left, so the inflater stopped for want of input.
+            return Err(bad("stream does not end where the record does"));
+        }
+        if output.len() >= limit {
+            return Err(bad("stream is longer than the record declares"));
+        }
+        // Full and still within the declared length: give it as much again.
+        let grow = output.len().min(limit.saturating_sub(output.len())).max(1);
+        output.reserve_exact(grow);
+    }
 }
 
 #[cfg(test)]

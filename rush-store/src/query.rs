@@ -4,9 +4,11 @@
 //! entity, type, tags and time; entity ids; the highest offset; live subscriptions.
 
 mod filter;
+mod iter;
 mod subscription;
 
 pub use filter::EventFilter;
+pub use iter::QueryIter;
 pub use subscription::Subscription;
 
 use crate::backend::Backend;
@@ -75,7 +77,7 @@ pub struct EventPage<E> {
 /// Store::<Counter>::new("counters", "b", backend.as_ref().clone(), None, false)?.persist(&2)?;
 /// let query = EventQuery::<Counter>::new(backend, "counters", None)?;
 /// assert_eq!(query.highest_offset()?, 2);
-/// let b = query.events(1, &EventFilter::all().entity("b"))?;
+/// let b: Vec<_> = query.iter(1, EventFilter::all().entity("b")).collect::<Result<_, _>>()?;
 /// assert_eq!((b[0].offset, b[0].event), (2, 2));
 /// assert_eq!(query.entity_ids()?, vec!["a".to_owned(), "b".to_owned()]);
 /// # Ok::<_, rush_store::Error>(())
@@ -224,22 +226,22 @@ impl<A: PersistentActor> EventQuery<A> {
             .await
     }
 
-    /// Every matching event from `from_offset` (inclusive), in offset order.
+    /// The matching events from `from_offset` (inclusive), in offset order, read one page
+    /// of the collection's log at a time: memory stays bounded by a page whatever the
+    /// size of the collection. The iterator owns a clone of this query.
+    pub fn iter(&self, from_offset: u64, filter: EventFilter) -> QueryIter<A::Event> {
+        QueryIter::start(self.clone(), from_offset, filter)
+    }
+
+    /// Every matching event from `from_offset` (inclusive), in offset order, collected in
+    /// one `Vec`: memory grows with the collection. [`EventQuery::iter`] streams them
+    /// instead, and [`EventQuery::read`] reads one page.
     pub fn events(
         &self,
         from_offset: u64,
         filter: &EventFilter,
     ) -> Result<Vec<StoredEvent<A::Event>>> {
-        let mut out = Vec::new();
-        let mut from = from_offset.max(1);
-        loop {
-            let page = self.read(from, filter, PAGE)?;
-            out.extend(page.events);
-            if page.next_offset - from < PAGE as u64 {
-                return Ok(out);
-            }
-            from = page.next_offset;
-        }
+        self.iter(from_offset, filter.clone()).collect()
     }
 
     /// The ids of the entities that have events (or a deletion mark) in the collection,

@@ -2,9 +2,12 @@
 //! parts (keys, codec, journal, snapshot, backend) and owns no byte format.
 
 mod async_api;
+mod events;
 mod key_rotation;
 mod recovery;
 mod write;
+
+pub use events::JournalIter;
 
 use crate::backend::Backend;
 use crate::codec::Codec;
@@ -259,6 +262,7 @@ impl<A: PersistentActor> Store<A> {
 
     /// Events with sequence numbers `from..=to` (inclusive); `events(0, u64::MAX)` is all.
     /// An empty or out-of-range range is an empty `Vec`; deleted history is skipped.
+    /// Collects the whole range in memory: [`Store::iter_events`] streams it instead.
     pub fn events(&self, from: u64, to: u64) -> Result<Vec<A::Event>> {
         let mut out = Vec::new();
         self.visit_events(from, to, |_, decoded| {
@@ -277,7 +281,8 @@ impl<A: PersistentActor> Store<A> {
         self.events(head.saturating_sub(n - 1).max(1), head)
     }
 
-    /// Events `from..=to` with their sequence numbers and timestamps.
+    /// Events `from..=to` with their sequence numbers and timestamps, collected in one
+    /// `Vec`: [`Store::iter_events`] streams them a page at a time instead.
     pub fn events_with_metadata(&self, from: u64, to: u64) -> Result<Vec<EventEnvelope<A::Event>>> {
         let mut out = Vec::new();
         self.visit_events(from, to, |sequence_number, decoded| {
@@ -287,15 +292,22 @@ impl<A: PersistentActor> Store<A> {
         Ok(out)
     }
 
-    /// Events persisted between `start` and `end` (inclusive), oldest first.
+    /// Events persisted between `start` and `end` (inclusive), oldest first. The journal
+    /// is streamed and only the events in the window are kept.
     pub fn events_between(
         &self,
         start: SystemTime,
         end: SystemTime,
     ) -> Result<Vec<EventEnvelope<A::Event>>> {
-        let mut all = self.events_with_metadata(0, u64::MAX)?;
-        all.retain(|e| e.timestamp >= start && e.timestamp <= end);
-        Ok(all)
+        let mut within = Vec::new();
+        self.visit_events(0, u64::MAX, |sequence_number, decoded| {
+            let timestamp = journal::micros_to_time(decoded.timestamp_micros);
+            if timestamp >= start && timestamp <= end {
+                within.push(EventEnvelope::from_decoded(sequence_number, decoded));
+            }
+            Ok(())
+        })?;
+        Ok(within)
     }
 
     /// Streams the stored events `from..=to` (clamped to what exists) to `visit`.

@@ -18,9 +18,21 @@ use crate::store::Durability;
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Rows of one table are read this many at a time.
 const PAGE: usize = 512;
+
+/// A row read by [`Table::page`], with the time it was last written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableRow<V> {
+    /// The row's key.
+    pub key: String,
+    /// The row.
+    pub value: V,
+    /// When the row was last written (microsecond precision).
+    pub written_at: SystemTime,
+}
 
 /// A table of rows of type `V` under string keys, ordered by key.
 ///
@@ -188,7 +200,8 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
             .await
     }
 
-    /// Rows whose key starts with `prefix` (`""`: all), in key order.
+    /// Rows whose key starts with `prefix` (`""`: all), in key order, collected in one
+    /// `Vec`: for a table that grows, walk it with [`Table::for_each`] or [`Table::page`].
     pub fn rows(&self, prefix: &str) -> Result<Vec<(String, V)>> {
         let mut out = Vec::new();
         self.for_each(prefix, |key, value| {
@@ -226,6 +239,56 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
                 )?;
                 visit(key, decoded.value)
             })
+    }
+
+    /// Up to `limit` rows whose key starts with `prefix` and sorts after `after` (`None`:
+    /// from the first), in key order, each with the time it was last written. One page of
+    /// a walk the caller may pause between pages (to await, or to write): the next page
+    /// starts after the last key of this one, and a page shorter than `limit` is the last.
+    pub fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TableRow<V>>> {
+        let first = self.row_key(prefix);
+        let end = prefix_end(&first);
+        let start = match after {
+            // The smallest key above `after`'s.
+            Some(after) => {
+                let mut start = self.row_key(after);
+                start.push(0);
+                start.max(first)
+            }
+            None => first,
+        };
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let mut scratch = Scratch::default();
+        let mut rows = Vec::with_capacity(limit.min(PAGE));
+        for (row_key, bytes) in self.engine()?.scan(&start, &end, limit, false)? {
+            let key = row_key
+                .get(self.prefix.len()..)
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .ok_or_else(|| Error::Corrupted {
+                    record: format!("a row of table {:?}", self.name),
+                    reason: "row key is not UTF-8".into(),
+                })?;
+            let decoded = self.codec.decode_with::<V>(
+                &row_key,
+                &bytes,
+                MAX_EVENT_SIZE,
+                &|| self.describe(key),
+                &mut scratch,
+            )?;
+            rows.push(TableRow {
+                key: key.to_owned(),
+                value: decoded.value,
+                written_at: crate::journal::micros_to_time(decoded.timestamp_micros),
+            });
+        }
+        Ok(rows)
     }
 
     /// Removes every row (for a rebuild), a page per durable batch; returns how many.
@@ -284,6 +347,29 @@ mod tests {
         assert_eq!(a.clear()?, 2);
         assert!(a.rows("")?.is_empty());
         assert_eq!(ab.get("k1")?, Some("other".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn pages_walk_the_rows_after_a_key_with_their_write_times() -> Result<()> {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+        let t = table("t", None, &backend)?;
+        let before = SystemTime::now() - std::time::Duration::from_secs(1);
+        for key in ["a/1", "a/2", "a/3", "a/30", "b/1"] {
+            t.put(key, &key.to_owned())?;
+        }
+        let keys = |rows: Vec<TableRow<String>>| -> Vec<String> {
+            rows.into_iter().map(|r| r.key).collect()
+        };
+        assert_eq!(keys(t.page("a/", None, 2)?), ["a/1", "a/2"]);
+        assert_eq!(keys(t.page("a/", Some("a/2"), 2)?), ["a/3", "a/30"]);
+        assert_eq!(keys(t.page("a/", Some("a/30"), 2)?), Vec::<String>::new());
+        // `after` outside the prefix does not leave it.
+        assert_eq!(keys(t.page("b/", Some("a/9"), 9)?), ["b/1"]);
+        assert_eq!(keys(t.page("a/", Some("c"), 9)?), Vec::<String>::new());
+        let row = t.page("", Some("a/30"), 1)?;
+        assert_eq!((row[0].key.as_str(), row[0].value.as_str()), ("b/1", "b/1"));
+        assert!(row[0].written_at >= before && row[0].written_at <= SystemTime::now());
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! beside the journals (the saga index and the dead letters).
 
 use super::dead_letter::{self, DeadLetter, DeadLetters};
+use super::retention::Retention;
 use super::runner::{self, Definition, Runner};
 use super::{SagaDefinition, SagaOutcome, SagaStatus};
 use crate::error::{Error, Result};
@@ -14,7 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// The table listing every saga started, so incomplete ones can be found after a crash.
-const INDEX_TABLE: &str = "rush.saga-index";
+pub(super) const INDEX_TABLE: &str = "rush.saga-index";
 
 /// At most this many sagas are resumed at once by [`Sagas::resume_incomplete`].
 const RESUME_CONCURRENCY: usize = 16;
@@ -54,6 +55,7 @@ struct Inner {
     persistence: Persistence,
     index: Table<IndexRow>,
     letters: Table<DeadLetter>,
+    retention: Retention,
     definitions: RwLock<HashMap<&'static str, Registered>>,
     /// One lock per saga being driven: a saga is driven by one task at a time, like an
     /// actor handles one message at a time.
@@ -103,6 +105,7 @@ impl Sagas {
                 persistence: persistence.clone(),
                 index: db.table(INDEX_TABLE)?,
                 letters: db.table(dead_letter::TABLE)?,
+                retention: Retention::default(),
                 definitions: RwLock::default(),
                 running: Mutex::default(),
             }),
@@ -158,32 +161,46 @@ impl Sagas {
     /// parked: see [`Sagas::dead_letters`]). Also repairs the dead-letter table where a
     /// crash fell between a saga's journal and its letter.
     ///
+    /// The saga index is read a page at a time, and the finished sagas past the retention
+    /// found on the way are removed from it ([`Sagas::set_finished_retention`]).
+    ///
     /// Every saga is tried; if some failed (a storage error), the first error is returned
     /// after the others ran, and calling again resumes what is left.
     pub async fn resume_incomplete(&self) -> Result<Vec<(String, SagaOutcome)>> {
         let names: Vec<&'static str> = self.registered_names();
-        let mut pending = Vec::new();
-        for name in names {
-            let prefix = format!("{name}/");
-            for (_, row) in self.inner.index.rows(&prefix)? {
-                if !row.finished && row.name == name {
-                    pending.push(row);
+        let permits = Arc::new(tokio::sync::Semaphore::new(RESUME_CONCURRENCY));
+        let mut tasks = Vec::new();
+        let mut first_error = None;
+        let mut after = None;
+        loop {
+            let page = match self.index_page(after).await {
+                Ok(page) => page,
+                Err(error) => {
+                    first_error = Some(error);
+                    break;
                 }
+            };
+            for row in page.unfinished {
+                if !names.contains(&row.name.as_str()) {
+                    continue;
+                }
+                // A permit before the task: at most RESUME_CONCURRENCY sagas in memory.
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
+                let sagas = self.clone();
+                tasks.push(tokio::spawn(async move {
+                    let _permit = permit;
+                    let outcome = sagas.resume_one(&row.name, &row.saga_id).await;
+                    (row.saga_id, outcome)
+                }));
+            }
+            match page.next {
+                Some(key) => after = Some(key),
+                None => break,
             }
         }
-        let permits = Arc::new(tokio::sync::Semaphore::new(RESUME_CONCURRENCY));
-        let mut tasks = Vec::with_capacity(pending.len());
-        for row in pending {
-            let sagas = self.clone();
-            let permits = Arc::clone(&permits);
-            tasks.push(tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                let outcome = sagas.resume_one(&row.name, &row.saga_id).await;
-                (row.saga_id, outcome)
-            }));
-        }
         let mut outcomes = Vec::with_capacity(tasks.len());
-        let mut first_error = None;
         for task in tasks {
             match task.await {
                 Ok((saga_id, Ok(Some(outcome)))) => outcomes.push((saga_id, outcome)),
@@ -232,6 +249,10 @@ impl Sagas {
 
     pub(crate) fn index(&self) -> &Table<IndexRow> {
         &self.inner.index
+    }
+
+    pub(crate) fn retention(&self) -> &Retention {
+        &self.inner.retention
     }
 
     /// Replays (`discard == false`) or discards the dead letter `id`.

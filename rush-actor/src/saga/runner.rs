@@ -343,7 +343,8 @@ impl<D: SagaData> Runner<D> {
 
     /// Makes the dead-letter table and the index agree with the journal: the letter of
     /// the command the saga is parked on exists, its other letters do not, and an ended
-    /// saga is marked finished. Cheap when nothing is off: one prefix scan.
+    /// saga is marked finished (or its row removed, with a zero retention), along with a
+    /// sweep of a few rows past retention. Cheap when nothing is off: one prefix scan.
     async fn reconcile(&self) -> Result<()> {
         let letters = self.sagas.letters().clone();
         let index = self.sagas.index().clone();
@@ -364,6 +365,7 @@ impl<D: SagaData> Runner<D> {
             finished: true,
         });
         let (name, saga_id, key) = (self.definition.name, self.saga_id.clone(), self.index_key());
+        let sagas = self.sagas.clone();
         blocking(&self.sagas, &self.entity, move || {
             let mut ops = Vec::new();
             let mut present = false;
@@ -380,10 +382,18 @@ impl<D: SagaData> Runner<D> {
             if let Some(w) = wanted.filter(|_| !present) {
                 ops.push(letters.put_op(&w.id, &w)?);
             }
-            if let Some(row) = finished
-                && index.get(&key)?.is_none_or(|r| !r.finished)
-            {
-                ops.push(index.put_op(&key, &row)?);
+            if let Some(row) = finished {
+                // A missing row was removed after the retention: it is not written back.
+                match index.get(&key)? {
+                    Some(_) if sagas.finished_retention().is_zero() => {
+                        ops.push(index.delete_op(&key));
+                    }
+                    Some(old) if !old.finished => ops.push(index.put_op(&key, &row)?),
+                    _ => {}
+                }
+                // Each finish also sweeps a few rows, so the index stays bounded without
+                // a resume.
+                ops.extend(sagas.retention().sweep(&index, SystemTime::now())?);
             }
             if ops.is_empty() {
                 return Ok(());

@@ -378,7 +378,7 @@ impl Backend for SledManager {
         if let Err(e) = db.apply_batch(sled_batch) {
             guards.clear();
             sequencer.clear();
-            return Err(Error::storage("write batch", e));
+            return Err(engine_error("write batch", e));
         }
         guards.apply(updates);
         sequencer.committed(assigned);

@@ -63,6 +63,47 @@ fn a_gzip_bomb_is_refused_before_allocating() -> Result<()> {
 }
 
 #[test]
+fn a_record_declaring_more_than_its_stream_can_hold_starts_small() {
+    // 40 deflate bytes expand to at most ~41 KiB, whatever the trailer says.
+    assert!(initial_capacity(40, 256 << 20) <= 41 * MAX_DEFLATE_RATIO + 1);
+    // An honest record gets its declared length (and the slack byte) at once.
+    assert_eq!(initial_capacity(40, 1000), 1001);
+}
+
+#[test]
+fn the_output_grows_as_the_stream_produces_it() -> Result<()> {
+    let input = repetitive(100_000);
+    let packed = compress_if_worth_it(&input, &CompressionConfig::default())
+        .ok_or_else(|| Error::InvalidArgument("not compressed".into()))?;
+    let deflated = &packed[GZIP_HEADER.len()..packed.len() - GZIP_TRAILER_LEN];
+    let mut decompressor = Decompress::new(false);
+    // Starting from one byte, the buffer doubles until the stream ends.
+    assert_eq!(inflate(&mut decompressor, deflated, input.len(), 1)?, input);
+    // A stream longer than declared stops at the declared length plus one (a stream of
+    // exactly one more byte ends there, and `decompress` compares the lengths).
+    decompressor.reset(false);
+    let longer = inflate(&mut decompressor, deflated, input.len() - 2, 1).map(|out| out.len());
+    assert!(
+        matches!(&longer, Err(Error::Serialization(m)) if m.contains("longer")),
+        "{longer:?}"
+    );
+    // A truncated stream is refused too.
+    decompressor.reset(false);
+    let truncated = inflate(
+        &mut decompressor,
+        &deflated[..deflated.len() / 2],
+        input.len(),
+        1,
+    )
+    .map(|out| out.len());
+    assert!(
+        matches!(&truncated, Err(Error::Serialization(m)) if m.contains("does not end")),
+        "{truncated:?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn damaged_streams_are_errors() -> Result<()> {
     let input = repetitive(4096);
     let packed = compress_if_worth_it(&input, &CompressionConfig::default())
