@@ -116,12 +116,21 @@ impl<A: PersistentActor> EventQuery<A> {
         encryption_key: Option<&[u8]>,
     ) -> Result<Self> {
         let key = encryption_key.map(EncryptionKey::new).transpose()?;
+        Self::with_keyring(backend, collection, &Keyring::from(key))
+    }
+
+    /// Queries `collection` on `backend`; the keys of `keyring` open its records.
+    pub fn with_keyring(
+        backend: Arc<dyn Backend>,
+        collection: &str,
+        keyring: &Keyring,
+    ) -> Result<Self> {
         Ok(Self {
             collection: collection.to_owned(),
             log: collection_log::log_of(collection)?,
             backend,
             codec: Codec {
-                keyring: Keyring::new(key),
+                keyring: keyring.clone(),
                 compression: None,
                 schema: event_schema::<A>(),
             },
@@ -131,7 +140,9 @@ impl<A: PersistentActor> EventQuery<A> {
 
     /// Adds a key that opens records sealed before a key rotation.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
-        self.codec.keyring.add_previous(EncryptionKey::new(key)?);
+        self.codec
+            .keyring
+            .add_decryption_key(EncryptionKey::new(key)?);
         Ok(())
     }
 

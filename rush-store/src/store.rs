@@ -132,6 +132,7 @@ impl<A: PersistentActor> Store<A> {
     ///
     /// `encryption_key` must be exactly 32 bytes ([`Error::InvalidKey`] otherwise); with a
     /// key every record is sealed with XChaCha20-Poly1305. `compression` turns adaptive gzip on.
+    /// Stores that share keys, or need older ones, open with [`Store::with_keyring`].
     pub fn new<B: Backend>(
         collection: &str,
         entity_id: &str,
@@ -156,16 +157,41 @@ impl<A: PersistentActor> Store<A> {
         encryption_key: Option<&[u8]>,
         compression: bool,
     ) -> Result<Self> {
-        let key = EntityKey::new(collection, entity_id)?;
         let encryption_key = encryption_key.map(EncryptionKey::new).transpose()?;
+        let keyring = Keyring::from(encryption_key);
+        let compression = compression.then(CompressionConfig::default);
+        Self::open(collection, entity_id, backend, keyring, compression)
+    }
+
+    /// Opens the store of one entity on `backend` with the keys of `keyring`, parsed once
+    /// for every store that shares it: new records are sealed with its current key, and
+    /// records sealed with any of its keys open. Compression is off until
+    /// [`Store::set_compression_config`].
+    pub fn with_keyring(
+        collection: &str,
+        entity_id: &str,
+        backend: Arc<dyn Backend>,
+        keyring: &Keyring,
+    ) -> Result<Self> {
+        Self::open(collection, entity_id, backend, keyring.clone(), None)
+    }
+
+    fn open(
+        collection: &str,
+        entity_id: &str,
+        backend: Arc<dyn Backend>,
+        keyring: Keyring,
+        compression: Option<CompressionConfig>,
+    ) -> Result<Self> {
+        let key = EntityKey::new(collection, entity_id)?;
         let highest = journal::read_head(backend.as_ref(), &key)?;
         let deleted_to = journal::read_deleted_to(backend.as_ref(), &key)?;
         Ok(Self {
             key,
             backend,
             codec: Codec {
-                keyring: Keyring::new(encryption_key),
-                compression: compression.then(CompressionConfig::default),
+                keyring,
+                compression,
                 schema: event_schema::<A>(),
             },
             durability: Durability::default(),
@@ -210,7 +236,9 @@ impl<A: PersistentActor> Store<A> {
     /// Adds a key that opens records but never seals new ones: an older key, while a
     /// rotation is unfinished.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
-        self.codec.keyring.add_previous(EncryptionKey::new(key)?);
+        self.codec
+            .keyring
+            .add_decryption_key(EncryptionKey::new(key)?);
         Ok(())
     }
 

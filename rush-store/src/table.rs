@@ -68,12 +68,22 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         encryption_key: Option<&[u8]>,
     ) -> Result<Self> {
         let key = encryption_key.map(EncryptionKey::new).transpose()?;
+        Self::open_with_keyring(backend, name, &Keyring::from(key))
+    }
+
+    /// Opens table `name` (1 to 512 bytes) on `backend`; rows are sealed with the current
+    /// key of `keyring` (none: in the clear), and rows sealed with any of its keys open.
+    pub fn open_with_keyring(
+        backend: Arc<dyn Backend>,
+        name: &str,
+        keyring: &Keyring,
+    ) -> Result<Self> {
         Ok(Self {
             name: name.to_owned(),
             prefix: name_prefix(RecordKind::TableRow, "table name", name)?,
             backend,
             codec: Codec {
-                keyring: Keyring::new(key),
+                keyring: keyring.clone(),
                 ..Codec::default()
             },
             _rows: PhantomData,
