@@ -2,45 +2,24 @@
 
 use crate::snapshot_policy::SnapshotPolicy;
 use crate::supervision::RestartPolicy;
-use rush_store::{CompressionConfig, Durability};
+use rush_store::{CompressionConfig, Durability, EncryptionKey, Keyring};
 use std::time::Duration;
-
-/// A 32-byte encryption key, zeroized on drop and never printed.
-#[derive(Clone)]
-pub struct SecretKey([u8; 32]);
-
-impl SecretKey {
-    /// The key bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl From<[u8; 32]> for SecretKey {
-    fn from(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-}
-
-impl Drop for SecretKey {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
-}
 
 /// How the persistence extension runs its actors.
 #[derive(Clone)]
 pub struct PersistenceConfig {
     /// Default snapshot policy (an actor type can override it).
     pub snapshots: SnapshotPolicy,
-    /// 32-byte key: every event and snapshot is encrypted with XChaCha20-Poly1305.
-    pub encryption_key: Option<SecretKey>,
+    /// The key every new event, snapshot and table row is sealed with (XChaCha20-Poly1305);
+    /// `None`: records are written in the clear, with a CRC-32. Build it from 32 bytes
+    /// (`[u8; 32].into()`), hex ([`EncryptionKey::from_hex`]) or a file
+    /// ([`EncryptionKey::from_file`]).
+    pub encryption_key: Option<EncryptionKey>,
+    /// Older keys that open records but never seal new ones: after a key rotation (for
+    /// example `rush rotate-key`) that did not finish, give the old key here and the new
+    /// one as [`encryption_key`](Self::encryption_key). A record sealed with a key that is
+    /// in neither fails its entity's recovery with an error naming the key id it needs.
+    pub decryption_keys: Vec<EncryptionKey>,
     /// Adaptive gzip of records (`None`: off).
     pub compression: Option<CompressionConfig>,
     /// When a persist is acknowledged (default: on disk).
@@ -63,6 +42,7 @@ impl Default for PersistenceConfig {
         Self {
             snapshots: SnapshotPolicy::default(),
             encryption_key: None,
+            decryption_keys: Vec::new(),
             compression: Some(CompressionConfig::default()),
             durability: Durability::Immediate,
             restart: RestartPolicy::default(),
@@ -75,6 +55,13 @@ impl Default for PersistenceConfig {
 }
 
 impl PersistenceConfig {
+    /// The keys of this configuration as one keyring: the encryption key, then the
+    /// decryption keys. The keys were parsed when they were built; this only shares them.
+    pub fn keyring(&self) -> Keyring {
+        Keyring::from(self.encryption_key.clone())
+            .with_decryption_keys(self.decryption_keys.iter().cloned())
+    }
+
     /// Opens the store of one entity with this configuration.
     pub(crate) fn open_store<S: rush_store::PersistentActor>(
         &self,
@@ -82,14 +69,8 @@ impl PersistenceConfig {
         entity_id: &str,
         backend: std::sync::Arc<dyn rush_store::Backend>,
     ) -> rush_store::Result<rush_store::Store<S>> {
-        let key = self.encryption_key.as_ref().map(SecretKey::bytes);
-        let mut store = rush_store::Store::with_backend(
-            collection,
-            entity_id,
-            backend,
-            key,
-            self.compression.is_some(),
-        )?;
+        let mut store =
+            rush_store::Store::with_keyring(collection, entity_id, backend, &self.keyring())?;
         if let Some(compression) = self.compression {
             store.set_compression_config(compression)?;
         }
@@ -102,7 +83,8 @@ impl std::fmt::Debug for PersistenceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PersistenceConfig")
             .field("snapshots", &self.snapshots)
-            .field("encrypted", &self.encryption_key.is_some())
+            .field("encryption_key", &self.encryption_key)
+            .field("decryption_keys", &self.decryption_keys)
             .field("compression", &self.compression)
             .field("durability", &self.durability)
             .field("restart", &self.restart)

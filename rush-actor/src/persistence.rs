@@ -12,7 +12,7 @@ use crate::host::{Host, HostArgs};
 use crate::metrics::{EntityMetrics, MetricsCell};
 use crate::supervision::{RestartHistory, Supervisor, SupervisorMsg, SupervisorState};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
-use rush_store::Backend;
+use rush_store::{Backend, Keyring};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) config: PersistenceConfig,
+    /// The configuration's keys, shared by every store, query, table and saga opened here.
+    pub(crate) keyring: Keyring,
     pub(crate) writer: GroupCommit,
     pub(crate) recovery_permits: Semaphore,
     pub(crate) table: Arc<EntityTable>,
@@ -111,6 +113,7 @@ impl Persistence {
             shared: Arc::new(Shared {
                 id,
                 backend,
+                keyring: config.keyring(),
                 config,
                 writer,
                 recovery_permits,
@@ -126,19 +129,26 @@ impl Persistence {
         &self.shared.config
     }
 
+    /// The keys every store, query, table and saga of this extension opens records with:
+    /// the configuration's encryption key and decryption keys, parsed once. Hand it to
+    /// [`rush_store::Store::with_keyring`] and the other views to read the same database
+    /// outside the actors.
+    pub fn keyring(&self) -> &Keyring {
+        &self.shared.keyring
+    }
+
     /// The backend the actors journal to.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.shared.backend
     }
 
     /// Queries and subscriptions over every entity of type `S` (its collection's log),
-    /// opened with the extension's encryption key.
+    /// opened with the extension's keys.
     pub fn query<S: EventSourced>(&self) -> Result<rush_store::EventQuery<S>> {
-        let key = self.shared.config.encryption_key.as_ref();
-        rush_store::EventQuery::new(
+        rush_store::EventQuery::with_keyring(
             Arc::clone(&self.shared.backend),
             S::COLLECTION,
-            key.map(crate::config::SecretKey::bytes),
+            &self.shared.keyring,
         )
         .map_err(|source| Error::Journal {
             entity: S::COLLECTION.to_owned(),

@@ -204,14 +204,13 @@ impl Default for ProjectionSettings {
 }
 
 impl Persistence {
-    /// Opens table `name` on the extension's backend, sealed with its encryption key: where
+    /// Opens table `name` on the extension's backend, sealed with its keys: where
     /// an exactly-once read model lives, so its writes can commit with the checkpoint.
     pub fn table<V: Serialize + DeserializeOwned>(&self, name: &str) -> Result<Table<V>> {
-        let key = self.config().encryption_key.as_ref();
-        Ok(Table::open(
+        Ok(Table::open_with_keyring(
             std::sync::Arc::clone(self.backend()),
             name,
-            key.map(crate::config::SecretKey::bytes),
+            self.keyring(),
         )?)
     }
 

@@ -2,7 +2,7 @@
 //! [`CHECKPOINT_TABLE`], beside the journal, so that an exactly-once runner can commit a
 //! checkpoint in the same atomic batch as the read-model writes it covers.
 
-use rush_store::{Backend, Table, WriteOp};
+use rush_store::{Backend, Keyring, Table, WriteOp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -26,12 +26,9 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    pub(crate) fn open(
-        backend: Arc<dyn Backend>,
-        encryption_key: Option<&[u8]>,
-    ) -> rush_store::Result<Self> {
+    pub(crate) fn open(backend: Arc<dyn Backend>, keyring: &Keyring) -> rush_store::Result<Self> {
         Ok(Self {
-            table: Table::open(backend, CHECKPOINT_TABLE, encryption_key)?,
+            table: Table::open_with_keyring(backend, CHECKPOINT_TABLE, keyring)?,
         })
     }
 

@@ -8,9 +8,8 @@
 use super::checkpoint::{Checkpoint, Checkpoints};
 use super::handle::{Progress, ProjectionState};
 use super::{Delivery, Projection, ProjectionSettings, ProjectionTx};
-use crate::config::SecretKey;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rush_store::{Backend, EventFilter, EventQuery, Table};
+use rush_store::{Backend, EventFilter, EventQuery, Keyring, Table};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::sync::{Mutex, watch};
@@ -28,7 +27,7 @@ pub(crate) struct RunnerShared<P: Projection> {
     pub(crate) query: EventQuery<P::Actor>,
     pub(crate) checkpoints: Checkpoints,
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) encryption_key: Option<SecretKey>,
+    pub(crate) keyring: Keyring,
     pub(crate) settings: ProjectionSettings,
     pub(crate) progress: watch::Sender<Progress>,
 }
@@ -135,10 +134,14 @@ async fn finish_rebuild<P: Projection>(
 ) -> Result<Checkpoint, ActorProcessingErr> {
     let clearer = Arc::clone(shared);
     let cleared = tokio::task::spawn_blocking(move || -> rush_store::Result<u64> {
-        let key = clearer.encryption_key.as_ref().map(SecretKey::bytes);
         let mut rows = 0;
         for name in &clearer.tables {
-            rows += Table::<()>::open(Arc::clone(&clearer.backend), name, key)?.clear()?;
+            let table = Table::<()>::open_with_keyring(
+                Arc::clone(&clearer.backend),
+                name,
+                &clearer.keyring,
+            )?;
+            rows += table.clear()?;
         }
         Ok(rows)
     })

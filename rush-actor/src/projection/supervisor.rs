@@ -7,7 +7,6 @@ use super::checkpoint::{Checkpoint, Checkpoints};
 use super::handle::{Progress, ProjectionHandle, ProjectionState};
 use super::runner::{Runner, RunnerShared};
 use super::{Projection, ProjectionSettings};
-use crate::config::SecretKey;
 use crate::error::{Error, Result};
 use crate::persistence::Persistence;
 use crate::supervision::{RestartHistory, send_after};
@@ -46,13 +45,10 @@ pub(crate) async fn start<P: Projection>(
     projection: P,
     settings: ProjectionSettings,
 ) -> Result<ProjectionHandle> {
-    let encryption_key = persistence.config().encryption_key.clone();
+    let keyring = persistence.keyring().clone();
     let backend = Arc::clone(persistence.backend());
     let query = persistence.query::<P::Actor>()?;
-    let checkpoints = Checkpoints::open(
-        Arc::clone(&backend),
-        encryption_key.as_ref().map(SecretKey::bytes),
-    )?;
+    let checkpoints = Checkpoints::open(Arc::clone(&backend), &keyring)?;
     let name = projection.name().to_owned();
     let (progress, receiver) = watch::channel(Progress {
         checkpoint: 0,
@@ -68,7 +64,7 @@ pub(crate) async fn start<P: Projection>(
         query: query.clone(),
         checkpoints,
         backend,
-        encryption_key,
+        keyring,
         settings,
         progress,
     });

@@ -4,7 +4,6 @@
 use super::dead_letter::{self, DeadLetter, DeadLetters};
 use super::runner::{self, Definition, Runner};
 use super::{SagaDefinition, SagaOutcome, SagaStatus};
-use crate::config::SecretKey;
 use crate::error::{Error, Result};
 use crate::persistence::Persistence;
 use rush_store::Table;
@@ -96,19 +95,15 @@ impl std::fmt::Debug for Sagas {
 
 impl Sagas {
     /// Opens the manager on `persistence`: the sagas' journals and tables use its backend,
-    /// encryption key and compression.
+    /// keys and compression.
     pub fn open(persistence: &Persistence) -> Result<Self> {
         let backend = Arc::clone(persistence.backend());
-        let key = persistence
-            .config()
-            .encryption_key
-            .as_ref()
-            .map(SecretKey::bytes);
+        let keyring = persistence.keyring();
         Ok(Self {
             inner: Arc::new(Inner {
                 persistence: persistence.clone(),
-                index: Table::open(Arc::clone(&backend), INDEX_TABLE, key)?,
-                letters: Table::open(backend, dead_letter::TABLE, key)?,
+                index: Table::open_with_keyring(Arc::clone(&backend), INDEX_TABLE, keyring)?,
+                letters: Table::open_with_keyring(backend, dead_letter::TABLE, keyring)?,
                 definitions: RwLock::default(),
                 running: Mutex::default(),
             }),
