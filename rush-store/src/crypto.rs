@@ -25,9 +25,9 @@ pub(crate) const TAG_LEN: usize = 16;
 /// A 32-byte encryption key, parsed once: clones share the parsed cipher, so handing one
 /// key to every store of a database costs a reference count, not a key schedule.
 ///
-/// Build it from the 32 bytes ([`From<[u8; 32]>`](#impl-From%3C%5Bu8;+32%5D%3E-for-EncryptionKey),
-/// [`TryFrom<&[u8]>`](#impl-TryFrom%3C%26%5Bu8%5D%3E-for-EncryptionKey)), from hex text
-/// ([`EncryptionKey::from_hex`]) or from a file ([`EncryptionKey::from_file`]). Its bytes
+/// Build it from the 32 bytes (`From<[u8; 32]>`, or `TryFrom<&[u8]>` which refuses any other
+/// length), from hex text ([`EncryptionKey::from_hex`]) or from a file
+/// ([`EncryptionKey::from_file`]). Its bytes
 /// are zeroized when the last clone is dropped, and it is never printed: `Debug` shows only
 /// the key id, and there is no `Display`.
 ///

@@ -105,7 +105,7 @@ fn decode_hex(text: &str) -> Result<EncryptionKey, KeyProblem> {
     let digits = text.chars().filter(|c| !c.is_whitespace());
     for (position, c) in digits.enumerate() {
         let value = c.to_digit(16).ok_or(KeyProblem::NotHex {
-            position: position + 1,
+            position: position.saturating_add(1),
         })?;
         if let Some(byte) = key.get_mut(position / 2) {
             // A hex digit is below 16: the cast cannot truncate.
