@@ -3,6 +3,12 @@
 //! Run: `cargo run --release --example bank` (data in `./bank_data`), or pass a folder:
 //! `cargo run --release --example bank -- /tmp/my_bank`. Run it twice: the second run
 //! recovers every account from disk and checks the balances against the first run's.
+//!
+//! Every record is sealed with a demo key built into the example, unless a key is given as
+//! `rush` takes them: `--key-file PATH` (the 32 raw bytes, or 64 hex digits) or else the
+//! environment variable `RUSH_KEY` (hex). After a key rotation that did not finish, add
+//! the old key with `--old-key-file PATH` (repeatable) or else `RUSH_OLD_KEY` (hex):
+//! `cargo run --release --example bank -- ./bank_data --key-file new.key --old-key-file old.key`.
 #![allow(
     clippy::panic,
     clippy::indexing_slicing,
@@ -13,7 +19,7 @@
 use rush::actor::{
     CommandError, Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, SnapshotPolicy,
 };
-use rush::store::{Backend, CompressionConfig, PersistentActor, SledManager, Store};
+use rush::store::{Backend, CompressionConfig, EncryptionKey, PersistentActor, SledManager};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Instant;
@@ -224,7 +230,8 @@ impl EventSourced for AuditLog {
 // ---------------------------------------------------------------------------------------
 
 const OWNERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
-/// A demo key. A real deployment reads its key from a secret store, never from source.
+/// The key when none is given. A real deployment reads its key from a secret store (here:
+/// `--key-file` or `RUSH_KEY`), never from source.
 const DEMO_KEY: [u8; 32] = *b"rush-bank-demo-key-32-bytes-long";
 const SNAPSHOT_EVERY: u64 = 25;
 
@@ -233,10 +240,7 @@ fn money(cents: u64) -> String {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let folder = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "./bank_data".to_owned());
+async fn main() -> std::process::ExitCode {
     // ractor reports a handler panic to the supervisor; print one line instead of a trace.
     std::panic::set_hook(Box::new(|info| {
         eprintln!(
@@ -244,10 +248,73 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             info.payload_as_str().unwrap_or("?")
         )
     }));
+    match run(std::env::args().skip(1).collect()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bank: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the bank keeps its accounts, and the keys that open them.
+struct Options {
+    folder: String,
+    key: EncryptionKey,
+    /// Where the key came from, for the first line of the output.
+    key_source: String,
+    old_keys: Vec<EncryptionKey>,
+}
+
+const USAGE: &str = "usage: bank [FOLDER] [--key-file PATH] [--old-key-file PATH]...";
+
+/// Reads `[FOLDER] [--key-file PATH] [--old-key-file PATH]...`, then `RUSH_KEY` and
+/// `RUSH_OLD_KEY` for what the flags do not give.
+fn options(args: Vec<String>) -> Result<Options, Box<dyn std::error::Error>> {
+    let (mut folder, mut key_file, mut old_key_files) = (None, None, Vec::new());
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--key-file" => key_file = Some(args.next().ok_or(USAGE)?),
+            "--old-key-file" => old_key_files.push(args.next().ok_or(USAGE)?),
+            _ if folder.is_none() && !arg.starts_with("--") => folder = Some(arg),
+            _ => return Err(format!("unexpected argument {arg:?}; {USAGE}").into()),
+        }
+    }
+    let (key, key_source) = match (key_file, std::env::var("RUSH_KEY")) {
+        (Some(path), _) => (EncryptionKey::from_file(&path)?, path),
+        (None, Ok(hex)) => (EncryptionKey::from_hex(&hex)?, "RUSH_KEY".to_owned()),
+        (None, Err(_)) => (DEMO_KEY.into(), "the demo key".to_owned()),
+    };
+    let mut old_keys = Vec::new();
+    for path in &old_key_files {
+        old_keys.push(EncryptionKey::from_file(path)?);
+    }
+    if let (true, Ok(hex)) = (old_key_files.is_empty(), std::env::var("RUSH_OLD_KEY")) {
+        old_keys.push(EncryptionKey::from_hex(&hex)?);
+    }
+    Ok(Options {
+        folder: folder.unwrap_or_else(|| "./bank_data".to_owned()),
+        key,
+        key_source,
+        old_keys,
+    })
+}
+
+/// The whole demo, with the folder and keys of `args` (see [`options`]).
+pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+    let Options {
+        folder,
+        key,
+        key_source,
+        old_keys,
+    } = options(args)?;
+    let key_id = key.id();
 
     let manager = SledManager::new(&folder)?;
     let config = PersistenceConfig {
-        encryption_key: Some(DEMO_KEY.into()),
+        encryption_key: Some(key),
+        decryption_keys: old_keys,
         compression: Some(CompressionConfig::default()),
         snapshots: SnapshotPolicy {
             every: Some(SNAPSHOT_EVERY),
@@ -257,12 +324,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..PersistenceConfig::default()
     };
     let persistence = Persistence::open(manager.clone(), config).await?;
-    let audit = persistence.get_or_spawn::<AuditLog>("ledger").await?;
+    let audit = persistence
+        .get_or_spawn::<AuditLog>("ledger")
+        .await
+        .map_err(|e| {
+            format!(
+                "{e}\n(after `rush rotate-key`, run the bank with --key-file NEW_KEY_FILE, and add --old-key-file OLD_KEY_FILE while the rotation is unfinished)"
+            )
+        })?;
     let previous = audit.ask(AuditCommand::Read).await?;
     let run = previous.runs + 1;
     println!(
         "Rush bank, run #{run}: sled database at {folder}, every record encrypted (XChaCha20-Poly1305) and gzip'd when it pays"
     );
+    println!("   key id {key_id:08x} ({key_source})");
 
     // 1. Start (or recover) every account.
     let started = Instant::now();
@@ -379,14 +454,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (mut serialized, mut compressed) = (0u64, 0u64);
     for (owner, account) in &accounts {
         let balance = account.ask(AccountCommand::Balance).await?;
-        let store = Store::<BankAccount>::new(
-            BankAccount::COLLECTION,
-            owner,
-            manager.clone(),
-            Some(&DEMO_KEY),
-            true,
-        )?;
-        let snapshots = store.snapshot_sequence_numbers()?;
+        let store = persistence
+            .database()
+            .store_async::<BankAccount>(BankAccount::COLLECTION, owner)
+            .await?;
+        let snapshots = store.snapshot_sequence_numbers_async().await?;
         let m = account.metrics().unwrap_or_default();
         serialized += m.serialized_bytes;
         compressed += m.compressed_bytes;

@@ -22,9 +22,10 @@ use bank_workload::{
     Account, BankEvent, COLLECTION, ENTITY, KEY, Raw, bincode_bytes, cpu_model, make_event,
     retry_open, vm_hwm,
 };
-use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig, SecretKey};
+use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
-    Backend, Durability, EventFilter, EventQuery, PersistentActor, SledManager, Store,
+    Backend, Durability, EncryptionKey, EventFilter, EventQuery, PersistentActor, SledManager,
+    Store,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -190,7 +191,7 @@ async fn catch_up(ours_dir: &Path, raw_dir: &Path, subscribers: usize) -> (f64, 
 async fn actors_group_commit(pool: &[BankEvent]) -> (f64, f64) {
     let dir = TempDir::new().unwrap();
     let config = PersistenceConfig {
-        encryption_key: Some(SecretKey::from(KEY)),
+        encryption_key: Some(EncryptionKey::from(KEY)),
         ..PersistenceConfig::default()
     };
     let persistence = Persistence::open(SledManager::new(dir.path()).unwrap(), config)
@@ -266,7 +267,7 @@ async fn recovery(pool: &[BankEvent]) -> (Duration, Duration) {
         raw.durable();
     }
     let config = PersistenceConfig {
-        encryption_key: Some(SecretKey::from(KEY)),
+        encryption_key: Some(EncryptionKey::from(KEY)),
         ..PersistenceConfig::default()
     };
     let persistence = Persistence::open(retry_open(|| SledManager::new(dir.path())), config)

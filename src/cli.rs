@@ -36,7 +36,7 @@ mod progress;
 use args::{Args, Command};
 use clap::{CommandFactory, FromArgMatches};
 use rush_store::inspect::{Inspector, RawEvent};
-use rush_store::{Error, PersistentActor, SledConfig, SledManager};
+use rush_store::{Error, Keyring, PersistentActor, SledConfig, SledManager};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
@@ -143,7 +143,8 @@ impl Cli {
     }
 
     fn execute(&self, args: Args, out: &mut dyn Write) -> Result<u8, String> {
-        let inspector = open(&args)?;
+        let keys = keys::load(&args)?;
+        let inspector = open(&args, &keys.keyring)?;
         let interrupt = progress::Interrupt::install();
         let mut context = commands::Context {
             inspector,
@@ -162,7 +163,7 @@ impl Cli {
                 context.verify(collection.as_deref(), entity.as_deref())
             }
             Command::Stats => context.stats(),
-            Command::RotateKey { new_key_file } => context.rotate_key(new_key_file.as_deref()),
+            Command::RotateKey { .. } => context.rotate_key(keys.new_key.as_ref()),
             Command::DeleteTo {
                 collection,
                 entity,
@@ -181,35 +182,14 @@ impl Cli {
 }
 
 /// Opens the existing database with the keys of the command line.
-fn open(args: &Args) -> Result<Inspector, String> {
-    let current = keys::load(args.key_file.as_deref(), "RUSH_KEY")?;
-    let mut older = Vec::new();
-    for file in &args.old_key_file {
-        older.extend(keys::load(Some(file), "RUSH_OLD_KEY")?);
-    }
-    if args.old_key_file.is_empty() {
-        older.extend(keys::load(None, "RUSH_OLD_KEY")?);
-    }
-    // A rotation run again after an interruption finds records already sealed with the
-    // new key: it must be able to open them too.
-    if let Command::RotateKey { new_key_file } = &args.command {
-        older.extend(keys::load(new_key_file.as_deref(), "RUSH_NEW_KEY")?);
-    }
+fn open(args: &Args, keyring: &Keyring) -> Result<Inspector, String> {
     // A tool's reads need no large cache; its writes are fsynced like the application's.
     let config = SledConfig {
         cache_capacity: 64 * 1024 * 1024,
         ..SledConfig::default()
     };
     let backend = SledManager::open_existing(&args.folder, config).map_err(|e| describe(&e))?;
-    let mut inspector = Inspector::new(Arc::new(backend));
-    if let Some(key) = &current {
-        inspector = inspector.with_key(key).map_err(|e| describe(&e))?;
-    }
-    for key in &older {
-        inspector
-            .add_decryption_key(key)
-            .map_err(|e| describe(&e))?;
-    }
+    let inspector = Inspector::with_keyring(Arc::new(backend), keyring);
     inspector.check_key().map_err(|e| describe(&e))?;
     Ok(inspector)
 }

@@ -21,8 +21,8 @@ pub use rush_actor::{
     SagaStep, Sagas, SnapshotPolicy, StepContext, StepError,
 };
 pub use rush_store::{
-    CompressionConfig, CompressionLevel, Durability, MemoryManager, PersistentActor, SledConfig,
-    SledManager, Store,
+    CompressionConfig, CompressionLevel, Durability, EncryptionKey, Keyring, MemoryManager,
+    PersistentActor, SledConfig, SledManager, Store,
 };
 
 /// The README's examples, compiled and run as doc tests so the tour stays true.

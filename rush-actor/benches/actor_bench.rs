@@ -33,8 +33,10 @@
     missing_docs
 )]
 
-use rush_actor::{Effect, EntityRef, EventSourced, Persistence, PersistenceConfig, SecretKey};
-use rush_store::{Backend, Durability, MemoryManager, PersistentActor, SledManager, Store};
+use rush_actor::{Effect, EntityRef, EventSourced, Persistence, PersistenceConfig};
+use rush_store::{
+    Backend, Durability, EncryptionKey, MemoryManager, PersistentActor, SledManager, Store,
+};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::Path;
@@ -376,7 +378,7 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
     let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
     let weak = Arc::downgrade(&backend);
     let config = PersistenceConfig {
-        encryption_key: encrypted.then(|| SecretKey::from([7u8; 32])),
+        encryption_key: encrypted.then(|| EncryptionKey::from([7u8; 32])),
         ..PersistenceConfig::default()
     };
     let persistence = Persistence::open_shared(backend, config).await.unwrap();

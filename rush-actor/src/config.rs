@@ -2,45 +2,24 @@
 
 use crate::snapshot_policy::SnapshotPolicy;
 use crate::supervision::RestartPolicy;
-use rush_store::{CompressionConfig, Durability};
+use rush_store::{CompressionConfig, Durability, EncryptionKey, Keyring};
 use std::time::Duration;
-
-/// A 32-byte encryption key, zeroized on drop and never printed.
-#[derive(Clone)]
-pub struct SecretKey([u8; 32]);
-
-impl SecretKey {
-    /// The key bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl From<[u8; 32]> for SecretKey {
-    fn from(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-}
-
-impl Drop for SecretKey {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.0);
-    }
-}
-
-impl std::fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
-    }
-}
 
 /// How the persistence extension runs its actors.
 #[derive(Clone)]
 pub struct PersistenceConfig {
     /// Default snapshot policy (an actor type can override it).
     pub snapshots: SnapshotPolicy,
-    /// 32-byte key: every event and snapshot is encrypted with XChaCha20-Poly1305.
-    pub encryption_key: Option<SecretKey>,
+    /// The key every new event, snapshot and table row is sealed with (XChaCha20-Poly1305);
+    /// `None`: records are written in the clear, with a CRC-32. Build it from 32 bytes
+    /// (`[u8; 32].into()`), hex ([`EncryptionKey::from_hex`]) or a file
+    /// ([`EncryptionKey::from_file`]).
+    pub encryption_key: Option<EncryptionKey>,
+    /// Older keys that open records but never seal new ones: after a key rotation (for
+    /// example `rush rotate-key`) that did not finish, give the old key here and the new
+    /// one as [`encryption_key`](Self::encryption_key). A record sealed with a key that is
+    /// in neither fails its entity's recovery with an error naming the key id it needs.
+    pub decryption_keys: Vec<EncryptionKey>,
     /// Adaptive gzip of records (`None`: off).
     pub compression: Option<CompressionConfig>,
     /// When a persist is acknowledged (default: on disk).
@@ -63,6 +42,7 @@ impl Default for PersistenceConfig {
         Self {
             snapshots: SnapshotPolicy::default(),
             encryption_key: None,
+            decryption_keys: Vec::new(),
             compression: Some(CompressionConfig::default()),
             durability: Durability::Immediate,
             restart: RestartPolicy::default(),
@@ -75,20 +55,22 @@ impl Default for PersistenceConfig {
 }
 
 impl PersistenceConfig {
-    /// The database settings of this configuration: its keys (parsed once, here),
-    /// compression and durability.
-    pub(crate) fn database_config(&self) -> rush_store::Result<rush_store::DatabaseConfig> {
-        let encryption_key = self
-            .encryption_key
-            .as_ref()
-            .map(|key| rush_store::EncryptionKey::new(key.bytes()))
-            .transpose()?;
-        Ok(rush_store::DatabaseConfig {
+    /// The keys of this configuration as one keyring: the encryption key, then the
+    /// decryption keys. The keys were parsed when they were built; this only shares them.
+    pub fn keyring(&self) -> Keyring {
+        Keyring::from(self.encryption_key.clone())
+            .with_decryption_keys(self.decryption_keys.iter().cloned())
+    }
+
+    /// The database settings of this configuration: its keys, compression and durability.
+    pub(crate) fn database_config(&self) -> rush_store::DatabaseConfig {
+        rush_store::DatabaseConfig {
             durability: self.durability,
-            encryption_key,
+            encryption_key: self.encryption_key.clone(),
+            decryption_keys: self.decryption_keys.clone(),
             compression: self.compression,
             ..rush_store::DatabaseConfig::default()
-        })
+        }
     }
 }
 
@@ -96,7 +78,8 @@ impl std::fmt::Debug for PersistenceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PersistenceConfig")
             .field("snapshots", &self.snapshots)
-            .field("encrypted", &self.encryption_key.is_some())
+            .field("encryption_key", &self.encryption_key)
+            .field("decryption_keys", &self.decryption_keys)
             .field("compression", &self.compression)
             .field("durability", &self.durability)
             .field("restart", &self.restart)

@@ -54,7 +54,7 @@ mod snapshot_policy;
 mod supervision;
 
 pub use behavior::{EventSourced, RecoveryInfo};
-pub use config::{PersistenceConfig, SecretKey};
+pub use config::PersistenceConfig;
 pub use effect::{Effect, PendingEffect};
 pub use entity_ref::EntityRef;
 pub use error::{CommandError, Error, Result};

@@ -11,7 +11,7 @@ use crate::host::{Host, HostArgs};
 use crate::metrics::{EntityMetrics, MetricsCell};
 use crate::supervision::{RestartHistory, Supervisor, SupervisorMsg, SupervisorState};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
-use rush_store::{Backend, Database};
+use rush_store::{Backend, Database, Keyring};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -88,7 +88,7 @@ impl Persistence {
 
     /// [`Persistence::open`] on a shared backend handle.
     pub async fn open_shared(backend: Arc<dyn Backend>, config: PersistenceConfig) -> Result<Self> {
-        let db = Database::open_shared(backend, config.database_config()?)?;
+        let db = Database::open_shared(backend, config.database_config())?;
         Self::open_database(db, config).await
     }
 
@@ -125,6 +125,12 @@ impl Persistence {
     /// The configuration.
     pub fn config(&self) -> &PersistenceConfig {
         &self.shared.config
+    }
+
+    /// The keys every store, query, table and saga of this extension opens records with:
+    /// the configuration's encryption key and decryption keys, parsed once.
+    pub fn keyring(&self) -> &Keyring {
+        self.shared.db.keyring()
     }
 
     /// The database the actors journal to.

@@ -2,10 +2,17 @@
 //! billions of records under one key never risk a nonce collision, and with the record's
 //! identity as associated data, so that a record copied to another place fails to open.
 
+mod keyring;
+mod parse;
+
+pub use keyring::Keyring;
+pub use parse::KeyProblem;
+
 use crate::error::{Error, Result};
 use chacha20::cipher::consts::U10;
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag, XChaCha20Poly1305, XNonce};
+use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Length of an encryption key in bytes.
@@ -15,9 +22,34 @@ pub(crate) const NONCE_LEN: usize = 24;
 /// Length of the authentication tag stored after each ciphertext.
 pub(crate) const TAG_LEN: usize = 16;
 
-/// A 32-byte key. Its bytes are zeroized on drop and never printed.
+/// A 32-byte encryption key, parsed once: clones share the parsed cipher, so handing one
+/// key to every store of a database costs a reference count, not a key schedule.
+///
+/// Build it from the 32 bytes (`From<[u8; 32]>`, or `TryFrom<&[u8]>` which refuses any other
+/// length), from hex text ([`EncryptionKey::from_hex`]) or from a file
+/// ([`EncryptionKey::from_file`]). Its bytes
+/// are zeroized when the last clone is dropped, and it is never printed: `Debug` shows only
+/// the key id, and there is no `Display`.
+///
+/// ```
+/// use rush_store::EncryptionKey;
+///
+/// let key = EncryptionKey::from([7u8; 32]);
+/// let same = EncryptionKey::from_hex(&"07".repeat(32))?;
+/// assert_eq!(key.id(), same.id());
+/// assert!(EncryptionKey::try_from(&b"too short"[..]).is_err());
+/// assert!(!format!("{key:?}").contains("0707"));
+/// # Ok::<_, rush_store::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct EncryptionKey {
+    inner: Arc<Parsed>,
+}
+
+/// What parsing a key computes once: the cipher (with its own copy of the key), the raw
+/// bytes (for the per-writer subkeys of [`EncryptionKey::open_into`]) and the key id.
+/// Both copies of the key are zeroized on drop.
+struct Parsed {
     cipher: XChaCha20Poly1305,
     material: Zeroizing<[u8; KEY_LEN]>,
     id: u32,
@@ -36,40 +68,64 @@ pub(crate) struct SubkeyCache {
 impl std::fmt::Debug for EncryptionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EncryptionKey")
-            .field("id", &format_args!("{:08x}", self.id))
+            .field("id", &format_args!("{:08x}", self.id()))
             .field("key", &"<redacted>")
             .finish()
     }
 }
 
-impl EncryptionKey {
+impl TryFrom<&[u8]> for EncryptionKey {
+    type Error = Error;
+
     /// Takes exactly [`KEY_LEN`] bytes; any other length is [`Error::InvalidKey`] (a key
     /// is never truncated or padded).
-    pub fn new(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != KEY_LEN {
-            return Err(Error::InvalidKey {
-                actual: bytes.len(),
-            });
-        }
-        // Both copies of the key (ours and the cipher's) are zeroized on drop.
-        let cipher = XChaCha20Poly1305::new_from_slice(bytes).map_err(|_| Error::InvalidKey {
+    fn try_from(bytes: &[u8]) -> Result<Self> {
+        let array: &[u8; KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKey {
             actual: bytes.len(),
         })?;
-        let mut material = Zeroizing::new([0u8; KEY_LEN]);
-        material.copy_from_slice(bytes);
+        Ok(Self::parse(array))
+    }
+}
+
+impl From<[u8; KEY_LEN]> for EncryptionKey {
+    /// The key with these bytes (the array given is wiped once parsed).
+    fn from(mut bytes: [u8; KEY_LEN]) -> Self {
+        let key = Self::parse(&bytes);
+        bytes.zeroize();
+        key
+    }
+}
+
+impl EncryptionKey {
+    /// Takes exactly [`KEY_LEN`] bytes; any other length is [`Error::InvalidKey`] (a key
+    /// is never truncated or padded). The same as `EncryptionKey::try_from(bytes)`.
+    pub fn new(bytes: &[u8]) -> Result<Self> {
+        Self::try_from(bytes)
+    }
+
+    fn parse(bytes: &[u8; KEY_LEN]) -> Self {
+        let cipher = XChaCha20Poly1305::new(bytes.into());
         let id = fingerprint(&cipher);
-        Ok(Self {
-            cipher,
-            material,
-            id,
-        })
+        Self {
+            inner: Arc::new(Parsed {
+                cipher,
+                material: Zeroizing::new(*bytes),
+                id,
+            }),
+        }
     }
 
     /// A 32-bit fingerprint of the key, stored in every record it seals, so that a reader
     /// knows which key opens a record (and key rotation can resume after a crash).
     /// It is a MAC of a fixed message: it reveals nothing about the key.
     pub fn id(&self) -> u32 {
-        self.id
+        self.inner.id
+    }
+
+    /// Whether `other` is a clone of this key, sharing its parsed cipher.
+    #[cfg(test)]
+    pub(crate) fn shares_parse_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Encrypts `plaintext` and returns `nonce || ciphertext || tag`.
@@ -82,6 +138,7 @@ impl EncryptionKey {
             .get_mut(NONCE_LEN..)
             .ok_or_else(|| internal("seal buffer"))?;
         let tag = self
+            .inner
             .cipher
             .encrypt_in_place_detached(&nonce, aad, body)
             .map_err(|_| internal("encryption failed"))?;
@@ -113,10 +170,10 @@ impl EncryptionKey {
         };
         let fresh = cache
             .as_ref()
-            .is_none_or(|c| c.key_id != self.id || c.prefix != prefix);
+            .is_none_or(|c| c.key_id != self.id() || c.prefix != prefix);
         if fresh {
             let mut subkey = chacha20::hchacha::<U10>(
-                chacha20::Key::from_slice(&self.material[..]),
+                chacha20::Key::from_slice(&self.inner.material[..]),
                 prefix.into(),
             );
             let cipher = ChaCha20Poly1305::new(&subkey);
@@ -124,7 +181,7 @@ impl EncryptionKey {
             let mut cached_prefix = [0u8; 16];
             cached_prefix.copy_from_slice(prefix);
             *cache = Some(SubkeyCache {
-                key_id: self.id,
+                key_id: self.id(),
                 prefix: cached_prefix,
                 cipher,
             });
@@ -203,50 +260,6 @@ fn fingerprint(cipher: &XChaCha20Poly1305) -> u32 {
 
 fn internal(what: &str) -> Error {
     Error::Serialization(format!("crypto: {what}"))
-}
-
-/// The keys a store can open records with: the current one (used to seal) and older ones
-/// kept for reading during and after a key rotation.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Keyring {
-    current: Option<EncryptionKey>,
-    previous: Vec<EncryptionKey>,
-}
-
-impl Keyring {
-    pub(crate) fn new(current: Option<EncryptionKey>) -> Self {
-        Self {
-            current,
-            previous: Vec::new(),
-        }
-    }
-
-    pub(crate) fn current(&self) -> Option<&EncryptionKey> {
-        self.current.as_ref()
-    }
-
-    pub(crate) fn find(&self, id: u32) -> Option<&EncryptionKey> {
-        self.current
-            .iter()
-            .chain(self.previous.iter())
-            .find(|key| key.id() == id)
-    }
-
-    /// Keeps `key` for reading only.
-    pub(crate) fn add_previous(&mut self, key: EncryptionKey) {
-        if self.find(key.id()).is_none() {
-            self.previous.push(key);
-        }
-    }
-
-    /// Makes `key` the sealing key; the old current key stays for reading.
-    pub(crate) fn promote(&mut self, key: EncryptionKey) {
-        let old = self.current.replace(key.clone());
-        self.previous.retain(|k| k.id() != key.id());
-        if let Some(old) = old {
-            self.add_previous(old);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -153,10 +153,8 @@ impl Database {
     pub fn open_shared(engine: Arc<dyn Backend>, config: DatabaseConfig) -> Result<Self> {
         config.compression.map(|c| c.validate()).transpose()?;
         let core = registry::core_for(engine, &config)?;
-        let mut keyring = Keyring::new(config.encryption_key);
-        for key in config.decryption_keys {
-            keyring.add_previous(key);
-        }
+        let keyring =
+            Keyring::from(config.encryption_key).with_decryption_keys(config.decryption_keys);
         Ok(Self {
             core,
             settings: Arc::new(Settings {
@@ -165,6 +163,24 @@ impl Database {
                 durability: config.durability,
             }),
         })
+    }
+
+    /// The database on `engine` with the keys of `keyring` and `compression`, sharing the
+    /// writer of any database already open on it.
+    pub(crate) fn with_keyring(
+        engine: Arc<dyn Backend>,
+        keyring: Keyring,
+        compression: Option<CompressionConfig>,
+    ) -> Result<Self> {
+        Self::open_shared(
+            engine,
+            DatabaseConfig {
+                encryption_key: keyring.current().cloned(),
+                decryption_keys: keyring.decryption_keys().to_vec(),
+                compression,
+                ..DatabaseConfig::default()
+            },
+        )
     }
 
     /// The database on `engine` with the given key and compression, sharing the writer of
@@ -221,6 +237,11 @@ impl Database {
     /// what subscriptions and projections wait on.
     pub fn log_appended(&self) -> tokio::sync::watch::Receiver<u64> {
         self.core.log_appended()
+    }
+
+    /// The keys this handle's views seal and open records with, parsed once.
+    pub fn keyring(&self) -> &Keyring {
+        &self.settings.keyring
     }
 
     /// When writes of this handle's views are acknowledged.

@@ -1,5 +1,6 @@
 //! The one error type of `rush-store`.
 
+use crate::crypto::KeyProblem;
 use std::path::PathBuf;
 
 /// What can go wrong in the store. Every variant names something a caller can act on.
@@ -69,10 +70,36 @@ pub enum Error {
     #[error("serialization failed: {0}")]
     Serialization(String),
     /// An encryption key is not exactly 32 bytes.
-    #[error("encryption key must be exactly 32 bytes, got {actual}")]
+    #[error("encryption key must be exactly 32 bytes, got {actual} bytes")]
     InvalidKey {
         /// The length that was given.
         actual: usize,
+    },
+    /// Text given as a key is not 64 hex digits
+    /// ([`EncryptionKey::from_hex`](crate::EncryptionKey::from_hex)).
+    #[error("invalid hex key: {problem}")]
+    InvalidKeyText {
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
+    /// A key file holds neither 32 raw bytes nor 64 hex digits
+    /// ([`EncryptionKey::from_file`](crate::EncryptionKey::from_file)).
+    #[error("key file {path}: {problem}")]
+    InvalidKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
+    /// A key file could not be read.
+    #[error("cannot read key file {path}: {message}")]
+    KeyFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's kind of error.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
     },
     /// A record could not be opened with the keys this store holds: wrong key, a key
     /// that is missing, or an encrypted record read by a store without a key.

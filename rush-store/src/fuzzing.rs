@@ -50,7 +50,7 @@ pub fn join_input(identity: &[u8], record: &[u8]) -> Vec<u8> {
 
 fn codec(key: Option<&[u8]>) -> Result<Codec> {
     Ok(Codec {
-        keyring: Keyring::new(key.map(EncryptionKey::new).transpose()?),
+        keyring: Keyring::from(key.map(EncryptionKey::new).transpose()?),
         ..Codec::default()
     })
 }
@@ -74,7 +74,7 @@ pub fn decode_record(identity: &[u8], record: &[u8], key: Option<&[u8]>) -> Resu
 /// XChaCha20-Poly1305 tag over `identity ‖ header`. Returns the opened body (still gzip
 /// when the record says so). Plain records are refused, as a keyed store refuses them.
 pub fn open_sealed(identity: &[u8], record: &[u8]) -> Result<Vec<u8>> {
-    let keyring = Keyring::new(Some(EncryptionKey::new(FUZZ_KEY)?));
+    let keyring = Keyring::from(Some(EncryptionKey::new(FUZZ_KEY)?));
     let mut scratch = Scratch::default();
     let describe = || "fuzz record".to_owned();
     let (_, body) = envelope::open(

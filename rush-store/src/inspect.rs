@@ -132,6 +132,15 @@ impl Inspector {
         }
     }
 
+    /// An inspector that opens records with the keys of `keyring`. Its current key is the
+    /// one [`Inspector::check_key`] checks and [`Inspector::rotate_key`] rotates from.
+    pub fn with_keyring(backend: Arc<dyn Backend>, keyring: &Keyring) -> Self {
+        Self {
+            backend,
+            keyring: keyring.clone(),
+        }
+    }
+
     /// Opens encrypted records with `key` (32 bytes), and seals with it in
     /// [`Inspector::rotate_key`] until the new key takes over.
     pub fn with_key(mut self, key: &[u8]) -> Result<Self> {
@@ -141,7 +150,7 @@ impl Inspector {
 
     /// Adds a key that opens records (an older key, while a rotation is unfinished).
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
-        self.keyring.add_previous(EncryptionKey::new(key)?);
+        self.keyring.add_decryption_key(EncryptionKey::new(key)?);
         Ok(())
     }
 

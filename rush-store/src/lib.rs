@@ -92,7 +92,7 @@ pub use backend::{
 };
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};
-pub use crypto::{EncryptionKey, KEY_LEN};
+pub use crypto::{EncryptionKey, KEY_LEN, KeyProblem, Keyring};
 pub use database::{Database, DatabaseConfig, WriterStats};
 pub use error::{Error, Result};
 pub use health::{HealthReport, HealthStatus};

@@ -14,6 +14,7 @@ pub use subscription::Subscription;
 use crate::backend::Backend;
 use crate::codec::{Codec, Scratch};
 use crate::collection_log::{self, LogEntry};
+use crate::crypto::{EncryptionKey, Keyring};
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::journal::{self, micros_to_time};
@@ -124,6 +125,19 @@ impl<A: PersistentActor> EventQuery<A> {
         )
     }
 
+    /// Queries `collection` on `backend` (joining the [`Database`] open on it); the keys
+    /// of `keyring` open its records.
+    pub fn with_keyring(
+        backend: Arc<dyn Backend>,
+        collection: &str,
+        keyring: &Keyring,
+    ) -> Result<Self> {
+        Self::open_in(
+            Database::with_keyring(backend, keyring.clone(), None)?,
+            collection,
+        )
+    }
+
     /// Queries `collection` of `db`, opening records with the database's keys.
     pub(crate) fn open_in(db: Database, collection: &str) -> Result<Self> {
         db.check_open()?;
@@ -144,7 +158,7 @@ impl<A: PersistentActor> EventQuery<A> {
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
         self.codec
             .keyring
-            .add_previous(crate::crypto::EncryptionKey::new(key)?);
+            .add_decryption_key(EncryptionKey::new(key)?);
         Ok(())
     }
 

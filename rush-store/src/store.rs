@@ -14,6 +14,7 @@ use crate::codec::Codec;
 use crate::codec::EventSchema;
 use crate::compression::{CompressionConfig, CompressionStats};
 use crate::crypto::EncryptionKey;
+use crate::crypto::Keyring;
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::health::HealthReport;
@@ -135,6 +136,7 @@ impl<A: PersistentActor> Store<A> {
     ///
     /// `encryption_key` must be exactly 32 bytes ([`Error::InvalidKey`] otherwise); with a
     /// key every record is sealed with XChaCha20-Poly1305. `compression` turns adaptive gzip on.
+    /// Stores that share keys, or need older ones, open with [`Store::with_keyring`].
     pub fn new<B: Backend>(
         collection: &str,
         entity_id: &str,
@@ -164,6 +166,20 @@ impl<A: PersistentActor> Store<A> {
             encryption_key,
             compression.then(CompressionConfig::default),
         )?;
+        Self::open_in(db, collection, entity_id)
+    }
+
+    /// Opens the store of one entity on `backend` (joining the [`Database`] open on it)
+    /// with the keys of `keyring`, parsed once for every store that shares it: new records
+    /// are sealed with its current key, and records sealed with any of its keys open.
+    /// Compression is off until [`Store::set_compression_config`].
+    pub fn with_keyring(
+        collection: &str,
+        entity_id: &str,
+        backend: Arc<dyn Backend>,
+        keyring: &Keyring,
+    ) -> Result<Self> {
+        let db = Database::with_keyring(backend, keyring.clone(), None)?;
         Self::open_in(db, collection, entity_id)
     }
 
@@ -232,7 +248,9 @@ impl<A: PersistentActor> Store<A> {
     /// Adds a key that opens records but never seals new ones: an older key, while a
     /// rotation is unfinished.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
-        self.codec.keyring.add_previous(EncryptionKey::new(key)?);
+        self.codec
+            .keyring
+            .add_decryption_key(EncryptionKey::new(key)?);
         Ok(())
     }
 

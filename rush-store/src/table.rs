@@ -11,6 +11,7 @@
 
 use crate::backend::{Backend, WriteBatch, WriteOp};
 use crate::codec::{Codec, MAX_EVENT_SIZE, Scratch};
+use crate::crypto::Keyring;
 use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::keys::{RecordKind, name_prefix, prefix_end};
@@ -81,6 +82,20 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         encryption_key: Option<&[u8]>,
     ) -> Result<Self> {
         Self::open_in(Database::shortcut(backend, encryption_key, None)?, name)
+    }
+
+    /// Opens table `name` (1 to 512 bytes) on `backend` (joining the [`Database`] open on
+    /// it); rows are sealed with the current key of `keyring` (none: in the clear), and
+    /// rows sealed with any of its keys open.
+    pub fn open_with_keyring(
+        backend: Arc<dyn Backend>,
+        name: &str,
+        keyring: &Keyring,
+    ) -> Result<Self> {
+        Self::open_in(
+            Database::with_keyring(backend, keyring.clone(), None)?,
+            name,
+        )
     }
 
     /// Table `name` of `db`, sealed with the database's keys (rows are not compressed).

@@ -12,7 +12,8 @@ use std::path::PathBuf;
     long_about = "Inspect and maintain a Rush database (a sled folder).\n\n\
         The folder is never created. sled locks it: stop the application that uses it first.\n\
         Keys are read from files or environment variables, never from the command line:\n\
-        --key-file PATH or RUSH_KEY (64 hex digits; a file may also hold the 32 raw bytes)."
+        --key-file PATH or RUSH_KEY (64 hex digits, whitespace ignored, as `xxd -p` or\n\
+        `openssl rand -hex 32` write them; a file may also hold exactly the 32 raw bytes)."
 )]
 pub(crate) struct Args {
     /// The database folder.

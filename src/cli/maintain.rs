@@ -5,23 +5,19 @@
 use super::EXIT_PROBLEMS;
 use super::commands::{Context, Failure, Outcome, interrupted};
 use super::format::key_id;
-use super::keys;
-use rush_store::EntityKey;
-use std::path::Path;
+use rush_store::{EncryptionKey, EntityKey};
 
 impl Context<'_> {
-    pub(crate) fn rotate_key(&mut self, new_key_file: Option<&Path>) -> Outcome {
-        let new_key = keys::load(new_key_file, "RUSH_NEW_KEY")
-            .map_err(Failure::Other)?
-            .ok_or_else(|| {
-                Failure::Other(
-                    "rotate-key needs the new key: --new-key-file PATH or RUSH_NEW_KEY".into(),
-                )
-            })?;
+    pub(crate) fn rotate_key(&mut self, new_key: Option<&EncryptionKey>) -> Outcome {
+        let new_key = new_key.ok_or_else(|| {
+            Failure::Other(
+                "rotate-key needs the new key: --new-key-file PATH or RUSH_NEW_KEY".into(),
+            )
+        })?;
         let bar = self.bar("re-encrypting");
         let report = self
             .inspector
-            .rotate_key(&new_key, &mut |n| bar.advance(n))?;
+            .rotate_key(new_key, &mut |n| bar.advance(n))?;
         bar.finish();
         let out = &mut *self.out;
         writeln!(

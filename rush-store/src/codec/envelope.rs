@@ -203,9 +203,11 @@ pub(crate) fn open<'a>(
             let reason = if keyring.current().is_none() {
                 "record is encrypted and this store has no key".to_owned()
             } else {
+                let held: Vec<String> = keyring.key_ids().map(|id| format!("{id:08x}")).collect();
                 format!(
-                    "record is sealed with key id {:08x}, which this store does not hold (wrong key?)",
-                    header.key_id
+                    "record is sealed with key id {:08x}, which this store does not hold (it holds {}): wrong key? after a key rotation that did not finish, add the older key as a decryption key",
+                    header.key_id,
+                    held.join(", ")
                 )
             };
             return Err(Error::Decryption {

@@ -9,7 +9,7 @@ fn codecs() -> Result<Vec<Codec>> {
     for encrypted in [false, true] {
         for compressed in [false, true] {
             out.push(Codec {
-                keyring: Keyring::new(encrypted.then(|| key.clone())),
+                keyring: Keyring::from(encrypted.then(|| key.clone())),
                 compression: compressed.then(CompressionConfig::default),
                 ..Codec::default()
             });
@@ -94,13 +94,13 @@ fn any_flipped_byte_is_an_error_never_a_wrong_value() -> Result<()> {
 #[test]
 fn wrong_or_missing_key_is_a_decryption_error() -> Result<()> {
     let sealed = Codec {
-        keyring: Keyring::new(Some(EncryptionKey::new(KEY)?)),
+        keyring: Keyring::from(Some(EncryptionKey::new(KEY)?)),
         compression: None,
         ..Codec::default()
     }
     .encode(b"id", 0, &"secret", MAX_EVENT_SIZE)?;
     let wrong = Codec {
-        keyring: Keyring::new(Some(EncryptionKey::new(&[9u8; 32])?)),
+        keyring: Keyring::from(Some(EncryptionKey::new(&[9u8; 32])?)),
         compression: None,
         ..Codec::default()
     };
@@ -129,7 +129,7 @@ fn a_keyed_store_refuses_plain_records_but_rotation_reseals_them() -> Result<()>
     }
     .encode(b"id", 5, &"old", MAX_EVENT_SIZE)?;
     let keyed = Codec {
-        keyring: Keyring::new(Some(EncryptionKey::new(KEY)?)),
+        keyring: Keyring::from(Some(EncryptionKey::new(KEY)?)),
         compression: None,
         ..Codec::default()
     };

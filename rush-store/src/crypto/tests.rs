@@ -83,12 +83,177 @@ fn key_ids_are_stable_distinct_and_never_zero() -> Result<()> {
 fn keyring_finds_current_and_previous_keys() -> Result<()> {
     let a = EncryptionKey::new(KEY)?;
     let b = EncryptionKey::new(OTHER)?;
-    let mut ring = Keyring::new(Some(a.clone()));
+    let mut ring = Keyring::new(a.clone());
     ring.promote(b.clone());
     assert_eq!(ring.current().map(EncryptionKey::id), Some(b.id()));
     assert!(ring.find(a.id()).is_some());
     assert!(ring.find(b.id()).is_some());
+    assert_eq!(ring.key_ids().collect::<Vec<_>>(), vec![b.id(), a.id()]);
     Ok(())
+}
+
+#[test]
+fn a_keyring_holds_each_key_once_and_its_clones_share_the_parsed_keys() -> Result<()> {
+    let a = EncryptionKey::new(KEY)?;
+    let b = EncryptionKey::new(OTHER)?;
+    let ring = Keyring::new(b.clone()).with_decryption_keys([
+        a.clone(),
+        b.clone(),
+        EncryptionKey::new(KEY)?,
+    ]);
+    assert_eq!(ring.decryption_keys().len(), 1);
+    let clone = ring.clone();
+    let (Some(found), Some(current)) = (clone.find(a.id()), clone.current()) else {
+        panic!("keys missing: {clone:?}");
+    };
+    assert!(found.shares_parse_with(&a));
+    assert!(current.shares_parse_with(&b));
+    assert!(Keyring::default().current().is_none());
+    let printed = format!("{ring:?}");
+    assert!(printed.contains(&format!("{:08x}", a.id())), "{printed}");
+    assert!(!printed.contains("0123456789"), "{printed}");
+    Ok(())
+}
+
+#[test]
+fn a_key_is_built_from_an_array_or_a_slice_of_exactly_32_bytes() -> Result<()> {
+    let from_array = EncryptionKey::from(*KEY);
+    let from_slice = EncryptionKey::try_from(&KEY[..])?;
+    assert_eq!(from_array.id(), from_slice.id());
+    let Err(error) = EncryptionKey::try_from(&KEY[..31]) else {
+        panic!("a 31-byte key was accepted");
+    };
+    assert_eq!(
+        error.to_string(),
+        "encryption key must be exactly 32 bytes, got 31 bytes"
+    );
+    Ok(())
+}
+
+#[test]
+fn clones_of_a_key_share_its_parsed_cipher() -> Result<()> {
+    let key = EncryptionKey::new(KEY)?;
+    assert!(key.clone().shares_parse_with(&key));
+    assert!(!EncryptionKey::new(KEY)?.shares_parse_with(&key));
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn hex_keys_may_have_whitespace_around_and_between_their_digits() -> Result<()> {
+    let id = EncryptionKey::new(KEY)?.id();
+    let digits = hex(KEY);
+    let xxd = format!("{}\n{}\n", &digits[..60], &digits[60..]);
+    for text in [
+        digits.clone(),
+        digits.to_uppercase(),
+        format!("  {digits}\r\n"),
+        xxd,
+    ] {
+        assert_eq!(EncryptionKey::from_hex(&text)?.id(), id, "{text:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn malformed_hex_keys_are_counted_never_quoted() {
+    let digits = hex(KEY);
+    let cases = [
+        ("abcd".to_owned(), KeyProblem::HexLength { found: 4 }),
+        (digits[..62].to_owned(), KeyProblem::HexLength { found: 62 }),
+        (format!("{digits}00"), KeyProblem::HexLength { found: 66 }),
+        (
+            format!("{}zz", &digits[..62]),
+            KeyProblem::NotHex { position: 63 },
+        ),
+        (
+            format!("\u{e9}{}", &digits[..63]),
+            KeyProblem::NotHex { position: 1 },
+        ),
+    ];
+    for (text, expected) in cases {
+        match EncryptionKey::from_hex(&text) {
+            Err(Error::InvalidKeyText { problem }) => assert_eq!(problem, expected, "{text:?}"),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+    let Err(error) = EncryptionKey::from_hex(&format!("{}zz", &digits[..62])) else {
+        panic!("accepted");
+    };
+    assert!(!error.to_string().contains(&digits[..8]), "{error}");
+}
+
+/// Writes `contents` to a file and reads it as a key.
+fn key_file(contents: &[u8]) -> Result<EncryptionKey> {
+    let dir = tempfile::tempdir().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let path = dir.path().join("key");
+    std::fs::write(&path, contents).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    EncryptionKey::from_file(&path)
+}
+
+#[test]
+fn key_files_hold_the_raw_bytes_or_hex_text() -> Result<()> {
+    let id = EncryptionKey::new(KEY)?.id();
+    let digits = hex(KEY);
+    for contents in [
+        KEY.to_vec(),
+        format!("{digits}\n").into_bytes(),
+        format!("{}\n{}\n", &digits[..60], &digits[60..]).into_bytes(),
+    ] {
+        assert_eq!(key_file(&contents)?.id(), id);
+    }
+    // 32 bytes are the raw key even when they happen to end with a newline.
+    let mut raw = [3u8; 32];
+    raw[31] = b'\n';
+    assert_eq!(key_file(&raw)?.id(), EncryptionKey::from(raw).id());
+    Ok(())
+}
+
+#[test]
+fn malformed_key_files_say_what_they_hold_in_bytes() {
+    let raw = [0xfeu8; 32];
+    let with = |tail: &[u8]| [&raw[..], tail].concat();
+    let digits = hex(KEY);
+    let cases = [
+        (with(b"\n"), KeyProblem::TrailingNewline { bytes: 33 }),
+        (with(b"\r\n"), KeyProblem::TrailingNewline { bytes: 34 }),
+        (
+            b"rush-bank-demo-key-32-bytes-long\n".to_vec(),
+            KeyProblem::TrailingNewline { bytes: 33 },
+        ),
+        (raw[..31].to_vec(), KeyProblem::RawLength { bytes: 31 }),
+        (with(&raw), KeyProblem::RawLength { bytes: 64 }),
+        (
+            format!("{}\n", &digits[..32]).into_bytes(),
+            KeyProblem::HexLength { found: 32 },
+        ),
+        (
+            format!("0x{digits}\n").into_bytes(),
+            KeyProblem::HexLength { found: 66 },
+        ),
+    ];
+    for (contents, expected) in cases {
+        match key_file(&contents) {
+            Err(Error::InvalidKeyFile { problem, .. }) => {
+                assert_eq!(problem, expected, "{contents:?}");
+            }
+            other => panic!("{contents:?}: {other:?}"),
+        }
+    }
+    let Err(error) = key_file(&with(b"\n")) else {
+        panic!("accepted");
+    };
+    let message = error.to_string();
+    assert!(message.contains("holds 33 bytes"), "{message}");
+    assert!(message.contains("newline"), "{message}");
+    let missing = EncryptionKey::from_file("/nonexistent/rush.key");
+    assert!(
+        matches!(missing, Err(Error::KeyFileUnreadable { .. })),
+        "{missing:?}"
+    );
 }
 
 #[test]

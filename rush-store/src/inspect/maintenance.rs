@@ -40,17 +40,20 @@ pub struct CompactReport {
 }
 
 impl Inspector {
-    /// Seals every event, snapshot and table row again with `new_key` (32 bytes), opening
+    /// Seals every event, snapshot and table row again with `new_key`, opening
     /// them with the keys this inspector holds (plain records are encrypted). Records
     /// already sealed with `new_key` are skipped, so an interrupted run resumes.
-    pub fn rotate_key(&self, new_key: &[u8], progress: &mut Progress<'_>) -> Result<RotateReport> {
-        let new_key = EncryptionKey::new(new_key)?;
+    pub fn rotate_key(
+        &self,
+        new_key: &EncryptionKey,
+        progress: &mut Progress<'_>,
+    ) -> Result<RotateReport> {
         let mut report = RotateReport {
             new_key_id: new_key.id(),
             ..RotateReport::default()
         };
         let mut keyring = self.keyring.clone();
-        keyring.promote(new_key);
+        keyring.promote(new_key.clone());
         let codec = Codec {
             keyring,
             ..Codec::default()

@@ -75,12 +75,12 @@ fn rotation_resumes_and_a_wrong_key_is_named() -> Result<()> {
     let backend = database(Some(&[7; 32]))?;
     let inspector = Inspector::new(backend.clone()).with_key(&[7; 32])?;
     let mut pages = 0;
-    let first = inspector.rotate_key(&[8; 32], &mut |_| {
+    let first = inspector.rotate_key(&EncryptionKey::from([8; 32]), &mut |_| {
         pages += 1;
         false
     })?;
     assert!(first.interrupted && first.rewritten == 4, "{first:?}");
-    let second = inspector.rotate_key(&[8; 32], &mut all())?;
+    let second = inspector.rotate_key(&EncryptionKey::from([8; 32]), &mut all())?;
     assert_eq!((second.rewritten, second.already_done), (1, 4));
     let new_only = Inspector::new(backend.clone()).with_key(&[8; 32])?;
     new_only.check_key()?;

@@ -2,8 +2,8 @@
 //! engine one page at a time, so memory is bounded by a page whatever the range.
 
 use super::Store;
-use crate::database::Database;
 use crate::codec::{Codec, Scratch};
+use crate::database::Database;
 use crate::error::{Error, Result};
 use crate::journal::{self, EventEnvelope};
 use crate::keys::{EntityKey, RecordKind};
