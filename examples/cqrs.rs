@@ -142,7 +142,7 @@ impl Projection for ReadModel {
         tx: &mut ProjectionTx,
     ) -> Result<(), ProjectionError> {
         let id = &event.entity_id;
-        let mut row = tx.get(&self.balances, id)?.unwrap_or(BalanceRow {
+        let mut row = tx.get(&self.balances, id).await?.unwrap_or(BalanceRow {
             cents: 0,
             transactions: 0,
         });

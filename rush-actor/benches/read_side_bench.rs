@@ -100,7 +100,7 @@ impl Projection for Balances {
         tx: &mut ProjectionTx,
     ) -> Result<(), ProjectionError> {
         let BankEvent::Deposited { amount_cents, .. } = &event.event;
-        let balance = tx.get(&self.table, &event.entity_id)?.unwrap_or(0);
+        let balance = tx.get(&self.table, &event.entity_id).await?.unwrap_or(0);
         tx.put(&self.table, &event.entity_id, balance + amount_cents)?;
         Ok(())
     }

@@ -71,7 +71,7 @@
 //!     fn delivery(&self) -> Delivery { Delivery::ExactlyOnce }
 //!     fn read_model_tables(&self) -> Vec<String> { vec![self.table.name().to_owned()] }
 //!     async fn handle(&mut self, event: &StoredEvent<u64>, tx: &mut ProjectionTx) -> Result<(), ProjectionError> {
-//!         let total = tx.get(&self.table, &event.entity_id)?.unwrap_or(0);
+//!         let total = tx.get(&self.table, &event.entity_id).await?.unwrap_or(0);
 //!         tx.put(&self.table, &event.entity_id, total + event.event)?;
 //!         Ok(())
 //!     }

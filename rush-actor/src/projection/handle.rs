@@ -77,6 +77,8 @@ pub struct ProjectionHandle {
     pub(crate) control: ActorRef<ControlMsg>,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) probe: Arc<dyn LogProbe>,
+    /// Whose reader threads read the log's head for the async methods.
+    pub(crate) db: rush_store::Database,
 }
 
 impl std::fmt::Debug for ProjectionHandle {
@@ -104,7 +106,8 @@ impl ProjectionHandle {
         self.progress.borrow().restarts
     }
 
-    /// How far behind the log the durable checkpoint is (reads the log's head).
+    /// How far behind the log the durable checkpoint is (reads the log's head on this
+    /// thread: from async code, prefer [`ProjectionHandle::lag_async`]).
     pub fn lag(&self) -> Result<ProjectionLag> {
         let checkpoint = self.progress.borrow().checkpoint;
         let head = self.probe.head()?;
@@ -124,11 +127,23 @@ impl ProjectionHandle {
         })
     }
 
+    /// [`ProjectionHandle::lag`], reading the log on the database's threads.
+    pub async fn lag_async(&self) -> Result<ProjectionLag> {
+        let handle = self.clone();
+        self.db
+            .run_blocking("projection lag", move || Ok(handle.lag()))
+            .await?
+    }
+
     /// Waits until every event committed before this call is handled and checkpointed.
     /// [`Error::ProjectionBehind`] after `timeout`; [`Error::ProjectionUnavailable`] if the
     /// projection is stopped or its supervisor gave up.
     pub async fn wait_until_caught_up(&self, timeout: Duration) -> Result<ProjectionLag> {
-        let target = self.probe.head()?;
+        let probe = Arc::clone(&self.probe);
+        let target = self
+            .db
+            .run_blocking("read log head", move || probe.head())
+            .await?;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut progress = self.progress.clone();
         loop {
@@ -136,7 +151,7 @@ impl ProjectionHandle {
                 let now = progress.borrow_and_update();
                 if now.checkpoint >= target {
                     drop(now);
-                    return self.lag();
+                    return self.lag_async().await;
                 }
                 if let Some(reason) = unavailable(&now.state) {
                     return Err(Error::ProjectionUnavailable {

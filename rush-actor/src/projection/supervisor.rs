@@ -82,6 +82,7 @@ pub(crate) async fn start<P: Projection>(
         control,
         progress: receiver,
         probe: Arc::new(query),
+        db: persistence.database().clone(),
     };
     // Remembered so that `Persistence::shutdown` stops it too.
     if let Ok(mut running) = persistence.shared.projections.lock() {

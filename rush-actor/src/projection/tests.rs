@@ -5,19 +5,19 @@ fn database() -> rush_store::Result<Database> {
     Database::open(MemoryManager::default(), DatabaseConfig::default())
 }
 
-#[test]
-fn reads_through_the_transaction_see_its_own_pending_writes() -> rush_store::Result<()> {
+#[tokio::test]
+async fn reads_through_the_transaction_see_its_own_pending_writes() -> rush_store::Result<()> {
     let db = database()?;
     let table = db.table::<u64>("totals")?;
     table.put("a", &1)?;
     let mut tx = ProjectionTx::new(db.clone());
-    let seen = tx.get(&table, "a")?.unwrap_or(0);
+    let seen = tx.get(&table, "a").await?.unwrap_or(0);
     tx.put(&table, "a", seen + 10)?;
-    let again = tx.get(&table, "a")?.unwrap_or(0);
+    let again = tx.get(&table, "a").await?.unwrap_or(0);
     tx.put(&table, "a", again + 10)?;
     tx.delete(&table, "b")?;
-    assert_eq!(tx.get(&table, "a")?, Some(21));
-    assert_eq!(tx.get(&table, "b")?, None);
+    assert_eq!(tx.get(&table, "a").await?, Some(21));
+    assert_eq!(tx.get(&table, "b").await?, None);
     // Nothing reaches the table before the runner commits.
     assert_eq!(table.get("a")?, Some(1));
     assert_eq!(tx.len(), 3);
@@ -27,8 +27,8 @@ fn reads_through_the_transaction_see_its_own_pending_writes() -> rush_store::Res
     Ok(())
 }
 
-#[test]
-fn a_table_of_another_database_is_refused() -> rush_store::Result<()> {
+#[tokio::test]
+async fn a_table_of_another_database_is_refused() -> rush_store::Result<()> {
     let elsewhere = database()?.table::<u64>("totals")?;
     let mut tx = ProjectionTx::new(database()?);
     let refused = tx.put(&elsewhere, "a", 1);
@@ -40,13 +40,13 @@ fn a_table_of_another_database_is_refused() -> rush_store::Result<()> {
     Ok(())
 }
 
-#[test]
-fn a_row_read_back_as_another_type_is_an_error_not_a_panic() -> rush_store::Result<()> {
+#[tokio::test]
+async fn a_row_read_back_as_another_type_is_an_error_not_a_panic() -> rush_store::Result<()> {
     let db = database()?;
     let numbers = db.table::<u64>("t")?;
     let words = db.table::<String>("t")?;
     let mut tx = ProjectionTx::new(db);
     tx.put(&numbers, "k", 7)?;
-    assert!(tx.get(&words, "k").is_err());
+    assert!(tx.get(&words, "k").await.is_err());
     Ok(())
 }

@@ -78,7 +78,8 @@ impl ProjectionTx {
 
     /// The row at `key` of `table` as this transaction sees it: its own pending write if
     /// any, else the committed row.
-    pub fn get<V>(&self, table: &Table<V>, key: &str) -> Result<Option<V>>
+    /// A committed row is read on the database's threads, not on the handler's.
+    pub async fn get<V>(&self, table: &Table<V>, key: &str) -> Result<Option<V>>
     where
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
@@ -92,7 +93,7 @@ impl ProjectionTx {
                     table.name()
                 ))),
             },
-            None => table.get(key),
+            None => table.get_async(key).await,
         }
     }
 

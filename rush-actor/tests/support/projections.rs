@@ -91,9 +91,9 @@ impl Projection for TableLedger {
     ) -> std::result::Result<(), ProjectionError> {
         self.handled.lock().unwrap().push(event.offset);
         let id = &event.entity_id;
-        let balance = tx.get(&self.balances, id)?.unwrap_or(0);
+        let balance = tx.get(&self.balances, id).await?.unwrap_or(0);
         tx.put(&self.balances, id, balance + signed(&event.event))?;
-        let count = tx.get(&self.counts, id)?.unwrap_or(0);
+        let count = tx.get(&self.counts, id).await?.unwrap_or(0);
         tx.put(&self.counts, id, count + 1)?;
         self.faults.fire(event.offset)
     }
