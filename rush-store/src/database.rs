@@ -26,10 +26,12 @@ mod core;
 mod pool;
 mod registry;
 mod reply;
+mod rotation;
 mod visibility;
 mod writer;
 
 pub(crate) use self::core::Core;
+pub use rotation::ResealReport;
 pub(crate) use writer::CommitOutcome;
 
 use crate::backend::Backend;

@@ -208,9 +208,11 @@ impl Core {
 }
 
 impl Drop for Core {
-    /// The last handle is gone without a shutdown: close the same way, on this thread.
-    /// The writer finishes its queue and flushes, then the engine is released, so the
-    /// folder can be opened again (by this process or another) as soon as this returns.
+    /// The last handle is gone without a shutdown: close the same way. The writer
+    /// finishes its queue and flushes, then the engine is released. On a thread of its
+    /// own this waits for that, so the folder can be opened again (by this process or
+    /// another) as soon as the drop returns; on a tokio worker it does not wait, since
+    /// blocking a worker is never allowed: async code calls `shutdown().await` instead.
     fn drop(&mut self) {
         self.jobs
             .write()
@@ -221,8 +223,27 @@ impl Drop for Core {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(writer) = writer {
-            let _ = writer.join();
+        let engine = self
+            .engine
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let close = move || {
+            if let Some(writer) = writer {
+                let _ = writer.join();
+            }
+            drop(engine);
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Closing blocks (the final flush, the engine's own close): not on a worker.
+            let spawned = std::thread::Builder::new()
+                .name("rush-closer".into())
+                .spawn(close);
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "could not start a thread to close the database");
+            }
+        } else {
+            close();
         }
         self.pool.stop();
         super::registry::forget(self, self.identity);
