@@ -196,6 +196,15 @@ impl ProjectionHandle {
     }
 }
 
+impl crate::shared::Stoppable for ProjectionHandle {
+    fn stop_boxed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // An already stopped projection answers at once.
+            let _ = self.stop().await;
+        })
+    }
+}
+
 fn unavailable(state: &ProjectionState) -> Option<String> {
     match state {
         ProjectionState::GaveUp { reason } => Some(format!("its supervisor gave up: {reason}")),

@@ -77,7 +77,7 @@ impl RestartHistory {
             return None;
         }
         self.recent.push_back(now);
-        self.total += 1;
+        self.total = self.total.saturating_add(1);
         Some(policy.backoff(attempt, unit))
     }
 
