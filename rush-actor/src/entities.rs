@@ -10,12 +10,15 @@
 //! | `Running` | command | `Running` (sent to its mailbox) | `EntityRef::ask` |
 //! | `BackingOff`, `Passivating` | command | same (kept in the stash) | `EntityRef::ask` |
 //! | `GaveUp` | command or `get_or_spawn` | `GaveUp` (refused: `Unavailable`) | `EntityRef::ask`, `Persistence::get_or_spawn` |
-//! | `Running` | failure, budget left | `BackingOff` (restart after a backoff) | the supervisor (`ActorFailed`), the startup watcher (recovery failed) |
-//! | `Running` | failure, budget spent | `GaveUp` (stash refused) | the same |
+//! | `Running` | failure, counted, budget left | `BackingOff` (restart after a backoff) | the supervisor (`ActorFailed`), the startup watcher (recovery failed) |
+//! | `Running` | failure, counted, budget spent | `GaveUp` (stash refused) | the same |
+//! | `Running` | failure, a write conflict (not counted) | `Running` (next incarnation now) | the supervisor (`ActorFailed`) |
 //! | `BackingOff` | backoff elapsed | `Running` (next incarnation, stash first) | a timer |
 //! | `Running` | idle, nothing waiting | `Passivating` (actor stopped) | the actor's idle timer |
 //! | `Running`, `Passivating` | incarnation stopped, stash empty | absent (slot released) | the supervisor (`ActorTerminated`) |
 //! | `Running`, `Passivating` | incarnation stopped, letters stashed | `Running` (next incarnation, stash first) | the supervisor (`ActorTerminated`) |
+//! | `GaveUp` | cool-down elapsed | absent (slot released) | a timer |
+//! | `GaveUp` | revive | absent (slot released) | `Persistence::revive` |
 //! | any | shutdown | closed (stashes refused: `Shutdown`; incarnations drained) | `Persistence::shutdown`, the supervisor's end |
 //!
 //! A closed table refuses every command and start with `Shutdown`. A launch that fails
@@ -31,7 +34,7 @@ mod tests;
 pub(crate) use key::{Claim, EntityKey};
 pub(crate) use letter::{HostMsg, ReplyTo, Stash, Stashed};
 pub(crate) use slot::{NewSlot, Starter, Startup, StartupHandle};
-pub(crate) use supervisor::Supervisor;
+pub(crate) use supervisor::{Reload, Supervisor};
 
 use crate::behavior::EventSourced;
 use crate::error::{Error, Result};
@@ -51,6 +54,7 @@ use tracing::{error, info, warn};
 #[derive(Debug, Clone, Copy)]
 enum Timer {
     Backoff,
+    CoolDown,
 }
 
 /// The live entities of one extension.
@@ -152,8 +156,27 @@ impl EntityTable {
         }
     }
 
+    /// Event "revive": releases a given-up entity, so its next command starts it afresh
+    /// with a new restart budget. `false` if it was not given up.
+    pub(crate) fn revive(&self, key: &EntityKey, claim: Claim) -> Result<bool> {
+        let mut entities = self.lock();
+        if entities.closed {
+            return Err(Error::Shutdown);
+        }
+        entities.claims.check(claim)?;
+        let given_up = entities
+            .slots
+            .get(key)
+            .is_some_and(|slot| matches!(slot.phase, Phase::GaveUp { .. }));
+        if given_up {
+            info!(entity = %key, "given-up persistent actor revived");
+            entities.remove(key);
+        }
+        Ok(given_up)
+    }
+
     /// Event "failure" of a live incarnation, reported by the supervisor.
-    pub(crate) fn actor_failed(&self, actor: ActorId, reason: String) {
+    pub(crate) fn actor_failed(&self, actor: ActorId, reason: String, counted: bool) {
         let mut entities = self.lock();
         let Some((key, incarnation)) = entities.incarnation_of(actor) else {
             return;
@@ -166,7 +189,7 @@ impl EntityTable {
             // It failed while stopping: it stopped.
             self.stopped(&mut entities, &key);
         } else {
-            self.failed(&mut entities, &key, incarnation, reason);
+            self.failed(&mut entities, &key, incarnation, reason, counted);
         }
     }
 
@@ -291,7 +314,7 @@ impl EntityTable {
                             .is_some_and(|slot| slot.generation == generation);
                         if same_slot {
                             let reason = format!("recovery failed: {reason}");
-                            table.failed(&mut entities, &key, incarnation, reason);
+                            table.failed(&mut entities, &key, incarnation, reason, true);
                         }
                     }
                 }
@@ -300,12 +323,30 @@ impl EntityTable {
         Ok(())
     }
 
-    /// A failure of live `incarnation` of `key`: restart it after a backoff, or give up.
-    fn failed(&self, entities: &mut Entities, key: &EntityKey, incarnation: u64, reason: String) {
-        let live = entities.slots.get(key).is_some_and(|slot| {
-            slot.incarnation == incarnation && matches!(slot.phase, Phase::Running { .. })
-        });
-        if live {
+    /// A failure of live `incarnation` of `key`: a `counted` one restarts it after a
+    /// backoff or gives up; another (a write conflict) restarts it at once.
+    fn failed(
+        &self,
+        entities: &mut Entities,
+        key: &EntityKey,
+        incarnation: u64,
+        reason: String,
+        counted: bool,
+    ) {
+        let Some(slot) = entities.slots.get(key) else {
+            return;
+        };
+        if slot.incarnation != incarnation || !matches!(slot.phase, Phase::Running { .. }) {
+            return;
+        }
+        if counted {
+            self.count_failure(entities, key, incarnation, reason);
+            return;
+        }
+        warn!(entity = %key, %reason, "persistent actor reloads after a write conflict");
+        MetricsCell::add(&slot.metrics.restarts, 1);
+        if let Err(error) = self.launch(entities, key) {
+            let reason = format!("restart failed: {error}");
             self.count_failure(entities, key, incarnation, reason);
         }
     }
@@ -337,6 +378,7 @@ impl EntityTable {
                     reason: reason.clone(),
                 });
                 entities.set_phase(key, Phase::GaveUp { reason });
+                self.schedule(Timer::CoolDown, self.policy.cool_down, key, stamp);
             }
         }
     }
@@ -376,13 +418,16 @@ impl EntityTable {
         });
     }
 
-    /// Event "backoff elapsed".
+    /// Event "backoff elapsed" or "cool-down elapsed".
     fn timer_elapsed(&self, timer: Timer, key: &EntityKey, stamp: (u64, u64)) {
         let (_, incarnation) = stamp;
         let mut entities = self.lock();
         let due = entities.slots.get(key).is_some_and(|slot| {
             (slot.generation, slot.incarnation) == stamp
-                && matches!((timer, &slot.phase), (Timer::Backoff, Phase::BackingOff))
+                && matches!(
+                    (timer, &slot.phase),
+                    (Timer::Backoff, Phase::BackingOff) | (Timer::CoolDown, Phase::GaveUp { .. })
+                )
         });
         if !due {
             return;
@@ -395,6 +440,10 @@ impl EntityTable {
                 } else {
                     info!(entity = %key, incarnation = incarnation.saturating_add(1), "persistent actor restarted");
                 }
+            }
+            Timer::CoolDown => {
+                info!(entity = %key, "given-up persistent actor released after its cool-down");
+                entities.remove(key);
             }
         }
     }

@@ -8,7 +8,7 @@ mod starter;
 pub(crate) use starter::new_slot;
 
 use crate::behavior::EventSourced;
-use crate::entities::{EntityKey, HostMsg, ReplyTo};
+use crate::entities::{EntityKey, HostMsg, Reload, ReplyTo};
 use crate::error::{CommandError, Error};
 use crate::metrics::MetricsCell;
 use crate::shared::Shared;
@@ -147,7 +147,13 @@ impl<S: EventSourced> HostState<S> {
                 })));
                 if let Some(fatal) = fatal {
                     // Memory may no longer match the journal: stop, and let the supervisor
-                    // restart this entity from what is durable.
+                    // restart this entity from what is durable. A conflict (another writer
+                    // moved the entity on) is no fault of this one: it reloads at once,
+                    // without spending the restart budget.
+                    if matches!(fatal, rush_store::Error::Conflict { .. }) {
+                        warn!(entity = %self.entity(), reason = %fatal, "persistent actor reloads");
+                        return Err(Box::new(Reload(fatal.to_string())));
+                    }
                     return Err(self.fail(fatal.to_string()));
                 }
                 return Ok(());

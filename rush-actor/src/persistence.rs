@@ -4,7 +4,7 @@
 
 use crate::behavior::EventSourced;
 use crate::config::{PersistenceConfig, deadline_after};
-use crate::entities::{EntityKey, EntityTable, Supervisor};
+use crate::entities::{Claim, EntityKey, EntityTable, Supervisor};
 use crate::entity_ref::EntityRef;
 use crate::error::{Error, Result};
 use crate::group_commit::{GroupCommit, GroupCommitStats};
@@ -149,6 +149,16 @@ impl Persistence {
         let entity = self.entity::<S>(entity_id);
         entity.started(true).await?;
         Ok(entity)
+    }
+
+    /// Revives entity `entity_id` after the supervisor gave up on it: its slot is released
+    /// now, and its next command starts it afresh, with a new restart budget. Returns
+    /// whether it was given up (otherwise nothing changes). Without a revive, a given-up
+    /// entity is released after [`RestartPolicy::cool_down`](crate::RestartPolicy).
+    pub fn revive<S: EventSourced>(&self, entity_id: &str) -> Result<bool> {
+        self.shared
+            .table
+            .revive(&EntityKey::of::<S>(entity_id), Claim::of::<S>())
     }
 
     /// Counters of one entity, while the extension knows it (from its start until it is

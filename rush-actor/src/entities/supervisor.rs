@@ -7,6 +7,13 @@ use super::EntityTable;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::sync::Arc;
 
+/// The failure of an incarnation that must reload from the journal but did nothing wrong:
+/// a write conflict (another writer moved the entity on). It restarts at once and does
+/// not count against the restart budget.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Reload(pub(crate) String);
+
 /// The supervisor takes no messages: it only hears its children.
 pub(crate) enum Never {}
 
@@ -56,7 +63,10 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                state.0.actor_failed(cell.get_id(), error.to_string());
+                let counted = !error.is::<Reload>();
+                state
+                    .0
+                    .actor_failed(cell.get_id(), error.to_string(), counted);
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => state.0.actor_stopped(cell.get_id()),
             _ => {}
