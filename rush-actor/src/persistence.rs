@@ -1,6 +1,6 @@
 //! The persistence extension: opened once on a backend, it owns the group-commit writer,
 //! the recovery throttle, the supervisor and the entity table, and hands out entity
-//! handles.
+//! handles. It starts standalone or linked under an application's own supervisor.
 
 use crate::behavior::EventSourced;
 use crate::config::{PersistenceConfig, deadline_after};
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::group_commit::{GroupCommit, GroupCommitStats};
 use crate::metrics::EntityMetrics;
 use crate::shared::Shared;
-use ractor::Actor;
+use ractor::{Actor, ActorCell};
 use rush_store::Backend;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +72,27 @@ impl Persistence {
 
     /// [`Persistence::open`] on a shared backend handle.
     pub async fn open_shared(backend: Arc<dyn Backend>, config: PersistenceConfig) -> Result<Self> {
+        Self::start(backend, config, None).await
+    }
+
+    /// [`Persistence::open`], with the extension's supervisor linked under `supervisor`,
+    /// an actor of the application: it receives the supervisor's `ActorStarted`, and its
+    /// `ActorTerminated` after [`Persistence::shutdown`]. If the application's supervisor
+    /// stops without shutting the extension down, ractor stops the extension's
+    /// supervisor and actors with it, and every later call is [`Error::Shutdown`].
+    pub async fn open_linked(
+        backend: impl Backend,
+        config: PersistenceConfig,
+        supervisor: ActorCell,
+    ) -> Result<Self> {
+        Self::start(Arc::new(backend), config, Some(supervisor)).await
+    }
+
+    async fn start(
+        backend: Arc<dyn Backend>,
+        config: PersistenceConfig,
+        parent: Option<ActorCell>,
+    ) -> Result<Self> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let writer = GroupCommit::start(Arc::clone(&backend), config.durability).map_err(|e| {
             Error::Spawn {
@@ -81,12 +102,14 @@ impl Persistence {
         })?;
         let table = EntityTable::new(config.restart, config.max_pending_commands);
         let name = Some(format!("rush/{id}/supervisor"));
-        let (supervisor, _) = Actor::spawn(name, Supervisor, Arc::clone(&table))
-            .await
-            .map_err(|e| Error::Spawn {
-                entity: "supervisor".into(),
-                reason: e.to_string(),
-            })?;
+        let spawned = match parent {
+            Some(parent) => Actor::spawn_linked(name, Supervisor, Arc::clone(&table), parent).await,
+            None => Actor::spawn(name, Supervisor, Arc::clone(&table)).await,
+        };
+        let (supervisor, _) = spawned.map_err(|e| Error::Spawn {
+            entity: "supervisor".into(),
+            reason: e.to_string(),
+        })?;
         let recoveries = config.max_concurrent_recoveries.max(1);
         Ok(Self {
             shared: Arc::new(Shared {
