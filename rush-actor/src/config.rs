@@ -47,7 +47,8 @@ pub struct PersistenceConfig {
     pub durability: Durability,
     /// Restarts after failures.
     pub restart: RestartPolicy,
-    /// At most this many actors recover at once (a restart of thousands must not stall).
+    /// At most this many actors recover at once (a restart of thousands must not stall);
+    /// 0 counts as 1, and any count beyond what a semaphore holds as that maximum.
     pub max_concurrent_recoveries: usize,
     /// Commands waiting for one actor (including during its recovery) beyond this are
     /// refused with `Error::Overloaded`.
@@ -55,7 +56,8 @@ pub struct PersistenceConfig {
     /// Stop an actor idle this long; the next command starts it again from the journal.
     pub passivate_after: Option<Duration>,
     /// How long `ask` waits for a reply (and for a restarting actor), `get_or_spawn` for a
-    /// recovery, and `shutdown` for the actors to finish their mailboxes.
+    /// recovery, and `shutdown` for the actors to finish their mailboxes. Any value works:
+    /// `Duration::MAX` waits about 30 years.
     pub ask_timeout: Duration,
 }
 

@@ -110,7 +110,10 @@ impl Persistence {
             entity: "supervisor".into(),
             reason: e.to_string(),
         })?;
-        let recoveries = config.max_concurrent_recoveries.max(1);
+        // Any count is accepted; the semaphore holds at most `MAX_PERMITS`.
+        let recoveries = config
+            .max_concurrent_recoveries
+            .clamp(1, Semaphore::MAX_PERMITS);
         Ok(Self {
             shared: Arc::new(Shared {
                 id,

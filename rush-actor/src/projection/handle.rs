@@ -129,7 +129,7 @@ impl ProjectionHandle {
     /// projection is stopped or its supervisor gave up.
     pub async fn wait_until_caught_up(&self, timeout: Duration) -> Result<ProjectionLag> {
         let target = self.probe.head()?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::config::deadline_after(timeout);
         let mut progress = self.progress.clone();
         loop {
             {
