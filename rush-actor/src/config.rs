@@ -26,14 +26,17 @@ pub struct PersistenceConfig {
     pub durability: Durability,
     /// Restarts after failures.
     pub restart: RestartPolicy,
-    /// At most this many actors recover at once (a restart of thousands must not stall).
+    /// At most this many actors recover at once (a restart of thousands must not stall);
+    /// 0 counts as 1, and any count beyond what a semaphore holds as that maximum.
     pub max_concurrent_recoveries: usize,
     /// Commands waiting for one actor (including during its recovery) beyond this are
     /// refused with `Error::Overloaded`.
     pub max_pending_commands: usize,
     /// Stop an actor idle this long; the next command starts it again from the journal.
     pub passivate_after: Option<Duration>,
-    /// How long `ask` waits for a reply (and for a restarting actor).
+    /// How long `ask` waits for a reply (and for a restarting actor), `get_or_spawn` for a
+    /// recovery, and `shutdown` for the actors to finish their mailboxes. Any value works:
+    /// `Duration::MAX` waits about 30 years.
     pub ask_timeout: Duration,
 }
 
@@ -52,6 +55,16 @@ impl Default for PersistenceConfig {
             ask_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// The instant `timeout` from now; a timeout past the clock's range (`Duration::MAX`)
+/// gives a deadline about 30 years away instead of overflowing.
+pub(crate) fn deadline_after(timeout: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = tokio::time::Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
 }
 
 impl PersistenceConfig {

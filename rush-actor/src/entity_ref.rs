@@ -1,35 +1,35 @@
 //! The caller's handle on one persistent entity. It follows the entity across restarts and
-//! passivation, bounds the commands waiting for it, and times out.
+//! passivation: each command is admitted by the entity table (see `entities`), which sends
+//! it to the running incarnation or keeps it for the next one, in send order. The handle
+//! then waits for the reply until the ask timeout.
 
 use crate::behavior::EventSourced;
-use crate::entities::Mailbox;
-use crate::entities::Phase;
+use crate::config::deadline_after;
+use crate::entities::{Claim, EntityKey, Startup};
 use crate::error::{CommandError, Error, Result};
-use crate::host::{HostMsg, Ticket};
+use crate::host::new_slot;
 use crate::metrics::EntityMetrics;
-use crate::persistence::Persistence;
-use ractor::ActorRef;
+use crate::shared::Shared;
 use rush_store::EventMetadata;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::sync::{oneshot, watch};
 
 /// A handle on entity `entity_id` of type `S`. Cheap to clone.
+///
+/// It never hands out the actor itself: every command goes through the entity table, which
+/// bounds the commands waiting and keeps their order across restarts.
 pub struct EntityRef<S: EventSourced> {
-    persistence: Persistence,
-    entity_id: String,
-    name: String,
+    shared: Arc<Shared>,
+    key: EntityKey,
     _marker: PhantomData<fn() -> S>,
 }
 
 impl<S: EventSourced> Clone for EntityRef<S> {
     fn clone(&self) -> Self {
         Self {
-            persistence: self.persistence.clone(),
-            entity_id: self.entity_id.clone(),
-            name: self.name.clone(),
+            shared: Arc::clone(&self.shared),
+            key: self.key.clone(),
             _marker: PhantomData,
         }
     }
@@ -44,29 +44,30 @@ impl<S: EventSourced> std::fmt::Debug for EntityRef<S> {
 }
 
 impl<S: EventSourced> EntityRef<S> {
-    pub(crate) fn new(persistence: Persistence, entity_id: &str) -> Self {
-        let name = persistence.actor_name::<S>(entity_id);
+    pub(crate) fn new(shared: Arc<Shared>, entity_id: &str) -> Self {
         Self {
-            persistence,
-            entity_id: entity_id.to_owned(),
-            name,
+            shared,
+            key: EntityKey::of::<S>(entity_id),
             _marker: PhantomData,
         }
     }
 
     /// The entity id.
     pub fn entity_id(&self) -> &str {
-        &self.entity_id
+        self.key.id()
     }
 
-    /// `collection/entity id`.
+    /// `collection/entity id`, for messages (the entity is the pair, not this string).
     pub fn describe(&self) -> String {
-        format!("{}/{}", S::COLLECTION, self.entity_id)
+        self.key.to_string()
     }
 
     /// Sends a command and waits for its reply, which comes only after the command's events
-    /// are durable. Starts the actor if it is not running (it recovers first); waits for an
-    /// actor that is restarting; refuses when too many commands wait.
+    /// are durable. Starts the actor if it is not running (it recovers first); a command
+    /// for an actor that is restarting or passivating waits for its next incarnation, in
+    /// send order. Refused at once when too many commands wait ([`Error::Overloaded`]),
+    /// when the supervisor gave up ([`Error::Unavailable`]) or after shutdown
+    /// ([`Error::Shutdown`]); [`Error::Timeout`] after the ask timeout.
     pub async fn ask(&self, command: S::Command) -> Result<S::Reply, CommandError<S::Rejection>> {
         self.ask_with(command, EventMetadata::default()).await
     }
@@ -78,113 +79,65 @@ impl<S: EventSourced> EntityRef<S> {
         command: S::Command,
         metadata: EventMetadata,
     ) -> Result<S::Reply, CommandError<S::Rejection>> {
-        let timeout = self.persistence.config().ask_timeout;
-        let deadline = Instant::now() + timeout;
-        let mut command = command;
-        loop {
-            let (actor, mailbox) = self.resolve(deadline).await?;
-            let (reply, replied) = oneshot::channel();
-            let (returned, came_back) = oneshot::channel();
-            if let Err(unsent) = actor.send_message(HostMsg::Command(
-                Ticket::new(command, reply, returned).with_metadata(metadata.clone()),
-            )) {
-                // The mailbox closed before the send: the ticket (now dropped) hands the
-                // command back below.
-                drop(unsent);
+        let timeout = self.shared.config.ask_timeout;
+        let deadline = deadline_after(timeout);
+        let (reply, replied) = oneshot::channel();
+        self.shared
+            .table
+            .post::<S>(&self.key, || self.new_slot(), command, reply, metadata)?;
+        match tokio::time::timeout_at(deadline, replied).await {
+            Ok(Ok(result)) => result,
+            // An actor took the command and stopped before replying: its outcome is unknown.
+            Ok(Err(_dropped)) => Err(Error::Stopped {
+                entity: self.describe(),
             }
-            match tokio::time::timeout_at(deadline, replied).await {
-                Ok(Ok(result)) => return result,
-                Ok(Err(_no_reply)) => match came_back.await {
-                    // The actor died before taking it: deliver it to the next incarnation.
-                    Ok(untaken) => {
-                        mailbox.pending.fetch_sub(1, Ordering::SeqCst);
-                        command = untaken;
-                    }
-                    // It took the command and died: its outcome is unknown to us.
-                    Err(_) => {
-                        return Err(Error::Stopped {
-                            entity: self.describe(),
-                        }
-                        .into());
-                    }
-                },
-                Err(_elapsed) => {
-                    return Err(Error::Timeout {
-                        entity: self.describe(),
-                        after: timeout,
-                    }
-                    .into());
-                }
+            .into()),
+            Err(_elapsed) => Err(Error::Timeout {
+                entity: self.describe(),
+                after: timeout,
             }
-        }
-    }
-
-    /// The actor of the current incarnation, if one is running.
-    pub fn actor(&self) -> Option<ActorRef<HostMsg<S>>> {
-        match &self.persistence.shared.table.lock().get(&self.name)?.phase {
-            Phase::Running { cell, .. } => Some(ActorRef::from(cell.clone())),
-            _ => None,
+            .into()),
         }
     }
 
     /// The entity's counters.
     pub fn metrics(&self) -> Option<EntityMetrics> {
-        self.persistence.entity_metrics::<S>(&self.entity_id)
+        self.shared.table.metrics(&self.key)
     }
 
-    /// The running incarnation and its mailbox, counting this command in.
-    async fn resolve(&self, deadline: Instant) -> Result<(ActorRef<HostMsg<S>>, Arc<Mailbox>)> {
-        let table = Arc::clone(&self.persistence.shared.table);
-        let limit = self.persistence.config().max_pending_commands;
-        loop {
-            let notified = table.changed.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so a change between check and wait is not missed.
-            notified.as_mut().enable();
-            {
-                let slots = table.lock();
-                match slots.get(&self.name).map(|slot| &slot.phase) {
-                    None => {
-                        drop(slots);
-                        self.persistence.ensure_started::<S>(&self.entity_id)?;
-                        continue;
-                    }
-                    Some(Phase::Running { cell, mailbox }) if !mailbox.accepting(cell) => {
-                        // Failing or dead, and the supervisor has not handled it yet: wait.
-                    }
-                    Some(Phase::Running { cell, mailbox }) => {
-                        let waiting = mailbox.pending.load(Ordering::SeqCst);
-                        if waiting >= limit {
-                            return Err(Error::Overloaded {
-                                entity: self.describe(),
-                                pending: waiting,
-                                limit,
-                            });
-                        }
-                        mailbox.pending.fetch_add(1, Ordering::SeqCst);
-                        return Ok((ActorRef::from(cell.clone()), Arc::clone(mailbox)));
-                    }
-                    Some(Phase::GaveUp { reason }) => {
-                        return Err(Error::Unavailable {
-                            entity: self.describe(),
-                            reason: reason.clone(),
-                        });
-                    }
-                    Some(Phase::BackingOff | Phase::Passivating) => {}
-                }
-            }
-            // A dying actor changes status without notifying: poll it now and then.
-            let poll = Instant::now() + std::time::Duration::from_millis(5);
-            if tokio::time::timeout_at(deadline.min(poll), notified)
-                .await
-                .is_err()
-                && Instant::now() >= deadline
-            {
-                return Err(Error::Timeout {
+    /// Starts the entity if it has no incarnation (with `fresh`, [`Error::Spawn`] if it
+    /// has) and waits until its recovery is over, at most the ask timeout.
+    pub(crate) async fn started(&self, fresh: bool) -> Result<()> {
+        let timeout = self.shared.config.ask_timeout;
+        let deadline = deadline_after(timeout);
+        let mut startup: watch::Receiver<Startup> =
+            self.shared
+                .table
+                .start(&self.key, Claim::of::<S>(), || self.new_slot(), fresh)?;
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            startup.wait_for(|startup| *startup != Startup::Recovering),
+        )
+        .await;
+        match outcome {
+            Err(_elapsed) => Err(Error::Timeout {
+                entity: self.describe(),
+                after: timeout,
+            }),
+            Ok(Ok(state)) => match &*state {
+                Startup::Failed(reason) => Err(Error::RecoveryFailed {
                     entity: self.describe(),
-                    after: self.persistence.config().ask_timeout,
-                });
-            }
+                    reason: reason.clone(),
+                }),
+                Startup::Recovering | Startup::Ready => Ok(()),
+            },
+            // The slot is gone: shut down, or released after giving up.
+            Ok(Err(_closed)) if self.shared.table.is_closed() => Err(Error::Shutdown),
+            Ok(Err(_closed)) => Ok(()),
         }
+    }
+
+    fn new_slot(&self) -> crate::entities::NewSlot {
+        new_slot::<S>(&self.shared, &self.key)
     }
 }

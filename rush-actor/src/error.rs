@@ -65,6 +65,18 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Two actor types use one collection: the first type used with it owns it, and the
+    /// entities of another are refused (their events would mix in one journal). Give the
+    /// second type its own `COLLECTION`.
+    #[error("collection {collection} belongs to actor type {owner}, not to {other}")]
+    CollectionClaimed {
+        /// The collection both types name.
+        collection: String,
+        /// The actor type that owns it.
+        owner: &'static str,
+        /// The actor type that was refused.
+        other: &'static str,
+    },
     /// The persistence extension was shut down.
     #[error("persistence is shut down")]
     Shutdown,

@@ -3,88 +3,23 @@
 //! group commit, applies, replies, and snapshots when the policy says so.
 
 mod recovery;
+mod starter;
+
+pub(crate) use starter::new_slot;
 
 use crate::behavior::EventSourced;
-use crate::entities::Mailbox;
+use crate::entities::{EntityKey, HostMsg, Reload, ReplyTo};
 use crate::error::{CommandError, Error};
 use crate::metrics::MetricsCell;
-use crate::persistence::Shared;
+use crate::shared::Shared;
 use crate::snapshot_policy::SnapshotPolicy;
-use crate::supervision::SupervisorMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use rush_store::{EventMetadata, Store};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
-use tokio::sync::oneshot;
 use tracing::{Instrument, debug, debug_span, warn};
-
-/// The reply channel of one command.
-pub type ReplyTo<S> = oneshot::Sender<
-    Result<<S as EventSourced>::Reply, CommandError<<S as EventSourced>::Rejection>>,
->;
-
-/// Messages of a persistent actor. Send commands through [`EntityRef`](crate::EntityRef),
-/// which bounds the mailbox and follows restarts.
-pub enum HostMsg<S: EventSourced> {
-    /// Handle a command and send its reply.
-    Command(Ticket<S>),
-    /// Passivation timer: stop if idle.
-    IdleCheck,
-}
-
-/// One command on its way to an actor. If the actor dies before it takes the command
-/// (the command was queued behind a crash), dropping the ticket hands the command back to
-/// its sender, which delivers it to the next incarnation: only a command the actor took
-/// can end without a reply.
-pub struct Ticket<S: EventSourced> {
-    command: Option<S::Command>,
-    reply: Option<ReplyTo<S>>,
-    returned: Option<oneshot::Sender<S::Command>>,
-    metadata: EventMetadata,
-}
-
-impl<S: EventSourced> Ticket<S> {
-    /// A ticket for `command`; the reply arrives on `reply`, an untaken command on `returned`.
-    pub fn new(
-        command: S::Command,
-        reply: ReplyTo<S>,
-        returned: oneshot::Sender<S::Command>,
-    ) -> Self {
-        Self {
-            command: Some(command),
-            reply: Some(reply),
-            returned: Some(returned),
-            metadata: EventMetadata::default(),
-        }
-    }
-
-    /// Records `metadata` (correlation, causation, user, tenant) on the events the command
-    /// persists.
-    #[must_use]
-    pub fn with_metadata(mut self, metadata: EventMetadata) -> Self {
-        self.metadata = metadata;
-        self
-    }
-
-    fn take(&mut self) -> Option<(S::Command, ReplyTo<S>, EventMetadata)> {
-        Some((
-            self.command.take()?,
-            self.reply.take()?,
-            std::mem::take(&mut self.metadata),
-        ))
-    }
-}
-
-impl<S: EventSourced> Drop for Ticket<S> {
-    fn drop(&mut self) {
-        if let (Some(command), Some(returned)) = (self.command.take(), self.returned.take()) {
-            let _ = returned.send(command);
-        }
-    }
-}
 
 /// The actor (its `self` is configuration only; the state lives in [`HostState`]).
 pub(crate) struct Host<S>(PhantomData<fn() -> S>);
@@ -100,8 +35,8 @@ pub(crate) struct HostArgs {
     pub(crate) shared: Arc<Shared>,
     pub(crate) entity_id: String,
     pub(crate) name: String,
+    pub(crate) key: EntityKey,
     pub(crate) incarnation: u64,
-    pub(crate) mailbox: Arc<Mailbox>,
     pub(crate) metrics: Arc<MetricsCell>,
 }
 
@@ -148,7 +83,7 @@ impl<S: EventSourced> Actor for Host<S> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             HostMsg::Command(mut ticket) => {
-                host.args.mailbox.pending.fetch_sub(1, Ordering::SeqCst);
+                // Taking the command stops counting it as waiting.
                 let Some((command, reply, metadata)) = ticket.take() else {
                     return Ok(());
                 };
@@ -162,14 +97,10 @@ impl<S: EventSourced> Actor for Host<S> {
                 if let Some(idle) = host.args.shared.config.passivate_after
                     && host.last_activity.elapsed() >= idle
                 {
-                    let _ = host
-                        .args
+                    host.args
                         .shared
-                        .supervisor
-                        .send_message(SupervisorMsg::Passivate {
-                            name: host.args.name.clone(),
-                            incarnation: host.args.incarnation,
-                        });
+                        .table
+                        .idle(&host.args.key, host.args.incarnation);
                 }
                 Ok(())
             }
@@ -188,8 +119,7 @@ impl<S: EventSourced> HostState<S> {
         reply: ReplyTo<S>,
         metadata: &EventMetadata,
     ) -> Result<(), ActorProcessingErr> {
-        // A panicking handler must close the mailbox before its reply is dropped, so the
-        // caller's next command waits for the restart instead of reaching a dying actor.
+        // A panic stops this incarnation; the commands behind it go to the next one, in order.
         let decided = std::panic::catch_unwind(AssertUnwindSafe(|| self.state.decide(command)));
         let decided = match decided {
             Ok(decided) => decided,
@@ -211,9 +141,7 @@ impl<S: EventSourced> HostState<S> {
         if !effect.events.is_empty() {
             if let Err(failure) = self.persist(&effect.events, metadata).await {
                 let fatal = stops_actor(&failure);
-                if fatal {
-                    self.args.mailbox.closed.store(true, Ordering::SeqCst);
-                }
+                let conflict = matches!(failure, rush_store::Error::Conflict { .. });
                 let reason = failure.to_string();
                 // The caller gets the store's error as it is: `Conflict` (nothing was
                 // written), `DiskFull`, `Shutdown`, an engine failure (outcome unknown)...
@@ -223,7 +151,13 @@ impl<S: EventSourced> HostState<S> {
                 })));
                 if fatal {
                     // Memory may no longer match the journal: stop, and let the supervisor
-                    // restart this entity from what is durable.
+                    // restart this entity from what is durable. A conflict (another writer
+                    // moved the entity on) is no fault of this one: it reloads at once,
+                    // without spending the restart budget.
+                    if conflict {
+                        warn!(entity = %self.entity(), %reason, "persistent actor reloads");
+                        return Err(Box::new(Reload(reason)));
+                    }
                     return Err(self.fail(reason));
                 }
                 return Ok(());
@@ -244,9 +178,8 @@ impl<S: EventSourced> HostState<S> {
         self.snapshot_if_due().await
     }
 
-    /// Closes the mailbox and returns the error that stops this incarnation.
+    /// Returns the error that stops this incarnation.
     fn fail(&self, reason: String) -> ActorProcessingErr {
-        self.args.mailbox.closed.store(true, Ordering::SeqCst);
         warn!(entity = %self.entity(), %reason, "persistent actor fails");
         reason.into()
     }

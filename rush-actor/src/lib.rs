@@ -50,6 +50,7 @@ mod metrics;
 mod persistence;
 mod projection;
 mod saga;
+mod shared;
 mod snapshot_policy;
 mod supervision;
 
@@ -58,7 +59,6 @@ pub use config::PersistenceConfig;
 pub use effect::{Effect, PendingEffect};
 pub use entity_ref::EntityRef;
 pub use error::{CommandError, Error, Result};
-pub use host::{HostMsg, ReplyTo, Ticket};
 pub use idempotency::{DEFAULT_IDEMPOTENCY_CAPACITY, IdempotencyKeys};
 pub use metrics::EntityMetrics;
 pub use persistence::Persistence;
@@ -71,4 +71,33 @@ pub use saga::{
     SagaOutcome, SagaStatus, SagaStep, Sagas, StepContext, StepError, StepFuture, StepPhase,
 };
 pub use snapshot_policy::SnapshotPolicy;
-pub use supervision::{RestartPolicy, SupervisorMsg};
+pub use supervision::RestartPolicy;
+
+/// What stays private: an entity's mailbox is reached only through its [`EntityRef`],
+/// which counts and orders every command, so no caller can unbalance the count of waiting
+/// commands or overtake the commands of another. None of these compile.
+///
+/// ```compile_fail
+/// use rush_actor::HostMsg;
+/// ```
+/// ```compile_fail
+/// use rush_actor::Ticket;
+/// ```
+/// ```compile_fail
+/// use rush_actor::ReplyTo;
+/// ```
+/// ```compile_fail
+/// use rush_actor::SupervisorMsg;
+/// ```
+/// ```compile_fail
+/// fn find<S: rush_actor::EventSourced>(persistence: &rush_actor::Persistence) {
+///     let _actor = persistence.lookup::<S>("id");
+/// }
+/// ```
+/// ```compile_fail
+/// fn peek<S: rush_actor::EventSourced>(entity: &rush_actor::EntityRef<S>) {
+///     let _actor = entity.actor();
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct PrivateInternals;

@@ -1,35 +1,19 @@
 //! The persistence extension: opened once on a backend, it owns the group-commit writer,
-//! the recovery throttle, the supervisor and the entity table, and spawns persistent
-//! actors by entity id.
+//! the recovery throttle, the supervisor and the entity table, and hands out entity
+//! handles. It starts standalone or linked under an application's own supervisor.
 
 use crate::behavior::EventSourced;
-use crate::config::PersistenceConfig;
-use crate::entities::{EntityTable, Mailbox, Phase, Slot, Starter, Startup, StartupHandle, launch};
+use crate::config::{PersistenceConfig, deadline_after};
+use crate::entities::{Claim, EntityKey, EntityTable, Supervisor};
 use crate::entity_ref::EntityRef;
 use crate::error::{Error, Result};
-use crate::host::{Host, HostArgs};
-use crate::metrics::{EntityMetrics, MetricsCell};
-use crate::supervision::{RestartHistory, Supervisor, SupervisorMsg, SupervisorState};
-use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
+use crate::metrics::EntityMetrics;
+use crate::shared::Shared;
+use ractor::{Actor, ActorCell};
 use rush_store::{Backend, Database, Keyring};
-use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use tokio::sync::{Semaphore, watch};
-
-/// Everything the actors of one extension share.
-pub(crate) struct Shared {
-    pub(crate) id: u64,
-    /// The database every actor, projection and saga of the extension reads and writes
-    /// through: its writer is the one write path.
-    pub(crate) db: Database,
-    pub(crate) config: PersistenceConfig,
-    pub(crate) recovery_permits: Semaphore,
-    pub(crate) table: Arc<EntityTable>,
-    pub(crate) supervisor: ActorRef<SupervisorMsg>,
-    /// Projections spawned on this extension, stopped by `shutdown`.
-    pub(crate) projections: std::sync::Mutex<Vec<crate::projection::ProjectionHandle>>,
-}
+use tokio::sync::Semaphore;
 
 /// The persistence extension of an actor system: spawn persistent actors with it.
 ///
@@ -89,34 +73,57 @@ impl Persistence {
     /// [`Persistence::open`] on a shared backend handle.
     pub async fn open_shared(backend: Arc<dyn Backend>, config: PersistenceConfig) -> Result<Self> {
         let db = Database::open_shared(backend, config.database_config())?;
-        Self::open_database(db, config).await
+        Self::start(db, config, None).await
     }
 
     /// Opens the extension on a database that is already open (its keys, compression and
     /// durability are used; those of `config` are not).
     pub async fn open_database(db: Database, config: PersistenceConfig) -> Result<Self> {
+        Self::start(db, config, None).await
+    }
+
+    /// [`Persistence::open`], with the extension's supervisor linked under `supervisor`,
+    /// an actor of the application: it receives the supervisor's `ActorStarted`, and its
+    /// `ActorTerminated` after [`Persistence::shutdown`]. If the application's supervisor
+    /// stops without shutting the extension down, ractor stops the extension's
+    /// supervisor and actors with it, and every later call is [`Error::Shutdown`].
+    pub async fn open_linked(
+        backend: impl Backend,
+        config: PersistenceConfig,
+        supervisor: ActorCell,
+    ) -> Result<Self> {
+        let db = Database::open(backend, config.database_config())?;
+        Self::start(db, config, Some(supervisor)).await
+    }
+
+    async fn start(
+        db: Database,
+        config: PersistenceConfig,
+        parent: Option<ActorCell>,
+    ) -> Result<Self> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let table = Arc::new(EntityTable::default());
-        let state = SupervisorState {
-            table: Arc::clone(&table),
-            policy: config.restart,
+        let table = EntityTable::new(config.restart, config.max_pending_commands);
+        let name = Some(format!("rush/{id}/supervisor"));
+        let spawned = match parent {
+            Some(parent) => Actor::spawn_linked(name, Supervisor, Arc::clone(&table), parent).await,
+            None => Actor::spawn(name, Supervisor, Arc::clone(&table)).await,
         };
-        let (supervisor, _) =
-            Actor::spawn(Some(format!("rush/{id}/supervisor")), Supervisor, state)
-                .await
-                .map_err(|e| Error::Spawn {
-                    entity: "supervisor".into(),
-                    reason: e.to_string(),
-                })?;
-        let recovery_permits = Semaphore::new(config.max_concurrent_recoveries.max(1));
+        let (supervisor, _) = spawned.map_err(|e| Error::Spawn {
+            entity: "supervisor".into(),
+            reason: e.to_string(),
+        })?;
+        // Any count is accepted; the semaphore holds at most `MAX_PERMITS`.
+        let recoveries = config
+            .max_concurrent_recoveries
+            .clamp(1, Semaphore::MAX_PERMITS);
         Ok(Self {
             shared: Arc::new(Shared {
                 id,
                 db,
                 config,
-                recovery_permits,
+                recovery_permits: Semaphore::new(recoveries),
                 table,
-                supervisor,
+                supervisor: supervisor.get_cell(),
                 projections: std::sync::Mutex::default(),
             }),
         })
@@ -153,61 +160,46 @@ impl Persistence {
     /// A handle on entity `entity_id` of type `S`. Nothing is started until the first
     /// command; then the actor recovers and handles the commands in the order sent.
     pub fn entity<S: EventSourced>(&self, entity_id: &str) -> EntityRef<S> {
-        EntityRef::new(self.clone(), entity_id)
+        EntityRef::new(Arc::clone(&self.shared), entity_id)
     }
 
-    /// Starts entity `entity_id` if it is not running, waits for its recovery, and returns
-    /// its handle. A recovery failure (corruption, wrong key) is [`Error::RecoveryFailed`].
+    /// Starts entity `entity_id` if it is not running, waits for its recovery (at most the
+    /// ask timeout: then [`Error::Timeout`]), and returns its handle. A recovery failure
+    /// (corruption, wrong key) is [`Error::RecoveryFailed`]; an entity the supervisor gave
+    /// up on is [`Error::Unavailable`]; after shutdown, [`Error::Shutdown`].
     pub async fn get_or_spawn<S: EventSourced>(&self, entity_id: &str) -> Result<EntityRef<S>> {
         let entity = self.entity::<S>(entity_id);
-        let mut startup = self.ensure_started::<S>(entity_id)?;
-        let outcome = startup
-            .wait_for(|s| *s != Startup::Recovering)
-            .await
-            .map(|s| s.clone());
-        match outcome {
-            Ok(Startup::Failed(reason)) => Err(Error::RecoveryFailed {
-                entity: entity.describe(),
-                reason,
-            }),
-            _ => Ok(entity),
-        }
+        entity.started(false).await?;
+        Ok(entity)
     }
 
-    /// Starts entity `entity_id`; [`Error::Spawn`] if it is already running.
+    /// Starts entity `entity_id`; [`Error::Spawn`] if it is already known to the extension
+    /// (running, restarting, passivating or given up).
     pub async fn spawn<S: EventSourced>(&self, entity_id: &str) -> Result<EntityRef<S>> {
-        let name = self.actor_name::<S>(entity_id);
-        if self.shared.table.lock().contains_key(&name) {
-            return Err(Error::Spawn {
-                entity: format!("{}/{entity_id}", S::COLLECTION),
-                reason: "already running".into(),
-            });
-        }
-        self.get_or_spawn(entity_id).await
+        let entity = self.entity::<S>(entity_id);
+        entity.started(true).await?;
+        Ok(entity)
     }
 
-    /// The running actor of an entity, found in ractor's registry by its name.
-    pub fn lookup<S: EventSourced>(&self, entity_id: &str) -> Option<ActorRef<crate::HostMsg<S>>> {
-        ractor::registry::where_is(self.actor_name::<S>(entity_id)).map(ActorRef::from)
-    }
-
-    /// Counters of one entity, if it was started since the extension opened.
-    pub fn entity_metrics<S: EventSourced>(&self, entity_id: &str) -> Option<EntityMetrics> {
+    /// Revives entity `entity_id` after the supervisor gave up on it: its slot is released
+    /// now, and its next command starts it afresh, with a new restart budget. Returns
+    /// whether it was given up (otherwise nothing changes). Without a revive, a given-up
+    /// entity is released after [`RestartPolicy::cool_down`](crate::RestartPolicy).
+    pub fn revive<S: EventSourced>(&self, entity_id: &str) -> Result<bool> {
         self.shared
             .table
-            .lock()
-            .get(&self.actor_name::<S>(entity_id))
-            .map(|slot| slot.metrics.read())
+            .revive(&EntityKey::of::<S>(entity_id), Claim::of::<S>())
+    }
+
+    /// Counters of one entity, while the extension knows it (from its start until it is
+    /// passivated or released).
+    pub fn entity_metrics<S: EventSourced>(&self, entity_id: &str) -> Option<EntityMetrics> {
+        self.shared.table.metrics(&EntityKey::of::<S>(entity_id))
     }
 
     /// Entities currently running (recovering or handling commands).
     pub fn running_entities(&self) -> usize {
-        self.shared
-            .table
-            .lock()
-            .values()
-            .filter(|s| matches!(s.phase, Phase::Running { .. }))
-            .count()
+        self.shared.table.running()
     }
 
     /// Group commits so far: batches and the writes in them (of every kind: events,
@@ -217,11 +209,16 @@ impl Persistence {
         (stats.groups, stats.writes)
     }
 
-    /// Stops every projection (after its current page), every actor and the supervisor,
-    /// then shuts the database down: the writes accepted so far are finished and flushed
-    /// (under `Durability::Periodic` too), the writer is joined and the engine released,
-    /// so the folder can be opened again at once. An error is that last flush failing.
+    /// Stops accepting work, then finishes what was accepted: every later `ask`,
+    /// `get_or_spawn` and `spawn` is [`Error::Shutdown`] at once, commands waiting for a
+    /// restart are answered [`Error::Shutdown`], projections stop after their current page,
+    /// and each running actor handles the commands already in its mailbox (for at most the
+    /// ask timeout) before it stops; then the supervisor stops. Last, the database shuts
+    /// down: accepted writes are finished and flushed (under `Durability::Periodic` too),
+    /// its writer is joined and the engine released, so the folder can be opened again at
+    /// once. An error is that last flush failing.
     pub async fn shutdown(&self) -> Result<()> {
+        let cells = self.shared.table.close();
         let projections = self
             .shared
             .projections
@@ -229,22 +226,21 @@ impl Persistence {
             .map(|mut running| std::mem::take(&mut *running))
             .unwrap_or_default();
         for projection in projections {
-            // An already stopped projection answers at once.
-            let _ = projection.stop().await;
+            projection.stop_boxed().await;
         }
-        let cells: Vec<ActorCell> = self
-            .shared
-            .table
-            .lock()
-            .drain()
-            .filter_map(|(_, slot)| match slot.phase {
-                Phase::Running { cell, .. } => Some(cell),
-                _ => None,
-            })
-            .collect();
+        for cell in &cells {
+            // Unlinked, so the supervisor's own stop cannot kill an actor still draining.
+            cell.unlink(self.shared.supervisor.clone());
+            let _ = cell.drain();
+        }
+        let deadline = deadline_after(self.shared.config.ask_timeout);
         for cell in cells {
-            cell.unlink(self.shared.supervisor.get_cell());
-            let _ = cell.stop_and_wait(Some("shutdown".into()), None).await;
+            if tokio::time::timeout_at(deadline, cell.wait(None))
+                .await
+                .is_err()
+            {
+                cell.kill();
+            }
         }
         let _ = self
             .shared
@@ -253,92 +249,5 @@ impl Persistence {
             .await;
         self.shared.db.shutdown().await?;
         Ok(())
-    }
-
-    /// The ractor name of an entity's actor: unique per extension, collection and id.
-    pub(crate) fn actor_name<S: EventSourced>(&self, entity_id: &str) -> String {
-        format!("rush/{}/{}/{}", self.shared.id, S::COLLECTION, entity_id)
-    }
-
-    /// Creates the entity's slot and starts its first incarnation if there is none.
-    pub(crate) fn ensure_started<S: EventSourced>(
-        &self,
-        entity_id: &str,
-    ) -> Result<watch::Receiver<Startup>> {
-        let name = self.actor_name::<S>(entity_id);
-        let mut slots = self.shared.table.lock();
-        if let Some(slot) = slots.get(&name) {
-            return match &slot.phase {
-                Phase::GaveUp { reason } => Err(Error::Unavailable {
-                    entity: format!("{}/{entity_id}", S::COLLECTION),
-                    reason: reason.clone(),
-                }),
-                _ => Ok(slot.startup.subscribe()),
-            };
-        }
-        let starter: Arc<dyn Starter> = Arc::new(HostStarter::<S> {
-            shared: Arc::downgrade(&self.shared),
-            entity_id: entity_id.to_owned(),
-            name: name.clone(),
-            metrics: Arc::new(MetricsCell::default()),
-            _marker: PhantomData,
-        });
-        let (startup, receiver) = watch::channel(Startup::Recovering);
-        let mut slot = Slot {
-            phase: Phase::Passivating,
-            incarnation: 0,
-            metrics: starter.metrics(),
-            starter,
-            history: RestartHistory::default(),
-            startup,
-        };
-        launch(&name, &mut slot, &self.shared.supervisor).map_err(|e| Error::Spawn {
-            entity: format!("{}/{entity_id}", S::COLLECTION),
-            reason: e.to_string(),
-        })?;
-        slots.insert(name, slot);
-        Ok(receiver)
-    }
-}
-
-/// Spawns incarnations of one entity of type `S`.
-struct HostStarter<S> {
-    shared: Weak<Shared>,
-    entity_id: String,
-    name: String,
-    metrics: Arc<MetricsCell>,
-    _marker: PhantomData<fn() -> S>,
-}
-
-impl<S: EventSourced> Starter for HostStarter<S> {
-    fn start(
-        &self,
-        incarnation: u64,
-        mailbox: Arc<Mailbox>,
-        supervisor: ActorCell,
-    ) -> Result<(ActorCell, StartupHandle), SpawnErr> {
-        let shared = self
-            .shared
-            .upgrade()
-            .ok_or_else(|| SpawnErr::StartupFailed("persistence is shut down".into()))?;
-        let args = HostArgs {
-            shared,
-            entity_id: self.entity_id.clone(),
-            name: self.name.clone(),
-            incarnation,
-            mailbox,
-            metrics: Arc::clone(&self.metrics),
-        };
-        let (actor, startup) = ractor::ActorRuntime::<Host<S>>::spawn_linked_instant(
-            Some(self.name.clone()),
-            Host::<S>::new(),
-            args,
-            supervisor,
-        )?;
-        Ok((actor.get_cell(), startup))
-    }
-
-    fn metrics(&self) -> Arc<MetricsCell> {
-        Arc::clone(&self.metrics)
     }
 }

@@ -144,7 +144,7 @@ impl ProjectionHandle {
             .db
             .run_blocking("read log head", move || probe.head())
             .await?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::config::deadline_after(timeout);
         let mut progress = self.progress.clone();
         loop {
             {
@@ -208,6 +208,15 @@ impl ProjectionHandle {
             projection: self.name.clone(),
             reason: "it is stopped".into(),
         }
+    }
+}
+
+impl crate::shared::Stoppable for ProjectionHandle {
+    fn stop_boxed(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // An already stopped projection answers at once.
+            let _ = self.stop().await;
+        })
     }
 }
 

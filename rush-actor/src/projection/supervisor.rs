@@ -86,7 +86,7 @@ pub(crate) async fn start<P: Projection>(
     };
     // Remembered so that `Persistence::shutdown` stops it too.
     if let Ok(mut running) = persistence.shared.projections.lock() {
-        running.push(handle.clone());
+        running.push(Box::new(handle.clone()));
     }
     Ok(handle)
 }

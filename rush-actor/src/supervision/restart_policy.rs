@@ -21,6 +21,12 @@ pub struct RestartPolicy {
     pub multiplier: f64,
     /// Random spread of each backoff, as a fraction (0.2 = ±20%).
     pub jitter: f64,
+    /// After the supervisor gave up on an entity, how long its commands are refused
+    /// (`Unavailable`) before it is released from the entity table; its next command then
+    /// starts it afresh, with a new restart budget. Keeps memory from growing with
+    /// given-up entities. `Persistence::revive` releases one at once. (Entities only: a
+    /// projection that was given up on is spawned again by hand.)
+    pub cool_down: Duration,
 }
 
 impl Default for RestartPolicy {
@@ -32,6 +38,7 @@ impl Default for RestartPolicy {
             max_backoff: Duration::from_secs(10),
             multiplier: 2.0,
             jitter: 0.2,
+            cool_down: Duration::from_secs(60),
         }
     }
 }
@@ -77,7 +84,7 @@ impl RestartHistory {
             return None;
         }
         self.recent.push_back(now);
-        self.total += 1;
+        self.total = self.total.saturating_add(1);
         Some(policy.backoff(attempt, unit))
     }
 

@@ -1,0 +1,54 @@
+//! A write conflict (a stale second writer) restarts the actor so it reloads, without
+//! spending the restart budget: an entity shared by two extensions keeps serving.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/account.rs"]
+mod account;
+
+use account::{Account, Cmd, deposit};
+use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};
+use rush_store::{Backend, MemoryManager};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn write_conflicts_do_not_spend_the_restart_budget() {
+    let config = PersistenceConfig {
+        // Not one counted restart is allowed.
+        restart: RestartPolicy {
+            max_restarts: 0,
+            ..RestartPolicy::default()
+        },
+        ask_timeout: Duration::from_secs(5),
+        ..PersistenceConfig::default()
+    };
+    let memory: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let first = Persistence::open_shared(memory.clone(), config.clone())
+        .await
+        .unwrap();
+    let second = Persistence::open_shared(memory, config).await.unwrap();
+    let a = first.get_or_spawn::<Account>("shared").await.unwrap();
+    let b = second.get_or_spawn::<Account>("shared").await.unwrap();
+    let mut acknowledged = 0u64;
+    for round in 0..10u64 {
+        for (who, tag) in [(&a, 2 * round), (&b, 2 * round + 1)] {
+            match who.ask(deposit(1, tag)).await {
+                Ok(_) => acknowledged += 1,
+                // The stale writer's command wrote nothing; it reloads for the next one.
+                Err(CommandError::Failed(Error::Journal { .. })) => {}
+                Err(other) => panic!("round {round}: {other}"),
+            }
+        }
+    }
+    let restarts = a.metrics().unwrap().restarts + b.metrics().unwrap().restarts;
+    assert!(restarts >= 5, "conflicts restarted the actors: {restarts}");
+    assert_eq!(a.ask(Cmd::Balance).await.unwrap(), acknowledged);
+    assert_eq!(b.ask(Cmd::Balance).await.unwrap(), acknowledged);
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+}
