@@ -296,16 +296,20 @@ impl EntityTable {
         tokio::spawn(async move {
             let failure = match startup.await {
                 Ok(Ok(_running)) => None,
-                Ok(Err(SpawnErr::StartupFailed(err))) => Some(err.to_string()),
-                Ok(Err(other)) => Some(other.to_string()),
-                Err(join) => Some(join.to_string()),
+                // Recovery returns the store's error: keep it typed for the caller.
+                Ok(Err(SpawnErr::StartupFailed(err))) => Some((
+                    err.to_string(),
+                    err.downcast_ref::<rush_store::Error>().cloned(),
+                )),
+                Ok(Err(other)) => Some((other.to_string(), None)),
+                Err(join) => Some((join.to_string(), None)),
             };
             match failure {
                 None => {
                     watch.send_replace(Startup::Ready);
                 }
-                Some(reason) => {
-                    watch.send_replace(Startup::Failed(reason.clone()));
+                Some((reason, cause)) => {
+                    watch.send_replace(Startup::Failed(reason.clone(), cause));
                     if let Some(table) = table.upgrade() {
                         let mut entities = table.lock();
                         let same_slot = entities

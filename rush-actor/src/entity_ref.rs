@@ -116,7 +116,7 @@ impl<S: EventSourced> EntityRef<S> {
                 .start(&self.key, Claim::of::<S>(), || self.new_slot(), fresh)?;
         let outcome = tokio::time::timeout_at(
             deadline,
-            startup.wait_for(|startup| *startup != Startup::Recovering),
+            startup.wait_for(|startup| !matches!(startup, Startup::Recovering)),
         )
         .await;
         match outcome {
@@ -125,9 +125,10 @@ impl<S: EventSourced> EntityRef<S> {
                 after: timeout,
             }),
             Ok(Ok(state)) => match &*state {
-                Startup::Failed(reason) => Err(Error::RecoveryFailed {
+                Startup::Failed(reason, cause) => Err(Error::RecoveryFailed {
                     entity: self.describe(),
                     reason: reason.clone(),
+                    source: cause.clone(),
                 }),
                 Startup::Recovering | Startup::Ready => Ok(()),
             },

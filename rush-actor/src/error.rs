@@ -23,6 +23,10 @@ pub enum Error {
         entity: String,
         /// Why.
         reason: String,
+        /// The store's error, with its kind (`Corrupted`, `Decryption`, `DiskFull`...),
+        /// when recovery failed with one.
+        #[source]
+        source: Option<rush_store::Error>,
     },
     /// Too many commands are waiting for this actor.
     #[error("{entity} has {pending} commands waiting, the limit is {limit}")]

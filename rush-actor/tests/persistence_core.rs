@@ -189,3 +189,34 @@ async fn no_engine_call_runs_on_a_tokio_worker() {
 
     assert_eq!(engine.offenders(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_failed_recovery_keeps_the_stores_error_with_its_kind() {
+    let memory = MemoryManager::default();
+    let keyed = |key: [u8; 32]| PersistenceConfig {
+        encryption_key: Some(rush_store::EncryptionKey::from(key)),
+        ..PersistenceConfig::default()
+    };
+    let writer = Persistence::open(memory.clone(), keyed([1; 32]))
+        .await
+        .unwrap();
+    writer
+        .entity::<Account>("dave")
+        .ask(deposit(1, 1))
+        .await
+        .unwrap();
+    writer.shutdown().await.unwrap();
+    let wrong_key = Persistence::open(memory, keyed([2; 32])).await.unwrap();
+    let failed = wrong_key.get_or_spawn::<Account>("dave").await.unwrap_err();
+    assert!(
+        matches!(
+            &failed,
+            Error::RecoveryFailed {
+                source: Some(rush_store::Error::Decryption { .. }),
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    wrong_key.shutdown().await.unwrap();
+}

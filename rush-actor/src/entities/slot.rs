@@ -33,11 +33,12 @@ pub(crate) struct NewSlot {
 }
 
 /// Where an entity's recovery stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Startup {
     Recovering,
     Ready,
-    Failed(String),
+    /// Why, and the store's error when recovery failed with one (its kind kept).
+    Failed(String, Option<rush_store::Error>),
 }
 
 /// What an entity is doing (absent entities have no slot).
