@@ -21,18 +21,20 @@ pub(super) async fn recover<S: EventSourced>(
         let _permit = shared.recovery_permits.acquire().await?;
         let started = Instant::now();
         let policy = S::snapshot_policy().unwrap_or(shared.config.snapshots);
-        let mut store = shared
+        // Opening the store, loading the snapshot, replaying and listing the snapshots run
+        // as one job on the database's reader threads, off the async workers.
+        let (db, id, keep) = (shared.db.clone(), args.entity_id.clone(), policy.keep.max(1));
+        let (store, recovered, last_snapshot) = shared
             .db
-            .store_async::<S>(S::COLLECTION, &args.entity_id)
+            .run_blocking("recover", move || {
+                let mut store = db.store::<S>(S::COLLECTION, &id)?;
+                store.set_snapshots_to_keep(keep)?;
+                let recovered = store.recover()?;
+                let snapshots = store.snapshot_sequence_numbers()?;
+                Ok((store, recovered, snapshots.last().copied().unwrap_or(0)))
+            })
             .await?;
-        store.set_snapshots_to_keep(policy.keep.max(1))?;
-        // Snapshot and replay run on the database's threads, off the async workers.
-        let recovered = store.recover_async().await;
-        let last_snapshot = store
-            .snapshot_sequence_numbers_async()
-            .await
-            .map(|s| s.last().copied().unwrap_or(0));
-        let state = recovered?.unwrap_or_default();
+        let state = recovered.unwrap_or_default();
         let took = started.elapsed();
         args.metrics.last_recovery_micros.store(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
@@ -63,7 +65,7 @@ pub(super) async fn recover<S: EventSourced>(
             state,
             store,
             policy,
-            last_snapshot: last_snapshot?,
+            last_snapshot,
             last_activity: Instant::now(),
             idle_timer,
             args,
