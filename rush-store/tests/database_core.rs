@@ -225,3 +225,21 @@ async fn a_folder_is_free_as_soon_as_shutdown_returns() {
     drop(store);
     again.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_closed_by_a_drop_on_a_runtime_opens_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    // Dropped on a runtime thread: the close (final flush, sled's own close) runs on a
+    // thread of the database's, so the next open must wait for that close, not fail.
+    tokio::task::spawn_blocking(move || {
+        let mut store =
+            Store::<Counter>::new("c", "a", SledManager::new(&path).unwrap(), None, false).unwrap();
+        store.persist(&4).unwrap();
+    })
+    .await
+    .unwrap();
+    let again = Store::<Counter>::new("c", "a", SledManager::new(dir.path()).unwrap(), None, false)
+        .expect("the folder opens again at once");
+    assert_eq!(again.recover().unwrap().unwrap().total, 4);
+}

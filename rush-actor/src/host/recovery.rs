@@ -23,7 +23,11 @@ pub(super) async fn recover<S: EventSourced>(
         let policy = S::snapshot_policy().unwrap_or(shared.config.snapshots);
         // Opening the store, loading the snapshot, replaying and listing the snapshots run
         // as one job on the database's reader threads, off the async workers.
-        let (db, id, keep) = (shared.db.clone(), args.entity_id.clone(), policy.keep.max(1));
+        let (db, id, keep) = (
+            shared.db.clone(),
+            args.entity_id.clone(),
+            policy.keep.max(1),
+        );
         let (store, recovered, last_snapshot) = shared
             .db
             .run_blocking("recover", move || {

@@ -63,8 +63,10 @@ struct Inner {
     _released: LockRelease,
 }
 
-/// Waits, when dropped, until the database folder's lock is free again.
+/// Waits, when dropped, until the database folder's lock is free again, then forgets the
+/// folder in this process's registry.
 struct LockRelease {
+    folder: PathBuf,
     db_file: PathBuf,
 }
 
@@ -74,10 +76,22 @@ const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 impl Drop for LockRelease {
     fn drop(&mut self) {
         // sled's last handle is gone; its background threads finish within milliseconds.
-        let started = std::time::Instant::now();
-        while is_locked(&self.db_file) && started.elapsed() < RELEASE_WAIT {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        wait_until_unlocked(&self.db_file);
+        if let Ok(mut open) = open_databases().lock()
+            && open
+                .get(&self.folder)
+                .is_some_and(|entry| entry.strong_count() == 0)
+        {
+            open.remove(&self.folder);
         }
+    }
+}
+
+/// Waits (at most [`RELEASE_WAIT`]) until no open file holds the lock on `db_file`.
+fn wait_until_unlocked(db_file: &Path) {
+    let started = std::time::Instant::now();
+    while is_locked(db_file) && started.elapsed() < RELEASE_WAIT {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -132,8 +146,12 @@ impl SledManager {
         let mut open = open_databases()
             .lock()
             .map_err(|_| Error::storage("open", "registry lock poisoned"))?;
-        if let Some(inner) = open.get(&path).and_then(Weak::upgrade) {
-            return Ok(Self { inner });
+        match open.get(&path).map(Weak::upgrade) {
+            Some(Some(inner)) => return Ok(Self { inner }),
+            // Closing in this process right now (its last handle was dropped on another
+            // thread): wait for that close, not for a timer.
+            Some(None) => wait_until_unlocked(&path.join("db")),
+            None => {}
         }
         let db = open_sled(&path, &config)?;
         let db_file = if config.sync_to_disk {
@@ -154,6 +172,7 @@ impl SledManager {
             db_file,
             synced_blobs: Mutex::new(0),
             _released: LockRelease {
+                folder: path.clone(),
                 db_file: path.join("db"),
             },
         });

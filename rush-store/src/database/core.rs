@@ -178,6 +178,17 @@ impl Core {
             Err(_) => Err(Error::Shutdown),
         };
         drop(jobs);
+        let close = self.release();
+        // Joining the writer and closing the engine block: do both on a reader thread.
+        let closed = self.pool.run("shutdown", close).await;
+        self.pool.stop();
+        stopped.and(closed)
+    }
+
+    /// Takes the writer thread and the engine out of the core (and the core out of the
+    /// registry): the returned closure joins the writer, then drops the engine, which
+    /// closes it once no read holds it any more.
+    fn release(&self) -> impl FnOnce() -> Result<()> + Send + 'static {
         let writer = self
             .writer
             .lock()
@@ -189,21 +200,15 @@ impl Core {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         super::registry::forget(self, self.identity);
-        // Joining the writer and closing the engine block: do both on a reader thread.
-        let closed = self
-            .pool
-            .run("shutdown", move || {
-                if let Some(writer) = writer {
-                    writer
-                        .join()
-                        .map_err(|panic| Error::panicked("writer thread", &*panic))?;
-                }
-                drop(engine);
-                Ok(())
-            })
-            .await;
-        self.pool.stop();
-        stopped.and(closed)
+        move || {
+            if let Some(writer) = writer {
+                writer
+                    .join()
+                    .map_err(|panic| Error::panicked("writer thread", &*panic))?;
+            }
+            drop(engine);
+            Ok(())
+        }
     }
 }
 
@@ -218,34 +223,18 @@ impl Drop for Core {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let engine = self
-            .engine
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let close = move || {
-            if let Some(writer) = writer {
-                let _ = writer.join();
-            }
-            drop(engine);
-        };
+        let close = self.release();
         if tokio::runtime::Handle::try_current().is_ok() {
             // Closing blocks (the final flush, the engine's own close): not on a worker.
             let spawned = std::thread::Builder::new()
                 .name("rush-closer".into())
-                .spawn(close);
+                .spawn(move || drop(close()));
             if let Err(error) = spawned {
                 tracing::warn!(%error, "could not start a thread to close the database");
             }
         } else {
-            close();
+            let _ = close();
         }
         self.pool.stop();
-        super::registry::forget(self, self.identity);
     }
 }

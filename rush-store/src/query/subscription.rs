@@ -8,8 +8,8 @@
 //! repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
-use super::{EventFilter, EventQuery, StoredEvent};
-use crate::error::Result;
+use super::{EventFilter, EventPage, EventQuery, StoredEvent};
+use crate::error::{Error, Result};
 use crate::persistent_actor::PersistentActor;
 use futures_core::Stream;
 use std::collections::VecDeque;
@@ -17,8 +17,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// Log entries read per step: a subscriber holds at most this many events in memory.
+/// Log entries read per step: a subscriber holds at most two pages of events in memory
+/// (the one it hands out, and the next one while it catches up).
 const PAGE: usize = 256;
 /// A caught-up subscriber looks again at least this often (belt and braces: the signal
 /// is the database's own, so it is not missed, but another process may write too).
@@ -67,6 +69,9 @@ struct Cursor<A: PersistentActor> {
     filter: EventFilter,
     next_offset: u64,
     ready: VecDeque<StoredEvent<A::Event>>,
+    /// While catching up, the next page is read (on the database's threads) while this
+    /// one is handed out: at most two pages are held.
+    ahead: Option<JoinHandle<Result<EventPage<A::Event>>>>,
     appended: watch::Receiver<u64>,
     failed: bool,
 }
@@ -83,6 +88,7 @@ impl<E: Send + 'static> Subscription<E> {
             filter,
             next_offset: from_offset.max(1),
             ready: VecDeque::new(),
+            ahead: None,
             failed: false,
         };
         Self {
@@ -113,28 +119,51 @@ impl<A: PersistentActor> Cursor<A> {
             if self.failed {
                 return None;
             }
-            // Marked seen before reading: a commit after this point changes the value again,
-            // so the wait below cannot miss it.
-            self.appended.borrow_and_update();
-            match self
-                .query
-                .read_async(self.next_offset, &self.filter, PAGE)
-                .await
-            {
+            let page = match self.ahead.take() {
+                Some(ahead) => ahead.await.unwrap_or_else(|join| {
+                    Err(Error::Panicked {
+                        operation: "subscription read",
+                        message: join.to_string(),
+                    })
+                }),
+                None => self.read_from(self.next_offset).await,
+            };
+            match page {
                 Err(error) => {
                     self.failed = true;
                     return Some((Err(error), self));
                 }
                 Ok(page) => {
-                    let examined = page.next_offset > self.next_offset;
+                    let examined = page.next_offset.saturating_sub(self.next_offset);
                     self.next_offset = page.next_offset;
                     self.ready.extend(page.events);
-                    if examined {
+                    if examined >= PAGE as u64 {
+                        // A full page: still catching up, so read the next one meanwhile.
+                        let (cursor, from) = (self.reader(), self.next_offset);
+                        self.ahead = Some(tokio::spawn(async move { cursor.read(from).await }));
+                    }
+                    if examined > 0 {
                         continue;
                     }
                 }
             }
             self.wait_for_commit().await;
+        }
+    }
+
+    /// Reads the page from `from`, marking the append signal seen first: a commit after
+    /// this point changes it again, so a wait after an empty page cannot miss it.
+    async fn read_from(&mut self, from: u64) -> Result<EventPage<A::Event>> {
+        self.reader().read(from).await
+    }
+
+    /// What a read needs, owned, for a read that runs ahead of the cursor. Marks the
+    /// append signal seen (see [`Cursor::read_from`]).
+    fn reader(&mut self) -> PageReader<A> {
+        self.appended.borrow_and_update();
+        PageReader {
+            query: self.query.clone(),
+            filter: self.filter.clone(),
         }
     }
 
@@ -148,5 +177,17 @@ impl<A: PersistentActor> Cursor<A> {
             }
             () = tokio::time::sleep(IDLE_CHECK) => {}
         }
+    }
+}
+
+/// One page read of a subscription, owned so that it can run ahead of the cursor.
+struct PageReader<A: PersistentActor> {
+    query: EventQuery<A>,
+    filter: EventFilter,
+}
+
+impl<A: PersistentActor> PageReader<A> {
+    async fn read(self, from: u64) -> Result<EventPage<A::Event>> {
+        self.query.read_async(from, &self.filter, PAGE).await
     }
 }
