@@ -51,7 +51,7 @@ impl<T> Waiting<T> {
     /// [`Error::Shutdown`].
     pub(crate) fn wait(self) -> Result<T> {
         match self {
-            Waiting::Blocking(rx) => receive(&rx).map_err(|_| Error::Shutdown),
+            Waiting::Blocking(rx) => rx.recv().map_err(|_| Error::Shutdown),
             // Never made: blocking callers always make a blocking reply.
             Waiting::Async(_) => Err(Error::storage("wait", "an async reply waited on a thread")),
         }
@@ -63,44 +63,6 @@ impl<T> Waiting<T> {
             // Never made: async callers always make a future reply.
             Waiting::Blocking(_) => Err(Error::storage("wait", "a blocking reply awaited")),
             Waiting::Async(rx) => rx.await.map_err(|_| Error::Shutdown),
-        }
-    }
-}
-
-/// How long a thread looks for an answer (or the writer for its next job) before it
-/// sleeps: a writer thread and one synchronous caller hand work back and forth faster
-/// than the operating system wakes a sleeping thread.
-pub(crate) const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-
-/// `rx.recv()`, looking for a value for [`SPIN`] before sleeping.
-pub(crate) fn receive<T>(rx: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
-    match spin(rx) {
-        Some(outcome) => outcome.map_err(|_| mpsc::RecvError),
-        None => rx.recv(),
-    }
-}
-
-/// `rx.recv_timeout(until - now)`, looking for a value for [`SPIN`] before sleeping.
-pub(crate) fn receive_until<T>(
-    rx: &mpsc::Receiver<T>,
-    until: std::time::Instant,
-) -> Result<T, mpsc::RecvTimeoutError> {
-    match spin(rx) {
-        Some(outcome) => outcome.map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-        None => rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())),
-    }
-}
-
-/// A value (or the channel's end) seen within [`SPIN`]; `None`: nothing came.
-fn spin<T>(rx: &mpsc::Receiver<T>) -> Option<Result<T, mpsc::TryRecvError>> {
-    let started = std::time::Instant::now();
-    loop {
-        match rx.try_recv() {
-            Err(mpsc::TryRecvError::Empty) if started.elapsed() < SPIN => {
-                std::hint::spin_loop();
-            }
-            Err(mpsc::TryRecvError::Empty) => return None,
-            other => return Some(other),
         }
     }
 }

@@ -89,13 +89,13 @@ impl Writer {
     fn run(&mut self, inbox: &mpsc::Receiver<Job>) {
         loop {
             let first = match self.unflushed_since {
-                None => match super::reply::receive(inbox) {
+                None => match inbox.recv() {
                     Ok(job) => job,
                     Err(_) => break,
                 },
                 Some(since) => {
                     let due = since + self.flush_interval;
-                    match super::reply::receive_until(inbox, due) {
+                    match inbox.recv_timeout(due.saturating_duration_since(Instant::now())) {
                         Ok(job) => job,
                         Err(RecvTimeoutError::Timeout) => {
                             // Periodic writes are durable after this; a failure keeps
