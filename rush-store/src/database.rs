@@ -32,6 +32,7 @@ mod writer;
 
 pub(crate) use self::core::Core;
 pub use rotation::ResealReport;
+pub(crate) use rotation::reseal_batch;
 pub(crate) use writer::CommitOutcome;
 
 use crate::backend::Backend;

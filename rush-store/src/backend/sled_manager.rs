@@ -3,6 +3,7 @@
 
 use super::guard_cache::GuardCache;
 use super::sequencer::block_end;
+use super::sled_lock::{LockRelease, is_locked, wait_until_unlocked};
 use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -63,44 +64,14 @@ struct Inner {
     _released: LockRelease,
 }
 
-/// Waits, when dropped, until the database folder's lock is free again, then forgets the
-/// folder in this process's registry.
-struct LockRelease {
-    folder: PathBuf,
-    db_file: PathBuf,
-}
-
-/// How long a closing database may take to let go of its lock.
-const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-impl Drop for LockRelease {
-    fn drop(&mut self) {
-        // sled's last handle is gone; its background threads finish within milliseconds.
-        wait_until_unlocked(&self.db_file);
-        if let Ok(mut open) = open_databases().lock()
-            && open
-                .get(&self.folder)
-                .is_some_and(|entry| entry.strong_count() == 0)
-        {
-            open.remove(&self.folder);
-        }
-    }
-}
-
-/// Waits (at most [`RELEASE_WAIT`]) until no open file holds the lock on `db_file`.
-fn wait_until_unlocked(db_file: &Path) {
-    let started = std::time::Instant::now();
-    while is_locked(db_file) && started.elapsed() < RELEASE_WAIT {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
-}
-
-/// Whether another open file (sled's, in this process or another) holds the lock on the
-/// `db` file. sled takes it with `flock`, as `File::try_lock` does.
-fn is_locked(db_file: &Path) -> bool {
-    match File::open(db_file) {
-        Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
-        Err(_) => false,
+/// Forgets `folder` in this process's registry once its database is closed.
+fn forget_closed(folder: &Path) {
+    if let Ok(mut open) = open_databases().lock()
+        && open
+            .get(folder)
+            .is_some_and(|entry| entry.strong_count() == 0)
+    {
+        open.remove(folder);
     }
 }
 
@@ -171,10 +142,7 @@ impl SledManager {
             synced_large_writes: AtomicU64::new(0),
             db_file,
             synced_blobs: Mutex::new(0),
-            _released: LockRelease {
-                folder: path.clone(),
-                db_file: path.join("db"),
-            },
+            _released: LockRelease::new(&path, forget_closed),
         });
         open.insert(path, Arc::downgrade(&inner));
         Ok(Self { inner })

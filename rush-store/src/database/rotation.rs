@@ -102,24 +102,8 @@ impl Database {
         self.core
             .read("reseal", move |engine| {
                 let page = engine.scan(&from, &end, PAGE, false)?;
-                let mut batch = WriteBatch::default();
-                let mut current = 0;
-                for (key, value) in &page {
-                    let describe = || format!("record {key:?}");
-                    match codec.reseal(key, value, &describe)? {
-                        Some(resealed) => {
-                            batch.guards.push(Guard {
-                                key: key.clone(),
-                                expected: Some(value.clone()),
-                            });
-                            batch.ops.push(WriteOp::Put {
-                                key: key.clone(),
-                                value: resealed,
-                            });
-                        }
-                        None => current += 1,
-                    }
-                }
+                let (batch, current) =
+                    reseal_batch(&codec, &page, &|key| format!("record {key:?}"))?;
                 let next = match page.last() {
                     Some((last, _)) if page.len() == PAGE => {
                         let mut next = last.clone();
@@ -132,4 +116,32 @@ impl Database {
             })
             .await
     }
+}
+
+/// The guarded batch that seals the records of `page` again with `codec`'s current key
+/// (each guarded on the value it had, so a record changed meanwhile fails the batch), and
+/// how many were sealed with that key already.
+pub(crate) fn reseal_batch(
+    codec: &Codec,
+    page: &[(Vec<u8>, Vec<u8>)],
+    describe: &dyn Fn(&[u8]) -> String,
+) -> Result<(WriteBatch, u64)> {
+    let mut batch = WriteBatch::default();
+    let mut current = 0;
+    for (key, value) in page {
+        match codec.reseal(key, value, &|| describe(key))? {
+            Some(resealed) => {
+                batch.guards.push(Guard {
+                    key: key.clone(),
+                    expected: Some(value.clone()),
+                });
+                batch.ops.push(WriteOp::Put {
+                    key: key.clone(),
+                    value: resealed,
+                });
+            }
+            None => current += 1,
+        }
+    }
+    Ok((batch, current))
 }

@@ -5,9 +5,10 @@
 
 use super::scan::{self, Parsed};
 use super::{Inspector, Progress};
-use crate::backend::{Guard, WriteBatch, WriteOp};
+use crate::backend::{WriteBatch, WriteOp};
 use crate::codec::Codec;
 use crate::crypto::EncryptionKey;
+use crate::database::reseal_batch;
 use crate::error::{Error, Result};
 use crate::journal::{self, PAGE};
 use crate::keys::{EntityKey, RecordKind, prefix_end};
@@ -74,24 +75,9 @@ impl Inspector {
                     return Ok(report);
                 }
                 let page = self.backend.scan(&from, &end, PAGE, false)?;
-                let mut batch = WriteBatch::default();
-                for (key, value) in &page {
-                    let parsed = scan::parse(key);
-                    let describe = || scan::describe(key, &parsed);
-                    match codec.reseal(key, value, &describe)? {
-                        Some(resealed) => {
-                            batch.guards.push(Guard {
-                                key: key.clone(),
-                                expected: Some(value.clone()),
-                            });
-                            batch.ops.push(WriteOp::Put {
-                                key: key.clone(),
-                                value: resealed,
-                            });
-                        }
-                        None => report.already_done += 1,
-                    }
-                }
+                let (batch, current) =
+                    reseal_batch(&codec, &page, &|key| scan::describe(key, &scan::parse(key)))?;
+                report.already_done += current;
                 if !batch.ops.is_empty() {
                     self.commit(&batch, "rotate key")?;
                     report.rewritten += batch.ops.len() as u64;
