@@ -8,8 +8,8 @@
 //! repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
-use super::{EventFilter, EventPage, EventQuery, StoredEvent};
-use crate::error::{Error, Result};
+use super::{EventFilter, EventQuery, StoredEvent};
+use crate::error::Result;
 use crate::persistent_actor::PersistentActor;
 use futures_core::Stream;
 use std::collections::VecDeque;
@@ -17,10 +17,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-/// Log entries read per step: a subscriber holds at most two pages of events in memory
-/// (the one it hands out, and the next one while it catches up).
+/// Log entries read per step: a subscriber holds at most this many events in memory.
 const PAGE: usize = 256;
 /// A caught-up subscriber looks again at least this often (belt and braces: the signal
 /// is the database's own, so it is not missed, but another process may write too).
@@ -69,9 +67,6 @@ struct Cursor<A: PersistentActor> {
     filter: EventFilter,
     next_offset: u64,
     ready: VecDeque<StoredEvent<A::Event>>,
-    /// While catching up, the next page is read (on the database's threads) while this
-    /// one is handed out: at most two pages are held.
-    ahead: Option<JoinHandle<Result<EventPage<A::Event>>>>,
     appended: watch::Receiver<u64>,
     failed: bool,
 }
@@ -88,7 +83,6 @@ impl<E: Send + 'static> Subscription<E> {
             filter,
             next_offset: from_offset.max(1),
             ready: VecDeque::new(),
-            ahead: None,
             failed: false,
         };
         Self {
@@ -119,51 +113,28 @@ impl<A: PersistentActor> Cursor<A> {
             if self.failed {
                 return None;
             }
-            let page = match self.ahead.take() {
-                Some(ahead) => ahead.await.unwrap_or_else(|join| {
-                    Err(Error::Panicked {
-                        operation: "subscription read",
-                        message: join.to_string(),
-                    })
-                }),
-                None => self.read_from(self.next_offset).await,
-            };
-            match page {
+            // Marked seen before reading: a commit after this point changes the value again,
+            // so the wait below cannot miss it.
+            self.appended.borrow_and_update();
+            match self
+                .query
+                .read_async(self.next_offset, &self.filter, PAGE)
+                .await
+            {
                 Err(error) => {
                     self.failed = true;
                     return Some((Err(error), self));
                 }
                 Ok(page) => {
-                    let examined = page.next_offset.saturating_sub(self.next_offset);
+                    let examined = page.next_offset > self.next_offset;
                     self.next_offset = page.next_offset;
                     self.ready.extend(page.events);
-                    if examined >= PAGE as u64 {
-                        // A full page: still catching up, so read the next one meanwhile.
-                        let (cursor, from) = (self.reader(), self.next_offset);
-                        self.ahead = Some(tokio::spawn(async move { cursor.read(from).await }));
-                    }
-                    if examined > 0 {
+                    if examined {
                         continue;
                     }
                 }
             }
             self.wait_for_commit().await;
-        }
-    }
-
-    /// Reads the page from `from`, marking the append signal seen first: a commit after
-    /// this point changes it again, so a wait after an empty page cannot miss it.
-    async fn read_from(&mut self, from: u64) -> Result<EventPage<A::Event>> {
-        self.reader().read(from).await
-    }
-
-    /// What a read needs, owned, for a read that runs ahead of the cursor. Marks the
-    /// append signal seen (see [`Cursor::read_from`]).
-    fn reader(&mut self) -> PageReader<A> {
-        self.appended.borrow_and_update();
-        PageReader {
-            query: self.query.clone(),
-            filter: self.filter.clone(),
         }
     }
 
@@ -177,17 +148,5 @@ impl<A: PersistentActor> Cursor<A> {
             }
             () = tokio::time::sleep(IDLE_CHECK) => {}
         }
-    }
-}
-
-/// One page read of a subscription, owned so that it can run ahead of the cursor.
-struct PageReader<A: PersistentActor> {
-    query: EventQuery<A>,
-    filter: EventFilter,
-}
-
-impl<A: PersistentActor> PageReader<A> {
-    async fn read(self, from: u64) -> Result<EventPage<A::Event>> {
-        self.query.read_async(from, &self.filter, PAGE).await
     }
 }
