@@ -294,21 +294,8 @@ impl EntityTable {
         let table = self.me.clone();
         let key = key.clone();
         tokio::spawn(async move {
-            let failure = match startup.await {
-                Ok(Ok(_running)) => None,
-                // Recovery returns the store's error: keep it typed for the caller.
-                Ok(Err(SpawnErr::StartupFailed(err))) => Some((
-                    err.to_string(),
-                    err.downcast_ref::<rush_store::Error>().cloned(),
-                )),
-                Ok(Err(other)) => Some((other.to_string(), None)),
-                Err(join) => Some((join.to_string(), None)),
-            };
-            match failure {
-                None => {
-                    watch.send_replace(Startup::Ready);
-                }
-                Some((reason, cause)) => {
+            match Startup::of(startup.await) {
+                Startup::Failed(reason, cause) => {
                     watch.send_replace(Startup::Failed(reason.clone(), cause));
                     if let Some(table) = table.upgrade() {
                         let mut entities = table.lock();
@@ -321,6 +308,9 @@ impl EntityTable {
                             table.failed(&mut entities, &key, incarnation, reason, true);
                         }
                     }
+                }
+                ready => {
+                    watch.send_replace(ready);
                 }
             }
         });

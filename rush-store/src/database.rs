@@ -194,14 +194,7 @@ impl Database {
         compression: Option<CompressionConfig>,
     ) -> Result<Self> {
         let key = key.map(EncryptionKey::new).transpose()?;
-        Self::open_shared(
-            engine,
-            DatabaseConfig {
-                encryption_key: key,
-                compression,
-                ..DatabaseConfig::default()
-            },
-        )
+        Self::with_keyring(engine, Keyring::from(key), compression)
     }
 
     /// The journal and snapshots of entity `entity_id` of `collection`.

@@ -41,6 +41,24 @@ pub(crate) enum Startup {
     Failed(String, Option<rush_store::Error>),
 }
 
+impl Startup {
+    /// Where an incarnation's startup ended: `Ready`, or `Failed` with the store's error
+    /// kept typed when recovery returned one.
+    pub(crate) fn of(
+        outcome: Result<Result<JoinHandle<()>, SpawnErr>, tokio::task::JoinError>,
+    ) -> Self {
+        match outcome {
+            Ok(Ok(_running)) => Startup::Ready,
+            Ok(Err(SpawnErr::StartupFailed(err))) => Startup::Failed(
+                err.to_string(),
+                err.downcast_ref::<rush_store::Error>().cloned(),
+            ),
+            Ok(Err(other)) => Startup::Failed(other.to_string(), None),
+            Err(join) => Startup::Failed(join.to_string(), None),
+        }
+    }
+}
+
 /// What an entity is doing (absent entities have no slot).
 pub(crate) enum Phase {
     /// An incarnation is recovering or running; its mailbox takes commands.

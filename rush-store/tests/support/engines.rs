@@ -7,6 +7,27 @@ use rush_store::{Backend, GuardFailed, MemoryManager, Result, WriteBatch};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+/// The reads of a wrapper that only changes writes: straight to `self.$inner`.
+macro_rules! reads_from {
+    ($inner:ident) => {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.$inner.get(key)
+        }
+        fn scan(
+            &self,
+            start: &[u8],
+            end: &[u8],
+            limit: usize,
+            reverse: bool,
+        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            self.$inner.scan(start, end, limit, reverse)
+        }
+        fn size_on_disk(&self) -> Result<u64> {
+            Ok(0)
+        }
+    };
+}
+
 /// Reads and commits go to `live`; a flush replays the commits since the last flush onto
 /// `flushed`, which is what a crash would leave.
 #[derive(Debug, Default)]
@@ -23,18 +44,7 @@ impl Volatile {
 }
 
 impl Backend for Volatile {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.live.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.live.scan(start, end, limit, reverse)
-    }
+    reads_from!(live);
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         let outcome = self.live.commit(batch)?;
         if outcome.is_ok() {
@@ -49,9 +59,6 @@ impl Backend for Volatile {
                 .expect("replaying a committed batch");
         }
         Ok(())
-    }
-    fn size_on_disk(&self) -> Result<u64> {
-        Ok(0)
     }
 }
 
@@ -76,18 +83,7 @@ impl Gated {
 }
 
 impl Backend for Gated {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.inner.scan(start, end, limit, reverse)
-    }
+    reads_from!(inner);
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         self.inner.commit(batch)
     }
@@ -100,9 +96,6 @@ impl Backend for Gated {
         self.flushing.store(false, Ordering::SeqCst);
         Ok(())
     }
-    fn size_on_disk(&self) -> Result<u64> {
-        Ok(0)
-    }
 }
 
 /// Commits panic while `panic_on_commit` is set (an engine bug, a poisoned lock inside it).
@@ -113,18 +106,7 @@ pub struct Panicky {
 }
 
 impl Backend for Panicky {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.get(key)
-    }
-    fn scan(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        self.inner.scan(start, end, limit, reverse)
-    }
+    reads_from!(inner);
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         if self.panic_on_commit.load(Ordering::SeqCst) {
             panic!("engine bug (injected)");
@@ -133,9 +115,6 @@ impl Backend for Panicky {
     }
     fn flush(&self) -> Result<()> {
         self.inner.flush()
-    }
-    fn size_on_disk(&self) -> Result<u64> {
-        Ok(0)
     }
 }
 
