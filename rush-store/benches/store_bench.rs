@@ -12,7 +12,8 @@
 //! - recovery time with a snapshot at the head, 1,000 versus 1,000,000 events of history;
 //! - peak heap (a counting global allocator) of replaying 1,000,000 events, ours and raw.
 //!
-//! Persist rows alternate ours and raw in rounds of ~1 s and report the medians. Progress
+//! Persist rows alternate ours and raw in rounds of ~1 s, each ended by a flush of what it
+//! wrote (timed, so no round leaves a backlog to the next), and report the medians. Progress
 //! goes to stderr, the table to stdout.
 #![allow(
     clippy::unwrap_used,
@@ -63,27 +64,32 @@ fn open_store(dir: &Path, encrypted: bool, compressed: bool) -> Store<Account> {
     .unwrap()
 }
 
-/// Runs `step` (which returns how many events it wrote) for at least `budget`: events/s.
-fn rate_round(budget: Duration, step: &mut dyn FnMut() -> u64) -> f64 {
+/// Runs `step` (which returns how many events it wrote) for at least `budget`, then
+/// `settle` (a flush of everything written), inside the timing: events/s. Without the
+/// settle a round could leave work behind (sled writes its log buffers on threads of its
+/// own) that the next round, of the other side, would pay for.
+fn rate_round(budget: Duration, step: &mut dyn FnMut() -> u64, settle: &mut dyn FnMut()) -> f64 {
     let start = Instant::now();
     let mut events = 0u64;
-    loop {
+    while start.elapsed() < budget {
         events += step();
-        let elapsed = start.elapsed();
-        if elapsed >= budget {
-            return events as f64 / elapsed.as_secs_f64();
-        }
     }
+    settle();
+    events as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A side of a comparison: its step and its settle (see [`rate_round`]).
+type Side<'a> = (&'a mut dyn FnMut() -> u64, &'a mut dyn FnMut());
+
 /// Median events/s of ours and of raw, rounds alternating so that disk drift hits both.
-fn compare_rates(ours: &mut dyn FnMut() -> u64, raw: &mut dyn FnMut() -> u64) -> (f64, f64) {
-    rate_round(WARMUP, ours);
-    rate_round(WARMUP, raw);
+fn compare_rates(ours: Side<'_>, raw: Side<'_>) -> (f64, f64) {
+    let ((ours, ours_settle), (raw, raw_settle)) = (ours, raw);
+    rate_round(WARMUP, ours, ours_settle);
+    rate_round(WARMUP, raw, raw_settle);
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        a.push(rate_round(ROUND, ours));
-        b.push(rate_round(ROUND, raw));
+        a.push(rate_round(ROUND, ours, ours_settle));
+        b.push(rate_round(ROUND, raw, raw_settle));
     }
     (median(a), median(b))
 }
@@ -99,7 +105,8 @@ fn persist_row(
     let raw_dir = TempDir::new().unwrap();
     let mut store = open_store(ours_dir.path(), encrypted, true);
     store.set_durability(durability);
-    let mut raw = Raw::open(raw_dir.path());
+    let engine = store.database().engine().unwrap();
+    let raw = std::cell::RefCell::new(Raw::open(raw_dir.path()));
     let durable = durability == Durability::Immediate;
     let batches = pool.len() / batch;
     let (mut i, mut j) = (0usize, 0usize);
@@ -117,13 +124,18 @@ fn persist_row(
         let events = &pool[(j % batches) * batch..][..batch];
         j += 1;
         if batch == 1 {
-            raw.insert(&events[0], durable);
+            raw.borrow_mut().insert(&events[0], durable);
         } else {
-            raw.insert_batch(events, durable);
+            raw.borrow_mut().insert_batch(events, durable);
         }
         batch as u64
     };
-    compare_rates(&mut ours_step, &mut raw_step)
+    let mut ours_settle = || engine.flush().unwrap();
+    let mut raw_settle = || raw.borrow().durable();
+    compare_rates(
+        (&mut ours_step, &mut ours_settle),
+        (&mut raw_step, &mut raw_settle),
+    )
 }
 
 /// Loads `HISTORY` events in `persist_batch`es of `LOAD_BATCH` (Periodic), one flush.

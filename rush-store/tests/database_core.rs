@@ -129,6 +129,43 @@ fn an_engine_panic_fails_that_write_and_the_writer_goes_on() {
     assert_eq!(fresh.recover().unwrap().unwrap().total, 4);
 }
 
+/// What a crash would leave of entity ("c", "a"): its highest sequence number in the
+/// flushed state of a [`Volatile`] engine.
+fn on_disk(engine: &Volatile) -> u64 {
+    Store::<Counter>::new("c", "a", engine.flushed.clone(), None, false)
+        .unwrap()
+        .highest_sequence_number()
+}
+
+/// A blocking caller outside any runtime commits in the writer's place when it is idle;
+/// the writer thread still flushes that write within the interval (and at the close).
+#[test]
+fn a_blocking_callers_periodic_write_is_flushed_within_the_interval() {
+    let engine = Volatile::new();
+    let config = |flush_interval| DatabaseConfig {
+        durability: Durability::Periodic,
+        flush_interval,
+        ..plain()
+    };
+    let db = Database::open_shared(engine.clone(), config(Duration::from_millis(20))).unwrap();
+    let mut store = db.store::<Counter>("c", "a").unwrap();
+    store.persist(&1).unwrap();
+    eventually("the periodic flush", || on_disk(&engine) == 1);
+    // Idle since: the next write starts a new interval, flushed as well.
+    store.persist(&2).unwrap();
+    eventually("the second periodic flush", || on_disk(&engine) == 2);
+    drop((store, db));
+
+    // With a long interval, closing the database is what flushes it.
+    let engine = Volatile::new();
+    let db = Database::open_shared(engine.clone(), config(Duration::from_secs(3600))).unwrap();
+    let mut store = db.store::<Counter>("c", "a").unwrap();
+    store.persist(&1).unwrap();
+    assert_eq!(on_disk(&engine), 0, "acknowledged, not flushed yet");
+    drop((store, db));
+    assert_eq!(on_disk(&engine), 1);
+}
+
 #[tokio::test]
 async fn shutdown_flushes_what_periodic_writes_acknowledged() {
     let engine = Volatile::new();
@@ -145,11 +182,6 @@ async fn shutdown_flushes_what_periodic_writes_acknowledged() {
             .await
             .unwrap();
     }
-    let on_disk = |engine: &Volatile| {
-        Store::<Counter>::new("c", "a", engine.flushed.clone(), None, false)
-            .unwrap()
-            .highest_sequence_number()
-    };
     // Acknowledged, not flushed: a crash now loses them, and no reader has seen them.
     assert_eq!(on_disk(&engine), 0);
     let query = db.query::<Counter>("c").unwrap();

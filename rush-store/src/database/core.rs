@@ -4,7 +4,7 @@
 use super::pool::Pool;
 use super::reply::Reply;
 use super::visibility::Visibility;
-use super::writer::{self, CommitOutcome, Counters, Job};
+use super::writer::{self, CommitOutcome, Counters, Job, Shared};
 use super::{DatabaseConfig, WriterStats};
 use crate::backend::{Backend, WriteBatch};
 use crate::error::{Error, Result};
@@ -18,6 +18,8 @@ use tokio::sync::watch;
 pub(crate) struct Core {
     engine: RwLock<Option<Arc<dyn Backend>>>,
     jobs: RwLock<Option<mpsc::Sender<Job>>>,
+    /// The writer role (which a blocking caller may take for its own write).
+    writer_role: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     pool: Pool,
     visibility: Arc<Visibility>,
@@ -42,7 +44,7 @@ impl Core {
         let visibility = Arc::new(Visibility::default());
         let counters = Arc::new(Counters::default());
         let spawn_error = |e: std::io::Error| Error::from_io("start database threads", &e);
-        let (jobs, writer) = writer::start(
+        let (writer_role, jobs, writer) = writer::start(
             Arc::clone(&engine),
             Arc::clone(&visibility),
             Arc::clone(&counters),
@@ -54,6 +56,7 @@ impl Core {
             identity: engine.identity(),
             engine: RwLock::new(Some(engine)),
             jobs: RwLock::new(Some(jobs)),
+            writer_role,
             writer: Mutex::new(Some(writer)),
             pool,
             visibility,
@@ -79,14 +82,45 @@ impl Core {
     fn send(&self, job: Job) -> Result<()> {
         let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
         match jobs.as_ref() {
-            Some(jobs) if !self.is_shut_down() => jobs.send(job).map_err(|_| Error::Shutdown),
+            Some(jobs) if !self.is_shut_down() => {
+                let counted = !matches!(job, Job::Wake);
+                if counted {
+                    self.writer_role.queueing();
+                }
+                jobs.send(job).map_err(|_| {
+                    if counted {
+                        self.writer_role.not_queued();
+                    }
+                    Error::Shutdown
+                })
+            }
             _ => Err(Error::Shutdown),
         }
     }
 
     /// Commits `batch` through the writer and blocks until it is acknowledged (durable
-    /// under `Immediate`).
+    /// under `Immediate`). Outside a tokio runtime, a caller that finds the writer idle
+    /// commits in its place (see [`writer`]); on a runtime's thread it always queues, so
+    /// no engine call runs on a tokio worker.
     pub(crate) fn write(&self, batch: WriteBatch, durability: Durability) -> CommitOutcome {
+        if self.is_shut_down() {
+            return Err(Error::Shutdown);
+        }
+        let batch = if tokio::runtime::Handle::try_current().is_err() {
+            match self.writer_role.commit_here(batch, durability) {
+                Ok((outcome, wake)) => {
+                    if wake {
+                        // The thread flushes within the interval; if it is gone, the
+                        // stop's own flush covered this write.
+                        let _ = self.send(Job::Wake);
+                    }
+                    return outcome;
+                }
+                Err(batch) => batch,
+            }
+        } else {
+            batch
+        };
         let (done, waiting) = Reply::blocking();
         self.send(Job::Commit {
             batch,

@@ -3,6 +3,12 @@
 //! pages), commits them as one atomic batch, makes them durable with one flush, then
 //! tells readers and releases every caller. No user code runs here: jobs are batches of
 //! sealed bytes, and a panic inside the engine fails that group's callers, not the thread.
+//!
+//! The writer is a role, held under one lock: normally by its thread, which takes jobs
+//! from the queue. A synchronous caller outside any tokio runtime that finds the role free
+//! and the queue empty takes it for its own write instead of queueing it ([`Shared::commit_here`]):
+//! the same group commit, the same durability discipline, without the two thread hops a
+//! lone blocking caller would otherwise pay on every write. Async callers always queue.
 
 use super::reply::Reply;
 use super::visibility::Visibility;
@@ -11,9 +17,9 @@ use crate::error::{Error, Result};
 use crate::store::Durability;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 use tracing::{debug_span, warn};
 
@@ -35,6 +41,9 @@ pub(crate) enum Job {
     Flush { done: Reply<Result<()>> },
     /// Finish every job sent before this one, flush, and stop.
     Stop { done: Reply<Result<()>> },
+    /// A caller committed in the thread's place and left writes to flush: look at the
+    /// flush deadline again.
+    Wake,
 }
 
 /// Counters of the writer.
@@ -44,31 +53,47 @@ pub(crate) struct Counters {
     pub(crate) members: AtomicU64,
 }
 
+/// The writer role and the count of queued jobs, shared by the thread and the callers
+/// that may commit in its place.
+pub(crate) struct Shared {
+    role: Mutex<Writer>,
+    /// Jobs sent to the queue and not finished yet (a caller may only commit in the
+    /// thread's place while this is 0: its write must not overtake one sent before it).
+    queued: AtomicUsize,
+}
+
 /// Starts the writer thread; it ends after a [`Job::Stop`] or when every sender is gone.
 pub(crate) fn start(
     engine: Arc<dyn Backend>,
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
     flush_interval: Duration,
-) -> std::io::Result<(mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<(Arc<Shared>, mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (jobs, inbox) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        role: Mutex::new(Writer {
+            engine: Some(engine),
+            visibility,
+            counters,
+            flush_interval,
+            unflushed_since: None,
+        }),
+        queued: AtomicUsize::new(0),
+    });
+    let thread_shared = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("rush-writer".into())
         .spawn(move || {
-            let mut writer = Writer {
-                engine,
-                visibility,
-                counters,
-                flush_interval,
-                unflushed_since: None,
-            };
-            writer.run(&inbox);
+            thread_shared.run(&inbox);
+            // Stopped: release the engine, so the database can close it.
+            thread_shared.role().engine = None;
         })?;
-    Ok((jobs, handle))
+    Ok((shared, jobs, handle))
 }
 
 struct Writer {
-    engine: Arc<dyn Backend>,
+    /// `None` once the writer stopped.
+    engine: Option<Arc<dyn Backend>>,
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
     flush_interval: Duration,
@@ -85,22 +110,64 @@ struct Member {
     done: Reply<CommitOutcome>,
 }
 
-impl Writer {
-    fn run(&mut self, inbox: &mpsc::Receiver<Job>) {
+impl Shared {
+    /// Counts a job about to be queued; call before sending it.
+    pub(crate) fn queueing(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes back the count of a job that could not be queued.
+    pub(crate) fn not_queued(&self) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn role(&self) -> MutexGuard<'_, Writer> {
+        self.role.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Commits `batch` on the calling thread if the writer role is free and no queued job
+    /// is waiting (a job queued earlier must be committed first); otherwise hands the
+    /// batch back, for the queue. The returned flag says the thread must be woken to
+    /// flush what this write left unflushed.
+    pub(crate) fn commit_here(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> std::result::Result<(CommitOutcome, bool), WriteBatch> {
+        let mut writer = match self.role.try_lock() {
+            Ok(writer) => writer,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(batch),
+        };
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return Err(batch);
+        }
+        let was_unflushed = writer.unflushed_since.is_some();
+        let (done, waiting) = Reply::blocking();
+        writer.commit_group(&mut vec![(batch, durability, done)]);
+        let wake = !was_unflushed && writer.unflushed_since.is_some();
+        drop(writer);
+        // Answered inside commit_group; a missing answer is a stopped writer.
+        Ok((waiting.wait().and_then(|outcome| outcome), wake))
+    }
+
+    fn run(&self, inbox: &mpsc::Receiver<Job>) {
+        let interval = self.role().flush_interval;
         loop {
-            let first = match self.unflushed_since {
+            let unflushed_since = self.role().unflushed_since;
+            let first = match unflushed_since {
                 None => match inbox.recv() {
                     Ok(job) => job,
                     Err(_) => break,
                 },
                 Some(since) => {
-                    let due = since + self.flush_interval;
+                    let due = since + interval;
                     match inbox.recv_timeout(due.saturating_duration_since(Instant::now())) {
                         Ok(job) => job,
                         Err(RecvTimeoutError::Timeout) => {
                             // Periodic writes are durable after this; a failure keeps
                             // them pending for the next try.
-                            let _ = self.flush();
+                            self.role().flush_if_due();
                             continue;
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
@@ -114,40 +181,68 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut group: Vec<Pending> = Vec::new();
-            for job in jobs {
-                match job {
-                    Job::Commit {
-                        batch,
-                        durability,
-                        done,
-                    } => group.push((batch, durability, done)),
-                    Job::Flush { done } => {
-                        self.commit_group(&mut group);
-                        done.send(self.flush());
-                    }
-                    Job::Stop { done } => {
-                        self.commit_group(&mut group);
-                        done.send(self.flush());
-                        return;
-                    }
-                }
+            let mut writer = self.role();
+            if writer.run_jobs(jobs, &self.queued) {
+                return;
             }
-            self.commit_group(&mut group);
-            if self
-                .unflushed_since
-                .is_some_and(|since| since.elapsed() >= self.flush_interval)
-            {
-                let _ = self.flush();
-            }
+            writer.flush_if_due();
         }
         // Every handle is gone: make what was acknowledged durable before the thread ends.
-        let _ = self.flush();
+        let _ = self.role().flush();
+    }
+}
+
+impl Writer {
+    /// Runs the jobs the thread took from the queue, in order, and takes them off the
+    /// queued count. True when one of them was a stop.
+    fn run_jobs(&mut self, jobs: Vec<Job>, queued: &AtomicUsize) -> bool {
+        let mut group: Vec<Pending> = Vec::new();
+        let mut finished = 0;
+        let mut stop = false;
+        for job in jobs {
+            if !matches!(job, Job::Wake) {
+                finished += 1;
+            }
+            match job {
+                Job::Commit {
+                    batch,
+                    durability,
+                    done,
+                } => group.push((batch, durability, done)),
+                Job::Flush { done } => {
+                    self.commit_group(&mut group);
+                    done.send(self.flush());
+                }
+                Job::Stop { done } => {
+                    self.commit_group(&mut group);
+                    done.send(self.flush());
+                    stop = true;
+                    break;
+                }
+                Job::Wake => {}
+            }
+        }
+        self.commit_group(&mut group);
+        queued.fetch_sub(finished, Ordering::SeqCst);
+        stop
+    }
+
+    /// Flushes when writes acknowledged without a flush have waited a flush interval.
+    fn flush_if_due(&mut self) {
+        if self
+            .unflushed_since
+            .is_some_and(|since| since.elapsed() >= self.flush_interval)
+        {
+            // A failure keeps them pending for the next try.
+            let _ = self.flush();
+        }
     }
 
     /// Flushes the engine (caught if it panics) and then lets readers see what it covers.
     fn flush(&mut self) -> Result<()> {
-        let engine = &self.engine;
+        let Some(engine) = &self.engine else {
+            return Err(Error::Shutdown);
+        };
         let flushed = catch_unwind(AssertUnwindSafe(|| engine.flush()))
             .unwrap_or_else(|panic| Err(Error::panicked("flush", &*panic)));
         if flushed.is_ok() {
@@ -173,6 +268,12 @@ impl Writer {
         if group.is_empty() {
             return;
         }
+        let Some(engine) = self.engine.clone() else {
+            for (_, _, done) in group.drain(..) {
+                done.send(Err(Error::Shutdown));
+            }
+            return;
+        };
         let _span = debug_span!("group_commit", members = group.len()).entered();
         let mut merged = WriteBatch::default();
         let mut members = Vec::with_capacity(group.len());
@@ -189,12 +290,11 @@ impl Writer {
             });
         }
         // Readers must not see these log entries before the flush that makes them durable.
-        if let Err(error) = self.visibility.hold(self.engine.as_ref(), &merged.appends) {
+        if let Err(error) = self.visibility.hold(engine.as_ref(), &merged.appends) {
             fail_all(members, &error);
             return;
         }
         loop {
-            let engine = &self.engine;
             let outcome = catch_unwind(AssertUnwindSafe(|| engine.commit(&merged)))
                 .unwrap_or_else(|panic| Err(Error::panicked("commit", &*panic)));
             match outcome {
