@@ -4,8 +4,8 @@
 //! reads a page from its next offset (on the database's threads, never on a tokio worker),
 //! hands the events out, and when it is caught up it waits for the database's signal that
 //! new entries became durable (a watch channel that holds only the newest value) before
-//! reading again. It sees an event only after the flush that makes it durable. So the switch from catching up to live cannot skip or
-//! repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
+//! reading again. It sees an event only after the flush that makes it durable. So the
+//! switch from catching up to live cannot skip or repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
 use super::{EventFilter, EventQuery, StoredEvent};
@@ -18,8 +18,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Log entries read per step: a subscriber holds at most this many events in memory.
-const PAGE: usize = 256;
+/// Log entries read per step: a subscriber holds at most this many events in memory. A
+/// page is read on a database thread; each read costs two thread wake-ups, so smaller
+/// pages slow a catch-up (256 measured 40% slower than 1,024 on a 2-core VM).
+const PAGE: usize = 1024;
 /// A caught-up subscriber looks again at least this often (belt and braces: the signal
 /// is the database's own, so it is not missed, but another process may write too).
 const IDLE_CHECK: Duration = Duration::from_millis(500);
@@ -52,12 +54,26 @@ const IDLE_CHECK: Duration = Duration::from_millis(500);
 /// # }
 /// ```
 pub struct Subscription<E> {
-    stream: Pin<Box<dyn Stream<Item = Result<StoredEvent<E>>> + Send>>,
+    /// Events of the current page not handed out yet (at most a page).
+    ready: VecDeque<StoredEvent<E>>,
+    /// The next non-empty page. Events are handed out from `ready` without polling this:
+    /// the page future (reads on the database's threads) is built once per page, not
+    /// once per event.
+    pages: Pages<E>,
 }
+
+/// The stream of non-empty pages behind a subscription.
+type Pages<E> = Pin<Box<dyn Stream<Item = Result<Vec<StoredEvent<E>>>> + Send>>;
+
+// Nothing in a subscription is pinned in place: the page stream is boxed, the events are
+// plain values handed out by move.
+impl<E> Unpin for Subscription<E> {}
 
 impl<E> std::fmt::Debug for Subscription<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").finish_non_exhaustive()
+        f.debug_struct("Subscription")
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,7 +82,6 @@ struct Cursor<A: PersistentActor> {
     query: EventQuery<A>,
     filter: EventFilter,
     next_offset: u64,
-    ready: VecDeque<StoredEvent<A::Event>>,
     appended: watch::Receiver<u64>,
     failed: bool,
 }
@@ -82,17 +97,17 @@ impl<E: Send + 'static> Subscription<E> {
             query,
             filter,
             next_offset: from_offset.max(1),
-            ready: VecDeque::new(),
             failed: false,
         };
         Self {
-            stream: Box::pin(futures_util::stream::unfold(cursor, Cursor::step)),
+            ready: VecDeque::new(),
+            pages: Box::pin(futures_util::stream::unfold(cursor, Cursor::next_page)),
         }
     }
 
     /// The next event; `None` after an error was yielded.
     pub async fn next(&mut self) -> Option<Result<StoredEvent<E>>> {
-        std::future::poll_fn(|cx| self.stream.as_mut().poll_next(cx)).await
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 }
 
@@ -100,16 +115,24 @@ impl<E> Stream for Subscription<E> {
     type Item = Result<StoredEvent<E>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.stream.as_mut().poll_next(cx)
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(event)));
+            }
+            match self.pages.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(page))) => self.ready.extend(page),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
 impl<A: PersistentActor> Cursor<A> {
-    async fn step(mut self) -> Option<(Result<StoredEvent<A::Event>>, Self)> {
+    /// Reads until a page holds events (waiting for commits when caught up), or fails.
+    async fn next_page(mut self) -> Option<(Result<Vec<StoredEvent<A::Event>>>, Self)> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some((Ok(event), self));
-            }
             if self.failed {
                 return None;
             }
@@ -128,7 +151,9 @@ impl<A: PersistentActor> Cursor<A> {
                 Ok(page) => {
                     let examined = page.next_offset > self.next_offset;
                     self.next_offset = page.next_offset;
-                    self.ready.extend(page.events);
+                    if !page.events.is_empty() {
+                        return Some((Ok(page.events), self));
+                    }
                     if examined {
                         continue;
                     }
