@@ -58,6 +58,12 @@ pub struct DatabaseConfig {
     /// 500 ms): the longest a reader waits for an acknowledged write, and what a crash can
     /// take back.
     pub flush_interval: Duration,
+    /// Under [`Durability::Periodic`], how long a commit waits for its flush once a reader
+    /// waits for it (default 20 ms). A read that meets entries not flushed yet asks the
+    /// writer for a flush this long after the oldest of them, so a live subscriber lags by
+    /// about this much rather than by `flush_interval`, and the writer flushes no more
+    /// often than this while readers keep asking.
+    pub reader_flush_delay: Duration,
     /// Threads for blocking reads and encodes of the async API (default 4, at most 64).
     pub read_threads: usize,
     /// The key new records are sealed with (`None`: records carry a CRC32 only).
@@ -73,6 +79,7 @@ impl Default for DatabaseConfig {
         Self {
             durability: Durability::Immediate,
             flush_interval: Duration::from_millis(500),
+            reader_flush_delay: Duration::from_millis(20),
             read_threads: 4,
             encryption_key: None,
             decryption_keys: Vec::new(),
@@ -86,6 +93,7 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("durability", &self.durability)
             .field("flush_interval", &self.flush_interval)
+            .field("reader_flush_delay", &self.reader_flush_delay)
             .field("read_threads", &self.read_threads)
             .field("encrypted", &self.encryption_key.is_some())
             .field("decryption_keys", &self.decryption_keys.len())

@@ -206,6 +206,10 @@ impl<A: PersistentActor> EventQuery<A> {
         // Only durable entries count: asked after the walk, so an entry committed but not
         // yet flushed when it was read is left for the next read.
         if let Some(durable) = self.db.core.durable_end(&self.log) {
+            if next_offset > durable.saturating_add(1) {
+                // Entries past the durable end are left for later: ask for their flush.
+                self.db.core.reader_waits_for_flush();
+            }
             matching.retain(|entry| entry.offset <= durable);
             next_offset = next_offset.min(durable.saturating_add(1)).max(from_offset);
         }

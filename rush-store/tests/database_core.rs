@@ -108,6 +108,77 @@ async fn a_subscriber_is_woken_after_the_flush() {
     assert_eq!(writing.await.unwrap().unwrap(), 1);
 }
 
+/// Under `Periodic`, a reader waiting for a write does not wait the whole flush interval:
+/// its read asks the writer for a flush, due `reader_flush_delay` after the commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_subscriber_gets_a_periodic_write_without_waiting_the_interval() {
+    let engine = Volatile::new();
+    let config = DatabaseConfig {
+        durability: Durability::Periodic,
+        flush_interval: Duration::from_secs(3600),
+        reader_flush_delay: Duration::from_millis(5),
+        ..plain()
+    };
+    let db = Database::open_shared(engine.clone(), config).unwrap();
+    let mut live = db
+        .query::<Counter>("c")
+        .unwrap()
+        .subscribe(1, EventFilter::all());
+    let mut store = db.store_async::<Counter>("c", "a").await.unwrap();
+    for n in 1..=3u64 {
+        store
+            .persist_async(&[n], &Default::default())
+            .await
+            .unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(10), live.next())
+            .await
+            .expect("delivered long before the flush interval")
+            .unwrap()
+            .unwrap();
+        assert_eq!((event.offset, event.event), (n, n));
+        // Delivered means durable: the flush happened.
+        assert_eq!(on_disk(&engine), n);
+    }
+    db.shutdown().await.unwrap();
+}
+
+/// A flush interval too long to add to a clock (`Duration::MAX`: "never on a timer") is
+/// no panic on the writer: writes are acknowledged, and the close still flushes them.
+#[tokio::test]
+async fn an_endless_flush_interval_is_no_panic() {
+    let engine = Volatile::new();
+    let config = DatabaseConfig {
+        durability: Durability::Periodic,
+        flush_interval: Duration::MAX,
+        reader_flush_delay: Duration::MAX,
+        ..plain()
+    };
+    let db = Database::open_shared(engine.clone(), config).unwrap();
+    let mut store = db.store_async::<Counter>("c", "a").await.unwrap();
+    for n in 1..=3u64 {
+        store
+            .persist_async(&[n], &Default::default())
+            .await
+            .unwrap();
+    }
+    // A read that meets the hold asks for a flush; with an endless delay it is not due.
+    assert_eq!(
+        db.query::<Counter>("c")
+            .unwrap()
+            .events(1, &EventFilter::all())
+            .unwrap()
+            .len(),
+        0
+    );
+    db.flush().await.unwrap();
+    store
+        .persist_async(&[4], &Default::default())
+        .await
+        .unwrap();
+    db.shutdown().await.unwrap();
+    assert_eq!(on_disk(&engine), 4);
+}
+
 #[test]
 fn an_engine_panic_fails_that_write_and_the_writer_goes_on() {
     let engine = Arc::new(Panicky::default());

@@ -49,6 +49,7 @@ impl Core {
             Arc::clone(&visibility),
             Arc::clone(&counters),
             config.flush_interval,
+            config.reader_flush_delay,
         )
         .map_err(spawn_error)?;
         let pool = Pool::start(config.read_threads).map_err(spawn_error)?;
@@ -179,6 +180,15 @@ impl Core {
     /// The highest offset of `log` that is durable while later entries are not.
     pub(crate) fn durable_end(&self, log: &[u8]) -> Option<u64> {
         self.visibility.durable_end(log)
+    }
+
+    /// Called by a read that met log entries not flushed yet: asks the writer to flush them
+    /// within the reader delay (once per flush; later askers find the request made).
+    pub(crate) fn reader_waits_for_flush(&self) {
+        if self.visibility.want_flush() {
+            // A stopped writer has flushed (or will at its close): nothing to ask.
+            let _ = self.send(Job::Wake);
+        }
     }
 
     /// Changes whenever new collection-log entries became durable.

@@ -12,6 +12,7 @@ use crate::backend::{Backend, LogAppend};
 use crate::collection_log;
 use crate::error::Result;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::watch;
 
@@ -22,6 +23,8 @@ pub(crate) struct Visibility {
     held: Mutex<HashMap<Vec<u8>, u64>>,
     /// Changes after every flush that made log entries durable.
     appended: watch::Sender<u64>,
+    /// A reader met entries not flushed yet and waits for them (cleared by the flush).
+    flush_wanted: AtomicBool,
 }
 
 impl Default for Visibility {
@@ -29,6 +32,7 @@ impl Default for Visibility {
         Self {
             held: Mutex::default(),
             appended: watch::Sender::new(0),
+            flush_wanted: AtomicBool::new(false),
         }
     }
 }
@@ -50,8 +54,22 @@ impl Visibility {
         Ok(())
     }
 
+    /// Called by a reader that met entries not flushed yet: true if it is the first to ask
+    /// since the last flush (and so must wake the writer).
+    pub(crate) fn want_flush(&self) -> bool {
+        !self.flush_wanted.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether a reader waits for a flush.
+    pub(crate) fn flush_wanted(&self) -> bool {
+        self.flush_wanted.load(Ordering::SeqCst)
+    }
+
     /// Called by the writer after a flush: everything committed is durable now.
     pub(crate) fn flushed(&self) {
+        // Cleared first: a reader asking again after this sees the new state and wakes
+        // the writer again (commits and flushes never overlap: both hold the writer role).
+        self.flush_wanted.store(false, Ordering::SeqCst);
         let had_holds = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
             let any = !held.is_empty();

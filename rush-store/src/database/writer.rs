@@ -68,6 +68,7 @@ pub(crate) fn start(
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
     flush_interval: Duration,
+    reader_flush_delay: Duration,
 ) -> std::io::Result<(Arc<Shared>, mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (jobs, inbox) = mpsc::channel();
     let shared = Arc::new(Shared {
@@ -76,6 +77,7 @@ pub(crate) fn start(
             visibility,
             counters,
             flush_interval,
+            reader_flush_delay,
             unflushed_since: None,
         }),
         queued: AtomicUsize::new(0),
@@ -97,6 +99,8 @@ struct Writer {
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
     flush_interval: Duration,
+    /// The flush interval while a reader waits for unflushed writes.
+    reader_flush_delay: Duration,
     /// Set while commits acknowledged without a flush (Periodic) wait for one.
     unflushed_since: Option<Instant>,
 }
@@ -152,21 +156,17 @@ impl Shared {
     }
 
     fn run(&self, inbox: &mpsc::Receiver<Job>) {
-        let interval = self.role().flush_interval;
         loop {
-            let unflushed_since = self.role().unflushed_since;
-            let first = match unflushed_since {
+            let deadline = self.role().flush_deadline();
+            let first = match deadline {
                 None => match inbox.recv() {
                     Ok(job) => job,
                     Err(_) => break,
                 },
-                Some(since) => {
-                    let due = since + interval;
+                Some(due) => {
                     match inbox.recv_timeout(due.saturating_duration_since(Instant::now())) {
                         Ok(job) => job,
                         Err(RecvTimeoutError::Timeout) => {
-                            // Periodic writes are durable after this; a failure keeps
-                            // them pending for the next try.
                             self.role().flush_if_due();
                             continue;
                         }
@@ -227,11 +227,24 @@ impl Writer {
         stop
     }
 
-    /// Flushes when writes acknowledged without a flush have waited a flush interval.
+    /// When writes acknowledged without a flush must be flushed: a flush interval after the
+    /// oldest of them, or the reader delay when a reader waits for them. `None`: nothing to
+    /// flush, or a deadline past the clock's range (an interval of `Duration::MAX`).
+    fn flush_deadline(&self) -> Option<Instant> {
+        let since = self.unflushed_since?;
+        let wait = if self.visibility.flush_wanted() {
+            self.flush_interval.min(self.reader_flush_delay)
+        } else {
+            self.flush_interval
+        };
+        since.checked_add(wait)
+    }
+
+    /// Flushes when writes acknowledged without a flush are due (see `flush_deadline`).
     fn flush_if_due(&mut self) {
         if self
-            .unflushed_since
-            .is_some_and(|since| since.elapsed() >= self.flush_interval)
+            .flush_deadline()
+            .is_some_and(|due| Instant::now() >= due)
         {
             // A failure keeps them pending for the next try.
             let _ = self.flush();
