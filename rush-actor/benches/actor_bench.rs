@@ -371,6 +371,8 @@ struct ActorRow {
     groups: u64,
     members: u64,
     other_cpu: f64,
+    /// This process's CPU time (every thread) per command in the window.
+    cpu_per_command: Duration,
 }
 
 async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
@@ -462,6 +464,11 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
         groups: stats_to.0 - stats_from.0,
         members: stats_to.1 - stats_from.1,
         other_cpu: other_cpu(cpu_from, cpu_to),
+        cpu_per_command: Duration::from_secs_f64(
+            cpu_to.own.saturating_sub(cpu_from.own) as f64
+                / TICKS_PER_SECOND
+                / commands.max(1) as f64,
+        ),
     }
 }
 
@@ -729,11 +736,12 @@ fn main() {
 
     println!("== 1. Durable persist through actors (Durability::Immediate, compression on) ==");
     println!(
-        "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
         "actors",
         "enc",
         "commands",
         "cmds/s",
+        "CPU/cmd",
         "ask p50",
         "ask p99",
         "ask max",
@@ -753,11 +761,12 @@ fn main() {
             o.members as f64 / o.groups as f64
         };
         println!(
-            "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
+            "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
             o.actors,
             if o.encrypted { "yes" } else { "no" },
             o.commands,
             fmt_rate(o.rate),
+            format!("{:.0} us", o.cpu_per_command.as_secs_f64() * 1e6),
             fmt_dur(o.p50),
             fmt_dur(o.p99),
             fmt_dur(o.max),
@@ -770,7 +779,8 @@ fn main() {
         );
     }
     println!(
-        "(cmds/s: replies received in the measured window; groups/members: group commits in \
+        "(cmds/s: replies received in the measured window; CPU/cmd: this process's CPU time, \
+         every thread, per reply; groups/members: group commits in \
          the window and the appends in them, members include the snapshot every 100 events; \
          raw ev/s: mean of the two raw runs of table 2; other: share of the 2 cores that \
          other processes or the hypervisor took during the window)"

@@ -28,6 +28,9 @@
     missing_docs
 )]
 
+#[path = "../../rush-store/benches/support/cpu.rs"]
+mod cpu;
+
 use rush_actor::{
     Delivery, Effect, EventSourced, Persistence, PersistenceConfig, Projection, ProjectionError,
     ProjectionSettings, ProjectionTx,
@@ -238,8 +241,9 @@ fn raw_reads(backend: &Arc<dyn Backend>) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn catch_up(query: &EventQuery<Account>, subscribers: usize) -> f64 {
-    let started = Instant::now();
+/// Events/s delivered and the process's CPU time per delivered event.
+async fn catch_up(query: &EventQuery<Account>, subscribers: usize) -> (f64, String) {
+    let (started, cpu_start) = (Instant::now(), cpu::process_cpu());
     let tasks: Vec<_> = (0..subscribers)
         .map(|_| {
             let mut subscription = query.subscribe(1, EventFilter::all());
@@ -258,7 +262,11 @@ async fn catch_up(query: &EventQuery<Account>, subscribers: usize) -> f64 {
     for task in tasks {
         task.await.unwrap();
     }
-    (TOTAL * subscribers as u64) as f64 / started.elapsed().as_secs_f64()
+    let delivered = TOTAL * subscribers as u64;
+    (
+        delivered as f64 / started.elapsed().as_secs_f64(),
+        cpu::per_op(cpu::process_cpu().saturating_sub(cpu_start), delivered),
+    )
 }
 
 struct Live {
@@ -343,34 +351,36 @@ fn main() {
         took.as_secs_f64()
     );
     let query = EventQuery::<Account>::new(backend.clone(), "accounts", Some(&KEY)).unwrap();
+    let raw_cpu = cpu::process_cpu();
     let raw = raw_reads(&backend);
-    let one = runtime.block_on(catch_up(&query, 1));
-    let ten = runtime.block_on(catch_up(&query, 10));
+    let raw_cpu = cpu::per_op(cpu::process_cpu().saturating_sub(raw_cpu), TOTAL);
+    let (one, one_cpu) = runtime.block_on(catch_up(&query, 1));
+    let (ten, ten_cpu) = runtime.block_on(catch_up(&query, 10));
     let live_one = runtime.block_on(live(&backend, &query, 1, 1));
     let live_ten = runtime.block_on(live(&backend, &query, 10, 10));
     let (built, rebuilt, rows, head) = runtime.block_on(projection_rebuild(&backend));
 
     println!();
     println!(
-        "{:<48} {:>12} {:>12} {:>7}",
+        "{:<48} {:>12} {:>12} {:>7}   CPU per event: ours / raw",
         "operation", "ours", "raw sled", "ratio"
     );
     println!(
-        "{:<48} {:>12} {:>12} {:>7}",
+        "{:<48} {:>12} {:>12} {:>7}   - / {raw_cpu}",
         "raw reads of 1M events (log scan + get)",
         "-",
         format!("{} ev/s", rate(raw)),
         "-"
     );
     println!(
-        "{:<48} {:>12} {:>12} {:>6.2}x",
+        "{:<48} {:>12} {:>12} {:>6.2}x   {one_cpu} / {raw_cpu}",
         "catch-up, 1 subscriber (decrypt + decode)",
         format!("{} ev/s", rate(one)),
         format!("{} ev/s", rate(raw)),
         one / raw
     );
     println!(
-        "{:<48} {:>12} {:>12} {:>6.2}x",
+        "{:<48} {:>12} {:>12} {:>6.2}x   {ten_cpu} / {raw_cpu}",
         "catch-up, 10 subscribers (delivered in total)",
         format!("{} ev/s", rate(ten)),
         format!("{} ev/s", rate(raw)),

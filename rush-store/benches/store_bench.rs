@@ -25,6 +25,8 @@
 
 #[path = "support/bank_workload.rs"]
 mod bank_workload;
+#[path = "support/cpu.rs"]
+mod cpu;
 
 use bank_workload::*;
 use peak_alloc::PeakAlloc;
@@ -68,21 +70,62 @@ fn open_store(dir: &Path, encrypted: bool, compressed: bool) -> Store<Account> {
 /// `settle` (a flush of everything written), inside the timing: events/s. Without the
 /// settle a round could leave work behind (sled writes its log buffers on threads of its
 /// own) that the next round, of the other side, would pay for.
-fn rate_round(budget: Duration, step: &mut dyn FnMut() -> u64, settle: &mut dyn FnMut()) -> f64 {
-    let start = Instant::now();
+/// Also returns the process's CPU time per event over the round (only one side runs at a
+/// time, so it is that side's, sled's threads included).
+fn rate_round(
+    budget: Duration,
+    step: &mut dyn FnMut() -> u64,
+    settle: &mut dyn FnMut(),
+) -> (f64, Duration) {
+    let (start, cpu_start) = (Instant::now(), cpu::process_cpu());
     let mut events = 0u64;
     while start.elapsed() < budget {
         events += step();
     }
     settle();
-    events as f64 / start.elapsed().as_secs_f64()
+    let cpu = cpu::process_cpu().saturating_sub(cpu_start);
+    (
+        events as f64 / start.elapsed().as_secs_f64(),
+        cpu.checked_div(u32::try_from(events.max(1)).unwrap_or(u32::MAX))
+            .unwrap_or_default(),
+    )
+}
+
+/// A side's median rate and its median CPU time per event.
+#[derive(Clone, Copy)]
+struct Measured {
+    rate: f64,
+    cpu_per_event: Duration,
+}
+
+impl Measured {
+    fn of(rounds: Vec<(f64, Duration)>) -> Self {
+        let (rates, cpus): (Vec<f64>, Vec<f64>) = rounds
+            .into_iter()
+            .map(|(rate, cpu)| (rate, cpu.as_secs_f64()))
+            .unzip();
+        Self {
+            rate: median(rates),
+            cpu_per_event: Duration::from_secs_f64(median(cpus)),
+        }
+    }
+
+    /// "12,345 ev/s, 81.0 us CPU/ev".
+    fn cell(&self) -> String {
+        format!(
+            "{}, {} CPU/ev",
+            rate(self.rate),
+            cpu::per_op(self.cpu_per_event, 1)
+        )
+    }
 }
 
 /// A side of a comparison: its step and its settle (see [`rate_round`]).
 type Side<'a> = (&'a mut dyn FnMut() -> u64, &'a mut dyn FnMut());
 
-/// Median events/s of ours and of raw, rounds alternating so that disk drift hits both.
-fn compare_rates(ours: Side<'_>, raw: Side<'_>) -> (f64, f64) {
+/// Median events/s (and CPU per event) of ours and of raw, rounds alternating so that disk
+/// drift hits both.
+fn compare_rates(ours: Side<'_>, raw: Side<'_>) -> (Measured, Measured) {
     let ((ours, ours_settle), (raw, raw_settle)) = (ours, raw);
     rate_round(WARMUP, ours, ours_settle);
     rate_round(WARMUP, raw, raw_settle);
@@ -91,7 +134,7 @@ fn compare_rates(ours: Side<'_>, raw: Side<'_>) -> (f64, f64) {
         a.push(rate_round(ROUND, ours, ours_settle));
         b.push(rate_round(ROUND, raw, raw_settle));
     }
-    (median(a), median(b))
+    (Measured::of(a), Measured::of(b))
 }
 
 /// One persist row: ours with compression on, against raw sled, `batch` events per call.
@@ -100,7 +143,7 @@ fn persist_row(
     durability: Durability,
     batch: usize,
     encrypted: bool,
-) -> (f64, f64) {
+) -> (Measured, Measured) {
     let ours_dir = TempDir::new().unwrap();
     let raw_dir = TempDir::new().unwrap();
     let mut store = open_store(ours_dir.path(), encrypted, true);
@@ -404,9 +447,10 @@ fn main() {
     for (label, durability, batch, encrypted, target) in persist_rows {
         eprintln!("[{:>5.1}s] {label} ...", started.elapsed().as_secs_f64());
         let (ours, raw) = persist_row(&pool, durability, batch, encrypted);
-        let row = Row::new(label, rate(ours), rate(raw), Some(ours / raw));
+        let ratio = ours.rate / raw.rate;
+        let row = Row::new(label, ours.cell(), raw.cell(), Some(ratio));
         rows.push(if target {
-            row.at_least(ours / raw, 0.5)
+            row.at_least(ratio, 0.5)
         } else {
             row
         });

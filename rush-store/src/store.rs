@@ -41,7 +41,9 @@ pub enum Durability {
     /// least every [`DatabaseConfig::flush_interval`](crate::DatabaseConfig::flush_interval)
     /// (500 ms by default). A crash may lose the writes of that last window, never reorder
     /// them or leave a gap. Readers (queries, subscriptions, projections) see a write only
-    /// after that flush, so they never act on an event a crash can take back.
+    /// after that flush, so they never act on an event a crash can take back; a reader
+    /// waiting for such writes has them flushed within
+    /// [`DatabaseConfig::reader_flush_delay`](crate::DatabaseConfig::reader_flush_delay).
     Periodic,
 }
 
