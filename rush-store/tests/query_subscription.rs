@@ -163,3 +163,61 @@ async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
         );
     }
 }
+
+/// A subscription reads the next page while it hands out the current one; an error on
+/// the page read ahead still comes after every event before it, in order, and ends the
+/// stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_on_the_page_read_ahead_comes_after_the_events_before_it() {
+    use rush_store::{Backend, MemoryManager, WriteBatch, WriteOp};
+    let engine: std::sync::Arc<dyn Backend> = std::sync::Arc::new(MemoryManager::default());
+    let mut store =
+        Store::<Counter>::with_backend("counters", "a", engine.clone(), None, false).unwrap();
+    let events: Vec<u64> = (1..=3000).collect();
+    store.persist_batch(&events).unwrap();
+    // Damage the record of sequence number 2500 (offset 2500: one writer, one entity).
+    let mut key = vec![1u8];
+    for part in ["counters", "a"] {
+        key.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key.extend_from_slice(&2500u64.to_be_bytes());
+    let mut damaged = engine.get(&key).unwrap().expect("the record exists");
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xFF;
+    engine
+        .commit(&WriteBatch {
+            ops: vec![WriteOp::Put {
+                key,
+                value: damaged,
+            }],
+            ..WriteBatch::default()
+        })
+        .unwrap()
+        .unwrap();
+
+    let query = EventQuery::<Counter>::new(engine, "counters", None).unwrap();
+    let mut subscription = query.subscribe(1, EventFilter::all());
+    let mut delivered = Vec::new();
+    let error = loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("no hang");
+        match next {
+            Some(Ok(event)) => delivered.push(event.offset),
+            Some(Err(error)) => break error,
+            None => panic!("ended without the error"),
+        }
+    };
+    // Whole pages before the damaged one (1,024 entries each), in order, nothing after it.
+    assert_eq!(delivered.len(), 2048);
+    assert!(delivered.iter().copied().eq(1..=delivered.len() as u64));
+    assert!(
+        matches!(&error, rush_store::Error::Corrupted { record, .. } if record.contains("event 2500")),
+        "{error:?}"
+    );
+    assert!(
+        subscription.next().await.is_none(),
+        "the stream ends after its error"
+    );
+}
