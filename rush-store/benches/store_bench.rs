@@ -99,13 +99,10 @@ struct Measured {
 }
 
 impl Measured {
-    fn of(rounds: Vec<(f64, Duration)>) -> Self {
-        let (rates, cpus): (Vec<f64>, Vec<f64>) = rounds
-            .into_iter()
-            .map(|(rate, cpu)| (rate, cpu.as_secs_f64()))
-            .unzip();
+    fn of(rounds: &[(f64, Duration)]) -> Self {
+        let cpus = rounds.iter().map(|r| r.1.as_secs_f64()).collect();
         Self {
-            rate: median(rates),
+            rate: median(rounds.iter().map(|r| r.0).collect()),
             cpu_per_event: Duration::from_secs_f64(median(cpus)),
         }
     }
@@ -134,7 +131,7 @@ fn compare_rates(ours: Side<'_>, raw: Side<'_>) -> (Measured, Measured) {
         a.push(rate_round(ROUND, ours, ours_settle));
         b.push(rate_round(ROUND, raw, raw_settle));
     }
-    (Measured::of(a), Measured::of(b))
+    (Measured::of(&a), Measured::of(&b))
 }
 
 /// One persist row: ours with compression on, against raw sled, `batch` events per call.
