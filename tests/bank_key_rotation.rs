@@ -11,7 +11,7 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../examples/bank.rs"]
+#[path = "../examples/bank/main.rs"]
 #[allow(dead_code, reason = "only the bank's `run` is used")]
 mod bank;
 #[path = "support/cli.rs"]
