@@ -269,6 +269,13 @@ impl Database {
         self.core.flush_async().await
     }
 
+    /// [`Database::flush`] for code without a tokio runtime: blocks the calling thread
+    /// until the flush is done. Inside a runtime it is refused with
+    /// [`Error::InvalidArgument`] (it would block a worker): use `flush().await`.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.core.flush_blocking()
+    }
+
     /// Probes the database with a durable write through the writer, a read back and a
     /// removal, on the database's threads.
     pub async fn health_check(&self) -> Result<HealthReport> {
@@ -281,6 +288,13 @@ impl Database {
     /// Calling it again is harmless.
     pub async fn shutdown(&self) -> Result<()> {
         self.core.shutdown().await
+    }
+
+    /// [`Database::shutdown`] for code without a tokio runtime: blocks the calling thread
+    /// until the writer is joined and the engine released. Inside a runtime it is refused
+    /// with [`Error::InvalidArgument`]: use `shutdown().await`.
+    pub fn shutdown_blocking(&self) -> Result<()> {
+        self.core.shutdown_blocking()
     }
 
     /// Whether [`Database::shutdown`] was called.

@@ -346,3 +346,52 @@ async fn a_folder_closed_by_a_drop_on_a_runtime_opens_again_at_once() {
         .expect("the folder opens again at once");
     assert_eq!(again.recover().unwrap().unwrap().total, 4);
 }
+
+/// Code without a runtime flushes and shuts down with the blocking calls: the same
+/// promises as `flush().await` and `shutdown().await`.
+#[test]
+fn code_without_a_runtime_flushes_and_shuts_down_blocking() {
+    let engine = Volatile::new();
+    let config = DatabaseConfig {
+        durability: Durability::Periodic,
+        flush_interval: Duration::from_secs(3600),
+        ..plain()
+    };
+    let db = Database::open_shared(engine.clone(), config).unwrap();
+    let mut store = db.store::<Counter>("c", "a").unwrap();
+    store.persist_batch(&[1, 2]).unwrap();
+    assert_eq!(on_disk(&engine), 0, "acknowledged, not flushed yet");
+    db.flush_blocking().unwrap();
+    assert_eq!(on_disk(&engine), 2);
+    store.persist(&3).unwrap();
+    db.shutdown_blocking().unwrap();
+    assert_eq!(on_disk(&engine), 3, "the shutdown flushed it");
+    assert!(matches!(store.persist(&4), Err(Error::Shutdown)));
+    assert!(matches!(db.flush_blocking(), Err(Error::Shutdown)));
+    db.shutdown_blocking().unwrap();
+
+    // On sled the folder is free when it returns.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(SledManager::new(dir.path()).unwrap(), plain()).unwrap();
+    db.store::<Counter>("c", "a").unwrap().persist(&1).unwrap();
+    db.shutdown_blocking().unwrap();
+    let reopened = SledManager::new(dir.path()).unwrap();
+    let store = Store::<Counter>::new("c", "a", reopened, None, false).unwrap();
+    assert_eq!(store.highest_sequence_number(), 1);
+}
+
+/// Inside a runtime the blocking calls would block a worker: refused with a typed error
+/// that names the async call, and the database goes on.
+#[tokio::test]
+async fn blocking_calls_inside_a_runtime_are_refused() {
+    let db = Database::open(MemoryManager::default(), plain()).unwrap();
+    for refused in [db.flush_blocking(), db.shutdown_blocking()] {
+        assert!(
+            matches!(&refused, Err(Error::InvalidArgument(m)) if m.contains(".await")),
+            "{refused:?}"
+        );
+    }
+    assert!(!db.is_shut_down());
+    db.flush().await.unwrap();
+    db.shutdown().await.unwrap();
+}

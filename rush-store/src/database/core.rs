@@ -153,6 +153,30 @@ impl Core {
         waiting.wait_async().await?
     }
 
+    /// [`Core::flush_async`] for a thread of its own.
+    pub(crate) fn flush_blocking(&self) -> Result<()> {
+        refuse_on_runtime("flush_blocking", "flush().await")?;
+        let (done, waiting) = Reply::blocking();
+        self.send(Job::Flush { done })?;
+        waiting.wait()?
+    }
+
+    /// [`Core::shutdown`] for a thread of its own.
+    pub(crate) fn shutdown_blocking(&self) -> Result<()> {
+        refuse_on_runtime("shutdown_blocking", "shutdown().await")?;
+        // Not on a runtime, so this lock may block (behind a concurrent shutdown).
+        let _one_at_a_time = self.shutting_down.blocking_lock();
+        let (done, waiting) = Reply::blocking();
+        let stopped = match self.queue_stop(done) {
+            None => return Ok(()),
+            Some(Ok(())) => waiting.wait().and_then(|flushed| flushed),
+            Some(Err(error)) => Err(error),
+        };
+        let closed = self.release()();
+        self.pool.stop();
+        stopped.and(closed)
+    }
+
     /// Runs `work` with the engine on one of the database's reader threads.
     pub(crate) async fn read<T: Send + 'static>(
         &self,
@@ -206,27 +230,30 @@ impl Core {
     /// See [`Database::shutdown`](super::Database::shutdown).
     pub(crate) async fn shutdown(&self) -> Result<()> {
         let _one_at_a_time = self.shutting_down.lock().await;
-        let Some(jobs) = self
-            .jobs
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        else {
-            return Ok(());
-        };
-        // Jobs sent before this point are ahead of the stop in the writer's queue.
-        self.shut_down.store(true, Ordering::SeqCst);
         let (done, waiting) = Reply::future();
-        let stopped = match jobs.send(Job::Stop { done }) {
-            Ok(()) => waiting.wait_async().await.and_then(|flushed| flushed),
-            Err(_) => Err(Error::Shutdown),
+        let stopped = match self.queue_stop(done) {
+            None => return Ok(()),
+            Some(Ok(())) => waiting.wait_async().await.and_then(|flushed| flushed),
+            Some(Err(error)) => Err(error),
         };
-        drop(jobs);
         let close = self.release();
         // Joining the writer and closing the engine block: do both on a reader thread.
         let closed = self.pool.run("shutdown", close).await;
         self.pool.stop();
         stopped.and(closed)
+    }
+
+    /// Stops accepting work and queues the writer's stop behind every job accepted so far
+    /// (`None`: the database was shut down already).
+    fn queue_stop(&self, done: Reply<Result<()>>) -> Option<Result<()>> {
+        let jobs = self
+            .jobs
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()?;
+        // Jobs sent before this point are ahead of the stop in the writer's queue.
+        self.shut_down.store(true, Ordering::SeqCst);
+        Some(jobs.send(Job::Stop { done }).map_err(|_| Error::Shutdown))
     }
 
     /// Takes the writer thread and the engine out of the core (and the core out of the
@@ -281,4 +308,15 @@ impl Drop for Core {
         }
         self.pool.stop();
     }
+}
+
+/// A blocking call inside a tokio runtime would block its worker (and `blocking_lock`
+/// would panic there): refused with the async call to use instead.
+fn refuse_on_runtime(call: &str, instead: &str) -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InvalidArgument(format!(
+            "{call} blocks its thread and was called inside a tokio runtime: use {instead}"
+        )));
+    }
+    Ok(())
 }
