@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 /// How a sled database is opened.
@@ -51,10 +50,6 @@ struct Inner {
     /// Serialises guarded commits (a guard check, the log offsets and the batch are one
     /// atomic step) and holds the exact cache of guarded values and log ends.
     commit_lock: Mutex<CommitState>,
-    /// Commits that wrote a value large enough to reach a blob file, and how many of them
-    /// a finished blob sync covers: a flush scans the blob folder only when they differ.
-    large_writes: AtomicU64,
-    synced_large_writes: AtomicU64,
     /// Our own handle on sled's `db` file, for fsync.
     db_file: Option<File>,
     /// Highest blob file already fsynced (sled never fsyncs blob files).
@@ -89,9 +84,6 @@ struct CommitState {
     guards: GuardCache,
     sequencer: Sequencer,
 }
-
-/// Values at least this long may end up in sled's blob files.
-const BLOB_RISK: usize = 4 * 1024;
 
 fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
     static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
@@ -138,8 +130,6 @@ impl SledManager {
             db,
             config,
             commit_lock: Mutex::new(CommitState::default()),
-            large_writes: AtomicU64::new(0),
-            synced_large_writes: AtomicU64::new(0),
             db_file,
             synced_blobs: Mutex::new(0),
             _released: LockRelease::new(&path, forget_closed),
@@ -197,12 +187,18 @@ impl SledManager {
             .map_err(|_| Error::storage("commit", "commit lock poisoned by a panic"))
     }
 
-    /// fsyncs blob files written since the last call: sled writes values of nodes over
-    /// ~128 KiB to `blobs/<lsn>` and never syncs them.
+    /// fsyncs blob files written since the last call: sled moves any log message over a
+    /// quarter of a segment (a large value, or an index node rewritten with many small
+    /// ones) to `blobs/<lsn>` and never syncs it. So the folder is listed at every flush
+    /// (one `getdents`, next to an fsync), and every error on the way is reported: a blob
+    /// that could not be synced is data that is not durable. A blob sled removed
+    /// meanwhile, or no folder at all, needs no sync.
     fn sync_new_blobs(&self) -> Result<()> {
         let dir = self.inner.path.join("blobs");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Ok(());
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::from_io("list sled's blob folder", &e)),
         };
         let mut synced = self
             .inner
@@ -210,7 +206,8 @@ impl SledManager {
             .lock()
             .map_err(|_| Error::storage("flush", "blob lock poisoned"))?;
         let mut highest = *synced;
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::from_io("list sled's blob folder", &e))?;
             let Some(lsn) = entry
                 .file_name()
                 .to_str()
@@ -219,10 +216,12 @@ impl SledManager {
                 continue;
             };
             if lsn > *synced {
-                // A blob sled removed meanwhile needs no sync.
-                if let Ok(file) = File::open(entry.path()) {
-                    file.sync_all()
-                        .map_err(|e| Error::from_io("fsync blob", &e))?;
+                match File::open(entry.path()) {
+                    Ok(file) => file
+                        .sync_all()
+                        .map_err(|e| Error::from_io("fsync a sled blob", &e))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::from_io("open a sled blob", &e)),
                 }
                 highest = highest.max(lsn);
             }
@@ -230,7 +229,7 @@ impl SledManager {
         if highest > *synced {
             File::open(&dir)
                 .and_then(|d| d.sync_all())
-                .map_err(|e| Error::from_io("fsync blob folder", &e))?;
+                .map_err(|e| Error::from_io("fsync sled's blob folder", &e))?;
             *synced = highest;
         }
         Ok(())
@@ -345,22 +344,14 @@ impl Backend for SledManager {
         let assigned = sequencer.assign(&batch.appends, |log| highest_offset(db, log))?;
         let updates = guards.updates(&batch.ops);
         let mut sled_batch = sled::Batch::default();
-        let mut largest = 0;
         for op in &batch.ops {
             match op {
-                WriteOp::Put { key, value } => {
-                    largest = largest.max(value.len());
-                    sled_batch.insert(key.as_slice(), value.as_slice());
-                }
+                WriteOp::Put { key, value } => sled_batch.insert(key.as_slice(), value.as_slice()),
                 WriteOp::Delete { key } => sled_batch.remove(key.as_slice()),
             }
         }
         for (key, block) in &assigned.blocks {
-            largest = largest.max(block.len());
             sled_batch.insert(key.as_slice(), block.as_slice());
-        }
-        if largest >= BLOB_RISK {
-            self.inner.large_writes.fetch_add(1, Ordering::SeqCst);
         }
         if let Err(e) = db.apply_batch(sled_batch) {
             guards.clear();
@@ -375,21 +366,11 @@ impl Backend for SledManager {
 
     fn flush(&self) -> Result<()> {
         let inner = &self.inner;
-        // Large writes committed before this point have their blob files by the time
-        // sled's flush returns.
-        let large_writes = inner.large_writes.load(Ordering::SeqCst);
+        // Blob files of writes committed before this point exist when sled's flush returns.
         inner.db.flush().map_err(|e| engine_error("flush", e))?;
         if let Some(file) = &inner.db_file {
             file.sync_data().map_err(|e| Error::from_io("fsync", &e))?;
-            // sled moves a log message over ~128 KiB (a large value, or a node holding
-            // large values) to a blob file. Measured: a million 132-byte values in
-            // batches of 50,000 never produced one, so small writes skip the folder scan.
-            if large_writes > inner.synced_large_writes.load(Ordering::SeqCst) {
-                self.sync_new_blobs()?;
-                inner
-                    .synced_large_writes
-                    .fetch_max(large_writes, Ordering::SeqCst);
-            }
+            self.sync_new_blobs()?;
         }
         Ok(())
     }
