@@ -185,11 +185,18 @@ impl Error {
 
     /// The message of a caught panic.
     pub(crate) fn panicked(operation: &'static str, panic: &(dyn std::any::Any + Send)) -> Self {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic".to_owned());
-        Error::Panicked { operation, message }
+        Error::Panicked {
+            operation,
+            message: panic_message(panic),
+        }
     }
+}
+
+/// The text of a caught panic's payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_owned())
 }

@@ -8,8 +8,9 @@ use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 /// How a sled database is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,9 +107,10 @@ impl SledManager {
         let path = path
             .canonicalize()
             .map_err(|e| Error::from_io("resolve database folder", &e))?;
+        // The registry holds only weak handles: a panic elsewhere leaves it consistent.
         let mut open = open_databases()
             .lock()
-            .map_err(|_| Error::storage("open", "registry lock poisoned"))?;
+            .unwrap_or_else(PoisonError::into_inner);
         match open.get(&path).map(Weak::upgrade) {
             Some(Some(inner)) => return Ok(Self { inner }),
             // Closing in this process right now (its last handle was dropped on another
@@ -116,7 +118,19 @@ impl SledManager {
             Some(None) => wait_until_unlocked(&path.join("db")),
             None => {}
         }
-        let db = open_sled(&path, &config)?;
+        // sled 0.34.7 can panic on damaged files ("tried to serialize Uninitialized"):
+        // that is damage, reported as such, and the panic stays here.
+        let db = catch_unwind(AssertUnwindSafe(|| open_sled(&path, &config))).unwrap_or_else(
+            |panic| {
+                Err(Error::Corrupted {
+                    record: format!("sled's files in {}", path.display()),
+                    reason: format!(
+                        "sled panicked while opening them: {}",
+                        crate::error::panic_message(&*panic)
+                    ),
+                })
+            },
+        )?;
         let db_file = if config.sync_to_disk {
             Some(
                 File::open(path.join("db"))
