@@ -8,6 +8,7 @@
 mod guard_cache;
 pub(crate) mod memory_manager;
 mod sequencer;
+mod sled_files;
 mod sled_lock;
 pub(crate) mod sled_manager;
 

@@ -81,3 +81,39 @@ fn damaged_sled_files_are_an_error_never_a_panic_and_later_opens_still_work() {
     }
     eprintln!("{errors} of 19 damaged images refused as Corrupted; the others opened");
 }
+
+/// A real `conf` beside a `db` that holds no sled segment (garbage, or another file copied
+/// over it): sled would open it as a new, empty database and overwrite the file. It is
+/// refused as `Corrupted`, naming the file, and the file is left exactly as it was.
+#[test]
+fn a_garbage_db_beside_a_real_conf_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = SledManager::new(dir.path()).unwrap();
+        for i in 0..100 {
+            put(&engine, i);
+        }
+        engine.flush().unwrap();
+    }
+    let db = dir.path().join("db");
+    let len = usize::try_from(std::fs::metadata(&db).unwrap().len()).unwrap();
+    let garbage: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&db, &garbage).unwrap();
+
+    let opened = SledManager::new(dir.path());
+    assert!(
+        matches!(&opened, Err(Error::Corrupted { record, .. }) if record.contains("db")),
+        "{:?}",
+        opened.map(|_| ())
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == garbage,
+        "the evidence is untouched"
+    );
+
+    // An empty `db` (a database created, nothing written yet) still opens.
+    let fresh = tempfile::tempdir().unwrap();
+    drop(SledManager::new(fresh.path()).unwrap());
+    std::fs::write(fresh.path().join("db"), b"").unwrap();
+    drop(SledManager::new(fresh.path()).unwrap());
+}

@@ -259,6 +259,7 @@ fn open_sled(path: &Path, config: &SledConfig) -> Result<sled::Db> {
     if is_locked(&path.join("db")) {
         return Err(locked());
     }
+    super::sled_files::check_db_file(path)?;
     sled::Config::new()
         .path(path)
         .cache_capacity(config.cache_capacity)
