@@ -74,6 +74,22 @@ fn sh(dir: &Path, line: &str) {
     assert!(status.success(), "{line}");
 }
 
+/// `rush rotate-key` on `<dir>/bank_data` from `old.key` to `new.key`, as the README says.
+fn rotate_key(dir: &Path) -> Run {
+    let key = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    rush(
+        &dir.join("bank_data"),
+        &[
+            "rotate-key",
+            "--key-file",
+            &key("old.key"),
+            "--new-key-file",
+            &key("new.key"),
+        ],
+        &[],
+    )
+}
+
 /// The README's commands that write the key files.
 fn write_key_files(dir: &Path) {
     sh(dir, "printf %s rush-bank-demo-key-32-bytes-long > old.key");
@@ -94,19 +110,7 @@ fn after_rush_rotate_key_the_bank_recovers_every_balance_with_the_new_key() {
     assert!(first.stdout.contains("run #1"), "{}", first.stdout);
 
     write_key_files(dir.path());
-    let data = dir.path().join("bank_data");
-    let key = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let rotated = rush(
-        &data,
-        &[
-            "rotate-key",
-            "--key-file",
-            &key("old.key"),
-            "--new-key-file",
-            &key("new.key"),
-        ],
-        &[],
-    );
+    let rotated = rotate_key(dir.path());
     assert_eq!(rotated.code, 0, "{rotated:?}");
 
     let second = bank(dir.path(), &["./bank_data", "--key-file", "new.key"]);
@@ -156,18 +160,7 @@ fn after_an_interrupted_rotation_the_bank_recovers_with_the_old_key_as_decryptio
     assert_recovered_every_balance(&both, 1);
 
     // Finishing the rotation (both keys, as the README says) lets the new key alone open it.
-    let key = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    let finished = rush(
-        &data,
-        &[
-            "rotate-key",
-            "--key-file",
-            &key("old.key"),
-            "--new-key-file",
-            &key("new.key"),
-        ],
-        &[],
-    );
+    let finished = rotate_key(dir.path());
     assert_eq!(finished.code, 0, "{finished:?}");
     let after = bank(dir.path(), &["./bank_data", "--key-file", "new.key"]);
     assert_recovered_every_balance(&after, 2);

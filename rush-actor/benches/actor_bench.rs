@@ -33,6 +33,9 @@
     missing_docs
 )]
 
+#[path = "../../rush-store/benches/support/cpu.rs"]
+mod cpu;
+
 use rush_actor::{Effect, EntityRef, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
     Backend, Durability, EncryptionKey, MemoryManager, PersistentActor, SledManager, Store,
@@ -200,8 +203,8 @@ struct CpuSample {
     machine_busy: u64,
     /// Ticks stolen by the hypervisor.
     steal: u64,
-    /// Ticks of this process (utime + stime), from `/proc/self/stat`.
-    own: u64,
+    /// CPU time of this process (every thread).
+    own: Duration,
     at: Instant,
 }
 
@@ -219,22 +222,17 @@ fn cpu_sample() -> CpuSample {
         .map(|v| v.parse().unwrap_or(0))
         .collect();
     let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
-    let own_stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15.
-    let after_comm: Vec<u64> = own_stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let own = after_comm.get(11).copied().unwrap_or(0) + after_comm.get(12).copied().unwrap_or(0);
     CpuSample {
         machine_busy: field(0) + field(1) + field(2) + field(5) + field(6),
         steal: field(7),
-        own,
+        own: cpu::process_cpu(),
         at: Instant::now(),
     }
+}
+
+/// `cpu` in `/proc/stat`'s ticks.
+fn ticks(cpu: Duration) -> u64 {
+    (cpu.as_secs_f64() * TICKS_PER_SECOND) as u64
 }
 
 /// Share of the machine's cores (0..1) busy with other processes (and stolen by the
@@ -244,7 +242,7 @@ fn other_cpu(from: CpuSample, to: CpuSample) -> f64 {
     let capacity = (to.at - from.at).as_secs_f64() * TICKS_PER_SECOND * cores;
     let foreign = (to.machine_busy.saturating_sub(from.machine_busy)
         + to.steal.saturating_sub(from.steal))
-    .saturating_sub(to.own.saturating_sub(from.own));
+    .saturating_sub(ticks(to.own.saturating_sub(from.own)));
     if capacity <= 0.0 {
         0.0
     } else {
@@ -464,11 +462,11 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
         groups: stats_to.0 - stats_from.0,
         members: stats_to.1 - stats_from.1,
         other_cpu: other_cpu(cpu_from, cpu_to),
-        cpu_per_command: Duration::from_secs_f64(
-            cpu_to.own.saturating_sub(cpu_from.own) as f64
-                / TICKS_PER_SECOND
-                / commands.max(1) as f64,
-        ),
+        cpu_per_command: cpu_to
+            .own
+            .saturating_sub(cpu_from.own)
+            .checked_div(u32::try_from(commands.max(1)).unwrap_or(u32::MAX))
+            .unwrap_or_default(),
     }
 }
 
@@ -766,7 +764,7 @@ fn main() {
             if o.encrypted { "yes" } else { "no" },
             o.commands,
             fmt_rate(o.rate),
-            format!("{:.0} us", o.cpu_per_command.as_secs_f64() * 1e6),
+            cpu::per_op(o.cpu_per_command, 1),
             fmt_dur(o.p50),
             fmt_dur(o.p99),
             fmt_dur(o.max),

@@ -84,7 +84,7 @@ impl Core {
         let jobs = self.jobs.read().unwrap_or_else(PoisonError::into_inner);
         match jobs.as_ref() {
             Some(jobs) if !self.is_shut_down() => {
-                let counted = !matches!(job, Job::Wake);
+                let counted = job.is_work();
                 if counted {
                     self.writer_role.queueing();
                 }

@@ -46,6 +46,14 @@ pub(crate) enum Job {
     Wake,
 }
 
+impl Job {
+    /// Whether the job counts as queued work that a caller committing in the thread's
+    /// place must not overtake (a wake-up is no work).
+    pub(crate) fn is_work(&self) -> bool {
+        !matches!(self, Job::Wake)
+    }
+}
+
 /// Counters of the writer.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -200,7 +208,7 @@ impl Writer {
         let mut finished = 0;
         let mut stop = false;
         for job in jobs {
-            if !matches!(job, Job::Wake) {
+            if job.is_work() {
                 finished += 1;
             }
             match job {
