@@ -90,6 +90,8 @@ pub use backend::{
     Backend, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig, SledManager, Visitor,
     WriteBatch, WriteOp,
 };
+#[cfg(feature = "redb")]
+pub use backend::{RedbConfig, RedbManager};
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};
 pub use crypto::{EncryptionKey, KEY_LEN, KeyProblem, Keyring};

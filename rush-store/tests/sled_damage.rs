@@ -40,7 +40,7 @@ fn put(engine: &SledManager, key: &[u8], value: &[u8]) {
 
 /// Copies sled's files from `from` to `to` as they are on disk right now.
 fn copy_files(from: &Path, to: &Path) {
-    for file in ["db", "conf"] {
+    for file in ["db", "conf", "rush-mark"] {
         std::fs::copy(from.join(file), to.join(file)).unwrap();
     }
 }

@@ -47,6 +47,7 @@ impl Backend for MemoryManager {
     }
 
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
+        super::commit_mark::refuse_reserved(batch)?;
         let mut data = self.lock()?;
         for (index, guard) in batch.guards.iter().enumerate() {
             let actual = data.get(&guard.key);

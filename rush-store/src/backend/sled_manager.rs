@@ -1,6 +1,7 @@
 //! The default backend: one sled 0.34.7 tree, with a power-loss durability barrier that
 //! sled's own `flush` does not give (it uses `sync_file_range`, not fsync).
 
+use super::commit_mark::{COUNTER_KEY, CommitMark, clamp_end, is_reserved};
 use super::guard_cache::GuardCache;
 use super::sequencer::block_end;
 use super::sled_lock::{LockRelease, is_locked, wait_until_unlocked};
@@ -55,6 +56,9 @@ struct Inner {
     db_file: Option<File>,
     /// Highest blob file already fsynced (sled never fsyncs blob files).
     synced_blobs: Mutex<u64>,
+    /// The count of durable commits kept beside sled's files, which catches sled
+    /// recovering to an older state after damage.
+    mark: CommitMark,
     /// Dropped after `db` (fields drop in order): waits until sled's threads have let go
     /// of the folder's lock, so that the folder can be opened again at once.
     _released: LockRelease,
@@ -131,6 +135,7 @@ impl SledManager {
                 })
             },
         )?;
+        let mark = CommitMark::open("sled", &path, stored_commits(&db)?, config.sync_to_disk)?;
         let db_file = if config.sync_to_disk {
             Some(
                 File::open(path.join("db"))
@@ -146,6 +151,7 @@ impl SledManager {
             commit_lock: Mutex::new(CommitState::default()),
             db_file,
             synced_blobs: Mutex::new(0),
+            mark,
             _released: LockRelease::new(&path, forget_closed),
         });
         open.insert(path, Arc::downgrade(&inner));
@@ -291,8 +297,19 @@ fn engine_error(operation: &'static str, err: sled::Error) -> Error {
     }
 }
 
+/// The commit counter sled holds (0 for a database that has none yet).
+fn stored_commits(db: &sled::Db) -> Result<u64> {
+    let stored = db
+        .get(COUNTER_KEY)
+        .map_err(|e| engine_error("read the commit counter", e))?;
+    super::commit_mark::decode_counter(stored.as_deref())
+}
+
 impl Backend for SledManager {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if is_reserved(key) {
+            return Ok(None);
+        }
         self.inner
             .db
             .get(key)
@@ -307,6 +324,7 @@ impl Backend for SledManager {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end = clamp_end(end);
         if start >= end {
             return Ok(Vec::new());
         }
@@ -330,6 +348,7 @@ impl Backend for SledManager {
     }
 
     fn visit_range(&self, start: &[u8], end: &[u8], visit: &mut super::Visitor<'_>) -> Result<()> {
+        let end = clamp_end(end);
         if start >= end {
             return Ok(());
         }
@@ -343,6 +362,7 @@ impl Backend for SledManager {
     }
 
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
+        super::commit_mark::refuse_reserved(batch)?;
         let db = &self.inner.db;
         let mut state = self.commit_lock()?;
         let CommitState { guards, sequencer } = &mut *state;
@@ -368,6 +388,8 @@ impl Backend for SledManager {
         for (key, block) in &assigned.blocks {
             sled_batch.insert(key.as_slice(), block.as_slice());
         }
+        let number = self.inner.mark.next()?;
+        sled_batch.insert(COUNTER_KEY, &number.to_be_bytes());
         if let Err(e) = db.apply_batch(sled_batch) {
             guards.clear();
             sequencer.clear();
@@ -375,19 +397,21 @@ impl Backend for SledManager {
         }
         guards.apply(updates);
         sequencer.committed(assigned);
+        self.inner.mark.committed(number);
         drop(state);
         Ok(Ok(()))
     }
 
     fn flush(&self) -> Result<()> {
         let inner = &self.inner;
+        let applied = inner.mark.applied();
         // Blob files of writes committed before this point exist when sled's flush returns.
         inner.db.flush().map_err(|e| engine_error("flush", e))?;
         if let Some(file) = &inner.db_file {
             file.sync_data().map_err(|e| Error::from_io("fsync", &e))?;
             self.sync_new_blobs()?;
         }
-        Ok(())
+        inner.mark.durable(applied)
     }
 
     fn size_on_disk(&self) -> Result<u64> {

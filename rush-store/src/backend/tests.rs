@@ -4,9 +4,12 @@ use super::*;
 fn engines() -> Vec<(Box<dyn Backend>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
     let sled = SledManager::new(dir.path()).unwrap();
+    let redb_dir = tempfile::tempdir().unwrap();
+    let redb = RedbManager::new(redb_dir.path()).unwrap();
     vec![
         (Box::new(MemoryManager::default()), None),
         (Box::new(sled), Some(dir)),
+        (Box::new(redb), Some(redb_dir)),
     ]
 }
 

@@ -4,7 +4,9 @@
 //! `rush_store` and `tempfile`.
 #![allow(dead_code)]
 
-use rush_store::{Backend, GuardFailed, MemoryManager, Result, SledManager, WriteBatch};
+use rush_store::{
+    Backend, GuardFailed, MemoryManager, RedbManager, Result, SledManager, WriteBatch,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
@@ -27,11 +29,15 @@ impl Fresh {
             .unwrap()
     }
 
-    /// The same database again (for sled: after dropping every handle, a real reopen).
+    /// The same database again (for the file engines: after dropping every handle, a
+    /// real reopen).
     pub fn reopen(&mut self) {
         if let Some(dir) = &self.dir {
             self.backend = Arc::new(MemoryManager::default());
-            self.backend = Arc::new(SledManager::new(dir.path()).unwrap());
+            self.backend = match self.name {
+                "redb" => Arc::new(RedbManager::new(dir.path()).unwrap()),
+                _ => Arc::new(SledManager::new(dir.path()).unwrap()),
+            };
         }
     }
 }
@@ -39,6 +45,7 @@ impl Fresh {
 pub fn each_backend() -> Vec<Fresh> {
     let dir = tempfile::tempdir().unwrap();
     let sled = SledManager::new(dir.path()).unwrap();
+    let redb_dir = tempfile::tempdir().unwrap();
     vec![
         Fresh {
             name: "memory",
@@ -49,6 +56,11 @@ pub fn each_backend() -> Vec<Fresh> {
             name: "sled",
             backend: Arc::new(sled),
             dir: Some(dir),
+        },
+        Fresh {
+            name: "redb",
+            backend: Arc::new(RedbManager::new(redb_dir.path()).unwrap()),
+            dir: Some(redb_dir),
         },
     ]
 }

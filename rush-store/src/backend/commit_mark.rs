@@ -1,0 +1,297 @@
+//! The commit mark: an independent, durable record of how many commits an engine had made
+//! durable, kept beside the engine's own files and checked before its view is trusted.
+//!
+//! An engine that meets damage in its own files may recover to an older state without a
+//! word (sled 0.34.7 stops replaying its log at the first bad message and drops the rest;
+//! redb falls back to the previous commit when the newest one fails its checksum). The
+//! events of the lost commits were acknowledged. So every commit also writes a counter
+//! into the engine (in the same atomic batch), and every flush, once the engine has made
+//! its writes durable, writes the counter it reached to `rush-mark` and syncs it. On open,
+//! an engine holding fewer commits than the mark says were durable has rolled back: that
+//! is [`Error::Corrupted`], naming both numbers, and nothing is written.
+//!
+//! `rush-mark` is 24 bytes (FORMAT.md): `RUSHMARK`, version `u32` = 1, commits `u64`, and
+//! a CRC-32 of the 20 bytes before it, all big-endian. It is written in place, so its size
+//! never changes and a data sync is enough.
+
+use crate::error::{Error, Result};
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Keys an engine keeps for itself start with these bytes: they are never returned by a
+/// read or a scan, and a batch that writes one is refused. Rush's own keys start with a
+/// kind byte below `0x80`.
+pub const RESERVED_PREFIX: [u8; 2] = [0xFF, 0xFF];
+
+/// Where an engine that keeps its counter among its keys stores it.
+pub(crate) const COUNTER_KEY: &[u8] = b"\xFF\xFFrush/commits";
+
+/// The mark file's name inside a database folder.
+pub const MARK_FILE: &str = "rush-mark";
+
+const MAGIC: &[u8; 8] = b"RUSHMARK";
+const VERSION: u32 = 1;
+const LEN: usize = 24;
+
+/// Whether `key` belongs to the engine (see [`RESERVED_PREFIX`]).
+pub fn is_reserved(key: &[u8]) -> bool {
+    key.starts_with(&RESERVED_PREFIX)
+}
+
+/// `end` clamped so that a scan stops before the reserved keys.
+pub(crate) fn clamp_end(end: &[u8]) -> &[u8] {
+    if end > &RESERVED_PREFIX[..] {
+        &RESERVED_PREFIX
+    } else {
+        end
+    }
+}
+
+/// A folder's mark and the engine's commit counter, as one open database sees them.
+#[derive(Debug)]
+pub(crate) struct CommitMark {
+    /// `None` when the database is opened without syncing (then the mark is not kept).
+    file: Option<Mutex<File>>,
+    /// Commits this database has made (the value the next commit writes, minus one).
+    committed: AtomicU64,
+    /// The value `rush-mark` holds.
+    marked: AtomicU64,
+}
+
+impl CommitMark {
+    /// Checks the folder's mark against `engine_commits`, the counter the engine holds,
+    /// and opens the mark for writing. A folder without a mark gets one, unless the engine
+    /// has commits the mark should have counted (the mark was deleted).
+    pub(crate) fn open(
+        engine: &str,
+        folder: &Path,
+        engine_commits: u64,
+        sync: bool,
+    ) -> Result<Self> {
+        let path = folder.join(MARK_FILE);
+        let marked = match read(&path)? {
+            Some(marked) => marked,
+            None if engine_commits == 0 || !sync => 0,
+            None => {
+                return Err(Error::Corrupted {
+                    record: format!("the commit mark {}", path.display()),
+                    reason: format!(
+                        "the file is missing, but the engine holds {engine_commits} commits: \
+                         whether acknowledged commits were lost cannot be checked"
+                    ),
+                });
+            }
+        };
+        if engine_commits < marked {
+            return Err(Error::Corrupted {
+                record: format!("{engine}'s files in {}", folder.display()),
+                reason: format!(
+                    "they hold {engine_commits} commits, but {marked} were durable and \
+                     acknowledged ({MARK_FILE}): the engine lost the last {} commits, \
+                     probably to damage; nothing was changed",
+                    marked - engine_commits
+                ),
+            });
+        }
+        let file = if sync {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(|e| Error::from_io("open the commit mark", &e))?;
+            let created = file
+                .metadata()
+                .map_err(|e| Error::from_io("read the commit mark", &e))?
+                .len()
+                == 0;
+            if created {
+                write_at_start(&file, marked)?;
+                File::open(folder)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(|e| Error::from_io("sync the database folder", &e))?;
+            }
+            Some(Mutex::new(file))
+        } else {
+            None
+        };
+        Ok(Self {
+            file,
+            committed: AtomicU64::new(engine_commits),
+            marked: AtomicU64::new(marked),
+        })
+    }
+
+    /// The counter the next commit writes. Call under the engine's commit lock, and
+    /// [`CommitMark::committed`] once that commit has applied.
+    pub(crate) fn next(&self) -> Result<u64> {
+        self.committed
+            .load(Ordering::Acquire)
+            .checked_add(1)
+            .ok_or_else(|| Error::storage("commit", "commit counter exhausted"))
+    }
+
+    /// Records that the commit numbered `n` applied.
+    pub(crate) fn committed(&self, n: u64) {
+        self.committed.store(n, Ordering::Release);
+    }
+
+    /// Commits applied so far: read before the engine's flush, passed to
+    /// [`CommitMark::durable`] after it.
+    pub(crate) fn applied(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Records durably that the first `commits` commits are durable in the engine.
+    pub(crate) fn durable(&self, commits: u64) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let file = file
+            .lock()
+            .map_err(|_| Error::storage("write the commit mark", "lock poisoned"))?;
+        if commits <= self.marked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        write_at_start(&file, commits)?;
+        self.marked.store(commits, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The counter an engine stored at [`COUNTER_KEY`] (0 when absent).
+pub(crate) fn decode_counter(stored: Option<&[u8]>) -> Result<u64> {
+    match stored {
+        None => Ok(0),
+        Some(bytes) => <[u8; 8]>::try_from(bytes)
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Corrupted {
+                record: "the engine's commit counter".into(),
+                reason: format!("{} bytes instead of 8", bytes.len()),
+            }),
+    }
+}
+
+/// Refuses a batch that writes, deletes or appends under the reserved keys.
+pub(crate) fn refuse_reserved(batch: &super::WriteBatch) -> Result<()> {
+    let reserved = batch
+        .ops
+        .iter()
+        .map(|op| match op {
+            super::WriteOp::Put { key, .. } | super::WriteOp::Delete { key } => key,
+        })
+        .chain(batch.appends.iter().map(|a| &a.log))
+        .any(|key| is_reserved(key));
+    if reserved {
+        return Err(Error::InvalidArgument(
+            "keys starting with 0xFF 0xFF belong to the engine".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The commits a mark file records; `None` when there is no file.
+pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::from_io("read the commit mark", &e)),
+    };
+    decode(&bytes).map(Some).map_err(|reason| Error::Corrupted {
+        record: format!("the commit mark {}", path.display()),
+        reason,
+    })
+}
+
+fn encode(commits: u64) -> [u8; LEN] {
+    let mut bytes = [0u8; LEN];
+    bytes[..8].copy_from_slice(MAGIC);
+    bytes[8..12].copy_from_slice(&VERSION.to_be_bytes());
+    bytes[12..20].copy_from_slice(&commits.to_be_bytes());
+    let crc = crc32fast::hash(&bytes[..20]);
+    bytes[20..].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8]) -> std::result::Result<u64, String> {
+    let bytes: &[u8; LEN] = bytes
+        .try_into()
+        .map_err(|_| format!("{} bytes instead of {LEN}", bytes.len()))?;
+    let (body, crc) = bytes.split_at(20);
+    let crc = u32::from_be_bytes(crc.try_into().map_err(|_| "no checksum".to_owned())?);
+    if crc32fast::hash(body) != crc {
+        return Err("its checksum does not match (damaged)".into());
+    }
+    let (magic, rest) = body.split_at(8);
+    if magic != MAGIC {
+        return Err("it does not start with RUSHMARK".into());
+    }
+    let (version, commits) = rest.split_at(4);
+    let version = u32::from_be_bytes(version.try_into().map_err(|_| "short".to_owned())?);
+    if version != VERSION {
+        return Err(format!("unknown version {version}"));
+    }
+    Ok(u64::from_be_bytes(
+        commits.try_into().map_err(|_| "short".to_owned())?,
+    ))
+}
+
+fn write_at_start(file: &File, commits: u64) -> Result<()> {
+    file.write_all_at(&encode(commits), 0)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::from_io("write the commit mark", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_round_trips_and_every_flipped_bit_is_damage() {
+        let bytes = encode(123_456);
+        assert_eq!(decode(&bytes), Ok(123_456));
+        for bit in 0..LEN * 8 {
+            let mut flipped = bytes;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&flipped).is_err(), "bit {bit}");
+        }
+        assert!(decode(&bytes[..LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn an_engine_behind_its_mark_is_corrupted_and_a_missing_mark_only_when_it_has_commits()
+    -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::from_io("tempdir", &e))?;
+        let mark = CommitMark::open("test", dir.path(), 0, true)?;
+        mark.committed(mark.next()?);
+        mark.committed(mark.next()?);
+        mark.durable(mark.applied())?;
+        drop(mark);
+        assert!(matches!(
+            CommitMark::open("test", dir.path(), 1, true),
+            Err(Error::Corrupted { .. })
+        ));
+        let again = CommitMark::open("test", dir.path(), 5, true)?;
+        assert_eq!(again.next()?, 6);
+        drop(again);
+        std::fs::remove_file(dir.path().join(MARK_FILE)).map_err(|e| Error::from_io("rm", &e))?;
+        assert!(matches!(
+            CommitMark::open("test", dir.path(), 5, true),
+            Err(Error::Corrupted { .. })
+        ));
+        CommitMark::open("test", dir.path(), 0, true)?;
+        Ok(())
+    }
+
+    #[test]
+    fn scans_stop_before_the_reserved_keys() {
+        assert_eq!(clamp_end(&[0xFF; 8]), &RESERVED_PREFIX);
+        assert_eq!(clamp_end(b"\x05abc"), b"\x05abc");
+        assert!(is_reserved(COUNTER_KEY));
+    }
+}

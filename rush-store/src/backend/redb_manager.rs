@@ -1,0 +1,385 @@
+//! The redb engine (feature `redb`): one redb 4.x file, `rush.redb`, in the database
+//! folder. Commits are redb write transactions; [`Backend::flush`] is a durable commit,
+//! which fsyncs (redb's own two-slot commit, checksummed). Every redb call runs under
+//! `catch_unwind`: redb checks its files with assertions that panic in debug builds, and
+//! damage must come out as [`Error::Corrupted`], never as a panic.
+
+use super::commit_mark::{CommitMark, clamp_end, is_reserved, refuse_reserved};
+use super::sequencer::block_end;
+use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
+use crate::error::{Error, Result};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+
+/// Every record Rush writes.
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("rush");
+/// The engine's own counter of commits (see `commit_mark.rs`), outside the record table
+/// so that no scan meets it.
+const ENGINE: TableDefinition<&str, u64> = TableDefinition::new("rush-engine");
+const COMMITS: &str = "commits";
+
+/// The file inside the database folder.
+pub const REDB_FILE: &str = "rush.redb";
+
+/// How a redb database is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedbConfig {
+    /// redb's page cache, in bytes (default 256 MiB).
+    pub cache_capacity: usize,
+}
+
+impl Default for RedbConfig {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A redb database in a folder. Cheap to clone: clones share one database, and opening
+/// the same folder twice in one process returns the same database.
+#[derive(Clone)]
+pub struct RedbManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    folder: PathBuf,
+    db: redb::Database,
+    config: RedbConfig,
+    /// Serialises commits with the cache of log ends (redb has one writer at a time
+    /// anyway; the lock makes the cache exact).
+    sequencer: Mutex<Sequencer>,
+    mark: CommitMark,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut open) = open_databases().lock() {
+            open.remove(&self.folder);
+        }
+    }
+}
+
+impl std::fmt::Debug for RedbManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbManager")
+            .field("folder", &self.inner.folder)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
+    OPEN.get_or_init(Mutex::default)
+}
+
+impl RedbManager {
+    /// Opens (or creates) the database in folder `path` with [`RedbConfig::default`].
+    ///
+    /// A folder used by another process is [`Error::DatabaseLocked`].
+    pub fn new(path: impl AsRef<Path>) -> Result<Self> {
+        Self::with_config(path, RedbConfig::default())
+    }
+
+    /// Opens (or creates) the database in `path` with `config`. When this process already
+    /// has the folder open, the open database is returned and `config` is ignored.
+    pub fn with_config(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path).map_err(|e| Error::from_io("create database folder", &e))?;
+        Self::open_folder(path, config)
+    }
+
+    /// Opens the database that already exists in folder `path`, never creating one.
+    ///
+    /// A missing folder, or one without `rush.redb`, is [`Error::NotADatabase`].
+    pub fn open_existing(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.join(REDB_FILE).is_file() {
+            return Err(Error::NotADatabase {
+                path: path.to_path_buf(),
+                reason: format!("the folder holds no redb database (no `{REDB_FILE}`)"),
+            });
+        }
+        Self::open_folder(path, config)
+    }
+
+    fn open_folder(path: &Path, config: RedbConfig) -> Result<Self> {
+        let folder = path
+            .canonicalize()
+            .map_err(|e| Error::from_io("resolve database folder", &e))?;
+        let mut open = open_databases()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(inner) = open.get(&folder).and_then(Weak::upgrade) {
+            return Ok(Self { inner });
+        }
+        let file = folder.join(REDB_FILE);
+        let db = guarded(&file, "open database", || {
+            redb::Builder::new()
+                .set_cache_size(config.cache_capacity)
+                .create(&file)
+                .map_err(Failure::from)
+        })?;
+        let commits = guarded(&file, "open database", || {
+            let txn = db.begin_write()?;
+            txn.open_table(RECORDS)?;
+            let commits = txn.open_table(ENGINE)?.get(COMMITS)?.map(|v| v.value());
+            txn.commit()?;
+            Ok(commits.unwrap_or(0))
+        })?;
+        let mark = CommitMark::open("redb", &folder, commits, true)?;
+        let inner = Arc::new(Inner {
+            folder: folder.clone(),
+            db,
+            config,
+            sequencer: Mutex::new(Sequencer::default()),
+            mark,
+        });
+        open.insert(folder, Arc::downgrade(&inner));
+        Ok(Self { inner })
+    }
+
+    /// The database folder.
+    pub fn path(&self) -> &Path {
+        &self.inner.folder
+    }
+
+    /// The configuration the database was opened with.
+    pub fn config(&self) -> RedbConfig {
+        self.inner.config
+    }
+
+    fn file(&self) -> PathBuf {
+        self.inner.folder.join(REDB_FILE)
+    }
+
+    fn sequencer(&self) -> Result<MutexGuard<'_, Sequencer>> {
+        self.inner
+            .sequencer
+            .lock()
+            .map_err(|_| Error::storage("commit", "commit lock poisoned by a panic"))
+    }
+
+    fn read<T>(
+        &self,
+        operation: &'static str,
+        read: impl FnOnce(
+            &redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+        ) -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        guarded(&self.file(), operation, || {
+            let txn = self.inner.db.begin_read()?;
+            let table = txn.open_table(RECORDS)?;
+            read(&table)
+        })
+    }
+}
+
+/// What fails inside a redb call: redb, or Rush's own code between its calls.
+enum Failure {
+    Engine(redb::Error),
+    Rush(Error),
+}
+
+impl<E: Into<redb::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Engine(e.into())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Rush(e)
+    }
+}
+
+/// The offset of the last entry of `log` (0 when empty).
+fn log_end(table: &impl ReadableTable<&'static [u8], &'static [u8]>, log: &[u8]) -> Result<u64> {
+    let end = crate::keys::prefix_end(log);
+    let last = table
+        .range::<&[u8]>(log..end.as_slice())
+        .and_then(|mut range| range.next_back().transpose())
+        .map_err(|e| Error::storage("read log end", e))?;
+    last.map_or(Ok(0), |(key, block)| {
+        block_end(log, key.value(), block.value())
+    })
+}
+
+/// Runs a redb call, turning its errors and its panics into Rush's errors.
+fn guarded<T>(
+    file: &Path,
+    operation: &'static str,
+    call: impl FnOnce() -> std::result::Result<T, Failure>,
+) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(call)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(Failure::Engine(e))) => Err(engine_error(file, operation, e)),
+        Ok(Err(Failure::Rush(e))) => Err(e),
+        Err(panic) => Err(Error::Corrupted {
+            record: format!("redb's file {}", file.display()),
+            reason: format!(
+                "redb panicked during {operation}: {}",
+                crate::error::panic_message(&*panic)
+            ),
+        }),
+    }
+}
+
+/// A redb error, keeping its kind: I/O errors stay I/O errors (a full disk among them),
+/// redb's damage report is [`Error::Corrupted`] naming the file.
+fn engine_error(file: &Path, operation: &'static str, err: redb::Error) -> Error {
+    match err {
+        redb::Error::Io(io) => Error::from_io(operation, &io),
+        redb::Error::DatabaseAlreadyOpen => Error::DatabaseLocked {
+            path: file.parent().unwrap_or(file).to_path_buf(),
+        },
+        redb::Error::Corrupted(reason) => Error::Corrupted {
+            record: format!("redb's file {}", file.display()),
+            reason: format!("redb found damage during {operation}: {reason}"),
+        },
+        other => Error::storage(operation, other),
+    }
+}
+
+impl Backend for RedbManager {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if is_reserved(key) {
+            return Ok(None);
+        }
+        self.read("read", |table| {
+            Ok(table.get(key)?.map(|v| v.value().to_vec()))
+        })
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let end = clamp_end(end);
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        self.read("scan", |table| {
+            let range = table.range::<&[u8]>(start..end)?;
+            let mut out = Vec::with_capacity(limit.min(1024));
+            type Item<'a> = (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>);
+            let mut push = |item: std::result::Result<Item<'_>, redb::StorageError>| -> std::result::Result<(), Failure> {
+                let (k, v) = item?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+                Ok(())
+            };
+            if reverse {
+                for item in range.rev().take(limit) {
+                    push(item)?;
+                }
+            } else {
+                for item in range.take(limit) {
+                    push(item)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn visit_range(&self, start: &[u8], end: &[u8], visit: &mut super::Visitor<'_>) -> Result<()> {
+        let end = clamp_end(end);
+        if start >= end {
+            return Ok(());
+        }
+        // One read transaction, one consistent view; a visitor's error ends the walk.
+        let mut visited = Ok(());
+        self.read("scan", |table| {
+            for item in table.range::<&[u8]>(start..end)? {
+                let (key, value) = item?;
+                match visit(key.value(), value.value()) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        visited = Err(e);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        visited
+    }
+
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
+        refuse_reserved(batch)?;
+        let mut sequencer = self.sequencer()?;
+        let number = self.inner.mark.next()?;
+        let outcome = guarded(&self.file(), "write batch", || {
+            let mut txn = self.inner.db.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
+            let assigned = {
+                let mut table = txn.open_table(RECORDS)?;
+                for (index, guard) in batch.guards.iter().enumerate() {
+                    let actual = table.get(guard.key.as_slice())?.map(|v| v.value().to_vec());
+                    if actual != guard.expected {
+                        // Dropping the transaction aborts it: nothing is written.
+                        return Ok(Err(GuardFailed { index, actual }));
+                    }
+                }
+                let assigned = sequencer.assign(&batch.appends, |log| log_end(&table, log))?;
+                for op in &batch.ops {
+                    match op {
+                        WriteOp::Put { key, value } => {
+                            table.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        WriteOp::Delete { key } => {
+                            table.remove(key.as_slice())?;
+                        }
+                    }
+                }
+                for (key, block) in &assigned.blocks {
+                    table.insert(key.as_slice(), block.as_slice())?;
+                }
+                assigned
+            };
+            txn.open_table(ENGINE)?.insert(COMMITS, number)?;
+            txn.commit()?;
+            Ok(Ok(assigned))
+        });
+        match outcome {
+            Ok(Ok(assigned)) => {
+                sequencer.committed(assigned);
+                self.inner.mark.committed(number);
+                Ok(Ok(()))
+            }
+            Ok(Err(failed)) => Ok(Err(failed)),
+            Err(e) => {
+                sequencer.clear();
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        let applied = self.inner.mark.applied();
+        // A durable commit makes every earlier non-durable one durable with it.
+        guarded(&self.file(), "flush", || {
+            let txn = self.inner.db.begin_write()?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        self.inner.mark.durable(applied)
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        std::fs::metadata(self.file())
+            .map(|m| m.len())
+            .map_err(|e| Error::from_io("size on disk", &e))
+    }
+
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+}
