@@ -5,12 +5,12 @@
 //! The trait is public so that tests (and other engines) can plug in, for example a
 //! backend that fails after a countdown.
 
-pub mod commit_mark;
+pub(crate) mod commit_mark;
 mod guard_cache;
 pub(crate) mod memory_manager;
 #[cfg(feature = "redb")]
 pub(crate) mod redb_manager;
-mod sequencer;
+pub(crate) mod sequencer;
 mod sled_files;
 mod sled_lock;
 pub(crate) mod sled_manager;
@@ -169,7 +169,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
 pub use memory_manager::MemoryManager;
 #[cfg(feature = "redb")]
 pub use redb_manager::{RedbConfig, RedbManager};
-pub(crate) use sequencer::{Sequencer, block_end, decode_block, offset_of};
+pub use sequencer::{Assigned, Sequencer, block_end, decode_block, offset_of};
 pub use sled_manager::{SledConfig, SledManager};
 
 #[cfg(test)]

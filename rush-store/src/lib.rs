@@ -67,8 +67,11 @@ mod backend;
 mod codec;
 mod collection_log;
 mod compression;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod crypto;
 mod database;
+pub mod engine_kit;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;

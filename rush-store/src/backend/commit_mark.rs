@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const RESERVED_PREFIX: [u8; 2] = [0xFF, 0xFF];
 
 /// Where an engine that keeps its counter among its keys stores it.
-pub(crate) const COUNTER_KEY: &[u8] = b"\xFF\xFFrush/commits";
+pub const COUNTER_KEY: &[u8] = b"\xFF\xFFrush/commits";
 
 /// The mark file's name inside a database folder.
 pub const MARK_FILE: &str = "rush-mark";
@@ -43,7 +43,7 @@ pub fn is_reserved(key: &[u8]) -> bool {
 }
 
 /// `end` clamped so that a scan stops before the reserved keys.
-pub(crate) fn clamp_end(end: &[u8]) -> &[u8] {
+pub fn clamp_end(end: &[u8]) -> &[u8] {
     if end > &RESERVED_PREFIX[..] {
         &RESERVED_PREFIX
     } else {
@@ -53,7 +53,7 @@ pub(crate) fn clamp_end(end: &[u8]) -> &[u8] {
 
 /// A folder's mark and the engine's commit counter, as one open database sees them.
 #[derive(Debug)]
-pub(crate) struct CommitMark {
+pub struct CommitMark {
     /// `None` when the database is opened without syncing (then the mark is not kept).
     file: Option<Mutex<File>>,
     /// Commits this database has made (the value the next commit writes, minus one).
@@ -66,12 +66,7 @@ impl CommitMark {
     /// Checks the folder's mark against `engine_commits`, the counter the engine holds,
     /// and opens the mark for writing. A folder without a mark gets one, unless the engine
     /// has commits the mark should have counted (the mark was deleted).
-    pub(crate) fn open(
-        engine: &str,
-        folder: &Path,
-        engine_commits: u64,
-        sync: bool,
-    ) -> Result<Self> {
+    pub fn open(engine: &str, folder: &Path, engine_commits: u64, sync: bool) -> Result<Self> {
         let path = folder.join(MARK_FILE);
         let marked = match read(&path)? {
             Some(marked) => marked,
@@ -129,7 +124,7 @@ impl CommitMark {
 
     /// The counter the next commit writes. Call under the engine's commit lock, and
     /// [`CommitMark::committed`] once that commit has applied.
-    pub(crate) fn next(&self) -> Result<u64> {
+    pub fn next(&self) -> Result<u64> {
         self.committed
             .load(Ordering::Acquire)
             .checked_add(1)
@@ -137,18 +132,18 @@ impl CommitMark {
     }
 
     /// Records that the commit numbered `n` applied.
-    pub(crate) fn committed(&self, n: u64) {
+    pub fn committed(&self, n: u64) {
         self.committed.store(n, Ordering::Release);
     }
 
     /// Commits applied so far: read before the engine's flush, passed to
     /// [`CommitMark::durable`] after it.
-    pub(crate) fn applied(&self) -> u64 {
+    pub fn applied(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
     }
 
     /// Records durably that the first `commits` commits are durable in the engine.
-    pub(crate) fn durable(&self, commits: u64) -> Result<()> {
+    pub fn durable(&self, commits: u64) -> Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };
@@ -165,7 +160,7 @@ impl CommitMark {
 }
 
 /// The counter an engine stored at [`COUNTER_KEY`] (0 when absent).
-pub(crate) fn decode_counter(stored: Option<&[u8]>) -> Result<u64> {
+pub fn decode_counter(stored: Option<&[u8]>) -> Result<u64> {
     match stored {
         None => Ok(0),
         Some(bytes) => <[u8; 8]>::try_from(bytes)
@@ -178,7 +173,7 @@ pub(crate) fn decode_counter(stored: Option<&[u8]>) -> Result<u64> {
 }
 
 /// Refuses a batch that writes, deletes or appends under the reserved keys.
-pub(crate) fn refuse_reserved(batch: &super::WriteBatch) -> Result<()> {
+pub fn refuse_reserved(batch: &super::WriteBatch) -> Result<()> {
     let reserved = batch
         .ops
         .iter()
@@ -195,8 +190,14 @@ pub(crate) fn refuse_reserved(batch: &super::WriteBatch) -> Result<()> {
     Ok(())
 }
 
+/// Reads and checks the folder's mark before the engine opens its files, so that a
+/// damaged mark is reported while every file is still as it was.
+pub fn check_before_open(folder: &Path) -> Result<()> {
+    read(&folder.join(MARK_FILE)).map(drop)
+}
+
 /// The commits a mark file records; `None` when there is no file.
-pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
+pub fn read(path: &Path) -> Result<Option<u64>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),

@@ -118,6 +118,7 @@ impl RedbManager {
             return Ok(Self { inner });
         }
         let file = folder.join(REDB_FILE);
+        super::commit_mark::check_before_open(&folder)?;
         let db = guarded(&file, "open database", || {
             redb::Builder::new()
                 .set_cache_size(config.cache_capacity)
@@ -233,6 +234,18 @@ fn guarded<T>(
 /// redb's damage report is [`Error::Corrupted`] naming the file.
 fn engine_error(file: &Path, operation: &'static str, err: redb::Error) -> Error {
     match err {
+        // What redb's file reader says of bytes that are not a redb file, or too few.
+        redb::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Error::Corrupted {
+                record: format!("redb's file {}", file.display()),
+                reason: format!("redb cannot read it during {operation}: {io}"),
+            }
+        }
         redb::Error::Io(io) => Error::from_io(operation, &io),
         redb::Error::DatabaseAlreadyOpen => Error::DatabaseLocked {
             path: file.parent().unwrap_or(file).to_path_buf(),

@@ -7,21 +7,23 @@ use std::collections::HashMap;
 
 /// Per log, the highest offset committed (cached after the first read of the log).
 #[derive(Debug, Default)]
-pub(crate) struct Sequencer {
+pub struct Sequencer {
     last: HashMap<Vec<u8>, u64>,
 }
 
 /// The blocks a batch's appends become (one per log: key and value), and the offsets
 /// they take, applied to the cache once the batch is committed.
-pub(crate) struct Assigned {
-    pub(crate) blocks: Vec<(Vec<u8>, Vec<u8>)>,
+#[derive(Debug)]
+pub struct Assigned {
+    /// One `(key, block)` per log, to be written with the batch.
+    pub blocks: Vec<(Vec<u8>, Vec<u8>)>,
     highest: Vec<(Vec<u8>, u64)>,
 }
 
 impl Sequencer {
     /// Gathers the appends of each log into one block numbered after the log's highest
     /// offset, loading an uncached one with `highest_stored` (see [`block_end`]).
-    pub(crate) fn assign(
+    pub fn assign(
         &self,
         appends: &[LogAppend],
         mut highest_stored: impl FnMut(&[u8]) -> Result<u64>,
@@ -61,14 +63,14 @@ impl Sequencer {
     }
 
     /// Records the offsets of a committed batch.
-    pub(crate) fn committed(&mut self, assigned: Assigned) {
+    pub fn committed(&mut self, assigned: Assigned) {
         for (log, offset) in assigned.highest {
             self.last.insert(log, offset);
         }
     }
 
     /// Forgets everything (after a write whose outcome is unknown).
-    pub(crate) fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.last.clear();
     }
 }
@@ -104,7 +106,7 @@ fn block_crc(key: &[u8], body: &[u8]) -> u32 {
 
 /// The values of the log block stored at `key`, in offset order; `None` if it is
 /// malformed or fails its CRC.
-pub(crate) fn decode_block<'a>(key: &[u8], block: &'a [u8]) -> Option<Vec<&'a [u8]>> {
+pub fn decode_block<'a>(key: &[u8], block: &'a [u8]) -> Option<Vec<&'a [u8]>> {
     let (body, crc) = block.split_at_checked(block.len().checked_sub(BLOCK_CRC_LEN)?)?;
     let (&version, rest) = body.split_first()?;
     if version != BLOCK_VERSION {
@@ -129,7 +131,7 @@ pub(crate) fn decode_block<'a>(key: &[u8], block: &'a [u8]) -> Option<Vec<&'a [u
 }
 
 /// The offset of the first entry of a block key (`log ‖ offset`), if it is one.
-pub(crate) fn offset_of(log: &[u8], key: &[u8]) -> Option<u64> {
+pub fn offset_of(log: &[u8], key: &[u8]) -> Option<u64> {
     if key.len() != log.len() + 8 || !key.starts_with(log) {
         return None;
     }
@@ -137,7 +139,7 @@ pub(crate) fn offset_of(log: &[u8], key: &[u8]) -> Option<u64> {
 }
 
 /// The offset of the last entry of the block stored at `key`.
-pub(crate) fn block_end(log: &[u8], key: &[u8], block: &[u8]) -> Result<u64> {
+pub fn block_end(log: &[u8], key: &[u8], block: &[u8]) -> Result<u64> {
     let corrupted = || Error::Corrupted {
         record: format!("log block {key:?}"),
         reason: "malformed key or block".into(),

@@ -266,18 +266,21 @@ fn open_sled(path: &Path, config: &SledConfig) -> Result<sled::Db> {
         return Err(locked());
     }
     super::sled_files::check_db_file(path)?;
+    super::commit_mark::check_before_open(path)?;
     sled::Config::new()
         .path(path)
         .cache_capacity(config.cache_capacity)
         .flush_every_ms(Some(config.flush_every_ms))
         .use_compression(false)
         .open()
-        .map_err(|e| {
-            if is_locked(&path.join("db")) {
-                locked()
-            } else {
-                engine_error("open database", e)
-            }
+        .map_err(|e| match e {
+            _ if is_locked(&path.join("db")) => locked(),
+            // What sled says of a `conf` it cannot read (damaged, or not sled's).
+            sled::Error::Unsupported(message) => Error::Corrupted {
+                record: format!("sled's files in {}", path.display()),
+                reason: format!("sled cannot read them: {message}"),
+            },
+            other => engine_error("open database", other),
         })
 }
 
