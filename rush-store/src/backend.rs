@@ -102,6 +102,13 @@ pub struct GuardFailed {
     pub actual: Option<Vec<u8>>,
 }
 
+/// The last step of making writes durable, run before they are acknowledged (see
+/// [`Backend::flush_deferred`]).
+pub type Confirmation = Box<dyn FnOnce() -> Result<()> + Send>;
+
+/// What [`Backend::commit_durable`] returns: the commit's outcome and the step left.
+pub type Durable = (std::result::Result<(), GuardFailed>, Option<Confirmation>);
+
 /// A key-value engine a [`Store`](crate::Store) can journal to.
 ///
 /// Contract, which [`MemoryManager`] and [`SledManager`] both keep and their shared tests check:
@@ -154,6 +161,29 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// Durability barrier: see the trait's contract.
     fn flush(&self) -> Result<()>;
+
+    /// [`Backend::flush`] with its last step handed back instead of run: what is left to do
+    /// after the engine's files are durable before anything may be acknowledged (the
+    /// commit mark's write and sync, see [`engine_kit`](crate::engine_kit)). The database
+    /// core runs it on a thread of its own while the next group commits, and a later
+    /// flush's step must cover every earlier one: of several steps waiting, only the
+    /// newest runs. The default flushes and leaves nothing.
+    fn flush_deferred(&self) -> Result<Option<Confirmation>> {
+        self.flush().map(|()| None)
+    }
+
+    /// Commits `batch` and makes it, and every commit before it, durable, leaving the last
+    /// step as [`Backend::flush_deferred`] does. The default commits and then flushes; an
+    /// engine whose commit can be durable by itself (redb: one transaction with its fsync)
+    /// overrides it to save a step. A failed guard writes and flushes nothing.
+    fn commit_durable(&self, batch: &WriteBatch) -> Result<Durable> {
+        let committed = self.commit(batch)?;
+        let confirmation = match committed {
+            Ok(()) => self.flush_deferred()?,
+            Err(_) => None,
+        };
+        Ok((committed, confirmation))
+    }
 
     /// Bytes the database takes on disk (0 for memory).
     fn size_on_disk(&self) -> Result<u64>;

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod confirmer;
 mod core;
 mod pool;
 mod registry;

@@ -90,8 +90,8 @@ mod table;
 mod upcast;
 
 pub use backend::{
-    Backend, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig, SledManager, Visitor,
-    WriteBatch, WriteOp,
+    Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig,
+    SledManager, Visitor, WriteBatch, WriteOp,
 };
 #[cfg(feature = "redb")]
 pub use backend::{RedbConfig, RedbManager};

@@ -14,13 +14,14 @@
 //! a CRC-32 of the 20 bytes before it, all big-endian. It is written in place, so its size
 //! never changes and a data sync is enough.
 
+use super::Confirmation;
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Keys an engine keeps for itself start with these bytes: they are never returned by a
 /// read or a scan, and a batch that writes one is refused. Rush's own keys start with a
@@ -140,6 +141,17 @@ impl CommitMark {
     /// [`CommitMark::durable`] after it.
     pub fn applied(&self) -> u64 {
         self.committed.load(Ordering::Acquire)
+    }
+
+    /// The step that records `applied` (read before the engine's flush) once the engine's
+    /// flush returned; `None` when there is nothing to record (no mark kept, or nothing
+    /// new since the last one).
+    pub fn confirmation(self: &Arc<Self>, applied: u64) -> Option<Confirmation> {
+        if self.file.is_none() || applied <= self.marked.load(Ordering::Acquire) {
+            return None;
+        }
+        let mark = Arc::clone(self);
+        Some(Box::new(move || mark.durable(applied)))
     }
 
     /// Records durably that the first `commits` commits are durable in the engine.

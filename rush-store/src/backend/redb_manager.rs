@@ -29,12 +29,17 @@ pub const REDB_FILE: &str = "rush.redb";
 pub struct RedbConfig {
     /// redb's page cache, in bytes (default 256 MiB).
     pub cache_capacity: usize,
+    /// Keep the commit mark (default `true`): see
+    /// [`SledConfig::commit_mark`](crate::SledConfig::commit_mark). redb falls back to its
+    /// previous commit when the newest one is damaged, silently without the mark.
+    pub commit_mark: bool,
 }
 
 impl Default for RedbConfig {
     fn default() -> Self {
         Self {
             cache_capacity: 256 * 1024 * 1024,
+            commit_mark: true,
         }
     }
 }
@@ -53,7 +58,7 @@ struct Inner {
     /// Serialises commits with the cache of log ends (redb has one writer at a time
     /// anyway; the lock makes the cache exact).
     sequencer: Mutex<Sequencer>,
-    mark: CommitMark,
+    mark: Arc<CommitMark>,
 }
 
 impl Drop for Inner {
@@ -132,7 +137,12 @@ impl RedbManager {
             txn.commit()?;
             Ok(commits.unwrap_or(0))
         })?;
-        let mark = CommitMark::open("redb", &folder, commits, true)?;
+        let mark = Arc::new(CommitMark::open(
+            "redb",
+            &folder,
+            commits,
+            config.commit_mark,
+        )?);
         let inner = Arc::new(Inner {
             folder: folder.clone(),
             db,
@@ -326,12 +336,55 @@ impl Backend for RedbManager {
     }
 
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
+        self.commit_with(batch, redb::Durability::None)
+            .map(|(committed, _)| committed)
+    }
+
+    fn commit_durable(&self, batch: &WriteBatch) -> Result<super::Durable> {
+        self.commit_with(batch, redb::Durability::Immediate)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.flush_deferred()?.map_or(Ok(()), |confirm| confirm())
+    }
+
+    fn flush_deferred(&self) -> Result<Option<super::Confirmation>> {
+        let applied = self.inner.mark.applied();
+        // A durable commit makes every earlier non-durable one durable with it.
+        guarded(&self.file(), "flush", || {
+            let txn = self.inner.db.begin_write()?;
+            txn.commit()?;
+            Ok(())
+        })?;
+        Ok(self.inner.mark.confirmation(applied))
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        std::fs::metadata(self.file())
+            .map(|m| m.len())
+            .map_err(|e| Error::from_io("size on disk", &e))
+    }
+
+    fn identity(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+}
+
+impl RedbManager {
+    /// One write transaction: guards, log blocks, writes and the commit counter; with
+    /// `Durability::Immediate` it is durable when it returns, and so is every commit
+    /// before it, which the returned step records in the mark.
+    fn commit_with(
+        &self,
+        batch: &WriteBatch,
+        durability: redb::Durability,
+    ) -> Result<super::Durable> {
         refuse_reserved(batch)?;
         let mut sequencer = self.sequencer()?;
         let number = self.inner.mark.next()?;
         let outcome = guarded(&self.file(), "write batch", || {
             let mut txn = self.inner.db.begin_write()?;
-            txn.set_durability(redb::Durability::None)?;
+            txn.set_durability(durability)?;
             let assigned = {
                 let mut table = txn.open_table(RECORDS)?;
                 for (index, guard) in batch.guards.iter().enumerate() {
@@ -365,34 +418,17 @@ impl Backend for RedbManager {
             Ok(Ok(assigned)) => {
                 sequencer.committed(assigned);
                 self.inner.mark.committed(number);
-                Ok(Ok(()))
+                let confirmation = match durability {
+                    redb::Durability::Immediate => self.inner.mark.confirmation(number),
+                    _ => None,
+                };
+                Ok((Ok(()), confirmation))
             }
-            Ok(Err(failed)) => Ok(Err(failed)),
+            Ok(Err(failed)) => Ok((Err(failed), None)),
             Err(e) => {
                 sequencer.clear();
                 Err(e)
             }
         }
-    }
-
-    fn flush(&self) -> Result<()> {
-        let applied = self.inner.mark.applied();
-        // A durable commit makes every earlier non-durable one durable with it.
-        guarded(&self.file(), "flush", || {
-            let txn = self.inner.db.begin_write()?;
-            txn.commit()?;
-            Ok(())
-        })?;
-        self.inner.mark.durable(applied)
-    }
-
-    fn size_on_disk(&self) -> Result<u64> {
-        std::fs::metadata(self.file())
-            .map(|m| m.len())
-            .map_err(|e| Error::from_io("size on disk", &e))
-    }
-
-    fn identity(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
     }
 }

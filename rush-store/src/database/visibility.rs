@@ -1,8 +1,11 @@
 //! What readers of collection logs may see: only entries that are durable.
 //!
 //! The writer holds a log before it commits a group that appends to it, recording the
-//! log's end as it was (everything up to there is durable), and releases every hold after
-//! the flush that makes the group durable; then it wakes the subscribers. A reader walks
+//! log's end as it was (everything up to there is durable). When the engine has made the
+//! group durable, the writer seals the holds taken so far into one generation; the holds
+//! of a generation are released once its last step (the commit mark) is done, which may
+//! be after later groups took holds of their own. A log's durable end is the lowest of
+//! its holds. Then the subscribers are woken. A reader walks
 //! the log first and asks for the hold afterwards: an entry it saw past a hold is not
 //! durable yet and is dropped, and an entry it saw with no hold left was flushed before
 //! the hold was released. So no reader, subscription or projection checkpoint ever acts on
@@ -11,7 +14,7 @@
 use crate::backend::{Backend, LogAppend};
 use crate::collection_log;
 use crate::error::Result;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::watch;
@@ -19,12 +22,21 @@ use tokio::sync::watch;
 /// Holds on logs with commits not yet flushed, and the signal that wakes log readers.
 #[derive(Debug)]
 pub(crate) struct Visibility {
-    /// Per log: the end (highest offset) that is durable, while later entries are not.
-    held: Mutex<HashMap<Vec<u8>, u64>>,
+    held: Mutex<Holds>,
     /// Changes after every flush that made log entries durable.
     appended: watch::Sender<u64>,
     /// A reader met entries not flushed yet and waits for them (cleared by the flush).
     flush_wanted: AtomicBool,
+}
+
+/// Per log, the end (highest offset) that is durable while later entries are not: for
+/// the groups not flushed yet (`open`), and for each generation flushed by the engine but
+/// not confirmed yet (`sealed`, oldest first).
+#[derive(Debug, Default)]
+struct Holds {
+    open: HashMap<Vec<u8>, u64>,
+    sealed: VecDeque<(u64, HashMap<Vec<u8>, u64>)>,
+    next_generation: u64,
 }
 
 impl Default for Visibility {
@@ -38,17 +50,17 @@ impl Default for Visibility {
 }
 
 impl Visibility {
-    /// Called by the writer before it commits `appends`: holds each log not held yet at
-    /// its current end.
+    /// Called by the writer before it commits `appends`: holds each log not held yet by
+    /// an unflushed group at its current end.
     pub(crate) fn hold(&self, engine: &dyn Backend, appends: &[LogAppend]) -> Result<()> {
         if appends.is_empty() {
             return Ok(());
         }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         for append in appends {
-            if !held.contains_key(&append.log) {
+            if !held.open.contains_key(&append.log) {
                 let end = collection_log::highest_offset(engine, &append.log)?;
-                held.insert(append.log.clone(), end);
+                held.open.insert(append.log.clone(), end);
             }
         }
         Ok(())
@@ -65,18 +77,45 @@ impl Visibility {
         self.flush_wanted.load(Ordering::SeqCst)
     }
 
-    /// Called by the writer after a flush: everything committed is durable now.
+    /// Called by the writer after a flush whose last step is done: everything committed
+    /// is durable now.
     pub(crate) fn flushed(&self) {
+        let generation = self.seal();
+        self.release(generation);
+    }
+
+    /// Called by the writer when the engine's flush returned: the holds taken so far
+    /// become one generation, released by [`Visibility::release`] once the flush's last
+    /// step is done.
+    pub(crate) fn seal(&self) -> u64 {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = held.next_generation;
+        held.next_generation = generation.wrapping_add(1);
+        let open = std::mem::take(&mut held.open);
+        if !open.is_empty() {
+            held.sealed.push_back((generation, open));
+        }
+        generation
+    }
+
+    /// Releases the holds of `generation` and of every older one.
+    pub(crate) fn release(&self, generation: u64) {
         // Cleared first: a reader asking again after this sees the new state and wakes
-        // the writer again (commits and flushes never overlap: both hold the writer role).
+        // the writer again.
         self.flush_wanted.store(false, Ordering::SeqCst);
-        let had_holds = {
+        let released = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-            let any = !held.is_empty();
-            held.clear();
-            any
+            let before = held.sealed.len();
+            while held
+                .sealed
+                .front()
+                .is_some_and(|(sealed, _)| *sealed <= generation)
+            {
+                held.sealed.pop_front();
+            }
+            held.sealed.len() != before
         };
-        if had_holds {
+        if released {
             self.appended.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
@@ -84,11 +123,13 @@ impl Visibility {
     /// The highest offset of `log` a reader may use, if some of its entries are not
     /// durable yet (`None`: all of them are). Ask after reading, never before.
     pub(crate) fn durable_end(&self, log: &[u8]) -> Option<u64> {
-        self.held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(log)
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.sealed
+            .iter()
+            .filter_map(|(_, holds)| holds.get(log))
+            .chain(held.open.get(log))
             .copied()
+            .min()
     }
 
     /// A receiver that changes whenever new log entries became durable.

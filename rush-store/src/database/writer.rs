@@ -10,9 +10,10 @@
 //! the same group commit, the same durability discipline, without the two thread hops a
 //! lone blocking caller would otherwise pay on every write. Async callers always queue.
 
+use super::confirmer::{Answer, Confirm, Confirmer, answer_all, answer_all_ok};
 use super::reply::Reply;
 use super::visibility::Visibility;
-use crate::backend::{Backend, GuardFailed, WriteBatch, WriteOp};
+use crate::backend::{Backend, Confirmation, GuardFailed, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use crate::store::Durability;
 use std::ops::Range;
@@ -79,9 +80,11 @@ pub(crate) fn start(
     reader_flush_delay: Duration,
 ) -> std::io::Result<(Arc<Shared>, mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
     let (jobs, inbox) = mpsc::channel();
+    let confirmer = Confirmer::start(Arc::clone(&visibility))?;
     let shared = Arc::new(Shared {
         role: Mutex::new(Writer {
             engine: Some(engine),
+            confirmer,
             visibility,
             counters,
             flush_interval,
@@ -104,6 +107,8 @@ pub(crate) fn start(
 struct Writer {
     /// `None` once the writer stopped.
     engine: Option<Arc<dyn Backend>>,
+    /// Runs the last step of each flush while the next group commits.
+    confirmer: Confirmer,
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
     flush_interval: Duration,
@@ -196,7 +201,9 @@ impl Shared {
             writer.flush_if_due();
         }
         // Every handle is gone: make what was acknowledged durable before the thread ends.
-        let _ = self.role().flush();
+        let mut writer = self.role();
+        let _ = writer.flush_then(Vec::new());
+        writer.confirmer.barrier();
     }
 }
 
@@ -219,11 +226,11 @@ impl Writer {
                 } => group.push((batch, durability, done)),
                 Job::Flush { done } => {
                     self.commit_group(&mut group);
-                    done.send(self.flush());
+                    let _ = self.flush_then(vec![Answer::Flush(done)]);
                 }
                 Job::Stop { done } => {
                     self.commit_group(&mut group);
-                    done.send(self.flush());
+                    let _ = self.flush_then(vec![Answer::Flush(done)]);
                     stop = true;
                     break;
                 }
@@ -255,26 +262,53 @@ impl Writer {
             .is_some_and(|due| Instant::now() >= due)
         {
             // A failure keeps them pending for the next try.
-            let _ = self.flush();
+            let _ = self.flush_then(Vec::new());
         }
     }
 
-    /// Flushes the engine (caught if it panics) and then lets readers see what it covers.
-    fn flush(&mut self) -> Result<()> {
+    /// Flushes the engine (caught if it panics); `answers` get the outcome once the
+    /// flush's last step is done, and readers see what it covers from then on. Returns
+    /// the engine's own outcome.
+    fn flush_then(&mut self, answers: Vec<Answer>) -> Result<()> {
         let Some(engine) = &self.engine else {
+            answer_all(answers, &Error::Shutdown);
             return Err(Error::Shutdown);
         };
-        let flushed = catch_unwind(AssertUnwindSafe(|| engine.flush()))
+        let flushed = catch_unwind(AssertUnwindSafe(|| engine.flush_deferred()))
             .unwrap_or_else(|panic| Err(Error::panicked("flush", &*panic)));
-        if flushed.is_ok() {
-            self.unflushed_since = None;
-            self.visibility.flushed();
+        match flushed {
+            Ok(step) => {
+                self.unflushed_since = None;
+                self.confirm(step, answers);
+                Ok(())
+            }
+            Err(error) => {
+                answer_all(answers, &error);
+                Err(error)
+            }
         }
-        flushed
+    }
+
+    /// Answers `answers` and lets readers see what the engine made durable, after `step`
+    /// (on the confirmer's thread) when there is one, or when an earlier step is still
+    /// running (so that answers and readers follow the order of flushes).
+    fn confirm(&mut self, step: Option<Confirmation>, answers: Vec<Answer>) {
+        if step.is_none() && !self.confirmer.busy() {
+            self.visibility.flushed();
+            answer_all_ok(answers);
+            return;
+        }
+        let generation = self.visibility.seal();
+        self.confirmer.submit(Confirm {
+            step,
+            generation,
+            answers,
+        });
     }
 
     /// Commits `group` in as few atomic batches as its members allow (see
-    /// [`independent`]), each followed by one flush when a member asks for durability.
+    /// [`independent`]), each made durable in the same engine call when a member asks for
+    /// durability.
     fn commit_group(&mut self, group: &mut Vec<Pending>) {
         while !group.is_empty() {
             let later = independent(group);
@@ -315,12 +349,23 @@ impl Writer {
             fail_all(members, &error);
             return;
         }
-        loop {
-            let outcome = catch_unwind(AssertUnwindSafe(|| engine.commit(&merged)))
-                .unwrap_or_else(|panic| Err(Error::panicked("commit", &*panic)));
+        // A member that asks for durability makes the whole batch durable in the same
+        // step (one engine call: redb commits durably in one transaction).
+        let immediate = members
+            .iter()
+            .any(|m| m.durability == Durability::Immediate);
+        let step = loop {
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                if immediate {
+                    engine.commit_durable(&merged)
+                } else {
+                    engine.commit(&merged).map(|committed| (committed, None))
+                }
+            }))
+            .unwrap_or_else(|panic| Err(Error::panicked("commit", &*panic)));
             match outcome {
-                Ok(Ok(())) => break,
-                Ok(Err(failed)) => {
+                Ok((Ok(()), step)) => break step,
+                Ok((Err(failed), _)) => {
                     let Some(owner) = members
                         .iter()
                         .position(|m| m.guards.contains(&failed.index))
@@ -352,28 +397,32 @@ impl Writer {
                 }
                 Err(error) => {
                     warn!(%error, "group commit failed");
+                    // The commit may have applied and only its flush failed: a later
+                    // flush retries, and releases whatever it covers to readers.
+                    if self.unflushed_since.is_none() {
+                        self.unflushed_since = Some(Instant::now());
+                    }
                     fail_all(members, &error);
                     return;
                 }
             }
-        }
-        if self.unflushed_since.is_none() {
-            self.unflushed_since = Some(Instant::now());
-        }
-        let immediate = members
-            .iter()
-            .any(|m| m.durability == Durability::Immediate);
-        if immediate && let Err(error) = self.flush() {
-            warn!(%error, "group flush failed");
-            fail_all(members, &error);
-            return;
-        }
+        };
         self.counters.groups.fetch_add(1, Ordering::Relaxed);
         self.counters
             .members
             .fetch_add(members.len() as u64, Ordering::Relaxed);
-        for member in members {
-            member.done.send(Ok(Ok(())));
+        let answers = members
+            .into_iter()
+            .map(|m| Answer::Commit(m.done))
+            .collect();
+        if immediate {
+            self.unflushed_since = None;
+            self.confirm(step, answers);
+        } else {
+            if self.unflushed_since.is_none() {
+                self.unflushed_since = Some(Instant::now());
+            }
+            answer_all_ok(answers);
         }
     }
 }

@@ -179,3 +179,52 @@ impl Backend for ThreadCheck {
         Ok(0)
     }
 }
+
+/// A flush whose last step (as the commit mark's) waits at a gate and then succeeds, or
+/// fails with `fail_steps_with`; counts commits and steps, so a test can tell that the
+/// writer went on committing while a step waited.
+#[derive(Debug, Default)]
+pub struct Confirming {
+    pub inner: MemoryManager,
+    pub state: Arc<StepState>,
+    pub commits: std::sync::atomic::AtomicUsize,
+}
+
+/// What the steps of a [`Confirming`] engine share.
+#[derive(Debug, Default)]
+pub struct StepState {
+    open: Mutex<bool>,
+    changed: Condvar,
+    pub started: std::sync::atomic::AtomicUsize,
+    pub fail_with: Mutex<Option<rush_store::Error>>,
+}
+
+impl StepState {
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.changed.notify_all();
+    }
+}
+
+impl Backend for Confirming {
+    reads_from!(inner);
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.inner.commit(batch)
+    }
+    fn flush(&self) -> Result<()> {
+        self.flush_deferred()?.map_or(Ok(()), |step| step())
+    }
+    fn flush_deferred(&self) -> Result<Option<rush_store::Confirmation>> {
+        let state = Arc::clone(&self.state);
+        Ok(Some(Box::new(move || {
+            state.started.fetch_add(1, Ordering::SeqCst);
+            let mut open = state.open.lock().unwrap();
+            while !*open {
+                open = state.changed.wait(open).unwrap();
+            }
+            drop(open);
+            state.fail_with.lock().unwrap().clone().map_or(Ok(()), Err)
+        })))
+    }
+}

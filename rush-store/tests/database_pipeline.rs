@@ -1,0 +1,127 @@
+//! The last step of a flush (the commit mark's sync) runs beside the next group: a write
+//! is answered, and seen by readers, only after the step that covers it, while the writer
+//! goes on committing; a failed step fails the writes it covers with its own error.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/engines.rs"]
+mod engines;
+
+use engines::Confirming;
+use rush_store::{
+    Backend, Database, DatabaseConfig, Error, EventFilter, EventMetadata, PersistentActor,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Counter {
+    total: u64,
+}
+
+impl PersistentActor for Counter {
+    type Event = u64;
+    fn apply(&mut self, n: &u64) {
+        self.total += n;
+    }
+}
+
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn open(engine: &Arc<Confirming>) -> Database {
+    let config = DatabaseConfig {
+        compression: None,
+        ..DatabaseConfig::default()
+    };
+    Database::open_shared(engine.clone() as Arc<dyn Backend>, config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_answered_and_seen_only_after_its_step_and_the_writer_goes_on_meanwhile() {
+    let engine = Arc::new(Confirming::default());
+    let db = open(&engine);
+    let query = db.query::<Counter>("c").unwrap();
+    let mut first = db.store::<Counter>("c", "a").unwrap();
+    let mut second = db.store::<Counter>("c", "b").unwrap();
+    let first =
+        tokio::spawn(async move { first.persist_async(&[1], &EventMetadata::default()).await });
+    eventually("the first step to start", || {
+        engine.state.started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // Committed and flushed by the engine, its step waiting: not answered, not visible.
+    assert!(!first.is_finished());
+    assert!(
+        query
+            .read(1, &EventFilter::all(), 10)
+            .unwrap()
+            .events
+            .is_empty()
+    );
+
+    // The writer is free: the next write is committed while the step waits.
+    let commits = engine.commits.load(Ordering::SeqCst);
+    let second =
+        tokio::spawn(async move { second.persist_async(&[2], &EventMetadata::default()).await });
+    eventually("the second commit", || {
+        engine.commits.load(Ordering::SeqCst) > commits
+    })
+    .await;
+    assert!(!first.is_finished() && !second.is_finished());
+    assert!(
+        query
+            .read(1, &EventFilter::all(), 10)
+            .unwrap()
+            .events
+            .is_empty()
+    );
+
+    engine.state.open();
+    assert_eq!(first.await.unwrap().unwrap(), 1);
+    assert_eq!(second.await.unwrap().unwrap(), 1);
+    let seen: Vec<u64> = query
+        .read(1, &EventFilter::all(), 10)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(seen, [1, 2]);
+    // Steps waiting together were merged: fewer steps ran than flushes asked for them.
+    assert!(engine.state.started.load(Ordering::SeqCst) <= 2);
+    db.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_step_fails_the_writes_it_covers_with_its_error() {
+    let engine = Arc::new(Confirming::default());
+    *engine.state.fail_with.lock().unwrap() = Some(Error::DiskFull {
+        operation: "write the commit mark",
+        message: "No space left on device (injected)".into(),
+    });
+    engine.state.open();
+    let db = open(&engine);
+    let mut store = db.store::<Counter>("c", "a").unwrap();
+    let failed = store.persist_async(&[1], &EventMetadata::default()).await;
+    assert!(matches!(failed, Err(Error::DiskFull { .. })), "{failed:?}");
+    let flushed = db.flush().await;
+    assert!(
+        matches!(flushed, Err(Error::DiskFull { .. })),
+        "{flushed:?}"
+    );
+    *engine.state.fail_with.lock().unwrap() = None;
+    db.flush().await.unwrap();
+    db.shutdown().await.unwrap();
+}
