@@ -7,6 +7,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/backends.rs"]
@@ -14,7 +17,7 @@ mod backends;
 
 use account::{Account, AccountEvent, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig};
-use rush_store::{Backend, MemoryManager, SledManager, Store};
+use rush_store::{Backend, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +31,7 @@ fn journal(backend: &Arc<dyn Backend>, id: &str) -> Vec<AccountEvent> {
 #[tokio::test]
 async fn the_reply_comes_only_after_the_event_is_in_the_journal() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::at(dir.path()));
     let persistence = Persistence::open_shared(backend.clone(), PersistenceConfig::default())
         .await
         .unwrap();
@@ -43,7 +46,7 @@ async fn the_reply_comes_only_after_the_event_is_in_the_journal() {
 
 #[tokio::test]
 async fn a_rejected_command_persists_nothing_and_the_actor_goes_on() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let backend = persistence.database().engine().unwrap();
@@ -72,7 +75,7 @@ async fn a_rejected_command_persists_nothing_and_the_actor_goes_on() {
 
 #[tokio::test]
 async fn an_event_that_cannot_be_stored_is_refused_and_the_actor_goes_on() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let carol = persistence.get_or_spawn::<Account>("carol").await.unwrap();
@@ -96,7 +99,7 @@ async fn an_event_that_cannot_be_stored_is_refused_and_the_actor_goes_on() {
 
 #[tokio::test]
 async fn several_events_of_one_command_are_persisted_atomically() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let backend = persistence.database().engine().unwrap();
@@ -108,7 +111,7 @@ async fn several_events_of_one_command_are_persisted_atomically() {
 
 #[tokio::test]
 async fn commands_queued_while_recovering_are_handled_in_send_order() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     {
         let mut store =
             Store::<Account>::new("accounts", "frank", memory.clone(), None, true).unwrap();
@@ -160,7 +163,7 @@ async fn futures_all(
 
 #[tokio::test]
 async fn too_many_waiting_commands_are_refused_clearly_and_the_rest_succeed() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     {
         let mut store =
             Store::<Account>::new("accounts", "gina", memory.clone(), None, true).unwrap();
@@ -201,7 +204,7 @@ async fn too_many_waiting_commands_are_refused_clearly_and_the_rest_succeed() {
 
 #[tokio::test]
 async fn recovery_is_throttled() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     for i in 0..12 {
         let mut store =
             Store::<Account>::new("accounts", &format!("t{i}"), memory.clone(), None, true)

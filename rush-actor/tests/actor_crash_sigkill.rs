@@ -10,12 +10,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, AccountEvent, Cmd, deposit};
 use rush_actor::{Persistence, PersistenceConfig, SnapshotPolicy};
-use rush_store::{SledManager, Store};
+use rush_store::Store;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -100,7 +103,7 @@ fn run_child_until(dir: &std::path::Path, kill_after: usize) -> HashMap<usize, u
 }
 
 fn check(dir: &std::path::Path, acked: &HashMap<usize, u64>) -> Result<(), String> {
-    let manager = SledManager::new(dir).map_err(|e| e.to_string())?;
+    let manager = engine_under_test::at(dir);
     for entity in 0..ENTITIES {
         let store = Store::<Account>::new(
             "accounts",
@@ -163,7 +166,7 @@ fn child(dir: &str) {
             snapshots: SnapshotPolicy::every(25),
             ..PersistenceConfig::default()
         };
-        let persistence = Persistence::open(SledManager::new(dir).unwrap(), config)
+        let persistence = Persistence::open(engine_under_test::at(dir), config)
             .await
             .unwrap();
         let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));

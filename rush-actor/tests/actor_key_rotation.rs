@@ -10,13 +10,16 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{Error, Persistence, PersistenceConfig, SnapshotPolicy};
 use rush_store::inspect::Inspector;
-use rush_store::{Backend, EncryptionKey, EventFilter, Keyring, MemoryManager};
+use rush_store::{Backend, EncryptionKey, EventFilter, Keyring};
 use std::sync::Arc;
 
 const A: [u8; 32] = [0xa1; 32];
@@ -62,7 +65,7 @@ async fn read_back(persistence: &Persistence) -> (Vec<u64>, Option<u64>, usize) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_database_recovers_with_the_new_key_and_the_old_as_decryption_key() {
-    let backend: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::fresh());
     let written = Persistence::open_shared(Arc::clone(&backend), config(A, &[]))
         .await
         .unwrap();

@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, AccountEvent, deposit};
 use rush_actor::{Persistence, PersistenceConfig};
-use rush_store::{Backend, SledManager, Store};
+use rush_store::{Backend, Store};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +23,7 @@ async fn a_thousand_actors_with_a_hundred_commands_each() {
     const ACTORS: u64 = 1000;
     const COMMANDS: u64 = 100;
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::at(dir.path()));
     let persistence = Persistence::open_shared(backend.clone(), PersistenceConfig::default())
         .await
         .unwrap();

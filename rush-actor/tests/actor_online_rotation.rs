@@ -9,13 +9,16 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{Persistence, PersistenceConfig, SnapshotPolicy};
 use rush_store::inspect::{Inspector, Scope};
-use rush_store::{Backend, EncryptionKey, Keyring, MemoryManager};
+use rush_store::{Backend, EncryptionKey, Keyring};
 use std::sync::Arc;
 
 const ENTITIES: usize = 12;
@@ -43,7 +46,7 @@ fn id(n: usize) -> String {
 async fn a_key_rotates_online_while_actors_keep_serving() {
     const OLD: [u8; 32] = [1; 32];
     const NEW: [u8; 32] = [2; 32];
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     let before = Persistence::open(memory.clone(), config(OLD, &[]))
         .await
         .unwrap();

@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd};
 use rush_actor::{Persistence, PersistenceConfig};
-use rush_store::{EventFilter, EventMetadata, SledManager};
+use rush_store::{EventFilter, EventMetadata};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ async fn commands_sent_with_metadata_are_found_by_correlation_in_queries() {
         encryption_key: Some([5u8; 32].into()),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(SledManager::new(dir.path()).unwrap(), config)
+    let persistence = Persistence::open(engine_under_test::at(dir.path()), config)
         .await
         .unwrap();
     let alice = persistence.entity::<Account>("alice");
@@ -73,7 +76,7 @@ async fn commands_sent_with_metadata_are_found_by_correlation_in_queries() {
 async fn a_subscriber_sees_every_actor_event_once_in_offset_order() {
     let dir = tempfile::tempdir().unwrap();
     let persistence = Persistence::open(
-        SledManager::new(dir.path()).unwrap(),
+        engine_under_test::at(dir.path()),
         PersistenceConfig::default(),
     )
     .await

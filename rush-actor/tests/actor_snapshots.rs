@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{Persistence, PersistenceConfig, SnapshotPolicy};
-use rush_store::{Backend, SledManager, Store};
+use rush_store::{Backend, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ fn store(backend: &Arc<dyn Backend>, id: &str) -> Store<Account> {
 #[tokio::test]
 async fn snapshots_are_taken_at_n_2n_and_recovery_starts_from_the_newest() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::at(dir.path()));
     let config = PersistenceConfig {
         snapshots: SnapshotPolicy {
             every: Some(10),
@@ -62,7 +65,7 @@ async fn snapshots_are_taken_at_n_2n_and_recovery_starts_from_the_newest() {
 #[tokio::test]
 async fn covered_events_are_deleted_when_the_policy_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::at(dir.path()));
     let config = PersistenceConfig {
         snapshots: SnapshotPolicy {
             every: Some(10),
@@ -108,7 +111,7 @@ async fn an_idle_actor_is_passivated_and_respawned_with_the_same_state() {
         passivate_after: Some(Duration::from_millis(60)),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(rush_store::MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     let acc = persistence.get_or_spawn::<Account>("idle").await.unwrap();
@@ -142,7 +145,7 @@ async fn a_busy_actor_is_not_passivated() {
         passivate_after: Some(Duration::from_millis(80)),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(rush_store::MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     let acc = persistence.get_or_spawn::<Account>("busy").await.unwrap();

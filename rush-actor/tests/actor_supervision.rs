@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "../../rush-store/tests/support/backends.rs"]
@@ -16,7 +19,7 @@ mod store_backends;
 
 use account::{Account, AccountEvent, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};
-use rush_store::{Backend, MemoryManager, SledManager, Store};
+use rush_store::{Backend, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +39,7 @@ fn fast_restarts(max_restarts: u32) -> PersistenceConfig {
 #[tokio::test]
 async fn a_panic_mid_stream_restarts_the_actor_with_exactly_the_persisted_state() {
     let dir = tempfile::tempdir().unwrap();
-    let persistence = Persistence::open(SledManager::new(dir.path()).unwrap(), fast_restarts(5))
+    let persistence = Persistence::open(engine_under_test::at(dir.path()), fast_restarts(5))
         .await
         .unwrap();
     let acc = persistence.get_or_spawn::<Account>("p1").await.unwrap();
@@ -58,7 +61,7 @@ async fn a_panic_mid_stream_restarts_the_actor_with_exactly_the_persisted_state(
 
 #[tokio::test]
 async fn commands_queued_behind_a_crash_go_to_the_next_incarnation_and_none_is_applied_twice() {
-    let persistence = Persistence::open(MemoryManager::default(), fast_restarts(5))
+    let persistence = Persistence::open(engine_under_test::fresh(), fast_restarts(5))
         .await
         .unwrap();
     let acc = persistence.get_or_spawn::<Account>("p2").await.unwrap();
@@ -99,7 +102,7 @@ async fn commands_queued_behind_a_crash_go_to_the_next_incarnation_and_none_is_a
 
 #[tokio::test]
 async fn the_restart_policy_gives_up_after_its_limit() {
-    let persistence = Persistence::open(MemoryManager::default(), fast_restarts(2))
+    let persistence = Persistence::open(engine_under_test::fresh(), fast_restarts(2))
         .await
         .unwrap();
     let acc = persistence.get_or_spawn::<Account>("p3").await.unwrap();
@@ -122,7 +125,7 @@ async fn the_restart_policy_gives_up_after_its_limit() {
 
 #[tokio::test]
 async fn a_journal_write_failure_stops_the_actor_and_it_comes_back_when_the_disk_does() {
-    let memory: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let memory: Arc<dyn Backend> = Arc::new(engine_under_test::fresh());
     let breakable = store_backends::Faulty::new(memory.clone());
     let persistence = Persistence::open_shared(breakable.clone(), fast_restarts(10))
         .await
@@ -145,7 +148,7 @@ async fn a_journal_write_failure_stops_the_actor_and_it_comes_back_when_the_disk
 
 #[tokio::test]
 async fn a_recovery_failure_is_reported_and_no_wrong_state_is_served() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     {
         let mut store =
             Store::<Account>::new("accounts", "p5", memory.clone(), Some(&[1u8; 32]), true)
@@ -174,7 +177,7 @@ async fn a_recovery_failure_is_reported_and_no_wrong_state_is_served() {
 
 #[tokio::test]
 async fn two_extensions_on_one_database_never_diverge() {
-    let memory: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let memory: Arc<dyn Backend> = Arc::new(engine_under_test::fresh());
     let first = Persistence::open_shared(memory.clone(), fast_restarts(20))
         .await
         .unwrap();

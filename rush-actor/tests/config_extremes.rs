@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/scripted.rs"]
@@ -20,7 +23,7 @@ use rush_actor::{
     Delivery, Persistence, PersistenceConfig, Projection, ProjectionError, ProjectionSettings,
     ProjectionTx, RestartPolicy, RetryPolicy, Sagas, SnapshotPolicy, StepError,
 };
-use rush_store::{Durability, MemoryManager, StoredEvent};
+use rush_store::{Durability, StoredEvent};
 use scripted::Scripted;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -223,7 +226,7 @@ async fn exercise(
             let _ = retry.delay(attempt, unit);
         }
     }
-    let Ok(opened) = patience(Persistence::open(MemoryManager::default(), config)).await else {
+    let Ok(opened) = patience(Persistence::open(engine_under_test::fresh(), config)).await else {
         panic!("open is stuck");
     };
     let persistence = opened.unwrap();

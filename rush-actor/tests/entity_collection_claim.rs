@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, deposit};
 use rush_actor::{CommandError, Effect, Error, EventSourced, Persistence, PersistenceConfig};
-use rush_store::{MemoryManager, PersistentActor};
+use rush_store::PersistentActor;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -46,7 +49,7 @@ async fn a_second_actor_type_on_one_collection_is_refused_at_once() {
         ask_timeout: Duration::from_secs(600),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     let account = persistence

@@ -7,6 +7,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/backends.rs"]
@@ -14,7 +17,7 @@ mod backends;
 
 use account::{Account, AccountEvent, Cmd};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig};
-use rush_store::{MemoryManager, Store};
+use rush_store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_a_slow_recovery_ends_at_the_ask_timeout() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     Store::<Account>::new("accounts", "slow", memory.clone(), None, true)
         .unwrap()
         .persist(&AccountEvent::Deposited { amount: 1, tag: 1 })

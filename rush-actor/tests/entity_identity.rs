@@ -7,8 +7,11 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
-use rush_store::{MemoryManager, PersistentActor};
+use rush_store::PersistentActor;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -64,7 +67,7 @@ async fn a_collection_and_an_id_that_join_to_one_path_are_two_entities() {
         ask_timeout: Duration::from_secs(2),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     // "a/b" + "c" and "a" + "b/c" both read "a/b/c" once joined with '/'.

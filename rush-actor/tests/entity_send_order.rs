@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, AccountEvent, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};
-use rush_store::{MemoryManager, Store};
+use rush_store::Store;
 use std::time::Duration;
 
 /// Trials run: out-of-order delivery showed in about a quarter of them, so 40 trials all in
@@ -33,7 +36,7 @@ async fn commands_pipelined_behind_a_crash_run_in_send_order() {
         ask_timeout: Duration::from_secs(10),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     let mut out_of_order = 0;

@@ -8,6 +8,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "../../rush-store/tests/support/engines.rs"]
@@ -19,7 +22,7 @@ use account::{Account, Cmd, deposit};
 use engines::{ThreadCheck, Volatile};
 use projections::{Faults, Handled, TableLedger};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, SnapshotPolicy};
-use rush_store::{Durability, EventFilter, MemoryManager, SledManager, Store};
+use rush_store::{Durability, EventFilter, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +54,7 @@ async fn shutdown_flushes_the_events_periodic_durability_acknowledged() {
 async fn shutdown_lets_the_folder_go_while_handles_remain() {
     let dir = tempfile::tempdir().unwrap();
     let persistence = Persistence::open(
-        SledManager::new(dir.path()).unwrap(),
+        engine_under_test::at(dir.path()),
         PersistenceConfig::default(),
     )
     .await
@@ -61,11 +64,11 @@ async fn shutdown_lets_the_folder_go_while_handles_remain() {
     persistence.shutdown().await.unwrap();
     // `persistence` and `bob` are still in scope: the folder is free all the same, for
     // another process (the lock) and for this one.
-    let file = std::fs::File::open(dir.path().join("db")).unwrap();
+    let file = std::fs::File::open(engine_under_test::locked_file(dir.path())).unwrap();
     file.try_lock().expect("the folder is unlocked");
     drop(file);
     let again = Persistence::open(
-        SledManager::new(dir.path()).unwrap(),
+        engine_under_test::at(dir.path()),
         PersistenceConfig::default(),
     )
     .await
@@ -84,7 +87,7 @@ async fn shutdown_lets_the_folder_go_while_handles_remain() {
 
 #[tokio::test]
 async fn a_stale_writer_gets_a_typed_conflict_and_nothing_is_written() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     let first = Persistence::open(memory.clone(), PersistenceConfig::default())
         .await
         .unwrap();
@@ -192,7 +195,7 @@ async fn no_engine_call_runs_on_a_tokio_worker() {
 
 #[tokio::test]
 async fn a_failed_recovery_keeps_the_stores_error_with_its_kind() {
-    let memory = MemoryManager::default();
+    let memory = engine_under_test::fresh();
     let keyed = |key: [u8; 32]| PersistenceConfig {
         encryption_key: Some(rush_store::EncryptionKey::from(key)),
         ..PersistenceConfig::default()

@@ -7,13 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, deposit};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use rush_actor::{Persistence, PersistenceConfig};
-use rush_store::MemoryManager;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -66,7 +68,7 @@ async fn the_extension_supervisor_runs_under_the_application_supervisor() {
     assert!(app.get_children().is_empty());
 
     let persistence = Persistence::open_linked(
-        MemoryManager::default(),
+        engine_under_test::fresh(),
         PersistenceConfig::default(),
         app.get_cell(),
     )
@@ -104,7 +106,7 @@ async fn when_the_application_supervisor_stops_every_call_is_shut_down() {
     let (tell, _heard) = mpsc::unbounded_channel();
     let (app, app_task) = Actor::spawn(None, App, tell).await.unwrap();
     let persistence = Persistence::open_linked(
-        MemoryManager::default(),
+        engine_under_test::fresh(),
         PersistenceConfig {
             ask_timeout: Duration::from_secs(600),
             ..PersistenceConfig::default()

@@ -7,12 +7,14 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig};
-use rush_store::MemoryManager;
 use std::time::Duration;
 
 /// Far longer than the test may take: an answer must not wait for it.
@@ -26,7 +28,7 @@ async fn after_shutdown_every_call_is_refused_at_once() {
         ask_timeout: LONG,
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     let running = persistence
@@ -60,7 +62,7 @@ async fn commands_accepted_before_shutdown_are_finished() {
         ask_timeout: LONG,
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(MemoryManager::default(), config)
+    let persistence = Persistence::open(engine_under_test::fresh(), config)
         .await
         .unwrap();
     let account = persistence.get_or_spawn::<Account>("busy").await.unwrap();

@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/projections.rs"]
@@ -19,7 +22,7 @@ use projections::{FailingProjectionCommit, Faults, Handled, MemoryLedger, TableL
 use rush_actor::{
     Persistence, PersistenceConfig, ProjectionHandle, ProjectionSettings, RestartPolicy,
 };
-use rush_store::{Backend, SledManager};
+use rush_store::Backend;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,7 +87,7 @@ fn assert_counted_once(ledger: &TableLedger) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_a_failed_checkpoint_commit_loses_the_page_writes_too() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = FailingProjectionCommit::new(Arc::new(SledManager::new(dir.path()).unwrap()), 2);
+    let backend = FailingProjectionCommit::new(Arc::new(engine_under_test::at(dir.path())), 2);
     let persistence = open_with_events(backend.clone()).await;
     let (handled, faults) = (Handled::default(), Arc::new(Faults::default()));
     let ledger = persistence
@@ -106,7 +109,7 @@ async fn exactly_once_a_failed_checkpoint_commit_loses_the_page_writes_too() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_a_panic_after_the_handler_wrote_leaves_no_trace_of_the_page() {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::at(dir.path()));
     let persistence = open_with_events(backend).await;
     let (handled, faults) = (Handled::default(), Arc::new(Faults::default()));
     // Offset 13 is the third event of page 11..=15: 11 and 12 were written to the
@@ -128,7 +131,7 @@ async fn exactly_once_a_panic_after_the_handler_wrote_leaves_no_trace_of_the_pag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_least_once_the_events_since_the_checkpoint_are_delivered_again() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = FailingProjectionCommit::new(Arc::new(SledManager::new(dir.path()).unwrap()), 2);
+    let backend = FailingProjectionCommit::new(Arc::new(engine_under_test::at(dir.path())), 2);
     let persistence = open_with_events(backend).await;
     let handled = Handled::default();
     let counts = Arc::new(std::sync::Mutex::new(HashMap::new()));

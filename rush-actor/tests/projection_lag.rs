@@ -7,6 +7,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
@@ -16,7 +19,7 @@ use rush_actor::{
     Delivery, Error, Persistence, PersistenceConfig, Projection, ProjectionError, ProjectionHandle,
     ProjectionLag, ProjectionSettings, ProjectionTx,
 };
-use rush_store::{MemoryManager, StoredEvent};
+use rush_store::StoredEvent;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -64,7 +67,7 @@ async fn lag_reaches(projection: &ProjectionHandle, checkpoint: u64) -> Projecti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_counts_offsets_and_time_behind_until_the_projection_catches_up() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     for n in 1..=10u64 {

@@ -8,6 +8,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/projections.rs"]
@@ -16,7 +19,6 @@ mod projections;
 use account::{Account, Cmd};
 use projections::{Faults, Handled, TableLedger, repeated};
 use rush_actor::{Persistence, PersistenceConfig, ProjectionSettings};
-use rush_store::SledManager;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,7 +78,7 @@ async fn the_read_model_matches_the_actors_and_a_new_runner_resumes_without_repr
         encryption_key: Some([3u8; 32].into()),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(SledManager::new(dir.path()).unwrap(), config)
+    let persistence = Persistence::open(engine_under_test::at(dir.path()), config)
         .await
         .unwrap();
     let handled: Handled = Arc::default();

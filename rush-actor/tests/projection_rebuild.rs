@@ -7,6 +7,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/projections.rs"]
@@ -15,7 +18,6 @@ mod projections;
 use account::{Account, Cmd, deposit};
 use projections::{Faults, Handled, MemoryLedger, TableLedger};
 use rush_actor::{Persistence, PersistenceConfig, ProjectionSettings};
-use rush_store::SledManager;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,7 +41,7 @@ async fn commands(persistence: &Persistence) {
 async fn a_rebuild_from_zero_gives_the_same_tables() {
     let dir = tempfile::tempdir().unwrap();
     let persistence = Persistence::open(
-        SledManager::new(dir.path()).unwrap(),
+        engine_under_test::at(dir.path()),
         PersistenceConfig::default(),
     )
     .await
@@ -91,7 +93,7 @@ async fn a_rebuild_from_zero_gives_the_same_tables() {
 async fn a_rebuild_resets_a_read_model_kept_in_memory() {
     let dir = tempfile::tempdir().unwrap();
     let persistence = Persistence::open(
-        SledManager::new(dir.path()).unwrap(),
+        engine_under_test::at(dir.path()),
         PersistenceConfig::default(),
     )
     .await
@@ -125,12 +127,9 @@ async fn a_rebuild_resets_a_read_model_kept_in_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutting_the_extension_down_stops_its_projections() {
-    let persistence = Persistence::open(
-        rush_store::MemoryManager::default(),
-        PersistenceConfig::default(),
-    )
-    .await
-    .unwrap();
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
+        .await
+        .unwrap();
     commands(&persistence).await;
     let memory = MemoryLedger {
         name: "memory".into(),

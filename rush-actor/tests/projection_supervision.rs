@@ -8,6 +8,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 #[path = "support/projections.rs"]
@@ -19,7 +22,6 @@ use rush_actor::{
     Error, Persistence, PersistenceConfig, ProjectionHandle, ProjectionSettings, ProjectionState,
     RestartPolicy,
 };
-use rush_store::MemoryManager;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -46,7 +48,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     Setup {

@@ -6,6 +6,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/bank.rs"]
 mod bank;
 #[path = "support/scripted.rs"]
@@ -15,11 +18,10 @@ use bank::{BankAccount, BankCmd, Transfer, balance, open, transfer};
 use rush_actor::{
     Persistence, PersistenceConfig, SagaOutcome, SagaStatus, Sagas, StepError, StepPhase,
 };
-use rush_store::MemoryManager;
 use scripted::Scripted;
 
 async fn system() -> (Persistence, Sagas) {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let sagas = Sagas::open(&persistence).unwrap();

@@ -7,19 +7,22 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/bank.rs"]
 mod bank;
 
 use bank::{BankEvent, Transfer, account_events, open, transfer};
 use rush_actor::{Persistence, PersistenceConfig, SagaOutcome, Sagas};
-use rush_store::{Backend, MemoryManager};
+use rush_store::Backend;
 use std::sync::Arc;
 
 const KEY: [u8; 32] = [3; 32];
 
 #[tokio::test]
 async fn account_events_written_by_a_saga_carry_its_correlation_and_causation_ids() {
-    let backend: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::fresh());
     let config = PersistenceConfig {
         encryption_key: Some(KEY.into()),
         ..PersistenceConfig::default()
@@ -85,7 +88,7 @@ async fn account_events_written_by_a_saga_carry_its_correlation_and_causation_id
 
 #[tokio::test]
 async fn a_compensation_carries_the_saga_id_and_names_itself_as_cause() {
-    let backend: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let backend: Arc<dyn Backend> = Arc::new(engine_under_test::fresh());
     let persistence = Persistence::open_shared(backend.clone(), PersistenceConfig::default())
         .await
         .unwrap();

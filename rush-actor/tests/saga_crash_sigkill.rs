@@ -13,12 +13,14 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/bank.rs"]
 mod bank;
 
 use bank::{BankEvent, Transfer, TransferData, account_events, balance, open};
 use rush_actor::{Persistence, PersistenceConfig, SagaOutcome, SagaStatus, Sagas, StepPhase};
-use rush_store::SledManager;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -156,7 +158,7 @@ async fn system(dir: &str) -> (Persistence, Sagas, Arc<dyn rush_store::Backend>)
         encryption_key: Some(KEY.into()),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(SledManager::new(dir).unwrap(), config)
+    let persistence = Persistence::open(engine_under_test::at(dir), config)
         .await
         .unwrap();
     let sagas = Sagas::open(&persistence).unwrap();

@@ -8,19 +8,21 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/scripted.rs"]
 mod scripted;
 
 use rush_actor::{
     Error, Persistence, PersistenceConfig, SagaOutcome, SagaStatus, Sagas, StepError, StepPhase,
 };
-use rush_store::MemoryManager;
 use scripted::Scripted;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 async fn sagas() -> Sagas {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     Sagas::open(&persistence).unwrap()

@@ -7,15 +7,17 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/scripted.rs"]
 mod scripted;
 
 use rush_actor::{Error, Persistence, PersistenceConfig, SagaOutcome, Sagas, StepError};
-use rush_store::MemoryManager;
 use scripted::{Scripted, ok};
 
 async fn sagas() -> Sagas {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     Sagas::open(&persistence).unwrap()

@@ -9,6 +9,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/scripted.rs"]
 mod scripted;
 
@@ -16,7 +19,7 @@ use rush_actor::{
     DEFAULT_SAGA_RETENTION, Persistence, PersistenceConfig, SagaOutcome, SagaStatus, Sagas,
     StepError,
 };
-use rush_store::{MemoryManager, Table};
+use rush_store::Table;
 use scripted::Scripted;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -32,7 +35,7 @@ struct IndexRow {
 }
 
 async fn open() -> (Sagas, Table<IndexRow>) {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let index = persistence.database().table("rush.saga-index").unwrap();

@@ -7,19 +7,21 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/scripted.rs"]
 mod scripted;
 
 use rush_actor::{
     Persistence, PersistenceConfig, RetryPolicy, SagaOutcome, Sagas, StepError, StepPhase,
 };
-use rush_store::MemoryManager;
 use scripted::Scripted;
 use std::time::Duration;
 
 #[tokio::test]
 async fn a_step_failing_twice_then_succeeding_completes_after_two_retries_spaced_by_the_policy() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let sagas = Sagas::open(&persistence).unwrap();
@@ -77,7 +79,7 @@ async fn a_step_failing_twice_then_succeeding_completes_after_two_retries_spaced
 
 #[tokio::test]
 async fn a_rejection_is_never_retried() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let sagas = Sagas::open(&persistence).unwrap();

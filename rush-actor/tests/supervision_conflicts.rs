@@ -7,12 +7,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};
-use rush_store::{Backend, MemoryManager};
+use rush_store::Backend;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +30,7 @@ async fn write_conflicts_do_not_spend_the_restart_budget() {
         ask_timeout: Duration::from_secs(5),
         ..PersistenceConfig::default()
     };
-    let memory: Arc<dyn Backend> = Arc::new(MemoryManager::default());
+    let memory: Arc<dyn Backend> = Arc::new(engine_under_test::fresh());
     let first = Persistence::open_shared(memory.clone(), config.clone())
         .await
         .unwrap();

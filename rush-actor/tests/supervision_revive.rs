@@ -8,12 +8,14 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};
-use rush_store::MemoryManager;
 use std::time::{Duration, Instant};
 
 fn gives_up_at_once(cool_down: Duration) -> PersistenceConfig {
@@ -45,7 +47,7 @@ async fn give_up(persistence: &Persistence, id: &str) {
 #[tokio::test]
 async fn a_given_up_entity_serves_again_once_revived() {
     let persistence = Persistence::open(
-        MemoryManager::default(),
+        engine_under_test::fresh(),
         gives_up_at_once(Duration::from_secs(3600)),
     )
     .await
@@ -75,7 +77,7 @@ async fn a_given_up_entity_serves_again_once_revived() {
 #[tokio::test]
 async fn a_given_up_entity_is_released_after_its_cool_down() {
     let persistence = Persistence::open(
-        MemoryManager::default(),
+        engine_under_test::fresh(),
         gives_up_at_once(Duration::from_millis(100)),
     )
     .await

@@ -8,12 +8,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "../../rush-store/tests/support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/account.rs"]
 mod account;
 
 use account::{Account, Cmd, deposit};
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig, SnapshotPolicy};
-use rush_store::{MemoryManager, PersistentActor, Upcasters};
+use rush_store::{PersistentActor, Upcasters};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -59,7 +62,7 @@ impl EventSourced for Tally {
 
 #[tokio::test]
 async fn a_panicking_upcaster_cannot_stop_the_writer_other_actors_share() {
-    let persistence = Persistence::open(MemoryManager::default(), PersistenceConfig::default())
+    let persistence = Persistence::open(engine_under_test::fresh(), PersistenceConfig::default())
         .await
         .unwrap();
     let tally = persistence.get_or_spawn::<Tally>("t").await.unwrap();

@@ -196,6 +196,52 @@ pub trait Backend: Send + Sync + Debug + 'static {
     }
 }
 
+/// A shared engine is an engine: `Arc<dyn Backend>` (or `Arc` of any engine) can be
+/// handed wherever one is asked for, and reaches the same database.
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        (**self).scan(start, end, limit, reverse)
+    }
+
+    fn visit_range(&self, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        (**self).visit_range(start, end, visit)
+    }
+
+    fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
+        (**self).commit(batch)
+    }
+
+    fn flush(&self) -> Result<()> {
+        (**self).flush()
+    }
+
+    fn flush_deferred(&self) -> Result<Option<Confirmation>> {
+        (**self).flush_deferred()
+    }
+
+    fn commit_durable(&self, batch: &WriteBatch) -> Result<Durable> {
+        (**self).commit_durable(batch)
+    }
+
+    fn size_on_disk(&self) -> Result<u64> {
+        (**self).size_on_disk()
+    }
+
+    fn identity(&self) -> usize {
+        (**self).identity()
+    }
+}
+
 pub use memory_manager::MemoryManager;
 #[cfg(feature = "redb")]
 pub use redb_manager::{RedbConfig, RedbManager};

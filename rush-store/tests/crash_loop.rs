@@ -15,7 +15,10 @@
     clippy::indexing_slicing
 )]
 
-use rush_store::{Backend, Error, EventFilter, EventQuery, PersistentActor, SledManager, Store};
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
+use rush_store::{Backend, Error, EventFilter, EventQuery, PersistentActor, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -80,11 +83,11 @@ fn event_for(entity: &str, seq: u64) -> LoopEvent {
     }
 }
 
-fn open_manager(dir: &Path) -> rush_store::Result<SledManager> {
+fn open_manager(dir: &Path) -> rush_store::Result<Arc<dyn Backend>> {
     // The previous process (or this one's last handle) may hold sled's lock a moment.
     let mut tries = 0;
     loop {
-        match SledManager::new(dir) {
+        match engine_under_test::try_at(dir) {
             Err(Error::DatabaseLocked { .. }) if tries < 200 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));

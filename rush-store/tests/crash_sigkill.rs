@@ -12,7 +12,10 @@
     clippy::indexing_slicing
 )]
 
-use rush_store::{PersistentActor, SledManager, Store};
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
+use rush_store::{PersistentActor, Store};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -75,7 +78,7 @@ fn event_for(seq: u64) -> CrashEvent {
 }
 
 fn open_store(dir: &Path) -> rush_store::Result<Store<Tally>> {
-    let manager = SledManager::new(dir)?;
+    let manager = engine_under_test::try_at(dir)?;
     Store::<Tally>::new(COLLECTION, ENTITY, manager, Some(&KEY), true)
 }
 

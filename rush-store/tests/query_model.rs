@@ -9,8 +9,11 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
 use proptest::prelude::*;
-use rush_store::{Backend, EventFilter, EventQuery, PersistentActor, SledManager, Store};
+use rush_store::{Backend, EventFilter, EventQuery, PersistentActor, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -48,7 +51,7 @@ proptest! {
     fn the_log_matches_commit_order(ops in prop::collection::vec(op(), 1..30), encrypted in any::<bool>()) {
         let dir = tempfile::tempdir().unwrap();
         let key = encrypted.then_some(&[4u8; 32][..]);
-        let mut backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+        let mut backend: Arc<dyn Backend> = Arc::new(engine_under_test::at(dir.path()));
         // The model: (entity, seq, event) in commit order.
         let mut model: Vec<(String, u64, i64)> = Vec::new();
         for op in ops {
@@ -62,7 +65,7 @@ proptest! {
                 }
                 Op::Reopen => {
                     drop(backend);
-                    backend = Arc::new(SledManager::new(dir.path()).unwrap());
+                    backend = Arc::new(engine_under_test::at(dir.path()));
                 }
                 Op::Page { from, limit } => {
                     let query = EventQuery::<Sum>::new(backend.clone(), "sums", key).unwrap();

@@ -7,6 +7,9 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/backends.rs"]
 mod backends;
 
@@ -169,8 +172,8 @@ async fn a_subscriber_that_does_not_read_never_holds_writers_back() {
 /// stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_on_the_page_read_ahead_comes_after_the_events_before_it() {
-    use rush_store::{Backend, MemoryManager, WriteBatch, WriteOp};
-    let engine: std::sync::Arc<dyn Backend> = std::sync::Arc::new(MemoryManager::default());
+    use rush_store::{Backend, WriteBatch, WriteOp};
+    let engine: std::sync::Arc<dyn Backend> = std::sync::Arc::new(engine_under_test::fresh());
     let mut store =
         Store::<Counter>::with_backend("counters", "a", engine.clone(), None, false).unwrap();
     let events: Vec<u64> = (1..=3000).collect();

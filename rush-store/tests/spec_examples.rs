@@ -7,18 +7,21 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
 #[path = "support/bank.rs"]
 mod bank;
 
 use bank::{BankAccount, BankEvent, KEY};
 use proptest::prelude::*;
-use rush_store::{CompressionConfig, CompressionLevel, PersistentActor, SledManager, Store};
+use rush_store::{CompressionConfig, CompressionLevel, PersistentActor, Store};
 use tempfile::TempDir;
 
 #[test]
 fn quick_start_opens_deposits_withdraws_snapshots_and_recovers() {
     let dir = TempDir::new().unwrap();
-    let manager = SledManager::new(dir.path()).unwrap();
+    let manager = engine_under_test::at(dir.path());
     let mut store =
         Store::<BankAccount>::new("bank_accounts", "account_123", manager, Some(KEY), true)
             .unwrap();
@@ -53,7 +56,7 @@ fn quick_start_opens_deposits_withdraws_snapshots_and_recovers() {
 #[test]
 fn test_event_persistence() {
     let dir = TempDir::new().unwrap();
-    let manager = SledManager::new(dir.path()).unwrap();
+    let manager = engine_under_test::at(dir.path());
     let mut store =
         Store::<BankAccount>::new("test_accounts", "test_account", manager, None, false).unwrap();
     let mut account = BankAccount::default();
@@ -78,7 +81,7 @@ fn test_event_persistence() {
 #[test]
 fn test_snapshot_optimization() {
     let dir = TempDir::new().unwrap();
-    let manager = SledManager::new(dir.path()).unwrap();
+    let manager = engine_under_test::at(dir.path());
     let mut store =
         Store::<BankAccount>::new("test_accounts", "snapshot_test", manager, None, false).unwrap();
     let mut account = BankAccount::default();
@@ -110,7 +113,7 @@ proptest! {
         withdrawals in prop::collection::vec(0f64..500f64, 0..10),
     ) {
         let dir = TempDir::new().unwrap();
-        let manager = SledManager::new(dir.path()).unwrap();
+        let manager = engine_under_test::at(dir.path());
         let mut store = Store::<BankAccount>::new("test", "account", manager, None, false).unwrap();
         let mut account = BankAccount::default();
         let open = BankEvent::AccountOpened { account_id: "account".into(), initial_balance };

@@ -1,4 +1,5 @@
-//! A really full disk: sled on a 4 MiB tmpfs. Needs root (to mount); elsewhere the test
+//! A really full disk: the engine under test (sled unless `RUSH_TEST_ENGINE=redb`) on a
+//! 4 MiB tmpfs. Needs root (to mount); elsewhere the test
 //! prints why it is skipped, and `store_faults.rs` covers the same path with an injected
 //! ENOSPC error. The store must report the engine's error, keep every acknowledged event,
 //! and work again (on a new handle, after a reopen) once space is freed.
@@ -9,7 +10,10 @@
     clippy::indexing_slicing
 )]
 
-use rush_store::{Error, PersistentActor, SledConfig, SledManager, Store};
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
+use rush_store::{Error, PersistentActor, RedbConfig, RedbManager, SledConfig, SledManager, Store};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -88,13 +92,17 @@ fn open(dir: &Path) -> rush_store::Result<Store<Count>> {
         cache_capacity: 1024 * 1024,
         ..SledConfig::default()
     };
-    Store::new(
-        "full",
-        "e",
-        SledManager::with_config(dir, config)?,
-        Some(&KEY),
-        false,
-    )
+    let engine: std::sync::Arc<dyn rush_store::Backend> = match engine_under_test::chosen() {
+        Some("redb") => std::sync::Arc::new(RedbManager::with_config(
+            dir,
+            RedbConfig {
+                cache_capacity: 1024 * 1024,
+                ..RedbConfig::default()
+            },
+        )?),
+        _ => std::sync::Arc::new(SledManager::with_config(dir, config)?),
+    };
+    Store::new("full", "e", engine, Some(&KEY), false)
 }
 
 #[test]

@@ -7,8 +7,11 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/engine_under_test.rs"]
+mod engine_under_test;
+
 use proptest::prelude::*;
-use rush_store::{Durability, PersistentActor, SledManager, Store};
+use rush_store::{Durability, PersistentActor, Store};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,7 +64,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let key = encrypted.then_some([3u8; 32]);
         let open = || {
-            let mut s = Store::<Sum>::new("model", "m", SledManager::new(dir.path()).unwrap(), key.as_ref().map(|k| &k[..]), compressed).unwrap();
+            let mut s = Store::<Sum>::new("model", "m", engine_under_test::at(dir.path()), key.as_ref().map(|k| &k[..]), compressed).unwrap();
             s.set_durability(Durability::Periodic);
             s
         };
