@@ -32,11 +32,12 @@ mod format;
 mod keys;
 mod maintain;
 mod progress;
+mod transfer;
 
 use args::{Args, Command};
 use clap::{CommandFactory, FromArgMatches};
 use rush_store::inspect::{Inspector, RawEvent};
-use rush_store::{Error, Keyring, PersistentActor, SledConfig, SledManager};
+use rush_store::{Error, Keyring, PersistentActor, engine_kind};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
@@ -144,8 +145,30 @@ impl Cli {
 
     fn execute(&self, args: Args, out: &mut dyn Write) -> Result<u8, String> {
         let keys = keys::load(&args)?;
-        let inspector = open(&args, &keys.keyring)?;
         let interrupt = progress::Interrupt::install();
+        let transfer = match &args.command {
+            Command::Backup { dest } => Some(transfer::backup(
+                &args.folder,
+                dest,
+                &keys.keyring,
+                &interrupt,
+                out,
+            )),
+            Command::Migrate { to, engine } => {
+                Some(transfer::migrate(&args.folder, to, engine, &interrupt, out))
+            }
+            _ => None,
+        };
+        if let Some(result) = transfer {
+            return finish(result);
+        }
+        // Read-only commands look at a copy: the engine may rewrite files when it opens
+        // them (sled always does), and a look must not change what it looks at.
+        let read_only = matches!(
+            args.command,
+            Command::List | Command::Events { .. } | Command::Verify { .. } | Command::Stats
+        );
+        let (inspector, _copy) = open(&args, &keys.keyring, read_only)?;
         let mut context = commands::Context {
             inspector,
             interrupt,
@@ -171,34 +194,57 @@ impl Cli {
             } => context.delete_to(&collection, &entity, seq),
             Command::Compact => context.compact(),
             Command::Reindex => context.reindex(),
+            Command::Backup { .. } | Command::Migrate { .. } => Ok(0),
         };
-        match result {
-            Err(commands::Failure::Store(error)) => Err(describe(&error)),
-            Err(commands::Failure::Other(message)) => Err(message),
-            Err(commands::Failure::ClosedOutput) => Ok(0),
-            Ok(code) => Ok(code),
-        }
+        finish(result)
     }
 }
 
-/// Opens the existing database with the keys of the command line.
-fn open(args: &Args, keyring: &Keyring) -> Result<Inspector, String> {
-    // A tool's reads need no large cache; its writes are fsynced like the application's.
-    let config = SledConfig {
-        cache_capacity: 64 * 1024 * 1024,
-        ..SledConfig::default()
+/// The exit code of a command's outcome, or the line that says why it failed.
+fn finish(result: commands::Outcome) -> Result<u8, String> {
+    match result {
+        Err(commands::Failure::Store(error)) => Err(describe(&error)),
+        Err(commands::Failure::Other(message)) => Err(message),
+        Err(commands::Failure::ClosedOutput) => Ok(0),
+        Ok(code) => Ok(code),
+    }
+}
+
+/// A tool's reads need no large cache; its writes are synced like the application's.
+const TOOL_CACHE: u64 = 64 * 1024 * 1024;
+
+/// Opens the existing database with the keys of the command line: a copy of it for a
+/// read-only command (kept alive by the second value), the folder itself otherwise.
+fn open(
+    args: &Args,
+    keyring: &Keyring,
+    read_only: bool,
+) -> Result<(Inspector, Option<engine_kind::Copy>), String> {
+    let (engine, copy) = if read_only {
+        let copy = engine_kind::open_copy(&args.folder, &std::env::temp_dir(), TOOL_CACHE)
+            .map_err(|e| describe(&e))?;
+        eprintln!(
+            "rush: looking at a copy of {} ({} bytes, {}); the database itself is not opened",
+            args.folder.display(),
+            copy.bytes,
+            copy.kind.name()
+        );
+        (Arc::clone(&copy.engine), Some(copy))
+    } else {
+        let (_, engine) =
+            engine_kind::open_existing(&args.folder, TOOL_CACHE).map_err(|e| describe(&e))?;
+        (engine, None)
     };
-    let backend = SledManager::open_existing(&args.folder, config).map_err(|e| describe(&e))?;
-    let inspector = Inspector::with_keyring(Arc::new(backend), keyring);
+    let inspector = Inspector::with_keyring(engine, keyring);
     inspector.check_key().map_err(|e| describe(&e))?;
-    Ok(inspector)
+    Ok((inspector, copy))
 }
 
 /// One line saying what went wrong and what to do about it.
 fn describe(error: &Error) -> String {
     match error {
         Error::DatabaseLocked { .. } => format!(
-            "{error} (sled lets one process at a time open a database: stop the application using it and retry)"
+            "{error} (the engine lets one process at a time open a database: stop the application using it and retry; `backup` works while it runs)"
         ),
         Error::Decryption { .. } => format!(
             "{error}; give the key that sealed it with --key-file or RUSH_KEY (and, during an unfinished rotation, the other with --old-key-file)"

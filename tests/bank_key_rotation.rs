@@ -56,12 +56,7 @@ fn bank(dir: &Path, args: &[&str]) -> Run {
     for var in ["RUSH_KEY", "RUSH_NEW_KEY", "RUSH_OLD_KEY"] {
         command.env_remove(var);
     }
-    let output = command.output().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(&command.output().unwrap())
 }
 
 /// Runs one line of the README in `dir`.

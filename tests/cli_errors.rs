@@ -33,7 +33,7 @@ fn a_folder_that_is_not_a_database_is_an_error() {
     std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
     let run = rush(dir.path(), &["verify"], &[]);
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("holds no sled database"), "{run:?}");
+    assert!(run.stderr.contains("holds no Rush database"), "{run:?}");
     assert!(!dir.path().join("db").exists(), "nothing was created");
 }
 

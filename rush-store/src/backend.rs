@@ -6,6 +6,7 @@
 //! backend that fails after a countdown.
 
 pub(crate) mod commit_mark;
+pub mod engine_kind;
 mod guard_cache;
 pub(crate) mod memory_manager;
 #[cfg(feature = "redb")]

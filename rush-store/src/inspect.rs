@@ -33,6 +33,7 @@ mod record;
 mod reindex;
 mod scan;
 mod stats;
+pub mod transfer;
 mod verify;
 
 pub use maintenance::{CompactReport, RotateReport};

@@ -89,6 +89,7 @@ mod store;
 mod table;
 mod upcast;
 
+pub use backend::engine_kind::{self, EngineKind};
 pub use backend::{
     Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig,
     SledManager, Visitor, WriteBatch, WriteOp,

@@ -3,14 +3,16 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Inspect and maintain a Rush database (a sled folder) from a shell.
+/// Inspect and maintain a Rush database (a sled or redb folder) from a shell.
 #[derive(Debug, Parser)]
 #[command(
     name = "rush",
     version,
-    about = "Inspect and maintain a Rush database (a sled folder)",
-    long_about = "Inspect and maintain a Rush database (a sled folder).\n\n\
-        The folder is never created. sled locks it: stop the application that uses it first.\n\
+    about = "Inspect and maintain a Rush database (a sled or redb folder)",
+    long_about = "Inspect and maintain a Rush database (a sled or redb folder).\n\n\
+        The folder is never created. list, events, verify and stats look at a copy, so they\n\
+        never change the database. The engine locks the folder: stop the application that\n\
+        uses it before the other commands (backup excepted).\n\
         Keys are read from files or environment variables, never from the command line:\n\
         --key-file PATH or RUSH_KEY (64 hex digits, whitespace ignored, as `xxd -p` or\n\
         `openssl rand -hex 32` write them; a file may also hold exactly the 32 raw bytes)."
@@ -77,4 +79,21 @@ pub(crate) enum Command {
     /// that queries and projections see them. Run once after upgrading, before projections
     /// start (resumable).
     Reindex,
+    /// A copy of the database in DEST (a new folder), verified record by record before it
+    /// is moved into place. The application may keep running: a copy that a write raced
+    /// is taken again.
+    Backup {
+        /// The new folder.
+        dest: PathBuf,
+    },
+    /// Copies every record (events, snapshots, tables, logs with their offsets) into TO
+    /// on another engine, then compares both record by record. Resumable: after Ctrl-C or
+    /// a crash, run the same command again.
+    Migrate {
+        /// The new database folder.
+        to: PathBuf,
+        /// The engine of the new database: sled or redb.
+        #[arg(long)]
+        engine: String,
+    },
 }

@@ -142,10 +142,29 @@ pub fn key_file(db: &Db, name: &str, key: &[u8; 32]) -> String {
 pub struct Run {
     pub code: i32,
     pub stdout: String,
+    /// stderr without the note a read-only command prints about the copy it looks at.
     pub stderr: String,
+    /// That note, if printed.
+    pub copy_note: Option<String>,
 }
 
 impl Run {
+    /// What a finished `rush` process left.
+    pub fn of(output: &std::process::Output) -> Self {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let is_note = |line: &&str| line.starts_with("rush: looking at a copy of ");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: stderr
+                .lines()
+                .filter(|line| !is_note(line))
+                .map(|line| format!("{line}\n"))
+                .collect(),
+            copy_note: stderr.lines().find(is_note).map(str::to_owned),
+        }
+    }
+
     /// The stdout lines parsed as JSON.
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
         self.stdout
@@ -165,12 +184,7 @@ pub fn rush(path: &Path, args: &[&str], env: &[(&str, String)]) -> Run {
     for (var, value) in env {
         command.env(var, value);
     }
-    let output = command.output().unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    Run::of(&command.output().unwrap())
 }
 
 /// `key` in hex, for `RUSH_KEY` and friends.

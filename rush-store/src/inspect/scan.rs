@@ -87,7 +87,7 @@ pub(crate) fn describe(key: &[u8], parsed: &Parsed) -> String {
 }
 
 /// The first bytes of `key` in hex, enough to find it.
-fn hex_prefix(key: &[u8]) -> String {
+pub(crate) fn hex_prefix(key: &[u8]) -> String {
     let mut out: String = key.iter().take(24).map(|b| format!("{b:02x}")).collect();
     if key.len() > 24 {
         out.push_str("...");

@@ -1,0 +1,186 @@
+//! Which engine a database folder holds, told by its files, and opening one for tools:
+//! the real folder for maintenance, or a copy for inspection, so that a read-only look
+//! never lets the engine rewrite what it looks at.
+
+use super::Backend;
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The engines a database folder can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// sled 0.34.7: `conf` and `db` (and `blobs/`).
+    Sled,
+    /// redb 4.x: `rush.redb` (feature `redb`).
+    Redb,
+}
+
+impl EngineKind {
+    /// The engine whose files `folder` holds; [`Error::NotADatabase`] for a missing
+    /// folder, or one with neither engine's files.
+    pub fn detect(folder: &Path) -> Result<Self> {
+        let not_a_database = |reason: &str| Error::NotADatabase {
+            path: folder.to_path_buf(),
+            reason: reason.to_owned(),
+        };
+        if !folder.exists() {
+            return Err(not_a_database("the folder does not exist"));
+        }
+        if !folder.is_dir() {
+            return Err(not_a_database("it is not a folder"));
+        }
+        let sled = folder.join("conf").is_file() && folder.join("db").is_file();
+        let redb = folder.join("rush.redb").is_file();
+        match (sled, redb) {
+            (true, false) => Ok(Self::Sled),
+            (false, true) => Ok(Self::Redb),
+            (true, true) => Err(not_a_database(
+                "the folder holds both sled's and redb's files: which is the database is unclear",
+            )),
+            (false, false) => Err(not_a_database(
+                "the folder holds no Rush database (no sled `conf` and `db`, no `rush.redb`)",
+            )),
+        }
+    }
+
+    /// The engine's name, as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sled => "sled",
+            Self::Redb => "redb",
+        }
+    }
+
+    /// The engine named `name` (`sled` or `redb`).
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "sled" => Ok(Self::Sled),
+            "redb" => Ok(Self::Redb),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown engine {other:?}: use sled or redb"
+            ))),
+        }
+    }
+
+    /// Opens (or creates) this engine's database in `folder`, with a page cache of
+    /// `cache_bytes`.
+    pub fn open(self, folder: &Path, cache_bytes: u64) -> Result<Arc<dyn Backend>> {
+        match self {
+            Self::Sled => {
+                let config = super::SledConfig {
+                    cache_capacity: cache_bytes,
+                    ..super::SledConfig::default()
+                };
+                Ok(Arc::new(super::SledManager::with_config(folder, config)?))
+            }
+            #[cfg(feature = "redb")]
+            Self::Redb => {
+                let config = super::RedbConfig {
+                    cache_capacity: usize::try_from(cache_bytes).unwrap_or(usize::MAX),
+                    ..super::RedbConfig::default()
+                };
+                Ok(Arc::new(super::RedbManager::with_config(folder, config)?))
+            }
+            #[cfg(not(feature = "redb"))]
+            Self::Redb => Err(Error::InvalidArgument(
+                "this build has no redb engine (rush-store feature `redb`)".into(),
+            )),
+        }
+    }
+
+    /// Whether a process (this one or another) has the database in `folder` open.
+    pub fn in_use(self, folder: &Path) -> bool {
+        let file = match self {
+            Self::Sled => folder.join("db"),
+            Self::Redb => folder.join("rush.redb"),
+        };
+        match std::fs::File::open(file) {
+            Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
+    }
+}
+
+/// Opens the existing database in `folder`, whichever engine it is, never creating one;
+/// a folder another process uses is [`Error::DatabaseLocked`].
+pub fn open_existing(folder: &Path, cache_bytes: u64) -> Result<(EngineKind, Arc<dyn Backend>)> {
+    let kind = EngineKind::detect(folder)?;
+    if kind.in_use(folder) {
+        return Err(Error::DatabaseLocked {
+            path: folder.to_path_buf(),
+        });
+    }
+    Ok((kind, kind.open(folder, cache_bytes)?))
+}
+
+/// A copy of a database, opened: inspection works on it, so that the engine cannot
+/// rewrite the original (sled rewrites its files on every open; any engine may repair).
+#[derive(Debug)]
+pub struct Copy {
+    /// The engine of the original.
+    pub kind: EngineKind,
+    /// The copy, opened.
+    pub engine: Arc<dyn Backend>,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Where the copy is (removed when the value is dropped).
+    pub folder: PathBuf,
+    _dir: TempDirGuard,
+}
+
+/// Removes a folder when dropped.
+#[derive(Debug)]
+struct TempDirGuard(PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Copies the database in `folder` into a new folder under `scratch` and opens the
+/// copy. A database in use by a process is [`Error::DatabaseLocked`]: files copied
+/// while an engine writes them are not a consistent image.
+pub fn open_copy(folder: &Path, scratch: &Path, cache_bytes: u64) -> Result<Copy> {
+    let kind = EngineKind::detect(folder)?;
+    if kind.in_use(folder) {
+        return Err(Error::DatabaseLocked {
+            path: folder.to_path_buf(),
+        });
+    }
+    let copy = scratch.join(format!("rush-inspect-{}", std::process::id()));
+    let guard = TempDirGuard(copy.clone());
+    let bytes = copy_files(folder, &copy)?;
+    let engine = kind.open(&copy, cache_bytes)?;
+    Ok(Copy {
+        kind,
+        engine,
+        bytes,
+        folder: copy,
+        _dir: guard,
+    })
+}
+
+/// Copies every file under `from` to `to` (created), keeping the tree; returns the bytes.
+pub fn copy_files(from: &Path, to: &Path) -> Result<u64> {
+    let io = |what: &'static str| move |e: std::io::Error| Error::from_io(what, &e);
+    std::fs::create_dir_all(to).map_err(io("create the copy's folder"))?;
+    let mut bytes = 0u64;
+    for entry in std::fs::read_dir(from).map_err(io("list the database folder"))? {
+        let entry = entry.map_err(io("list the database folder"))?;
+        let target = to.join(entry.file_name());
+        if entry
+            .file_type()
+            .map_err(io("list the database folder"))?
+            .is_dir()
+        {
+            bytes = bytes.saturating_add(copy_files(&entry.path(), &target)?);
+        } else {
+            let copied =
+                std::fs::copy(entry.path(), &target).map_err(io("copy a database file"))?;
+            bytes = bytes.saturating_add(copied);
+        }
+    }
+    Ok(bytes)
+}
