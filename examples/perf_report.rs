@@ -1,7 +1,7 @@
 //! Run: `cargo run --release --example perf_report` (about 1-2 minutes on 2 cores).
 //!
-//! One table of Rush against raw sled 0.34.7 doing the same work in the same run, plus peak
-//! RSS and database size per million events. The workload is `store_bench`'s bank event
+//! One table of Rush, one column per engine (sled, redb), against raw sled 0.34.7 doing
+//! the same work in the same run, plus peak RSS and database size per million events. The workload is `store_bench`'s bank event
 //! (included from `rush-store/benches/support/bank_workload.rs`), encrypted and compressed.
 //! Scaled to finish well under five minutes on 2 cores: persist rows run 3 s each, the
 //! actor row 3 s, recovery uses 1,000 actors x 50 events; replay and catch-up use the full
@@ -24,8 +24,7 @@ use bank_workload::{
 };
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
-    Backend, Durability, EncryptionKey, EventFilter, EventQuery, PersistentActor, SledManager,
-    Store,
+    Backend, Durability, EncryptionKey, EngineKind, EventFilter, EventQuery, PersistentActor, Store,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -52,19 +51,29 @@ impl EventSourced for Account {
     }
 }
 
+/// The engines measured, one column each, in this order.
+const ENGINES: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
+/// Page cache of every engine (`SledConfig`'s default).
+const CACHE: u64 = 256 * 1024 * 1024;
+
 struct Row {
     operation: String,
-    ours: String,
+    /// One cell per engine of [`ENGINES`].
+    ours: Vec<String>,
     raw: String,
-    ratio: Option<f64>,
+    /// Per engine: ours / raw (or raw / ours for times and sizes).
+    ratios: Vec<f64>,
 }
 
-fn row(rows: &mut Vec<Row>, operation: &str, ours: f64, raw: f64, unit: &str) {
+fn row(rows: &mut Vec<Row>, operation: &str, ours: &[f64], raw: f64, unit: &str) {
     rows.push(Row {
         operation: operation.into(),
-        ours: format!("{} {unit}", human(ours)),
+        ours: ours
+            .iter()
+            .map(|v| format!("{} {unit}", human(*v)))
+            .collect(),
         raw: format!("{} {unit}", human(raw)),
-        ratio: Some(ours / raw),
+        ratios: ours.iter().map(|v| v / raw).collect(),
     });
 }
 
@@ -78,9 +87,19 @@ fn human(v: f64) -> String {
     }
 }
 
-fn open_store(dir: &Path) -> Store<Account> {
-    let manager = retry_open(|| SledManager::new(dir));
-    Store::new(COLLECTION, ENTITY, manager, Some(&KEY[..]), true).unwrap()
+fn open_engine(kind: EngineKind, dir: &Path) -> Arc<dyn Backend> {
+    retry_open(|| kind.open(dir, CACHE))
+}
+
+fn open_store(kind: EngineKind, dir: &Path) -> Store<Account> {
+    Store::new(
+        COLLECTION,
+        ENTITY,
+        open_engine(kind, dir),
+        Some(&KEY[..]),
+        true,
+    )
+    .unwrap()
 }
 
 fn progress(started: Instant, what: &str) {
@@ -97,64 +116,77 @@ fn rate(budget: Duration, mut step: impl FnMut() -> u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn persist_batch_100(pool: &[BankEvent]) -> (f64, f64) {
-    let (ours_dir, raw_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let mut store = open_store(ours_dir.path());
+fn persist_batch_100(kind: EngineKind, pool: &[BankEvent]) -> f64 {
+    let dir = TempDir::new().unwrap();
+    let mut store = open_store(kind, dir.path());
     store.set_durability(Durability::Immediate);
-    let mut raw = Raw::open(raw_dir.path());
-    let (mut i, mut j) = (0, 0);
-    let ours = rate(PERSIST_FOR, || {
+    let mut i = 0;
+    rate(PERSIST_FOR, || {
         i = (i + 100) % pool.len();
         store.persist_batch(&pool[i..i + 100]).unwrap();
         100
-    });
-    let raw = rate(PERSIST_FOR, || {
+    })
+}
+
+fn raw_persist_batch_100(pool: &[BankEvent]) -> f64 {
+    let dir = TempDir::new().unwrap();
+    let mut raw = Raw::open(dir.path());
+    let mut j = 0;
+    rate(PERSIST_FOR, || {
         j = (j + 100) % pool.len();
         raw.insert_batch(&pool[j..j + 100], true);
         100
-    });
-    (ours, raw)
+    })
 }
 
-/// Loads `HISTORY` events into both; returns their folders and bytes on disk.
-fn load_history(pool: &[BankEvent]) -> (TempDir, TempDir, u64, u64) {
-    let (ours_dir, raw_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
-    let mut store = open_store(ours_dir.path());
+/// Loads `HISTORY` events; returns the folder and its bytes on disk.
+fn load_history(kind: EngineKind, pool: &[BankEvent]) -> (TempDir, u64) {
+    let dir = TempDir::new().unwrap();
+    let mut store = open_store(kind, dir.path());
     store.set_durability(Durability::Periodic);
-    let mut raw = Raw::open(raw_dir.path());
     for chunk in 0..HISTORY / LOAD_BATCH as u64 {
         let at = (chunk as usize * LOAD_BATCH) % pool.len();
         store.persist_batch(&pool[at..at + LOAD_BATCH]).unwrap();
-        raw.insert_batch(&pool[at..at + LOAD_BATCH], false);
     }
     let engine = store.database().engine().unwrap();
     engine.flush().unwrap();
-    raw.durable();
-    let ours_bytes = engine.size_on_disk().unwrap();
-    let raw_bytes = raw.db.size_on_disk().unwrap();
-    (ours_dir, raw_dir, ours_bytes, raw_bytes)
+    let bytes = engine.size_on_disk().unwrap();
+    (dir, bytes)
 }
 
-fn replay(ours_dir: &Path, raw_dir: &Path) -> (f64, f64) {
-    let store = open_store(ours_dir);
-    let raw = Raw::open(raw_dir);
-    // Warm both caches once, then time one run of each.
+fn raw_load_history(pool: &[BankEvent]) -> (TempDir, u64) {
+    let dir = TempDir::new().unwrap();
+    let mut raw = Raw::open(dir.path());
+    for chunk in 0..HISTORY / LOAD_BATCH as u64 {
+        let at = (chunk as usize * LOAD_BATCH) % pool.len();
+        raw.insert_batch(&pool[at..at + LOAD_BATCH], false);
+    }
+    raw.durable();
+    let bytes = raw.db.size_on_disk().unwrap();
+    (dir, bytes)
+}
+
+fn replay(kind: EngineKind, dir: &Path) -> f64 {
+    let store = open_store(kind, dir);
+    // Warm the cache once, then time one run.
     let expected = store.recover().unwrap().unwrap();
-    assert_eq!(raw.replay().0, expected);
     let t = Instant::now();
     assert_eq!(store.recover().unwrap().unwrap(), expected);
-    let ours = HISTORY as f64 / t.elapsed().as_secs_f64();
+    HISTORY as f64 / t.elapsed().as_secs_f64()
+}
+
+fn raw_replay(dir: &Path) -> f64 {
+    let raw = Raw::open(dir);
+    raw.replay();
     let t = Instant::now();
     assert_eq!(raw.replay().1, HISTORY);
-    let raw = HISTORY as f64 / t.elapsed().as_secs_f64();
-    (ours, raw)
+    HISTORY as f64 / t.elapsed().as_secs_f64()
 }
 
 /// `subscribers` subscriptions catch up on the whole log at once; events/s per subscriber.
-/// Raw: as many threads each range-scanning and decoding the same events.
-async fn catch_up(ours_dir: &Path, raw_dir: &Path, subscribers: usize) -> (f64, f64) {
-    let backend: Arc<dyn Backend> = Arc::new(retry_open(|| SledManager::new(ours_dir)));
-    let query = EventQuery::<Account>::new(backend, COLLECTION, Some(&KEY[..])).unwrap();
+async fn catch_up(kind: EngineKind, dir: &Path, subscribers: usize) -> f64 {
+    let query =
+        EventQuery::<Account>::new(open_engine(kind, dir), COLLECTION, Some(&KEY[..])).unwrap();
     let t = Instant::now();
     let tasks: Vec<_> = (0..subscribers)
         .map(|_| {
@@ -172,8 +204,12 @@ async fn catch_up(ours_dir: &Path, raw_dir: &Path, subscribers: usize) -> (f64, 
     for task in tasks {
         task.await.unwrap();
     }
-    let ours = HISTORY as f64 / t.elapsed().as_secs_f64();
-    let raw = Arc::new(Raw::open(raw_dir));
+    HISTORY as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Raw: as many threads each range-scanning and decoding the same events.
+fn raw_catch_up(dir: &Path, subscribers: usize) -> f64 {
+    let raw = Arc::new(Raw::open(dir));
     let t = Instant::now();
     let threads: Vec<_> = (0..subscribers)
         .map(|_| {
@@ -182,19 +218,18 @@ async fn catch_up(ours_dir: &Path, raw_dir: &Path, subscribers: usize) -> (f64, 
         })
         .collect();
     threads.into_iter().for_each(|t| t.join().unwrap());
-    let raw = HISTORY as f64 / t.elapsed().as_secs_f64();
-    (ours, raw)
+    HISTORY as f64 / t.elapsed().as_secs_f64()
 }
 
 /// Commands/s through `ACTORS` actors, each asking in a loop (group commit, Immediate,
-/// encrypted); raw: `apply_batch` of `ACTORS` events + flush + fsync in a loop.
-async fn actors_group_commit(pool: &[BankEvent]) -> (f64, f64) {
+/// encrypted).
+async fn actors_group_commit(kind: EngineKind) -> f64 {
     let dir = TempDir::new().unwrap();
     let config = PersistenceConfig {
         encryption_key: Some(EncryptionKey::from(KEY)),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(SledManager::new(dir.path()).unwrap(), config)
+    let persistence = Persistence::open_shared(open_engine(kind, dir.path()), config)
         .await
         .unwrap();
     let mut entities = Vec::new();
@@ -227,50 +262,42 @@ async fn actors_group_commit(pool: &[BankEvent]) -> (f64, f64) {
     }
     let ours = commands as f64 / start.elapsed().as_secs_f64();
     persistence.shutdown().await.unwrap();
+    ours
+}
 
+/// Raw: `apply_batch` of `ACTORS` events + flush + fsync in a loop.
+fn raw_actors(pool: &[BankEvent]) -> f64 {
     let raw_dir = TempDir::new().unwrap();
     let mut raw = Raw::open(raw_dir.path());
     let mut k = 0;
-    let raw = rate(ACTORS_FOR, || {
+    rate(ACTORS_FOR, || {
         k = (k + ACTORS) % (pool.len() - ACTORS);
         raw.insert_batch(&pool[k..k + ACTORS], true);
         ACTORS as u64
-    });
-    (ours, raw)
+    })
 }
 
-/// Time to recover `ACTORS` actors of `RECOVERY_EVENTS` events each, all asked at once;
-/// raw: range-scan and decode the same events per entity, on one thread.
-async fn recovery(pool: &[BankEvent]) -> (Duration, Duration) {
+/// Time to recover `ACTORS` actors of `RECOVERY_EVENTS` events each, all asked at once.
+async fn recovery(kind: EngineKind, pool: &[BankEvent]) -> Duration {
     let dir = TempDir::new().unwrap();
-    let raw_dir = TempDir::new().unwrap();
     {
-        let manager = SledManager::new(dir.path()).unwrap();
-        let raw = Raw::open(raw_dir.path());
+        let engine = open_engine(kind, dir.path());
         for i in 0..ACTORS {
             let id = format!("a{i:04}");
             let mut store =
-                Store::<Account>::new("actors", &id, manager.clone(), Some(&KEY[..]), true)
-                    .unwrap();
+                Store::<Account>::new("actors", &id, engine.clone(), Some(&KEY[..]), true).unwrap();
             store.set_durability(Durability::Periodic);
-            let events = &pool[i..i + RECOVERY_EVENTS as usize];
-            store.persist_batch(events).unwrap();
-            let mut batch = sled::Batch::default();
-            for (seq, event) in (1u64..).zip(events) {
-                let mut key = id.as_bytes().to_vec();
-                key.extend_from_slice(&seq.to_be_bytes());
-                batch.insert(key, bincode_bytes(event));
-            }
-            raw.db.apply_batch(batch).unwrap();
+            store
+                .persist_batch(&pool[i..i + RECOVERY_EVENTS as usize])
+                .unwrap();
         }
-        manager.flush().unwrap();
-        raw.durable();
+        engine.flush().unwrap();
     }
     let config = PersistenceConfig {
         encryption_key: Some(EncryptionKey::from(KEY)),
         ..PersistenceConfig::default()
     };
-    let persistence = Persistence::open(retry_open(|| SledManager::new(dir.path())), config)
+    let persistence = Persistence::open_shared(open_engine(kind, dir.path()), config)
         .await
         .unwrap();
     let t = Instant::now();
@@ -291,6 +318,26 @@ async fn recovery(pool: &[BankEvent]) -> (Duration, Duration) {
     }
     let ours = t.elapsed();
     persistence.shutdown().await.unwrap();
+    ours
+}
+
+/// Raw: range-scan and decode the same events per entity, on one thread.
+fn raw_recovery(pool: &[BankEvent]) -> Duration {
+    let raw_dir = TempDir::new().unwrap();
+    {
+        let raw = Raw::open(raw_dir.path());
+        for i in 0..ACTORS {
+            let id = format!("a{i:04}");
+            let mut batch = sled::Batch::default();
+            for (seq, event) in (1u64..).zip(&pool[i..i + RECOVERY_EVENTS as usize]) {
+                let mut key = id.as_bytes().to_vec();
+                key.extend_from_slice(&seq.to_be_bytes());
+                batch.insert(key, bincode_bytes(event));
+            }
+            raw.db.apply_batch(batch).unwrap();
+        }
+        raw.durable();
+    }
     let raw = Raw::open(raw_dir.path());
     let t = Instant::now();
     for i in 0..ACTORS {
@@ -303,7 +350,7 @@ async fn recovery(pool: &[BankEvent]) -> (Duration, Duration) {
         }
         assert!(state.deposits + state.withdrawals + state.fees == RECOVERY_EVENTS);
     }
-    (ours, t.elapsed())
+    t.elapsed()
 }
 
 fn main() {
@@ -317,73 +364,108 @@ fn main() {
     let mut rows = Vec::new();
 
     progress(started, "persist, batch 100, Immediate, encrypted");
-    let (ours, raw) = persist_batch_100(&pool);
+    let ours: Vec<f64> = ENGINES
+        .iter()
+        .map(|&k| persist_batch_100(k, &pool))
+        .collect();
+    let raw = raw_persist_batch_100(&pool);
     row(
         &mut rows,
         "persist batch 100, Immediate (fsync), encrypted",
-        ours,
+        &ours,
         raw,
         "ev/s",
     );
 
-    progress(started, "loading 1M events (ours and raw)");
-    let (ours_dir, raw_dir, ours_bytes, raw_bytes) = load_history(&pool);
+    progress(started, "loading 1M events (each engine and raw)");
+    let loaded: Vec<(TempDir, u64)> = ENGINES.iter().map(|&k| load_history(k, &pool)).collect();
+    let (raw_dir, raw_bytes) = raw_load_history(&pool);
 
     progress(started, "replay 1M events");
-    let (ours, raw) = replay(ours_dir.path(), raw_dir.path());
+    let ours: Vec<f64> = ENGINES
+        .iter()
+        .zip(&loaded)
+        .map(|(&k, (dir, _))| replay(k, dir.path()))
+        .collect();
+    let raw = raw_replay(raw_dir.path());
     row(
         &mut rows,
         "replay 1M events, encrypted (warm)",
-        ours,
+        &ours,
         raw,
         "ev/s",
     );
 
     for subscribers in [1, 10] {
         progress(started, &format!("catch-up, {subscribers} subscribers"));
-        let (ours, raw) = runtime.block_on(catch_up(ours_dir.path(), raw_dir.path(), subscribers));
+        let ours: Vec<f64> = ENGINES
+            .iter()
+            .zip(&loaded)
+            .map(|(&k, (dir, _))| runtime.block_on(catch_up(k, dir.path(), subscribers)))
+            .collect();
+        let raw = raw_catch_up(raw_dir.path(), subscribers);
         row(
             &mut rows,
             &format!("subscription catch-up 1M events, {subscribers} subscriber(s), per sub"),
-            ours,
+            &ours,
             raw,
             "ev/s",
         );
     }
 
     progress(started, "1,000 actors, group commit");
-    let (ours, raw) = runtime.block_on(actors_group_commit(&pool));
+    let ours: Vec<f64> = ENGINES
+        .iter()
+        .map(|&k| runtime.block_on(actors_group_commit(k)))
+        .collect();
+    let raw = raw_actors(&pool);
     row(
         &mut rows,
         "1,000 actors, group commit, encrypted",
-        ours,
+        &ours,
         raw,
         "cmd/s",
     );
 
     progress(started, "recovery of 1,000 actors");
-    let (ours, raw) = runtime.block_on(recovery(&pool));
+    let ours: Vec<Duration> = ENGINES
+        .iter()
+        .map(|&k| runtime.block_on(recovery(k, &pool)))
+        .collect();
+    let raw = raw_recovery(&pool);
     rows.push(Row {
         operation: format!("recover 1,000 actors x {RECOVERY_EVENTS} events"),
-        ours: format!("{} ms", ours.as_millis()),
+        ours: ours
+            .iter()
+            .map(|d| format!("{} ms", d.as_millis()))
+            .collect(),
         raw: format!("{} ms", raw.as_millis()),
-        ratio: Some(raw.as_secs_f64() / ours.as_secs_f64()),
+        ratios: ours
+            .iter()
+            .map(|d| raw.as_secs_f64() / d.as_secs_f64())
+            .collect(),
     });
 
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     rows.push(Row {
         operation: "database size per 1M events".into(),
-        ours: format!("{:.1} MiB", mib(ours_bytes)),
+        ours: loaded
+            .iter()
+            .map(|(_, b)| format!("{:.1} MiB", mib(*b)))
+            .collect(),
         raw: format!("{:.1} MiB", mib(raw_bytes)),
-        ratio: Some(raw_bytes as f64 / ours_bytes as f64),
+        ratios: loaded
+            .iter()
+            .map(|(_, b)| raw_bytes as f64 / *b as f64)
+            .collect(),
     });
-    drop((ours_dir, raw_dir));
+    drop((loaded, raw_dir));
 
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!("# Rush performance report");
     println!();
     println!(
-        "machine: {}, {cores} cores; sled 0.34.7; temp folders under {}",
+        "machine: {}, {cores} cores; sled 0.34.7, redb 4.6; temp folders under {}",
         cpu_model(),
         std::env::temp_dir().display()
     );
@@ -392,11 +474,30 @@ fn main() {
          recovery {ACTORS} actors x {RECOVERY_EVENTS} events; replay and catch-up 1M events"
     );
     println!();
-    println!("| operation | ours | raw sled | ratio |");
-    println!("|---|---|---|---|");
+    let names: Vec<&str> = ENGINES.iter().map(|k| k.name()).collect();
+    println!(
+        "| operation | {} | raw sled | {} |",
+        names.join(" | "),
+        names
+            .iter()
+            .map(|n| format!("{n} / raw"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!(
+        "|---|{}---|{}",
+        "---|".repeat(names.len()),
+        "---|".repeat(names.len())
+    );
     for r in &rows {
-        let ratio = r.ratio.map_or_else(|| "-".into(), |x| format!("{x:.2}x"));
-        println!("| {} | {} | {} | {ratio} |", r.operation, r.ours, r.raw);
+        let ratios: Vec<String> = r.ratios.iter().map(|x| format!("{x:.2}x")).collect();
+        println!(
+            "| {} | {} | {} | {} |",
+            r.operation,
+            r.ours.join(" | "),
+            r.raw,
+            ratios.join(" | ")
+        );
     }
     println!();
     println!(

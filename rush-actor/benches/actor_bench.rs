@@ -1,5 +1,5 @@
-//! Persistent-actor benchmark: throughput, `ask` latency and recovery on sled, against
-//! raw sled doing the same batched writes.
+//! Persistent-actor benchmark: throughput, `ask` latency and recovery on sled and on redb
+//! (one row per engine, same run), against raw sled doing the same batched writes.
 //!
 //! Run: `cargo bench -p rush-actor --bench actor_bench` (one run prints every table).
 //!
@@ -38,7 +38,7 @@ mod cpu;
 
 use rush_actor::{Effect, EntityRef, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
-    Backend, Durability, EncryptionKey, MemoryManager, PersistentActor, SledManager, Store,
+    Backend, Durability, EncryptionKey, EngineKind, MemoryManager, PersistentActor, Store,
 };
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -173,7 +173,7 @@ fn machine_header() -> String {
     format!(
         "machine: {model}, {processors} logical cores in /proc/cpuinfo ({available} available), \
          {mem_mib} MiB RAM\n\
-         storage: temp dirs under {} ({fs}); sled 0.34.7; tokio multi-thread runtime, 2 workers",
+         storage: temp dirs under {} ({fs}); sled 0.34.7, redb 4.6; tokio multi-thread runtime, 2 workers",
         tmp.display()
     )
 }
@@ -359,6 +359,7 @@ fn event_sizes() -> EventSizes {
 // ---------------------------------------------------------------------------------------
 
 struct ActorRow {
+    engine: &'static str,
     actors: usize,
     encrypted: bool,
     commands: u64,
@@ -373,9 +374,12 @@ struct ActorRow {
     cpu_per_command: Duration,
 }
 
-async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
+/// Page cache of every engine (`SledConfig`'s default).
+const CACHE: u64 = 256 * 1024 * 1024;
+
+async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = kind.open(dir.path(), CACHE).unwrap();
     let weak = Arc::downgrade(&backend);
     let config = PersistenceConfig {
         encryption_key: encrypted.then(|| EncryptionKey::from([7u8; 32])),
@@ -452,6 +456,7 @@ async fn actor_row(actors: usize, encrypted: bool) -> ActorRow {
 
     let commands = latencies.len() as u64;
     ActorRow {
+        engine: kind.name(),
         actors,
         encrypted,
         commands,
@@ -585,8 +590,8 @@ fn expected_balance(i: usize) -> u64 {
 
 /// 1,000 entities, each 150 events with a snapshot at 100, written through `Store` with
 /// periodic durability and one flush at the end.
-fn populate(dir: &Path) {
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir).unwrap());
+fn populate(dir: &Path, kind: EngineKind) {
+    let backend: Arc<dyn Backend> = kind.open(dir, CACHE).unwrap();
     let weak = Arc::downgrade(&backend);
     for i in 0..RECOVERY_ENTITIES {
         let id = account_id(i);
@@ -611,18 +616,18 @@ fn populate(dir: &Path) {
     wait_dropped(&weak);
 }
 
-async fn recovery_row() -> RecoveryRow {
+async fn recovery_row(kind: EngineKind) -> RecoveryRow {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let t = Instant::now();
-    tokio::task::spawn_blocking(move || populate(&path))
+    tokio::task::spawn_blocking(move || populate(&path, kind))
         .await
         .unwrap();
     let populate_took = t.elapsed();
 
     // A fresh database handle (sled's cache is cold; the OS page cache is not).
     let t = Instant::now();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    let backend: Arc<dyn Backend> = kind.open(dir.path(), CACHE).unwrap();
     let open_db = t.elapsed();
     let size_on_disk = backend.size_on_disk().unwrap_or(0);
     let weak = Arc::downgrade(&backend);
@@ -719,22 +724,27 @@ fn main() {
     let mut raw: Vec<(RawRow, RawRow)> = Vec::new();
     let mut raw_like = Vec::new();
     let mut ours = Vec::new();
+    let mut ours_redb = Vec::new();
     for n in LEVELS {
         eprintln!("running concurrency {n} ...");
         let before = raw_row(n, sizes.stored_plain, false);
         raw_like.push(raw_row(n, sizes.stored_plain, true));
-        ours.push(runtime.block_on(actor_row(n, false)));
+        ours.push(runtime.block_on(actor_row(n, false, EngineKind::Sled)));
+        ours_redb.push(runtime.block_on(actor_row(n, false, EngineKind::Redb)));
         raw.push((before, raw_row(n, sizes.stored_plain, false)));
     }
     eprintln!("running 1000 encrypted actors ...");
-    let encrypted = runtime.block_on(actor_row(1000, true));
+    let encrypted = runtime.block_on(actor_row(1000, true, EngineKind::Sled));
+    let encrypted_redb = runtime.block_on(actor_row(1000, true, EngineKind::Redb));
     eprintln!("running recovery ...");
-    let recovery = runtime.block_on(recovery_row());
+    let recovery = runtime.block_on(recovery_row(EngineKind::Sled));
+    let recovery_redb = runtime.block_on(recovery_row(EngineKind::Redb));
     let raw_rate = |(a, b): &(RawRow, RawRow)| (a.rate + b.rate) / 2.0;
 
     println!("== 1. Durable persist through actors (Durability::Immediate, compression on) ==");
     println!(
-        "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "{:<6} {:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "engine",
         "actors",
         "enc",
         "commands",
@@ -752,6 +762,9 @@ fn main() {
     );
     let rows = ours.iter().zip(raw.iter().map(raw_rate));
     let rows = rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted, r)));
+    let redb_rows = ours_redb.iter().zip(raw.iter().map(raw_rate));
+    let redb_rows = redb_rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted_redb, r)));
+    let rows = rows.chain(redb_rows);
     for (o, r) in rows {
         let avg_group = if o.groups == 0 {
             0.0
@@ -759,7 +772,8 @@ fn main() {
             o.members as f64 / o.groups as f64
         };
         println!(
-            "{:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
+            "{:<6} {:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
+            o.engine,
             o.actors,
             if o.encrypted { "yes" } else { "no" },
             o.commands,
@@ -886,6 +900,16 @@ fn main() {
     println!(
         "max_concurrent_recoveries: {} (default); group commits during recovery: {}",
         recovery.max_concurrent, recovery.groups
+    );
+    println!(
+        "on redb, the same recovery: total {} ({} per actor), open {}, {:.1} MiB on disk; \
+         per caller mean {}, max {}",
+        fmt_dur(recovery_redb.total),
+        fmt_dur(recovery_redb.total / RECOVERY_ENTITIES as u32),
+        fmt_dur(recovery_redb.open_db),
+        recovery_redb.size_on_disk as f64 / (1024.0 * 1024.0),
+        fmt_dur(recovery_redb.caller_mean),
+        fmt_dur(recovery_redb.caller_max)
     );
     println!();
     println!(

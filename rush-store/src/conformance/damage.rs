@@ -1,6 +1,11 @@
 //! The damage matrix: every file of a database, damaged in many ways, after a clean and
-//! after an unclean shutdown. Each case must end with every acknowledged entry intact or
-//! with [`Error::Corrupted`]: never a panic, never another error, never a silent loss.
+//! after an unclean shutdown. The rule it checks, as the README states it:
+//!
+//! Damage to any file of the database (bytes flipped, the file cut short, deleted or
+//! replaced by garbage, after a clean or an unclean shutdown) ends with every acknowledged
+//! event intact or with `Error::Corrupted`: never a panic, never a silent rollback.
+//!
+//! (Another error than [`Error::Corrupted`] fails the case too.)
 
 use super::crash::{key, write_one};
 use super::{EngineUnderTest, Outcome, Report, Violation, engine, scratch};
