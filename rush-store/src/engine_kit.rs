@@ -13,7 +13,7 @@
 //!   engine's own files, so that an engine that recovers to an older state after damage
 //!   is [`Error::Corrupted`](crate::Error::Corrupted), never a silent rollback.
 //!
-//! The `conformance` feature adds [`conformance`](crate::conformance): the contract as
+//! The `conformance` feature adds `rush_store::conformance`: the contract as
 //! one call that any engine runs in its own tests.
 //!
 //! [`Backend`]: crate::Backend

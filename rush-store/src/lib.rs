@@ -10,8 +10,10 @@
 //!   ([`CompressionConfig`]), and sealed: a CRC32, or XChaCha20-Poly1305 with the record's
 //!   identity as associated data when a key is given. The byte format is in `FORMAT.md`.
 //! - Writers never overwrite each other: a stale handle gets [`Error::Conflict`].
-//! - Backends: [`SledManager`] (default, durable) and [`MemoryManager`] (tests), behind
-//!   the open [`Backend`] trait.
+//! - Engines: [`SledManager`] (default, durable), `RedbManager` (feature `redb`, on by
+//!   default) and [`MemoryManager`] (tests), behind the open [`Backend`] trait; an engine in
+//!   another crate builds on [`engine_kit`] and proves itself with `conformance::check`
+//!   (feature `conformance`).
 //!
 //! ```
 //! use rush_store::{PersistentActor, SledManager, Store};
