@@ -55,6 +55,28 @@ fn create_redb(folder: &Path) {
     bob.persist(&Event::Deposited(7)).unwrap();
 }
 
+/// A sled database big enough for a copy to take a moment: 40 accounts of 1,000 events.
+fn forty_accounts(folder: &Path) {
+    {
+        let engine: Arc<dyn Backend> = Arc::new(SledManager::new(folder).unwrap());
+        for entity in 0..40 {
+            let mut store = Store::<Account>::new(
+                "accounts",
+                &format!("e{entity}"),
+                engine.clone(),
+                Some(&KEY),
+                true,
+            )
+            .unwrap();
+            for _ in 0..20 {
+                let batch: Vec<Event> = (0..50).map(Event::Deposited).collect();
+                store.persist_batch(&batch).unwrap();
+            }
+        }
+    }
+    support::release(folder);
+}
+
 fn key_env() -> Vec<(&'static str, String)> {
     let hex: String = KEY.iter().map(|b| format!("{b:02x}")).collect();
     vec![("RUSH_KEY", hex)]
@@ -158,24 +180,7 @@ fn a_backup_taken_while_another_process_writes_verifies() {
 fn a_migration_killed_midway_finishes_on_a_rerun_with_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("sled");
-    {
-        let engine: Arc<dyn Backend> = Arc::new(SledManager::new(&source).unwrap());
-        for entity in 0..40 {
-            let mut store = Store::<Account>::new(
-                "accounts",
-                &format!("e{entity}"),
-                engine.clone(),
-                Some(&KEY),
-                true,
-            )
-            .unwrap();
-            for _ in 0..20 {
-                let batch: Vec<Event> = (0..50).map(Event::Deposited).collect();
-                store.persist_batch(&batch).unwrap();
-            }
-        }
-    }
-    support::release(&source);
+    forty_accounts(&source);
     let target = dir.path().join("redb");
     let mut first = Command::new(env!("CARGO_BIN_EXE_rush"))
         .arg(&source)
@@ -229,24 +234,7 @@ fn a_migration_killed_midway_finishes_on_a_rerun_with_every_record() {
 fn a_backup_killed_midway_leaves_no_backup_and_a_rerun_takes_it() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("db");
-    {
-        let engine: Arc<dyn Backend> = Arc::new(SledManager::new(&source).unwrap());
-        for entity in 0..40 {
-            let mut store = Store::<Account>::new(
-                "accounts",
-                &format!("e{entity}"),
-                engine.clone(),
-                Some(&KEY),
-                true,
-            )
-            .unwrap();
-            for _ in 0..20 {
-                let batch: Vec<Event> = (0..50).map(Event::Deposited).collect();
-                store.persist_batch(&batch).unwrap();
-            }
-        }
-    }
-    support::release(&source);
+    forty_accounts(&source);
     let dest = dir.path().join("backup");
     let partial = dir.path().join("backup.partial");
     let mut first = Command::new(env!("CARGO_BIN_EXE_rush"))
