@@ -184,3 +184,22 @@ pub fn copy_files(from: &Path, to: &Path) -> Result<u64> {
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_an_engine_holds_open_is_in_use_until_it_closes() -> Result<()> {
+        let io = |e: std::io::Error| Error::from_io("tempdir", &e);
+        for kind in [EngineKind::Sled, EngineKind::Redb] {
+            let dir = tempfile::tempdir().map_err(io)?;
+            let engine = kind.open(dir.path(), 1024 * 1024)?;
+            assert_eq!(EngineKind::detect(dir.path())?, kind);
+            assert!(kind.in_use(dir.path()), "{kind:?} open");
+            drop(engine);
+            assert!(!kind.in_use(dir.path()), "{kind:?} closed");
+        }
+        Ok(())
+    }
+}

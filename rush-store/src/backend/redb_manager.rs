@@ -59,15 +59,31 @@ struct Inner {
     /// anyway; the lock makes the cache exact).
     sequencer: Mutex<Sequencer>,
     mark: Arc<CommitMark>,
+    /// Dropped after `db` (fields drop in order): once redb has let go of its file, the
+    /// folder leaves the registry, so an open waiting for this close can go on.
+    _forget: Forget,
 }
 
-impl Drop for Inner {
+/// Forgets a closed folder in this process's registry.
+struct Forget(PathBuf);
+
+impl Drop for Forget {
     fn drop(&mut self) {
-        if let Ok(mut open) = open_databases().lock() {
-            open.remove(&self.folder);
+        let mut open = open_databases()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A new handle may already have taken the folder's place: leave that one.
+        if open
+            .get(&self.0)
+            .is_some_and(|entry| entry.strong_count() == 0)
+        {
+            open.remove(&self.0);
         }
     }
 }
+
+/// How long an open waits for this process to finish closing the same folder.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl std::fmt::Debug for RedbManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,12 +132,22 @@ impl RedbManager {
         let folder = path
             .canonicalize()
             .map_err(|e| Error::from_io("resolve database folder", &e))?;
-        let mut open = open_databases()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(inner) = open.get(&folder).and_then(Weak::upgrade) {
-            return Ok(Self { inner });
-        }
+        let started = std::time::Instant::now();
+        let mut open = loop {
+            let open = open_databases()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match open.get(&folder).map(Weak::upgrade) {
+                Some(Some(inner)) => return Ok(Self { inner }),
+                // Its last handle is being dropped on another thread: wait for the close
+                // (the registry lock is let go meanwhile, the close needs it).
+                Some(None) if started.elapsed() < CLOSE_WAIT => {
+                    drop(open);
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                _ => break open,
+            }
+        };
         let file = folder.join(REDB_FILE);
         super::commit_mark::check_before_open(&folder)?;
         let db = guarded(&file, "open database", || {
@@ -149,6 +175,7 @@ impl RedbManager {
             config,
             sequencer: Mutex::new(Sequencer::default()),
             mark,
+            _forget: Forget(folder.clone()),
         });
         open.insert(folder, Arc::downgrade(&inner));
         Ok(Self { inner })
@@ -430,5 +457,25 @@ impl RedbManager {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last handle dropped on one thread while another opens the folder again: the
+    /// open waits for the close instead of failing on redb's file lock.
+    #[test]
+    fn a_folder_reopens_while_its_last_handle_is_dropped_on_another_thread() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::from_io("tempdir", &e))?;
+        for _ in 0..300 {
+            let first = RedbManager::new(dir.path())?;
+            let closing = std::thread::spawn(move || drop(first));
+            let again = RedbManager::new(dir.path());
+            let _ = closing.join();
+            again?;
+        }
+        Ok(())
     }
 }
