@@ -189,6 +189,17 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Bytes the database takes on disk (0 for memory).
     fn size_on_disk(&self) -> Result<u64>;
 
+    /// Copies the engine's files into the folder `dest` (created), returning the bytes
+    /// copied. The database core calls it with every commit flushed and the writer held,
+    /// so the files are a consistent image (`Database::backup`). The default: this engine
+    /// keeps no files to copy.
+    fn copy_files_to(&self, dest: &std::path::Path) -> Result<u64> {
+        let _ = dest;
+        Err(crate::error::Error::InvalidArgument(
+            "this engine keeps no files to copy".into(),
+        ))
+    }
+
     /// Which database this handle reaches: handles that share one database (clones of one
     /// engine handle) return the same value, so a process runs one writer per database.
     /// The default is this handle's address, right for a handle kept in one `Arc`.
@@ -236,6 +247,10 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
     fn size_on_disk(&self) -> Result<u64> {
         (**self).size_on_disk()
+    }
+
+    fn copy_files_to(&self, dest: &std::path::Path) -> Result<u64> {
+        (**self).copy_files_to(dest)
     }
 
     fn identity(&self) -> usize {

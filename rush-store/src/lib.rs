@@ -101,7 +101,7 @@ pub use backend::{RedbConfig, RedbManager};
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};
 pub use crypto::{EncryptionKey, KEY_LEN, KeyProblem, Keyring};
-pub use database::{Database, DatabaseConfig, ResealReport, WriterStats};
+pub use database::{BackupReport, Database, DatabaseConfig, ResealReport, WriterStats};
 pub use error::{Error, Result};
 pub use health::{HealthReport, HealthStatus};
 pub use integrity::{IntegrityError, IntegrityReport};

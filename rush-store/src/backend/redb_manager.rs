@@ -392,6 +392,10 @@ impl Backend for RedbManager {
             .map_err(|e| Error::from_io("size on disk", &e))
     }
 
+    fn copy_files_to(&self, dest: &Path) -> Result<u64> {
+        super::engine_kind::copy_files(&self.inner.folder, dest)
+    }
+
     fn identity(&self) -> usize {
         Arc::as_ptr(&self.inner) as usize
     }

@@ -440,6 +440,10 @@ impl Backend for SledManager {
             .map_err(|e| engine_error("size on disk", e))
     }
 
+    fn copy_files_to(&self, dest: &Path) -> Result<u64> {
+        super::engine_kind::copy_files(&self.inner.path, dest)
+    }
+
     fn identity(&self) -> usize {
         Arc::as_ptr(&self.inner) as usize
     }

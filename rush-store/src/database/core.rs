@@ -153,6 +153,13 @@ impl Core {
         waiting.wait_async().await?
     }
 
+    /// Copies the engine's files to `dest` between two group commits (see `Job::Backup`).
+    pub(crate) async fn copy_files_async(&self, dest: std::path::PathBuf) -> Result<u64> {
+        let (done, waiting) = Reply::future();
+        self.send(Job::Backup { dest, done })?;
+        waiting.wait_async().await?
+    }
+
     /// [`Core::flush_async`] for a thread of its own.
     pub(crate) fn flush_blocking(&self) -> Result<()> {
         refuse_on_runtime("flush_blocking", "flush().await")?;

@@ -45,6 +45,12 @@ pub(crate) enum Job {
     /// A caller committed in the thread's place and left writes to flush: look at the
     /// flush deadline again.
     Wake,
+    /// Finish every job sent before this one, flush, wait for the flush's last step, and
+    /// copy the engine's files to `dest` while nothing else is written.
+    Backup {
+        dest: std::path::PathBuf,
+        done: Reply<Result<u64>>,
+    },
 }
 
 impl Job {
@@ -235,6 +241,10 @@ impl Writer {
                     break;
                 }
                 Job::Wake => {}
+                Job::Backup { dest, done } => {
+                    self.commit_group(&mut group);
+                    done.send(self.backup(&dest));
+                }
             }
         }
         self.commit_group(&mut group);
@@ -287,6 +297,19 @@ impl Writer {
                 Err(error)
             }
         }
+    }
+
+    /// Flushes, waits until the flush's last step is done (the commit mark covers every
+    /// commit), and copies the engine's files while the writer is held: no commit can
+    /// land during the copy, so the copy is one consistent image.
+    fn backup(&mut self, dest: &std::path::Path) -> Result<u64> {
+        self.flush_then(Vec::new())?;
+        self.confirmer.barrier();
+        let Some(engine) = &self.engine else {
+            return Err(Error::Shutdown);
+        };
+        catch_unwind(AssertUnwindSafe(|| engine.copy_files_to(dest)))
+            .unwrap_or_else(|panic| Err(Error::panicked("copy the engine's files", &*panic)))
     }
 
     /// Answers `answers` and lets readers see what the engine made durable, after `step`

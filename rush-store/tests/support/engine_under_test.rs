@@ -103,6 +103,9 @@ impl Backend for TestEngine {
     fn size_on_disk(&self) -> Result<u64> {
         self.engine.size_on_disk()
     }
+    fn copy_files_to(&self, dest: &Path) -> Result<u64> {
+        self.engine.copy_files_to(dest)
+    }
     fn identity(&self) -> usize {
         self.engine.identity()
     }
