@@ -2,10 +2,14 @@
 //! written outside rush-store with the public `engine_kit`, as another crate would.
 #![allow(clippy::panic)]
 
+#[path = "../rush-store/tests/support/postgres_server.rs"]
+mod postgres_server;
+
 use rush_store::conformance::{self, EngineUnderTest};
 use rush_store::engine_kit::{Sequencer, block_end, clamp_end, refuse_reserved};
 use rush_store::{
-    Backend, GuardFailed, MemoryManager, RedbManager, Result, SledManager, WriteBatch, WriteOp,
+    Backend, GuardFailed, MemoryManager, PostgresManager, RedbManager, Result, SledManager,
+    WriteBatch, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -37,6 +41,39 @@ fn redb_keeps_the_engine_contract() {
     run(&EngineUnderTest::on_disk("redb", |folder| {
         Ok(Arc::new(RedbManager::new(folder)?) as Arc<dyn Backend>)
     }));
+}
+
+/// PostgreSQL on a throwaway server (or `RUSH_TEST_POSTGRES_URL`): each folder the kit
+/// opens is a schema of its own; the crash check's child reaches the same server.
+#[test]
+fn postgres_keeps_the_engine_contract() {
+    let Some(server) = postgres_server::start() else {
+        return;
+    };
+    let url = server.url.clone();
+    let engine = EngineUnderTest::on_server("postgres", move |folder| {
+        let path = folder.to_string_lossy();
+        let schema = format!("t_{:08x}_{}", crc32(path.as_bytes()), path.len());
+        Ok(Arc::new(PostgresManager::connect(&url, &schema)?) as Arc<dyn Backend>)
+    })
+    .with_child_env("RUSH_TEST_POSTGRES_URL", &server.url);
+    run(&engine);
+}
+
+/// A short, stable name for a folder (CRC-32, the bitwise way: no table, no dependency).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 /// An engine as another crate would write it: a map under a lock, with offsets from the

@@ -9,6 +9,8 @@ pub(crate) mod commit_mark;
 pub mod engine_kind;
 mod guard_cache;
 pub(crate) mod memory_manager;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres_manager;
 #[cfg(feature = "redb")]
 pub(crate) mod redb_manager;
 pub(crate) mod sequencer;
@@ -259,6 +261,8 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 }
 
 pub use memory_manager::MemoryManager;
+#[cfg(feature = "postgres")]
+pub use postgres_manager::PostgresManager;
 #[cfg(feature = "redb")]
 pub use redb_manager::{RedbConfig, RedbManager};
 pub use sequencer::{Assigned, Sequencer, block_end, decode_block, offset_of};

@@ -48,8 +48,13 @@ pub struct EngineUnderTest {
     pub name: &'static str,
     /// Opens the engine on a folder.
     pub open: Box<Opener>,
-    /// Whether data lives in the folder (crash, reopen and damage checks apply).
+    /// Whether data outlives its handles (reopen and crash checks apply).
     pub on_disk: bool,
+    /// Whether data lives in files in the folder (the damage matrix applies).
+    pub has_files: bool,
+    /// Environment variables the child process of the crash check gets (for example,
+    /// where a server engine's server is).
+    pub child_env: Vec<(String, String)>,
 }
 
 impl EngineUnderTest {
@@ -62,7 +67,32 @@ impl EngineUnderTest {
             name,
             open: Box::new(open),
             on_disk: true,
+            has_files: true,
+            child_env: Vec::new(),
         }
+    }
+
+    /// An engine whose data lives on a server: it outlives its handles and a killed
+    /// process, but has no files here to damage. The opener maps each folder to a database
+    /// of its own (the folder's name is unique).
+    pub fn on_server(
+        name: &'static str,
+        open: impl Fn(&Path) -> Result<Arc<dyn Backend>> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name,
+            open: Box::new(open),
+            on_disk: true,
+            has_files: false,
+            child_env: Vec::new(),
+        }
+    }
+
+    /// Sets `name` = `value` in the crash check's child process.
+    #[must_use]
+    pub fn with_child_env(mut self, name: &str, value: &str) -> Self {
+        self.child_env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// An engine whose data lives only as long as its handles (the folder is ignored).
@@ -74,6 +104,8 @@ impl EngineUnderTest {
             name,
             open: Box::new(open),
             on_disk: false,
+            has_files: false,
+            child_env: Vec::new(),
         }
     }
 }
@@ -151,6 +183,8 @@ pub fn check(engine: &EngineUnderTest) -> Outcome<Report> {
     if engine.on_disk {
         crash::check_reopen(engine, &mut report)?;
         crash::check_sigkill(engine, &mut report)?;
+    }
+    if engine.has_files {
         damage::check_matrix(engine, &mut report)?;
     }
     Ok(report)

@@ -91,6 +91,8 @@ mod store;
 mod table;
 mod upcast;
 
+#[cfg(feature = "postgres")]
+pub use backend::PostgresManager;
 pub use backend::engine_kind::{self, EngineKind};
 pub use backend::{
     Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig,

@@ -133,6 +133,7 @@ pub fn check_sigkill(engine_: &EngineUnderTest, report: &mut Report) -> Outcome 
     let mut child = Command::new(exe)
         .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_FOLDER_VAR, dir.path())
+        .envs(engine_.child_env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

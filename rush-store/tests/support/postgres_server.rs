@@ -1,0 +1,176 @@
+//! A throwaway PostgreSQL server for tests: `initdb` and `pg_ctl` into a temporary folder,
+//! a free port on 127.0.0.1, trust authentication; as root through the `postgres` system
+//! user (initdb refuses root). Dropping it stops the server by its PID and removes the
+//! folder. `RUSH_TEST_POSTGRES_URL` points the tests at a server of one's own instead.
+//! On a machine without PostgreSQL's binaries, [`start`] says why and returns `None`: the
+//! test prints that one line and passes (`.ci/run` installs them, so CI always runs).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A running server (or the one `RUSH_TEST_POSTGRES_URL` names).
+pub struct Server {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub url: String,
+    /// The postmaster's PID, for a server this process started.
+    pub pid: Option<u32>,
+    folder: Option<tempfile::TempDir>,
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` with `initdb` and `pg_ctl`, or
+/// `pg_config --bindir`.
+fn binaries() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin).or_else(|| {
+        let output = Command::new("pg_config").arg("--bindir").output().ok()?;
+        let bin = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
+        bin.join("initdb").is_file().then_some(bin)
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Runs `program` with `args`, as the `postgres` user when this process is root.
+fn run(bin: &Path, program: &str, args: &[&str], root: bool) -> std::process::Output {
+    let program = bin.join(program);
+    let output = if root {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&program)
+            .args(args)
+            .output()
+    } else {
+        Command::new(&program).args(args).output()
+    };
+    let output = output.unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed: {}{}",
+        program.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Starts a server, or returns `None` after printing why none can run here.
+pub fn start() -> Option<Server> {
+    if let Ok(url) = std::env::var("RUSH_TEST_POSTGRES_URL") {
+        return Some(Server {
+            url,
+            pid: None,
+            folder: None,
+        });
+    }
+    let Some(bin) = binaries() else {
+        println!(
+            "skipped: no PostgreSQL binaries (initdb, pg_ctl) on this machine; .ci/run installs them"
+        );
+        return None;
+    };
+    let root = is_root();
+    let folder = tempfile::tempdir().unwrap();
+    if root {
+        let owned = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(folder.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !owned {
+            println!(
+                "skipped: running as root, and the folder cannot be given to the `postgres` user"
+            );
+            return None;
+        }
+    }
+    let data = folder.path().join("data");
+    let data = data.to_str().unwrap();
+    run(
+        &bin,
+        "initdb",
+        &[
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        root,
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1",
+        folder.path().display()
+    );
+    let log = folder.path().join("server.log");
+    run(
+        &bin,
+        "pg_ctl",
+        &[
+            "-D",
+            data,
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        root,
+    );
+    let pid = std::fs::read_to_string(Path::new(data).join("postmaster.pid"))
+        .ok()
+        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
+    Some(Server {
+        url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        pid,
+        folder: Some(folder),
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Some(pid) = self.pid else {
+            return;
+        };
+        // SIGQUIT: an immediate shutdown, as after a crash; the folder goes anyway.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(self.folder.take());
+    }
+}
