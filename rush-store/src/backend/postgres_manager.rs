@@ -29,6 +29,7 @@ pub struct PostgresManager {
 }
 
 struct Inner {
+    url: String,
     schema: String,
     /// Taken out on drop, to shut down without blocking whatever thread drops it.
     runtime: Option<tokio::runtime::Runtime>,
@@ -53,8 +54,37 @@ impl std::fmt::Debug for PostgresManager {
     }
 }
 
+/// A PostgreSQL error, keeping its kind: a connection that is gone (the server stopped or
+/// restarted, the network failed, the backend was terminated) is [`Error::Io`], so a caller
+/// can tell "the server is away, the outcome is unknown" from a refused statement.
 fn pg_error(operation: &'static str, err: &tokio_postgres::Error) -> Error {
+    use std::error::Error as _;
+    if let Some(io) = err
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+    {
+        return Error::from_io(operation, io);
+    }
+    if err.is_closed() || err.code().is_some_and(|c| c.code().starts_with("57P")) {
+        let gone = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, err.to_string());
+        return Error::from_io(operation, &gone);
+    }
     Error::storage(operation, err)
+}
+
+/// Opens one connection to `url` with `schema` on its search path.
+async fn connect_one(url: &str, schema: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| pg_error("connect", &e))?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+        ))
+        .await
+        .map_err(|e| pg_error("choose the schema", &e))?;
+    Ok(client)
 }
 
 impl PostgresManager {
@@ -81,22 +111,13 @@ impl PostgresManager {
         let clients = runtime.block_on(async {
             let mut clients = Vec::with_capacity(CONNECTIONS);
             for _ in 0..CONNECTIONS {
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| pg_error("connect", &e))?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!(
-                        "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-                    ))
-                    .await
-                    .map_err(|e| pg_error("choose the schema", &e))?;
-                clients.push(Mutex::new(client));
+                clients.push(Mutex::new(connect_one(url, schema).await?));
             }
             Ok::<_, Error>(clients)
         })?;
         let manager = Self {
             inner: Arc::new(Inner {
+                url: url.to_owned(),
                 schema: schema.to_owned(),
                 runtime: Some(runtime),
                 clients,
@@ -161,7 +182,10 @@ impl PostgresManager {
         let runtime = self.inner.runtime.as_ref().ok_or_else(closed)?;
         let clients = &self.inner.clients;
         for client in clients {
-            if let Ok(free) = client.try_lock() {
+            if let Ok(mut free) = client.try_lock() {
+                if free.is_closed() {
+                    *free = runtime.block_on(connect_one(&self.inner.url, &self.inner.schema))?;
+                }
                 return Ok((free, runtime));
             }
         }

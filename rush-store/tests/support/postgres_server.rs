@@ -4,7 +4,13 @@
 //! folder. `RUSH_TEST_POSTGRES_URL` points the tests at a server of one's own instead.
 //! On a machine without PostgreSQL's binaries, [`start`] says why and returns `None`: the
 //! test prints that one line and passes (`.ci/run` installs them, so CI always runs).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +23,8 @@ pub struct Server {
     /// The postmaster's PID, for a server this process started.
     pub pid: Option<u32>,
     folder: Option<tempfile::TempDir>,
+    /// How to start it again: binaries, `pg_ctl` arguments, whether through `postgres`.
+    restart: Option<(PathBuf, Vec<String>, bool)>,
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` with `initdb` and `pg_ctl`, or
@@ -77,6 +85,7 @@ pub fn start() -> Option<Server> {
             url,
             pid: None,
             folder: None,
+            restart: None,
         });
     }
     let Some(bin) = binaries() else {
@@ -127,31 +136,58 @@ pub fn start() -> Option<Server> {
         folder.path().display()
     );
     let log = folder.path().join("server.log");
-    run(
-        &bin,
-        "pg_ctl",
-        &[
-            "-D",
-            data,
-            "-l",
-            log.to_str().unwrap(),
-            "-o",
-            &options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        root,
-    );
-    let pid = std::fs::read_to_string(Path::new(data).join("postmaster.pid"))
-        .ok()
-        .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
-    Some(Server {
+    let args: Vec<String> = [
+        "-D",
+        data,
+        "-l",
+        log.to_str().unwrap(),
+        "-o",
+        &options,
+        "-w",
+        "-t",
+        "60",
+        "start",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    let mut server = Server {
         url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-        pid,
+        pid: None,
         folder: Some(folder),
-    })
+        restart: Some((bin, args, root)),
+    };
+    server.start_again();
+    Some(server)
+}
+
+impl Server {
+    /// Starts the server (again, on the same folder and port).
+    pub fn start_again(&mut self) {
+        let Some((bin, args, root)) = &self.restart else {
+            panic!("not a server this test started");
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(bin, "pg_ctl", &args, *root);
+        let data = Path::new(args[1]);
+        self.pid = std::fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<u32>().ok());
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl -m immediate`: SIGQUIT), and
+    /// waits until it is gone.
+    pub fn stop_immediately(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
 }
 
 fn alive(pid: u32) -> bool {
