@@ -130,44 +130,45 @@ impl PostgresManager {
 
     /// Creates the tables of a new schema, or checks the version of an existing one.
     fn migrate(&self) -> Result<()> {
-        let (mut client, runtime) = self.client()?;
-        runtime.block_on(async {
-            let txn = client
-                .transaction()
+        self.on_connection(false, |client, runtime| {
+            runtime.block_on(async {
+                let txn = client
+                    .transaction()
+                    .await
+                    .map_err(|e| pg_error("migrate", &e))?;
+                // One process migrates at a time.
+                txn.execute("SELECT pg_advisory_xact_lock(7265736801)", &[])
+                    .await
+                    .map_err(|e| pg_error("migrate", &e))?;
+                txn.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS rush_schema (version integer NOT NULL);
+                     CREATE TABLE IF NOT EXISTS rush_records (key bytea PRIMARY KEY, value bytea NOT NULL);
+                     CREATE TABLE IF NOT EXISTS rush_log_heads (log bytea PRIMARY KEY, last bigint NOT NULL)",
+                )
                 .await
                 .map_err(|e| pg_error("migrate", &e))?;
-            // One process migrates at a time.
-            txn.execute("SELECT pg_advisory_xact_lock(7265736801)", &[])
-                .await
-                .map_err(|e| pg_error("migrate", &e))?;
-            txn.batch_execute(
-                "CREATE TABLE IF NOT EXISTS rush_schema (version integer NOT NULL);
-                 CREATE TABLE IF NOT EXISTS rush_records (key bytea PRIMARY KEY, value bytea NOT NULL);
-                 CREATE TABLE IF NOT EXISTS rush_log_heads (log bytea PRIMARY KEY, last bigint NOT NULL)",
-            )
-            .await
-            .map_err(|e| pg_error("migrate", &e))?;
-            let version: Option<i32> = txn
-                .query_opt("SELECT max(version) FROM rush_schema", &[])
-                .await
-                .map_err(|e| pg_error("migrate", &e))?
-                .and_then(|row| row.get(0));
-            match version {
-                None => {
-                    txn.execute("INSERT INTO rush_schema VALUES ($1)", &[&SCHEMA_VERSION])
-                        .await
-                        .map_err(|e| pg_error("migrate", &e))?;
+                let version: Option<i32> = txn
+                    .query_opt("SELECT max(version) FROM rush_schema", &[])
+                    .await
+                    .map_err(|e| pg_error("migrate", &e))?
+                    .and_then(|row| row.get(0));
+                match version {
+                    None => {
+                        txn.execute("INSERT INTO rush_schema VALUES ($1)", &[&SCHEMA_VERSION])
+                            .await
+                            .map_err(|e| pg_error("migrate", &e))?;
+                    }
+                    Some(v) if v > SCHEMA_VERSION => {
+                        return Err(Error::InvalidArgument(format!(
+                            "schema {} is at version {v}, newer than this code's {SCHEMA_VERSION}: \
+                             upgrade Rush to open it",
+                            self.inner.schema
+                        )));
+                    }
+                    Some(_) => {}
                 }
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(Error::InvalidArgument(format!(
-                        "schema {} is at version {v}, newer than this code's {SCHEMA_VERSION}: \
-                         upgrade Rush to open it",
-                        self.inner.schema
-                    )));
-                }
-                Some(_) => {}
-            }
-            txn.commit().await.map_err(|e| pg_error("migrate", &e))
+                txn.commit().await.map_err(|e| pg_error("migrate", &e))
+            })
         })
     }
 
@@ -197,111 +198,134 @@ impl PostgresManager {
         ))
     }
 
+    /// Runs `work` on a connection. A connection found gone (the server restarted, the
+    /// backend was terminated) is replaced, and `work` runs once more if `retry` (reads:
+    /// they change nothing); a write's error stands, its outcome unknown.
+    fn on_connection<T>(
+        &self,
+        retry: bool,
+        work: impl Fn(&mut tokio_postgres::Client, &tokio::runtime::Runtime) -> Result<T>,
+    ) -> Result<T> {
+        let (mut client, runtime) = self.client()?;
+        match work(&mut client, runtime) {
+            Err(error @ Error::Io { .. }) => {
+                *client = runtime.block_on(connect_one(&self.inner.url, &self.inner.schema))?;
+                if retry {
+                    work(&mut client, runtime)
+                } else {
+                    Err(error)
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Commits `batch` in one transaction, durably (synchronous commit) or not.
     fn commit_with(&self, batch: &WriteBatch, durable: bool) -> Result<Result<(), GuardFailed>> {
         refuse_reserved(batch)?;
         refuse_on_runtime()?;
-        let (mut client, runtime) = self.client()?;
-        runtime.block_on(async {
-            let err = |e: tokio_postgres::Error| pg_error("write batch", &e);
-            let txn = client.transaction().await.map_err(err)?;
-            let sync = if durable { "on" } else { "off" };
-            txn.batch_execute(&format!("SET LOCAL synchronous_commit = {sync}"))
-                .await
-                .map_err(err)?;
-            // Guarded keys are locked for the transaction, in one order, so that two
-            // processes checking the same free slot take turns.
-            let mut locks: Vec<i64> = batch.guards.iter().map(|g| lock_id(&g.key)).collect();
-            locks.sort_unstable();
-            locks.dedup();
-            for id in &locks {
-                txn.execute("SELECT pg_advisory_xact_lock($1)", &[id])
+        self.on_connection(false, |client, runtime| {
+            runtime.block_on(async {
+                let err = |e: tokio_postgres::Error| pg_error("write batch", &e);
+                let txn = client.transaction().await.map_err(err)?;
+                let sync = if durable { "on" } else { "off" };
+                txn.batch_execute(&format!("SET LOCAL synchronous_commit = {sync}"))
                     .await
                     .map_err(err)?;
-            }
-            for (index, guard) in batch.guards.iter().enumerate() {
-                let actual: Option<Vec<u8>> = txn
-                    .query_opt("SELECT value FROM rush_records WHERE key = $1", &[&guard.key])
-                    .await
-                    .map_err(err)?
-                    .map(|row| row.get(0));
-                if actual != guard.expected {
-                    txn.rollback().await.map_err(err)?;
-                    return Ok(Err(GuardFailed { index, actual }));
+                // Guarded keys are locked for the transaction, in one order, so that two
+                // processes checking the same free slot take turns.
+                let mut locks: Vec<i64> = batch.guards.iter().map(|g| lock_id(&g.key)).collect();
+                locks.sort_unstable();
+                locks.dedup();
+                for id in &locks {
+                    txn.execute("SELECT pg_advisory_xact_lock($1)", &[id])
+                        .await
+                        .map_err(err)?;
                 }
-            }
-            // Each log's head row moves by its appends; its row lock orders the commits.
-            let mut counts: Vec<(&[u8], i64)> = Vec::new();
-            for append in &batch.appends {
-                match counts.iter_mut().find(|(log, _)| *log == append.log.as_slice()) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((&append.log, 1)),
+                for (index, guard) in batch.guards.iter().enumerate() {
+                    let actual: Option<Vec<u8>> = txn
+                        .query_opt("SELECT value FROM rush_records WHERE key = $1", &[&guard.key])
+                        .await
+                        .map_err(err)?
+                        .map(|row| row.get(0));
+                    if actual != guard.expected {
+                        txn.rollback().await.map_err(err)?;
+                        return Ok(Err(GuardFailed { index, actual }));
+                    }
                 }
-            }
-            let mut ends: HashMap<Vec<u8>, u64> = HashMap::new();
-            for (log, n) in counts {
-                txn.execute(
-                    "INSERT INTO rush_log_heads VALUES ($1, 0) ON CONFLICT (log) DO NOTHING",
-                    &[&log],
-                )
-                .await
-                .map_err(err)?;
-                let before: i64 = txn
-                    .query_one(
-                        "UPDATE rush_log_heads SET last = last + $2 WHERE log = $1 RETURNING last - $2",
-                        &[&log, &n],
+                // Each log's head row moves by its appends; its row lock orders the commits.
+                let mut counts: Vec<(&[u8], i64)> = Vec::new();
+                for append in &batch.appends {
+                    match counts.iter_mut().find(|(log, _)| *log == append.log.as_slice()) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((&append.log, 1)),
+                    }
+                }
+                let mut ends: HashMap<Vec<u8>, u64> = HashMap::new();
+                for (log, n) in counts {
+                    txn.execute(
+                        "INSERT INTO rush_log_heads VALUES ($1, 0) ON CONFLICT (log) DO NOTHING",
+                        &[&log],
                     )
                     .await
-                    .map_err(err)?
-                    .get(0);
-                let before = u64::try_from(before).map_err(|_| Error::Corrupted {
-                    record: format!("the head row of log {log:?}"),
-                    reason: format!("negative offset {before}"),
-                })?;
-                ends.insert(log.to_vec(), before);
-            }
-            let assigned = Sequencer::default().assign(&batch.appends, |log| {
-                ends.get(log)
-                    .copied()
-                    .ok_or_else(|| Error::storage("assign offsets", "a log without a head row"))
-            })?;
-            // The last write to a key wins.
-            let mut writes: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-            for op in &batch.ops {
-                match op {
-                    WriteOp::Put { key, value } => writes.insert(key, Some(value)),
-                    WriteOp::Delete { key } => writes.insert(key, None),
-                };
-            }
-            for (key, block) in &assigned.blocks {
-                writes.insert(key, Some(block));
-            }
-            let (mut put_keys, mut put_values, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
-            for (key, value) in writes {
-                match value {
-                    Some(value) => {
-                        put_keys.push(key);
-                        put_values.push(value);
-                    }
-                    None => deletes.push(key),
+                    .map_err(err)?;
+                    let before: i64 = txn
+                        .query_one(
+                            "UPDATE rush_log_heads SET last = last + $2 WHERE log = $1 RETURNING last - $2",
+                            &[&log, &n],
+                        )
+                        .await
+                        .map_err(err)?
+                        .get(0);
+                    let before = u64::try_from(before).map_err(|_| Error::Corrupted {
+                        record: format!("the head row of log {log:?}"),
+                        reason: format!("negative offset {before}"),
+                    })?;
+                    ends.insert(log.to_vec(), before);
                 }
-            }
-            if !put_keys.is_empty() {
-                txn.execute(
-                    "INSERT INTO rush_records SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    &[&put_keys, &put_values],
-                )
-                .await
-                .map_err(err)?;
-            }
-            if !deletes.is_empty() {
-                txn.execute("DELETE FROM rush_records WHERE key = ANY($1)", &[&deletes])
+                let assigned = Sequencer::default().assign(&batch.appends, |log| {
+                    ends.get(log)
+                        .copied()
+                        .ok_or_else(|| Error::storage("assign offsets", "a log without a head row"))
+                })?;
+                // The last write to a key wins.
+                let mut writes: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
+                for op in &batch.ops {
+                    match op {
+                        WriteOp::Put { key, value } => writes.insert(key, Some(value)),
+                        WriteOp::Delete { key } => writes.insert(key, None),
+                    };
+                }
+                for (key, block) in &assigned.blocks {
+                    writes.insert(key, Some(block));
+                }
+                let (mut put_keys, mut put_values, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => {
+                            put_keys.push(key);
+                            put_values.push(value);
+                        }
+                        None => deletes.push(key),
+                    }
+                }
+                if !put_keys.is_empty() {
+                    txn.execute(
+                        "INSERT INTO rush_records SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                        &[&put_keys, &put_values],
+                    )
                     .await
                     .map_err(err)?;
-            }
-            txn.commit().await.map_err(err)?;
-            Ok(Ok(()))
+                }
+                if !deletes.is_empty() {
+                    txn.execute("DELETE FROM rush_records WHERE key = ANY($1)", &[&deletes])
+                        .await
+                        .map_err(err)?;
+                }
+                txn.commit().await.map_err(err)?;
+                Ok(Ok(()))
+            })
         })
     }
 }
@@ -333,13 +357,14 @@ impl Backend for PostgresManager {
             return Ok(None);
         }
         refuse_on_runtime()?;
-        let (client, runtime) = self.client()?;
-        runtime.block_on(async {
-            Ok(client
-                .query_opt("SELECT value FROM rush_records WHERE key = $1", &[&key])
-                .await
-                .map_err(|e| pg_error("read", &e))?
-                .map(|row| row.get(0)))
+        self.on_connection(true, |client, runtime| {
+            runtime.block_on(async {
+                Ok(client
+                    .query_opt("SELECT value FROM rush_records WHERE key = $1", &[&key])
+                    .await
+                    .map_err(|e| pg_error("read", &e))?
+                    .map(|row| row.get(0)))
+            })
         })
     }
 
@@ -357,22 +382,23 @@ impl Backend for PostgresManager {
         refuse_on_runtime()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let order = if reverse { "DESC" } else { "ASC" };
-        let (client, runtime) = self.client()?;
-        runtime.block_on(async {
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT key, value FROM rush_records WHERE key >= $1 AND key < $2 \
-                         ORDER BY key {order} LIMIT $3"
-                    ),
-                    &[&start, &end, &limit],
-                )
-                .await
-                .map_err(|e| pg_error("scan", &e))?;
-            Ok(rows
-                .into_iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect())
+        self.on_connection(true, |client, runtime| {
+            runtime.block_on(async {
+                let rows = client
+                    .query(
+                        &format!(
+                            "SELECT key, value FROM rush_records WHERE key >= $1 AND key < $2 \
+                             ORDER BY key {order} LIMIT $3"
+                        ),
+                        &[&start, &end, &limit],
+                    )
+                    .await
+                    .map_err(|e| pg_error("scan", &e))?;
+                Ok(rows
+                    .into_iter()
+                    .map(|row| (row.get(0), row.get(1)))
+                    .collect())
+            })
         })
     }
 
@@ -387,34 +413,36 @@ impl Backend for PostgresManager {
 
     fn flush(&self) -> Result<()> {
         refuse_on_runtime()?;
-        let (mut client, runtime) = self.client()?;
         // A synchronous commit waits until the WAL is flushed up to it, which covers every
         // commit before it, made with synchronous_commit off or not.
-        runtime.block_on(async {
-            let err = |e: tokio_postgres::Error| pg_error("flush", &e);
-            let txn = client.transaction().await.map_err(err)?;
-            txn.batch_execute(
-                "SET LOCAL synchronous_commit = on; UPDATE rush_schema SET version = version",
-            )
-            .await
-            .map_err(err)?;
-            txn.commit().await.map_err(err)
+        self.on_connection(false, |client, runtime| {
+            runtime.block_on(async {
+                let err = |e: tokio_postgres::Error| pg_error("flush", &e);
+                let txn = client.transaction().await.map_err(err)?;
+                txn.batch_execute(
+                    "SET LOCAL synchronous_commit = on; UPDATE rush_schema SET version = version",
+                )
+                .await
+                .map_err(err)?;
+                txn.commit().await.map_err(err)
+            })
         })
     }
 
     fn size_on_disk(&self) -> Result<u64> {
         refuse_on_runtime()?;
-        let (client, runtime) = self.client()?;
-        runtime.block_on(async {
-            let bytes: i64 = client
-                .query_one(
-                    "SELECT pg_total_relation_size('rush_records') + pg_total_relation_size('rush_log_heads')",
-                    &[],
-                )
-                .await
-                .map_err(|e| pg_error("size on disk", &e))?
-                .get(0);
-            Ok(u64::try_from(bytes).unwrap_or(0))
+        self.on_connection(true, |client, runtime| {
+            runtime.block_on(async {
+                let bytes: i64 = client
+                    .query_one(
+                        "SELECT pg_total_relation_size('rush_records') + pg_total_relation_size('rush_log_heads')",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| pg_error("size on disk", &e))?
+                    .get(0);
+                Ok(u64::try_from(bytes).unwrap_or(0))
+            })
         })
     }
 
