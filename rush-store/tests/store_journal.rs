@@ -98,6 +98,9 @@ fn envelopes_carry_timestamps_and_can_be_selected_by_time() {
         store.persist_batch(&deposits(2)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let middle = SystemTime::now();
+        // Stored timestamps are whole microseconds: the next event must be stamped clearly
+        // after `middle`, or truncation can make it read as earlier than it.
+        std::thread::sleep(Duration::from_millis(2));
         store.persist(&deposit(1.0, 3.0)).unwrap();
         let after = SystemTime::now() + Duration::from_millis(1);
         let all = store.events_with_metadata(0, u64::MAX).unwrap();
