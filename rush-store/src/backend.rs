@@ -210,6 +210,30 @@ pub trait Backend: Send + Sync + Debug + 'static {
     }
 }
 
+/// A key and its value, as scans return them.
+pub(crate) type Entry = (Vec<u8>, Vec<u8>);
+
+/// Up to `limit` entries of an engine's key range, ascending or (`reverse`) descending,
+/// each made by `entry`: the shape of every engine's [`Backend::scan`].
+pub(crate) fn take_entries<T, E>(
+    range: impl DoubleEndedIterator<Item = T>,
+    limit: usize,
+    reverse: bool,
+    mut entry: impl FnMut(T) -> std::result::Result<Entry, E>,
+) -> std::result::Result<Vec<Entry>, E> {
+    let mut out = Vec::with_capacity(limit.min(1024));
+    if reverse {
+        for item in range.rev().take(limit) {
+            out.push(entry(item)?);
+        }
+    } else {
+        for item in range.take(limit) {
+            out.push(entry(item)?);
+        }
+    }
+    Ok(out)
+}
+
 /// A shared engine is an engine: `Arc<dyn Backend>` (or `Arc` of any engine) can be
 /// handed wherever one is asked for, and reaches the same database.
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {

@@ -182,20 +182,20 @@ impl PostgresManager {
         let closed = || Error::storage("connect", "the PostgreSQL engine is closed");
         let runtime = self.inner.runtime.as_ref().ok_or_else(closed)?;
         let clients = &self.inner.clients;
-        for client in clients {
-            if let Ok(mut free) = client.try_lock() {
-                if free.is_closed() {
-                    *free = runtime.block_on(connect_one(&self.inner.url, &self.inner.schema))?;
-                }
-                return Ok((free, runtime));
+        let free = clients.iter().find_map(|client| client.try_lock().ok());
+        let mut client = match free {
+            Some(free) => free,
+            None => {
+                let at = self.inner.next.fetch_add(1, Ordering::Relaxed) % clients.len().max(1);
+                let client = clients.get(at).ok_or_else(closed)?;
+                client.lock().unwrap_or_else(PoisonError::into_inner)
             }
+        };
+        // A connection the server dropped (a restart, a terminated backend) is replaced.
+        if client.is_closed() {
+            *client = runtime.block_on(connect_one(&self.inner.url, &self.inner.schema))?;
         }
-        let at = self.inner.next.fetch_add(1, Ordering::Relaxed) % clients.len().max(1);
-        let client = clients.get(at).ok_or_else(closed)?;
-        Ok((
-            client.lock().unwrap_or_else(PoisonError::into_inner),
-            runtime,
-        ))
+        Ok((client, runtime))
     }
 
     /// Runs `work` on a connection. A connection found gone (the server restarted, the

@@ -318,23 +318,10 @@ impl Backend for RedbManager {
         }
         self.read("scan", |table| {
             let range = table.range::<&[u8]>(start..end)?;
-            let mut out = Vec::with_capacity(limit.min(1024));
-            type Item<'a> = (redb::AccessGuard<'a, &'static [u8]>, redb::AccessGuard<'a, &'static [u8]>);
-            let mut push = |item: std::result::Result<Item<'_>, redb::StorageError>| -> std::result::Result<(), Failure> {
+            super::take_entries(range, limit, reverse, |item| {
                 let (k, v) = item?;
-                out.push((k.value().to_vec(), v.value().to_vec()));
-                Ok(())
-            };
-            if reverse {
-                for item in range.rev().take(limit) {
-                    push(item)?;
-                }
-            } else {
-                for item in range.take(limit) {
-                    push(item)?;
-                }
-            }
-            Ok(out)
+                Ok::<_, Failure>((k.value().to_vec(), v.value().to_vec()))
+            })
         })
     }
 

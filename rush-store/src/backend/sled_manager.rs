@@ -343,23 +343,10 @@ impl Backend for SledManager {
         if start >= end {
             return Ok(Vec::new());
         }
-        let range = self.inner.db.range(start..end);
-        let mut out = Vec::with_capacity(limit.min(1024));
-        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| -> Result<()> {
+        super::take_entries(self.inner.db.range(start..end), limit, reverse, |item| {
             let (k, v) = item.map_err(|e| engine_error("scan", e))?;
-            out.push((k.to_vec(), v.to_vec()));
-            Ok(())
-        };
-        if reverse {
-            for item in range.rev().take(limit) {
-                push(item)?;
-            }
-        } else {
-            for item in range.take(limit) {
-                push(item)?;
-            }
-        }
-        Ok(out)
+            Ok((k.to_vec(), v.to_vec()))
+        })
     }
 
     fn visit_range(&self, start: &[u8], end: &[u8], visit: &mut super::Visitor<'_>) -> Result<()> {
