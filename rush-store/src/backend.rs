@@ -202,6 +202,14 @@ pub trait Backend: Send + Sync + Debug + 'static {
         ))
     }
 
+    /// A signal that changes when another process appended to a log of this database, for
+    /// the engines several processes share (PostgreSQL: its `NOTIFY`s); `None`, the
+    /// default, for an engine one process owns. Subscriptions wait on it beside the
+    /// database's own signal, and still look every poll interval without it.
+    fn appended_elsewhere(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Which database this handle reaches: handles that share one database (clones of one
     /// engine handle) return the same value, so a process runs one writer per database.
     /// The default is this handle's address, right for a handle kept in one `Arc`.
@@ -279,6 +287,10 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         (**self).copy_files_to(dest)
     }
 
+    fn appended_elsewhere(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        (**self).appended_elsewhere()
+    }
+
     fn identity(&self) -> usize {
         (**self).identity()
     }
@@ -286,7 +298,7 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 
 pub use memory_manager::MemoryManager;
 #[cfg(feature = "postgres")]
-pub use postgres_manager::PostgresManager;
+pub use postgres_manager::{PostgresConfig, PostgresManager, PostgresTls};
 #[cfg(feature = "redb")]
 pub use redb_manager::{RedbConfig, RedbManager};
 pub use sequencer::{Assigned, Sequencer, block_end, decode_block, offset_of};

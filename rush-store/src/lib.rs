@@ -91,13 +91,13 @@ mod store;
 mod table;
 mod upcast;
 
-#[cfg(feature = "postgres")]
-pub use backend::PostgresManager;
 pub use backend::engine_kind::{self, EngineKind};
 pub use backend::{
     Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig,
     SledManager, Visitor, WriteBatch, WriteOp,
 };
+#[cfg(feature = "postgres")]
+pub use backend::{PostgresConfig, PostgresManager, PostgresTls};
 #[cfg(feature = "redb")]
 pub use backend::{RedbConfig, RedbManager};
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};

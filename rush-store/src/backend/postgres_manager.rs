@@ -6,40 +6,130 @@
 //! transaction, whose row lock orders the commits of every process (offsets gap-free and in
 //! commit order; never a sequence as a read cursor). Schema: FORMAT.md.
 //!
-//! The engine's calls are synchronous, like every engine's: they run on the database
-//! core's threads and drive the connections on a small runtime of the engine's own. Called
-//! from a tokio worker, they refuse with [`Error::InvalidArgument`] instead of blocking it.
+//! The engine's calls are synchronous, like every engine's: the database core calls them on
+//! its own threads, and they drive a pool of connections on a small runtime of the
+//! engine's own. Called on a tokio worker anyway (the synchronous `Store` API used in
+//! async code), a call runs on a short-lived thread of its own and the worker waits, as it
+//! would for a file engine's read: blocking on the engine's runtime from a worker would
+//! panic.
+
+mod commit;
+mod connection;
+mod notify;
+mod schema;
+mod tls;
+
+pub use tls::PostgresTls;
 
 use super::commit_mark::{clamp_end, is_reserved, refuse_reserved};
-use super::{Backend, Durable, GuardFailed, Sequencer, WriteBatch, WriteOp};
+use super::{Backend, Durable, GuardFailed, WriteBatch};
 use crate::error::{Error, Result};
-use std::collections::{BTreeMap, HashMap};
+use connection::{Connection, gone, pg_error};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
 
-/// The schema version this code writes and reads.
-const SCHEMA_VERSION: i32 = 1;
-/// Connections per engine handle.
-const CONNECTIONS: usize = 4;
+/// How to reach the server, and how patient to be with it.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    /// `postgres://user[:password]@host[:port]/database` (or the `key=value` form).
+    pub url: String,
+    /// The schema holding Rush's tables: lowercase letters, digits and `_`, at most 50
+    /// characters; created if missing. Several journals can share a database this way.
+    pub schema: String,
+    /// Connections in the pool (at least 1; default 4). The database core's writer uses
+    /// one at a time, readers the others.
+    pub connections: usize,
+    /// How long to wait for a connection to open (default 10 s).
+    pub connect_timeout: Duration,
+    /// The longest one engine call may take (default 30 s): the server cancels a
+    /// statement past it (`statement_timeout`), and the engine gives up on an unanswered
+    /// call shortly after, with an [`Error::Io`], replacing the connection.
+    pub statement_timeout: Duration,
+    /// Whether the connection is encrypted (default: not).
+    pub tls: PostgresTls,
+}
+
+impl PostgresConfig {
+    /// The defaults, for the database at `url` and the schema `schema`.
+    pub fn new(url: &str, schema: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            schema: schema.to_owned(),
+            connections: 4,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            tls: PostgresTls::Disabled,
+        }
+    }
+
+    /// The URL parsed, with the connect timeout applied.
+    fn settings(&self) -> Result<tokio_postgres::Config> {
+        let mut settings: tokio_postgres::Config = self
+            .url
+            .parse()
+            .map_err(|e| Error::InvalidArgument(format!("PostgreSQL URL: {e}")))?;
+        settings.connect_timeout(self.connect_timeout);
+        settings.application_name("rush");
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<()> {
+        let schema = &self.schema;
+        let fine = !schema.is_empty()
+            && schema.len() <= 50
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !fine {
+            return Err(Error::InvalidArgument(format!(
+                "schema name {schema:?}: use 1 to 50 lowercase letters, digits and _"
+            )));
+        }
+        if self.connections == 0 {
+            return Err(Error::InvalidArgument(
+                "a PostgreSQL engine needs at least one connection".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// A PostgreSQL database schema as an engine. Cheap to clone: clones share connections.
+///
+/// ```no_run
+/// use rush_store::{PostgresManager, Store, PersistentActor};
+/// # #[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
+/// # struct Counter { n: u64 }
+/// # impl PersistentActor for Counter { type Event = u64; fn apply(&mut self, e: &u64) { self.n += e } }
+/// let engine = PostgresManager::connect("postgres://rush@db.internal/app", "bank")?;
+/// let mut store = Store::<Counter>::new("counters", "c-1", std::sync::Arc::new(engine), None, false)?;
+/// store.persist(&1)?;
+/// # Ok::<(), rush_store::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct PostgresManager {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    url: String,
-    schema: String,
+    config: PostgresConfig,
     /// Taken out on drop, to shut down without blocking whatever thread drops it.
     runtime: Option<tokio::runtime::Runtime>,
-    clients: Vec<Mutex<tokio_postgres::Client>>,
+    connections: Vec<Mutex<Connection>>,
     next: AtomicUsize,
+    /// The channel other processes' commits notify, and this handle's own payload.
+    channel: String,
+    own: String,
+    /// Started by the first subscriber: see `notify`.
+    listening: OnceLock<watch::Receiver<u64>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.clients.clear();
+        self.connections.clear();
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
@@ -49,306 +139,153 @@ impl Drop for Inner {
 impl std::fmt::Debug for PostgresManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresManager")
-            .field("schema", &self.inner.schema)
+            .field("schema", &self.inner.config.schema)
             .finish_non_exhaustive()
     }
 }
 
-/// A PostgreSQL error, keeping its kind: a connection that is gone (the server stopped or
-/// restarted, the network failed, the backend was terminated) is [`Error::Io`], so a caller
-/// can tell "the server is away, the outcome is unknown" from a refused statement.
-fn pg_error(operation: &'static str, err: &tokio_postgres::Error) -> Error {
-    use std::error::Error as _;
-    if let Some(io) = err
-        .source()
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-    {
-        return Error::from_io(operation, io);
-    }
-    if err.is_closed() || err.code().is_some_and(|c| c.code().starts_with("57P")) {
-        let gone = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, err.to_string());
-        return Error::from_io(operation, &gone);
-    }
-    Error::storage(operation, err)
+/// The runtime of a handle and how long a call may take on it.
+struct Driver<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    limit: Duration,
 }
 
-/// Opens one connection to `url` with `schema` on its search path.
-async fn connect_one(url: &str, schema: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| pg_error("connect", &e))?;
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-        ))
-        .await
-        .map_err(|e| pg_error("choose the schema", &e))?;
-    Ok(client)
+impl Driver<'_> {
+    /// Runs `work` on the engine's runtime, giving up after the call limit.
+    fn run<T>(&self, operation: &'static str, work: impl Future<Output = Result<T>>) -> Result<T> {
+        self.runtime
+            .block_on(async { tokio::time::timeout(self.limit, work).await })
+            .map_err(|_| gone(operation, "the server did not answer in time"))?
+    }
 }
 
 impl PostgresManager {
-    /// Connects to `url` (`postgres://user@host:port/db`) and uses the schema `schema`
-    /// (letters, digits and `_`; created if missing), creating or upgrading Rush's tables
-    /// in it. A schema written by a newer version of Rush is refused.
+    /// Connects to `url` (`postgres://user@host:port/db`) with the defaults of
+    /// [`PostgresConfig`], using the schema `schema`.
     pub fn connect(url: &str, schema: &str) -> Result<Self> {
-        if schema.is_empty()
-            || !schema
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
-            return Err(Error::InvalidArgument(format!(
-                "schema name {schema:?}: use lowercase letters, digits and _"
-            )));
-        }
-        refuse_on_runtime()?;
+        Self::open(PostgresConfig::new(url, schema))
+    }
+
+    /// Connects as `config` says, creating Rush's tables in its schema or upgrading them.
+    /// A schema written by a newer version of Rush is refused.
+    pub fn open(config: PostgresConfig) -> Result<Self> {
+        config.check()?;
+        off_runtime("connect", || Self::open_here(config))
+    }
+
+    /// [`Self::open`], off any tokio runtime.
+    fn open_here(config: PostgresConfig) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("rush-postgres")
             .enable_all()
             .build()
             .map_err(|e| Error::from_io("start the PostgreSQL engine's runtime", &e))?;
-        let clients = runtime.block_on(async {
-            let mut clients = Vec::with_capacity(CONNECTIONS);
-            for _ in 0..CONNECTIONS {
-                clients.push(Mutex::new(connect_one(url, schema).await?));
+        let connections = runtime.block_on(async {
+            let mut first = connection::open_client(&config).await?;
+            schema::migrate(&mut first, &config.schema).await?;
+            let mut connections = vec![Mutex::new(Connection::prepare(first).await?)];
+            while connections.len() < config.connections {
+                connections.push(Mutex::new(Connection::open(&config).await?));
             }
-            Ok::<_, Error>(clients)
+            Ok::<_, Error>(connections)
         })?;
-        let manager = Self {
-            inner: Arc::new(Inner {
-                url: url.to_owned(),
-                schema: schema.to_owned(),
-                runtime: Some(runtime),
-                clients,
-                next: AtomicUsize::new(0),
-            }),
-        };
-        manager.migrate()?;
-        Ok(manager)
-    }
-
-    /// Creates the tables of a new schema, or checks the version of an existing one.
-    fn migrate(&self) -> Result<()> {
-        self.on_connection(false, |client, runtime| {
-            runtime.block_on(async {
-                let txn = client
-                    .transaction()
-                    .await
-                    .map_err(|e| pg_error("migrate", &e))?;
-                // One process migrates at a time.
-                txn.execute("SELECT pg_advisory_xact_lock(7265736801)", &[])
-                    .await
-                    .map_err(|e| pg_error("migrate", &e))?;
-                txn.batch_execute(
-                    "CREATE TABLE IF NOT EXISTS rush_schema (version integer NOT NULL);
-                     CREATE TABLE IF NOT EXISTS rush_records (key bytea PRIMARY KEY, value bytea NOT NULL);
-                     CREATE TABLE IF NOT EXISTS rush_log_heads (log bytea PRIMARY KEY, last bigint NOT NULL)",
-                )
-                .await
-                .map_err(|e| pg_error("migrate", &e))?;
-                let version: Option<i32> = txn
-                    .query_opt("SELECT max(version) FROM rush_schema", &[])
-                    .await
-                    .map_err(|e| pg_error("migrate", &e))?
-                    .and_then(|row| row.get(0));
-                match version {
-                    None => {
-                        txn.execute("INSERT INTO rush_schema VALUES ($1)", &[&SCHEMA_VERSION])
-                            .await
-                            .map_err(|e| pg_error("migrate", &e))?;
-                    }
-                    Some(v) if v > SCHEMA_VERSION => {
-                        return Err(Error::InvalidArgument(format!(
-                            "schema {} is at version {v}, newer than this code's {SCHEMA_VERSION}: \
-                             upgrade Rush to open it",
-                            self.inner.schema
-                        )));
-                    }
-                    Some(_) => {}
-                }
-                txn.commit().await.map_err(|e| pg_error("migrate", &e))
-            })
-        })
+        let channel = format!("rush_{}", config.schema);
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| Inner {
+            own: format!("{}-{:x}", std::process::id(), weak.as_ptr() as usize),
+            config,
+            runtime: Some(runtime),
+            connections,
+            next: AtomicUsize::new(0),
+            channel,
+            listening: OnceLock::new(),
+        });
+        Ok(Self { inner })
     }
 
     /// A connection (a free one, else the next in turn) and the runtime that drives it.
-    fn client(
-        &self,
-    ) -> Result<(
-        MutexGuard<'_, tokio_postgres::Client>,
-        &tokio::runtime::Runtime,
-    )> {
+    fn connection(&self) -> Result<(MutexGuard<'_, Connection>, Driver<'_>)> {
         let closed = || Error::storage("connect", "the PostgreSQL engine is closed");
         let runtime = self.inner.runtime.as_ref().ok_or_else(closed)?;
-        let clients = &self.inner.clients;
-        let free = clients.iter().find_map(|client| client.try_lock().ok());
-        let mut client = match free {
+        let driver = Driver {
+            runtime,
+            limit: self.inner.config.statement_timeout + Duration::from_secs(5),
+        };
+        let connections = &self.inner.connections;
+        let free = connections.iter().find_map(|c| c.try_lock().ok());
+        let mut connection = match free {
             Some(free) => free,
             None => {
-                let at = self.inner.next.fetch_add(1, Ordering::Relaxed) % clients.len().max(1);
-                let client = clients.get(at).ok_or_else(closed)?;
-                client.lock().unwrap_or_else(PoisonError::into_inner)
+                let at = self.inner.next.fetch_add(1, Ordering::Relaxed) % connections.len().max(1);
+                let connection = connections.get(at).ok_or_else(closed)?;
+                connection.lock().unwrap_or_else(PoisonError::into_inner)
             }
         };
         // A connection the server dropped (a restart, a terminated backend) is replaced.
-        if client.is_closed() {
-            *client = runtime.block_on(connect_one(&self.inner.url, &self.inner.schema))?;
+        if connection.client.is_closed() {
+            *connection = driver.run("connect", Connection::open(&self.inner.config))?;
         }
-        Ok((client, runtime))
+        Ok((connection, driver))
     }
 
     /// Runs `work` on a connection. A connection found gone (the server restarted, the
-    /// backend was terminated) is replaced, and `work` runs once more if `retry` (reads:
-    /// they change nothing); a write's error stands, its outcome unknown.
-    fn on_connection<T>(
+    /// backend was terminated, a call went unanswered) is replaced, and `work` runs once
+    /// more if `retry` (reads: they change nothing); a write's error stands, its outcome
+    /// unknown.
+    fn on_connection<T: Send>(
         &self,
         retry: bool,
-        work: impl Fn(&mut tokio_postgres::Client, &tokio::runtime::Runtime) -> Result<T>,
+        work: impl Fn(&Connection, &Driver<'_>) -> Result<T> + Sync,
     ) -> Result<T> {
-        let (mut client, runtime) = self.client()?;
-        match work(&mut client, runtime) {
-            Err(error @ Error::Io { .. }) => {
-                *client = runtime.block_on(connect_one(&self.inner.url, &self.inner.schema))?;
-                if retry {
-                    work(&mut client, runtime)
-                } else {
-                    Err(error)
+        off_runtime("call PostgreSQL", || {
+            let (mut connection, driver) = self.connection()?;
+            match work(&connection, &driver) {
+                Err(error @ Error::Io { .. }) => {
+                    *connection = driver.run("connect", Connection::open(&self.inner.config))?;
+                    if retry {
+                        work(&connection, &driver)
+                    } else {
+                        Err(error)
+                    }
                 }
+                other => other,
             }
-            other => other,
-        }
+        })
     }
 
     /// Commits `batch` in one transaction, durably (synchronous commit) or not.
     fn commit_with(&self, batch: &WriteBatch, durable: bool) -> Result<Result<(), GuardFailed>> {
         refuse_reserved(batch)?;
-        refuse_on_runtime()?;
-        self.on_connection(false, |client, runtime| {
-            runtime.block_on(async {
-                let err = |e: tokio_postgres::Error| pg_error("write batch", &e);
-                let txn = client.transaction().await.map_err(err)?;
-                let sync = if durable { "on" } else { "off" };
-                txn.batch_execute(&format!("SET LOCAL synchronous_commit = {sync}"))
-                    .await
-                    .map_err(err)?;
-                // Guarded keys are locked for the transaction, in one order, so that two
-                // processes checking the same free slot take turns.
-                let mut locks: Vec<i64> = batch.guards.iter().map(|g| lock_id(&g.key)).collect();
-                locks.sort_unstable();
-                locks.dedup();
-                for id in &locks {
-                    txn.execute("SELECT pg_advisory_xact_lock($1)", &[id])
-                        .await
-                        .map_err(err)?;
-                }
-                for (index, guard) in batch.guards.iter().enumerate() {
-                    let actual: Option<Vec<u8>> = txn
-                        .query_opt("SELECT value FROM rush_records WHERE key = $1", &[&guard.key])
-                        .await
-                        .map_err(err)?
-                        .map(|row| row.get(0));
-                    if actual != guard.expected {
-                        txn.rollback().await.map_err(err)?;
-                        return Ok(Err(GuardFailed { index, actual }));
-                    }
-                }
-                // Each log's head row moves by its appends; its row lock orders the commits.
-                let mut counts: Vec<(&[u8], i64)> = Vec::new();
-                for append in &batch.appends {
-                    match counts.iter_mut().find(|(log, _)| *log == append.log.as_slice()) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((&append.log, 1)),
-                    }
-                }
-                let mut ends: HashMap<Vec<u8>, u64> = HashMap::new();
-                for (log, n) in counts {
-                    txn.execute(
-                        "INSERT INTO rush_log_heads VALUES ($1, 0) ON CONFLICT (log) DO NOTHING",
-                        &[&log],
-                    )
-                    .await
-                    .map_err(err)?;
-                    let before: i64 = txn
-                        .query_one(
-                            "UPDATE rush_log_heads SET last = last + $2 WHERE log = $1 RETURNING last - $2",
-                            &[&log, &n],
-                        )
-                        .await
-                        .map_err(err)?
-                        .get(0);
-                    let before = u64::try_from(before).map_err(|_| Error::Corrupted {
-                        record: format!("the head row of log {log:?}"),
-                        reason: format!("negative offset {before}"),
-                    })?;
-                    ends.insert(log.to_vec(), before);
-                }
-                let assigned = Sequencer::default().assign(&batch.appends, |log| {
-                    ends.get(log)
-                        .copied()
-                        .ok_or_else(|| Error::storage("assign offsets", "a log without a head row"))
-                })?;
-                // The last write to a key wins.
-                let mut writes: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-                for op in &batch.ops {
-                    match op {
-                        WriteOp::Put { key, value } => writes.insert(key, Some(value)),
-                        WriteOp::Delete { key } => writes.insert(key, None),
-                    };
-                }
-                for (key, block) in &assigned.blocks {
-                    writes.insert(key, Some(block));
-                }
-                let (mut put_keys, mut put_values, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
-                for (key, value) in writes {
-                    match value {
-                        Some(value) => {
-                            put_keys.push(key);
-                            put_values.push(value);
-                        }
-                        None => deletes.push(key),
-                    }
-                }
-                if !put_keys.is_empty() {
-                    txn.execute(
-                        "INSERT INTO rush_records SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
-                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                        &[&put_keys, &put_values],
-                    )
-                    .await
-                    .map_err(err)?;
-                }
-                if !deletes.is_empty() {
-                    txn.execute("DELETE FROM rush_records WHERE key = ANY($1)", &[&deletes])
-                        .await
-                        .map_err(err)?;
-                }
-                txn.commit().await.map_err(err)?;
-                Ok(Ok(()))
-            })
+        let notice = commit::Notice {
+            channel: &self.inner.channel,
+            payload: &self.inner.own,
+        };
+        self.on_connection(false, |connection, driver| {
+            driver.run(
+                "write batch",
+                commit::commit(connection, batch, durable, &notice),
+            )
         })
     }
 }
 
-/// The advisory lock of a guarded key (a collision only makes two keys take turns).
-fn lock_id(key: &[u8]) -> i64 {
-    let mut hasher = crc32fast::Hasher::new_with_initial(0x5255_5348);
-    hasher.update(key);
-    let high = i64::from(hasher.finalize());
-    let low = i64::from(crc32fast::hash(key));
-    (high << 32) ^ low
-}
-
-/// Engine calls block; on a tokio worker that would stall the runtime.
-fn refuse_on_runtime() -> Result<()> {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(Error::InvalidArgument(
-            "the PostgreSQL engine was called on a tokio worker: go through the Database \
-             (its threads call the engine), or spawn_blocking"
-                .into(),
-        ));
+/// Runs `work` here, or, on a tokio worker (where blocking on the engine's runtime would
+/// panic), on a thread of its own while the worker waits.
+fn off_runtime<T: Send>(
+    operation: &'static str,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
     }
-    Ok(())
+    std::thread::scope(|scope| {
+        let call = std::thread::Builder::new()
+            .name("rush-postgres-call".into())
+            .spawn_scoped(scope, work)
+            .map_err(|e| Error::from_io(operation, &e))?;
+        call.join()
+            .unwrap_or_else(|panic| Err(Error::panicked(operation, &*panic)))
+    })
 }
 
 impl Backend for PostgresManager {
@@ -356,14 +293,18 @@ impl Backend for PostgresManager {
         if is_reserved(key) {
             return Ok(None);
         }
-        refuse_on_runtime()?;
-        self.on_connection(true, |client, runtime| {
-            runtime.block_on(async {
-                Ok(client
-                    .query_opt("SELECT value FROM rush_records WHERE key = $1", &[&key])
+        self.on_connection(true, |connection, driver| {
+            driver.run("read", async {
+                let err = |e: tokio_postgres::Error| pg_error("read", &e);
+                match connection
+                    .client
+                    .query_opt(&connection.statements.get, &[&key])
                     .await
-                    .map_err(|e| pg_error("read", &e))?
-                    .map(|row| row.get(0)))
+                    .map_err(err)?
+                {
+                    Some(row) => Ok(Some(row.try_get(0).map_err(err)?)),
+                    None => Ok(None),
+                }
             })
         })
     }
@@ -379,25 +320,25 @@ impl Backend for PostgresManager {
         if start >= end || limit == 0 {
             return Ok(Vec::new());
         }
-        refuse_on_runtime()?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let order = if reverse { "DESC" } else { "ASC" };
-        self.on_connection(true, |client, runtime| {
-            runtime.block_on(async {
-                let rows = client
-                    .query(
-                        &format!(
-                            "SELECT key, value FROM rush_records WHERE key >= $1 AND key < $2 \
-                             ORDER BY key {order} LIMIT $3"
-                        ),
-                        &[&start, &end, &limit],
-                    )
+        let sql = format!(
+            "SELECT key, value FROM rush_records WHERE key >= $1 AND key < $2 \
+             ORDER BY key {order} LIMIT $3"
+        );
+        self.on_connection(true, |connection, driver| {
+            driver.run("scan", async {
+                let err = |e: tokio_postgres::Error| pg_error("scan", &e);
+                let rows = connection
+                    .client
+                    .query(&sql, &[&start, &end, &limit])
                     .await
-                    .map_err(|e| pg_error("scan", &e))?;
-                Ok(rows
-                    .into_iter()
-                    .map(|row| (row.get(0), row.get(1)))
-                    .collect())
+                    .map_err(err)?;
+                let mut entries = Vec::with_capacity(rows.len());
+                for row in rows {
+                    entries.push((row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?));
+                }
+                Ok(entries)
             })
         })
     }
@@ -412,38 +353,60 @@ impl Backend for PostgresManager {
     }
 
     fn flush(&self) -> Result<()> {
-        refuse_on_runtime()?;
         // A synchronous commit waits until the WAL is flushed up to it, which covers every
         // commit before it, made with synchronous_commit off or not.
-        self.on_connection(false, |client, runtime| {
-            runtime.block_on(async {
-                let err = |e: tokio_postgres::Error| pg_error("flush", &e);
-                let txn = client.transaction().await.map_err(err)?;
-                txn.batch_execute(
-                    "SET LOCAL synchronous_commit = on; UPDATE rush_schema SET version = version",
-                )
-                .await
-                .map_err(err)?;
-                txn.commit().await.map_err(err)
+        self.on_connection(false, |connection, driver| {
+            driver.run("flush", async {
+                let client = &connection.client;
+                let flushed = client
+                    .batch_execute(
+                        "BEGIN; SET LOCAL synchronous_commit = on; \
+                         UPDATE rush_schema SET version = version; COMMIT",
+                    )
+                    .await;
+                if flushed.is_err() {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                flushed.map_err(|e| pg_error("flush", &e))
             })
         })
     }
 
     fn size_on_disk(&self) -> Result<u64> {
-        refuse_on_runtime()?;
-        self.on_connection(true, |client, runtime| {
-            runtime.block_on(async {
-                let bytes: i64 = client
+        self.on_connection(true, |connection, driver| {
+            driver.run("size on disk", async {
+                let err = |e: tokio_postgres::Error| pg_error("size on disk", &e);
+                let bytes: i64 = connection
+                    .client
                     .query_one(
-                        "SELECT pg_total_relation_size('rush_records') + pg_total_relation_size('rush_log_heads')",
+                        "SELECT pg_total_relation_size('rush_records') \
+                         + pg_total_relation_size('rush_log_heads')",
                         &[],
                     )
                     .await
-                    .map_err(|e| pg_error("size on disk", &e))?
-                    .get(0);
+                    .map_err(err)?
+                    .try_get(0)
+                    .map_err(err)?;
                 Ok(u64::try_from(bytes).unwrap_or(0))
             })
         })
+    }
+
+    fn appended_elsewhere(&self) -> Option<watch::Receiver<u64>> {
+        let runtime = self.inner.runtime.as_ref()?;
+        Some(
+            self.inner
+                .listening
+                .get_or_init(|| {
+                    notify::listen(
+                        runtime,
+                        self.inner.config.clone(),
+                        self.inner.channel.clone(),
+                        self.inner.own.clone(),
+                    )
+                })
+                .clone(),
+        )
     }
 
     fn identity(&self) -> usize {
