@@ -66,6 +66,7 @@ fn xorshift(x: &mut u64) -> u64 {
 /// Returns the highest acknowledged tag per entity.
 fn run_child_until(dir: &std::path::Path, kill_after: usize) -> HashMap<usize, u64> {
     let mut child = Command::new(std::env::current_exe().unwrap())
+        .envs(engine_under_test::child_env())
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

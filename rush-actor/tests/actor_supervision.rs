@@ -9,13 +9,11 @@
     clippy::indexing_slicing
 )]
 
-#[path = "../../rush-store/tests/support/engine_under_test.rs"]
-mod engine_under_test;
-
 #[path = "support/account.rs"]
 mod account;
 #[path = "../../rush-store/tests/support/backends.rs"]
 mod store_backends;
+use store_backends::engine_under_test;
 
 use account::{Account, AccountEvent, Cmd, deposit};
 use rush_actor::{CommandError, Error, Persistence, PersistenceConfig, RestartPolicy};

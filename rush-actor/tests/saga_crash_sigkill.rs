@@ -92,6 +92,7 @@ fn xorshift(x: &mut u64) -> u64 {
 fn run_until_killed(dir: &std::path::Path, round: usize, kill_after: usize, pause: bool) -> String {
     let mode = format!("run:{round}:{}", u8::from(pause));
     let mut child = Command::new(std::env::current_exe().unwrap())
+        .envs(engine_under_test::child_env())
         .env(CHILD_DIR, dir)
         .env(CHILD_MODE, mode)
         .stdout(Stdio::piped())
@@ -116,6 +117,7 @@ fn run_until_killed(dir: &std::path::Path, round: usize, kill_after: usize, paus
 /// Runs the checking child to completion: its last line is `ok ...` or `FAIL ...`.
 fn check(dir: &std::path::Path, round: usize) -> Result<String, String> {
     let output = Command::new(std::env::current_exe().unwrap())
+        .envs(engine_under_test::child_env())
         .env(CHILD_DIR, dir)
         .env(CHILD_MODE, format!("check:{round}"))
         .stderr(Stdio::inherit())

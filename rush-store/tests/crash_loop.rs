@@ -193,6 +193,7 @@ type Acked = BTreeMap<String, u64>;
 /// returns what it acknowledged.
 fn run_child(dir: &Path, delay: Duration, during_open: bool) -> Result<(Acked, usize), String> {
     let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .envs(engine_under_test::child_env())
         .env(CHILD_ENV, dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -196,6 +196,7 @@ fn round(dir: &Path, rng: &mut Rng, previous_head: u64) -> Result<u64, String> {
     let target = rng.between(MIN_ACKS, MAX_ACKS);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
+        .envs(engine_under_test::child_env())
         .env(CHILD_ENV, dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -7,11 +7,9 @@
     clippy::indexing_slicing
 )]
 
-#[path = "support/engine_under_test.rs"]
-mod engine_under_test;
-
 #[path = "support/backends.rs"]
 mod backends;
+use backends::engine_under_test;
 
 use backends::each_backend;
 use rush_store::{Durability, EventFilter, EventQuery, PersistentActor, Store};
@@ -185,19 +183,21 @@ async fn an_error_on_the_page_read_ahead_comes_after_the_events_before_it() {
         key.extend_from_slice(part.as_bytes());
     }
     key.extend_from_slice(&2500u64.to_be_bytes());
-    let mut damaged = engine.get(&key).unwrap().expect("the record exists");
-    let last = damaged.len() - 1;
-    damaged[last] ^= 0xFF;
-    engine
-        .commit(&WriteBatch {
-            ops: vec![WriteOp::Put {
-                key,
-                value: damaged,
-            }],
-            ..WriteBatch::default()
-        })
-        .unwrap()
-        .unwrap();
+    engine_under_test::off_runtime(|| {
+        let mut damaged = engine.get(&key).unwrap().expect("the record exists");
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xFF;
+        engine
+            .commit(&WriteBatch {
+                ops: vec![WriteOp::Put {
+                    key,
+                    value: damaged,
+                }],
+                ..WriteBatch::default()
+            })
+            .unwrap()
+            .unwrap();
+    });
 
     let query = EventQuery::<Counter>::new(engine, "counters", None).unwrap();
     let mut subscription = query.subscribe(1, EventFilter::all());

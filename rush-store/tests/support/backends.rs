@@ -1,8 +1,12 @@
 //! Both backends, so that every store test runs on each (ripgrep's SearcherTester idea),
 //! and a backend that fails on command. The actor tests include this file too
 //! (`#[path = "../../rush-store/tests/support/backends.rs"]`), so it depends only on
-//! `rush_store` and `tempfile`.
+//! `rush_store` and `tempfile`. On `RUSH_TEST_ENGINE=postgres`, a fresh schema of the
+//! server under test joins them.
 #![allow(dead_code)]
+
+#[path = "engine_under_test.rs"]
+pub mod engine_under_test;
 
 use rush_store::{
     Backend, GuardFailed, MemoryManager, RedbManager, Result, SledManager, WriteBatch,
@@ -15,6 +19,8 @@ pub struct Fresh {
     pub name: &'static str,
     pub backend: Arc<dyn Backend>,
     pub dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL schema, for the `postgres` one.
+    pub schema: Option<String>,
 }
 
 impl Fresh {
@@ -32,6 +38,10 @@ impl Fresh {
     /// The same database again (for the file engines: after dropping every handle, a
     /// real reopen).
     pub fn reopen(&mut self) {
+        if let Some(schema) = &self.schema {
+            self.backend = Arc::new(MemoryManager::default());
+            self.backend = engine_under_test::postgres_at(schema);
+        }
         if let Some(dir) = &self.dir {
             self.backend = Arc::new(MemoryManager::default());
             self.backend = match self.name {
@@ -46,23 +56,36 @@ pub fn each_backend() -> Vec<Fresh> {
     let dir = tempfile::tempdir().unwrap();
     let sled = SledManager::new(dir.path()).unwrap();
     let redb_dir = tempfile::tempdir().unwrap();
-    vec![
+    let mut each = vec![
         Fresh {
             name: "memory",
             backend: Arc::new(MemoryManager::default()),
             dir: None,
+            schema: None,
         },
         Fresh {
             name: "sled",
             backend: Arc::new(sled),
             dir: Some(dir),
+            schema: None,
         },
         Fresh {
             name: "redb",
             backend: Arc::new(RedbManager::new(redb_dir.path()).unwrap()),
             dir: Some(redb_dir),
+            schema: None,
         },
-    ]
+    ];
+    if engine_under_test::chosen() == Some("postgres") {
+        let (backend, schema) = engine_under_test::postgres_fresh();
+        each.push(Fresh {
+            name: "postgres",
+            backend,
+            dir: None,
+            schema: Some(schema),
+        });
+    }
+    each
 }
 
 /// Wraps a backend and fails at chosen points (redb's FuzzerBackend idea):

@@ -132,7 +132,7 @@ pub fn start() -> Option<Server> {
         .unwrap()
         .port();
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400",
         folder.path().display()
     );
     let log = folder.path().join("server.log");
@@ -159,6 +159,41 @@ pub fn start() -> Option<Server> {
     };
     server.start_again();
     Some(server)
+}
+
+/// One server for the whole test process (the suites on `RUSH_TEST_ENGINE=postgres`), or
+/// `None` after printing why none can run here. A server this process starts is stopped,
+/// and its folder removed, by a watchdog process once this process has ended (statics are
+/// never dropped).
+pub fn shared() -> Option<&'static Server> {
+    static SHARED: std::sync::OnceLock<Option<Server>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let mut server = start()?;
+            if let (Some(pid), Some(folder)) = (server.pid, server.folder.take()) {
+                let folder = folder.keep();
+                let script = format!(
+                    "while kill -0 {me} 2>/dev/null; do sleep 0.2; done; \
+                     kill -QUIT {pid} 2>/dev/null; \
+                     while kill -0 {pid} 2>/dev/null; do sleep 0.1; done; rm -rf '{}'",
+                    folder.display(),
+                    me = std::process::id()
+                );
+                // Not waited for: it outlives this process on purpose.
+                #[allow(clippy::zombie_processes)]
+                Command::new("sh")
+                    .args(["-c", &script])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap();
+                // The watchdog owns the server now.
+                server.pid = None;
+            }
+            Some(server)
+        })
+        .as_ref()
 }
 
 impl Server {
