@@ -49,7 +49,10 @@ pub(super) struct Connection {
 }
 
 /// Opens a client with `config`'s schema on its search path and its statement timeout,
-/// driving the connection on the current runtime.
+/// driving the connection on the current runtime. Prepared statements are planned for
+/// their arguments each time: a generic plan made while the tables were small reads
+/// `key = ANY($1)` by a sequential scan forever after (measured: 12 ms a commit at
+/// 50,000 records, against 0.1 ms by the index).
 pub(super) async fn open_client(config: &PostgresConfig) -> Result<Client> {
     let settings = config.settings()?;
     let connecting = super::tls::connect(&settings, config, None);
@@ -60,7 +63,7 @@ pub(super) async fn open_client(config: &PostgresConfig) -> Result<Client> {
     client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}; \
-             SET statement_timeout = {timeout_ms}",
+             SET statement_timeout = {timeout_ms}; SET plan_cache_mode = force_custom_plan",
             schema = config.schema
         ))
         .await
