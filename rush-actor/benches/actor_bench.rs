@@ -33,14 +33,10 @@
     missing_docs
 )]
 
-#[path = "../../rush-store/benches/support/cpu.rs"]
-mod cpu;
-
-use rush_actor::{Effect, EntityRef, EventSourced, Persistence, PersistenceConfig};
+use rush_actor::{EntityRef, Persistence, PersistenceConfig};
 use rush_store::{
     Backend, Durability, EncryptionKey, EngineKind, MemoryManager, PersistentActor, Store,
 };
-use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -59,232 +55,17 @@ const SNAPSHOT_AT: u64 = 100;
 /// Target: ours at 1,000 actors must reach this fraction of raw sled's batched rate.
 const TARGET_RATIO: f64 = 0.7;
 
-// ---------------------------------------------------------------------------------------
-// A small bank-account behaviour.
-// ---------------------------------------------------------------------------------------
+#[path = "support/bank.rs"]
+mod bank;
+#[path = "support/measure.rs"]
+mod measure;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum BankEvent {
-    Deposited {
-        account: String,
-        amount_cents: u64,
-        currency: String,
-        reference: String,
-        tag: u64,
-    },
-}
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Account {
-    balance: u64,
-    deposits: u64,
-}
-
-#[derive(Debug)]
-enum Cmd {
-    Deposit {
-        account: String,
-        amount_cents: u64,
-        tag: u64,
-    },
-    Balance,
-}
-
-fn deposited(account: &str, amount_cents: u64, tag: u64) -> BankEvent {
-    BankEvent::Deposited {
-        account: account.to_owned(),
-        amount_cents,
-        currency: "EUR".to_owned(),
-        reference: format!("SEPA credit transfer ref {tag:012} inv-4711"),
-        tag,
-    }
-}
-
-impl PersistentActor for Account {
-    type Event = BankEvent;
-
-    fn apply(&mut self, event: &BankEvent) {
-        match event {
-            BankEvent::Deposited { amount_cents, .. } => {
-                self.balance += amount_cents;
-                self.deposits += 1;
-            }
-        }
-    }
-}
-
-impl EventSourced for Account {
-    const COLLECTION: &'static str = "accounts";
-    type Command = Cmd;
-    type Reply = u64;
-    type Rejection = String;
-
-    fn decide(&self, command: Cmd) -> Result<Effect<Self>, String> {
-        match command {
-            Cmd::Deposit {
-                account,
-                amount_cents,
-                tag,
-            } => {
-                if amount_cents == 0 {
-                    return Err("amount must be positive".into());
-                }
-                Ok(Effect::persist(deposited(&account, amount_cents, tag))
-                    .then_reply(|s: &Account| s.balance))
-            }
-            Cmd::Balance => Ok(Effect::reply_with(|s: &Account| s.balance)),
-        }
-    }
-}
-
-fn account_id(i: usize) -> String {
-    format!("acct-{i:06}")
-}
+use bank::{Account, BankEvent, Cmd, account_id, deposited};
+use measure::{cpu_sample, fmt_dur, fmt_rate, load_average, machine_header, other_cpu, percentile};
 
 // ---------------------------------------------------------------------------------------
 // Helpers.
 // ---------------------------------------------------------------------------------------
-
-fn machine_header() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|r| r.trim_start_matches([' ', '\t', ':']))
-        })
-        .unwrap_or("unknown CPU")
-        .to_owned();
-    let processors = cpuinfo
-        .lines()
-        .filter(|l| l.starts_with("processor"))
-        .count();
-    let available = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let mem_mib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / 1024);
-    let tmp = std::env::temp_dir();
-    let fs = filesystem_of(&tmp);
-    format!(
-        "machine: {model}, {processors} logical cores in /proc/cpuinfo ({available} available), \
-         {mem_mib} MiB RAM\n\
-         storage: temp dirs under {} ({fs}); sled 0.34.7, redb 4.6; tokio multi-thread runtime, 2 workers",
-        tmp.display()
-    )
-}
-
-/// The filesystem type of the longest mount point containing `path`.
-fn filesystem_of(path: &Path) -> String {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (dev, at, kind) = (f.next()?, f.next()?, f.next()?);
-            path.starts_with(at)
-                .then(|| (at.len(), format!("{kind} on {dev}")))
-        })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "unknown fs".into(), |(_, s)| s)
-}
-
-/// CPU time of the whole machine and of this process, to tell how much of a measured
-/// window other processes took (this machine is shared: builds and tests of other work
-/// make the figures incomparable).
-#[derive(Clone, Copy)]
-struct CpuSample {
-    /// Busy ticks of all cores (user, nice, system, irq, softirq), from `/proc/stat`.
-    machine_busy: u64,
-    /// Ticks stolen by the hypervisor.
-    steal: u64,
-    /// CPU time of this process (every thread).
-    own: Duration,
-    at: Instant,
-}
-
-/// Linux reports CPU time in USER_HZ ticks, 100 per second on x86-64.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-fn cpu_sample() -> CpuSample {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
-    CpuSample {
-        machine_busy: field(0) + field(1) + field(2) + field(5) + field(6),
-        steal: field(7),
-        own: cpu::process_cpu(),
-        at: Instant::now(),
-    }
-}
-
-/// `cpu` in `/proc/stat`'s ticks.
-fn ticks(cpu: Duration) -> u64 {
-    (cpu.as_secs_f64() * TICKS_PER_SECOND) as u64
-}
-
-/// Share of the machine's cores (0..1) busy with other processes (and stolen by the
-/// hypervisor) between two samples.
-fn other_cpu(from: CpuSample, to: CpuSample) -> f64 {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as f64;
-    let capacity = (to.at - from.at).as_secs_f64() * TICKS_PER_SECOND * cores;
-    let foreign = (to.machine_busy.saturating_sub(from.machine_busy)
-        + to.steal.saturating_sub(from.steal))
-    .saturating_sub(ticks(to.own.saturating_sub(from.own)));
-    if capacity <= 0.0 {
-        0.0
-    } else {
-        (foreign as f64 / capacity).min(1.0)
-    }
-}
-
-/// The 1-minute load average: above ~0.5 before the run, something else competes for
-/// the two cores and the figures are not comparable.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn fmt_dur(d: Duration) -> String {
-    let us = d.as_secs_f64() * 1e6;
-    if us < 1000.0 {
-        format!("{us:.0} us")
-    } else if us < 1_000_000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else {
-        format!("{:.2} s", us / 1e6)
-    }
-}
-
-fn fmt_rate(r: f64) -> String {
-    if r >= 10_000.0 {
-        format!("{:.1}k", r / 1000.0)
-    } else {
-        format!("{r:.0}")
-    }
-}
 
 /// Waits until the last strong handle of the backend is gone (the writer thread and the
 /// actors drop theirs asynchronously), so sled's threads stop before the next row.
@@ -778,7 +559,7 @@ fn main() {
             if o.encrypted { "yes" } else { "no" },
             o.commands,
             fmt_rate(o.rate),
-            cpu::per_op(o.cpu_per_command, 1),
+            measure::cpu::per_op(o.cpu_per_command, 1),
             fmt_dur(o.p50),
             fmt_dur(o.p99),
             fmt_dur(o.max),
