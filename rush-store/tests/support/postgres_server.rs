@@ -80,6 +80,13 @@ fn run(bin: &Path, program: &str, args: &[&str], root: bool) -> std::process::Ou
 
 /// Starts a server, or returns `None` after printing why none can run here.
 pub fn start() -> Option<Server> {
+    start_with(|_| String::new())
+}
+
+/// [`start`], letting `configure` prepare the data folder after initdb (as this process's
+/// user; [`give_to_postgres`] hands files over) and return extra server options
+/// (`-c name=value ...`). A server named by `RUSH_TEST_POSTGRES_URL` is used as it is.
+pub fn start_with(configure: impl FnOnce(&Path) -> String) -> Option<Server> {
     if let Ok(url) = std::env::var("RUSH_TEST_POSTGRES_URL") {
         return Some(Server {
             url,
@@ -131,8 +138,9 @@ pub fn start() -> Option<Server> {
         .local_addr()
         .unwrap()
         .port();
+    let extra = configure(Path::new(data));
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400",
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 {extra}",
         folder.path().display()
     );
     let log = folder.path().join("server.log");
@@ -222,6 +230,19 @@ impl Server {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Gives `path` to the `postgres` user when this process is root (the server refuses a
+/// key file it does not own).
+pub fn give_to_postgres(path: &Path) {
+    if is_root() {
+        let status = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown {}", path.display());
     }
 }
 
