@@ -146,6 +146,18 @@ impl Cli {
     fn execute(&self, args: Args, out: &mut dyn Write) -> Result<u8, String> {
         let keys = keys::load(&args)?;
         let interrupt = progress::Interrupt::install();
+        if args.postgres_url().is_some()
+            && matches!(
+                args.command,
+                Command::Backup { .. } | Command::Migrate { .. }
+            )
+        {
+            return Err(
+                "backup and migrate copy a folder; back a PostgreSQL journal up with the \
+                 server's own tools (pg_dump --schema, or its continuous archiving)"
+                    .into(),
+            );
+        }
         let transfer = match &args.command {
             Command::Backup { dest } => Some(transfer::backup(
                 &args.folder,
@@ -220,7 +232,14 @@ fn open(
     keyring: &Keyring,
     read_only: bool,
 ) -> Result<(Inspector, Option<engine_kind::Copy>), String> {
-    let (engine, copy) = if read_only {
+    let (engine, copy) = if let Some(url) = args.postgres_url() {
+        // A server's journal is read where it is: reads change nothing there.
+        let mut config = rush_store::PostgresConfig::new(url, &args.schema);
+        config.create = false;
+        let engine = rush_store::PostgresManager::open(config).map_err(|e| describe(&e))?;
+        let engine: Arc<dyn rush_store::Backend> = Arc::new(engine);
+        (engine, None)
+    } else if read_only {
         let copy = engine_kind::open_copy(&args.folder, &std::env::temp_dir(), TOOL_CACHE)
             .map_err(|e| describe(&e))?;
         eprintln!(

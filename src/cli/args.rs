@@ -3,13 +3,15 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Inspect and maintain a Rush database (a sled or redb folder) from a shell.
+/// Inspect and maintain a Rush database (a sled or redb folder, or a PostgreSQL schema)
+/// from a shell.
 #[derive(Debug, Parser)]
 #[command(
     name = "rush",
     version,
-    about = "Inspect and maintain a Rush database (a sled or redb folder)",
-    long_about = "Inspect and maintain a Rush database (a sled or redb folder).\n\n\
+    about = "Inspect and maintain a Rush database (a sled or redb folder, or a PostgreSQL schema)",
+    long_about = "Inspect and maintain a Rush database (a sled or redb folder, or a PostgreSQL\n\
+        schema: give postgres://user@host/db and --schema NAME).\n\n\
         The folder is never created. list, events, verify and stats look at a copy, so they\n\
         never change the database. The engine locks the folder: stop the application that\n\
         uses it before the other commands (backup excepted).\n\
@@ -18,8 +20,11 @@ use std::path::PathBuf;
         `openssl rand -hex 32` write them; a file may also hold exactly the 32 raw bytes)."
 )]
 pub(crate) struct Args {
-    /// The database folder.
+    /// The database folder, or a PostgreSQL URL (`postgres://user@host/db`).
     pub(crate) folder: PathBuf,
+    /// The schema of a PostgreSQL database holding the journal.
+    #[arg(long, global = true, value_name = "NAME", default_value = "rush")]
+    pub(crate) schema: String,
     /// File holding the database's key (64 hex digits or 32 raw bytes); else `RUSH_KEY`.
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) key_file: Option<PathBuf>,
@@ -29,6 +34,14 @@ pub(crate) struct Args {
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Args {
+    /// The PostgreSQL URL given instead of a folder, if one was.
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        let text = self.folder.to_str()?;
+        (text.starts_with("postgres://") || text.starts_with("postgresql://")).then_some(text)
+    }
 }
 
 /// The commands.

@@ -52,27 +52,28 @@ pub struct Db {
 pub fn create(key: Option<&[u8; 32]>) -> Db {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    {
-        let manager = SledManager::new(&path).unwrap();
-        let key = key.map(|k| &k[..]);
-        let mut alice =
-            Store::<Account>::new("accounts", "alice", manager.clone(), key, true).unwrap();
-        let metadata = EventMetadata::default().with_correlation_id("req-1");
-        alice
-            .persist_with_metadata(&[Event::Deposited(5000)], &metadata)
-            .unwrap();
-        alice
-            .persist_batch(&[Event::Deposited(1), Event::Withdrawn(1)])
-            .unwrap();
-        alice.snapshot(&Account { balance: 5000 }).unwrap();
-        alice.persist(&Event::Noted("a".repeat(400))).unwrap();
-        let mut bob = Store::<Account>::new("accounts", "bob", manager.clone(), key, true).unwrap();
-        bob.persist(&Event::Deposited(7)).unwrap();
-        let table = Table::<String>::open(Arc::new(manager), "balances", key).unwrap();
-        table.put("alice", &"5000".to_owned()).unwrap();
-    }
+    fill(Arc::new(SledManager::new(&path).unwrap()), key);
     wait_until_released(&path);
     Db { _dir: dir, path }
+}
+
+/// Writes [`create`]'s journal into `manager`.
+pub fn fill(manager: Arc<dyn Backend>, key: Option<&[u8; 32]>) {
+    let key = key.map(|k| &k[..]);
+    let mut alice = Store::<Account>::new("accounts", "alice", manager.clone(), key, true).unwrap();
+    let metadata = EventMetadata::default().with_correlation_id("req-1");
+    alice
+        .persist_with_metadata(&[Event::Deposited(5000)], &metadata)
+        .unwrap();
+    alice
+        .persist_batch(&[Event::Deposited(1), Event::Withdrawn(1)])
+        .unwrap();
+    alice.snapshot(&Account { balance: 5000 }).unwrap();
+    alice.persist(&Event::Noted("a".repeat(400))).unwrap();
+    let mut bob = Store::<Account>::new("accounts", "bob", manager.clone(), key, true).unwrap();
+    bob.persist(&Event::Deposited(7)).unwrap();
+    let table = Table::<String>::open(manager, "balances", key).unwrap();
+    table.put("alice", &"5000".to_owned()).unwrap();
 }
 
 /// The key of an event as FORMAT.md lays it out.

@@ -50,6 +50,10 @@ pub struct PostgresConfig {
     pub statement_timeout: Duration,
     /// Whether the connection is encrypted (default: not).
     pub tls: PostgresTls,
+    /// Whether to create the schema and Rush's tables when they are missing (default);
+    /// when false, a schema without them is [`Error::NotADatabase`] (tools that must not
+    /// change what they look at).
+    pub create: bool,
 }
 
 impl PostgresConfig {
@@ -62,7 +66,32 @@ impl PostgresConfig {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             tls: PostgresTls::Disabled,
+            create: true,
         }
+    }
+
+    /// The database and schema, for messages (the URL without its password).
+    pub fn describe(&self) -> String {
+        let place = self.settings().map_or_else(
+            |_| "a PostgreSQL database".to_owned(),
+            |settings| {
+                let hosts: Vec<String> = settings
+                    .get_hosts()
+                    .iter()
+                    .map(|host| match host {
+                        tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                        #[cfg(unix)]
+                        tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                    })
+                    .collect();
+                format!(
+                    "PostgreSQL database {} on {}",
+                    settings.get_dbname().unwrap_or("(default)"),
+                    hosts.join(",")
+                )
+            },
+        );
+        format!("{place}, schema {}", self.schema)
     }
 
     /// The URL parsed, with the connect timeout applied.
@@ -183,7 +212,13 @@ impl PostgresManager {
             .map_err(|e| Error::from_io("start the PostgreSQL engine's runtime", &e))?;
         let connections = runtime.block_on(async {
             let mut first = connection::open_client(&config).await?;
-            schema::migrate(&mut first, &config.schema).await?;
+            schema::migrate(
+                &mut first,
+                &config.schema,
+                config.create,
+                &config.describe(),
+            )
+            .await?;
             let mut connections = vec![Mutex::new(Connection::prepare(first).await?)];
             while connections.len() < config.connections {
                 connections.push(Mutex::new(Connection::open(&config).await?));

@@ -62,7 +62,7 @@ pub(super) async fn open_client(config: &PostgresConfig) -> Result<Client> {
     let timeout_ms = millis(config.statement_timeout);
     client
         .batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}; \
+            "SET search_path TO {schema}; \
              SET statement_timeout = {timeout_ms}; SET plan_cache_mode = force_custom_plan",
             schema = config.schema
         ))

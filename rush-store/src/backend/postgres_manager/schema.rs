@@ -17,12 +17,35 @@ const MIGRATIONS: [&str; 1] = [
 /// An advisory lock id: one process migrates a database at a time.
 const MIGRATION_LOCK: i64 = 7_265_736_801;
 
-/// Creates the tables of a new schema, applies the migrations an older one lacks, or
-/// refuses a newer one. `schema` names it in errors.
-pub(super) async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+/// Creates the schema and tables of a new journal (unless `create` is false: then a
+/// schema without Rush's tables is [`Error::NotADatabase`]), applies the migrations an
+/// older one lacks, or refuses a newer one. `place` names the database in errors.
+pub(super) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    create: bool,
+    place: &str,
+) -> Result<()> {
     let err = |e: tokio_postgres::Error| pg_error("migrate", &e);
     let txn = client.transaction().await.map_err(err)?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(err)?;
+    if !create {
+        let exists: bool = txn
+            .query_one("SELECT to_regclass('rush_schema') IS NOT NULL", &[])
+            .await
+            .map_err(err)?
+            .try_get(0)
+            .map_err(err)?;
+        if !exists {
+            return Err(Error::NotADatabase {
+                path: place.into(),
+                reason: format!("schema {schema} holds no Rush tables"),
+            });
+        }
+    }
+    txn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
         .await
         .map_err(err)?;
     txn.batch_execute("CREATE TABLE IF NOT EXISTS rush_schema (version integer NOT NULL)")
