@@ -4,6 +4,9 @@
 //! `cargo run --release --example bank -- /tmp/my_bank`. Run it twice: the second run
 //! recovers every account from disk and checks the balances against the first run's.
 //!
+//! On PostgreSQL, pass a URL instead of the folder (and `--schema NAME`, default `bank`):
+//! `cargo run --release --example bank -- postgres://me@localhost/shop --schema bank`.
+//!
 //! Every record is sealed with a demo key built into the example, unless a key is given as
 //! `rush` takes them: `--key-file PATH` (the 32 raw bytes, or 64 hex digits) or else the
 //! environment variable `RUSH_KEY` (hex). After a key rotation that did not finish, add
@@ -19,7 +22,10 @@
 use rush::actor::{
     CommandError, EntityRef, EventSourced, Persistence, PersistenceConfig, SnapshotPolicy,
 };
-use rush::store::{Backend, CompressionConfig, EncryptionKey, SledManager};
+use rush::store::{
+    Backend, CompressionConfig, EncryptionKey, PostgresConfig, PostgresManager, SledManager,
+};
+use std::sync::Arc;
 use std::time::Instant;
 
 mod account;
@@ -52,22 +58,27 @@ async fn main() -> std::process::ExitCode {
 
 /// Where the bank keeps its accounts, and the keys that open them.
 struct Options {
+    /// A folder, or a PostgreSQL URL.
     folder: String,
+    /// The schema, on PostgreSQL.
+    schema: String,
     key: EncryptionKey,
     /// Where the key came from, for the first line of the output.
     key_source: String,
     old_keys: Vec<EncryptionKey>,
 }
 
-const USAGE: &str = "usage: bank [FOLDER] [--key-file PATH] [--old-key-file PATH]...";
+const USAGE: &str = "usage: bank [FOLDER | postgres://URL [--schema NAME]] [--key-file PATH] [--old-key-file PATH]...";
 
-/// Reads `[FOLDER] [--key-file PATH] [--old-key-file PATH]...`, then `RUSH_KEY` and
-/// `RUSH_OLD_KEY` for what the flags do not give.
+/// Reads `[FOLDER | URL] [--schema NAME] [--key-file PATH] [--old-key-file PATH]...`,
+/// then `RUSH_KEY` and `RUSH_OLD_KEY` for what the flags do not give.
 fn options(args: Vec<String>) -> Result<Options, Box<dyn std::error::Error>> {
     let (mut folder, mut key_file, mut old_key_files) = (None, None, Vec::new());
+    let mut schema = "bank".to_owned();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--schema" => schema = args.next().ok_or(USAGE)?,
             "--key-file" => key_file = Some(args.next().ok_or(USAGE)?),
             "--old-key-file" => old_key_files.push(args.next().ok_or(USAGE)?),
             _ if folder.is_none() && !arg.starts_with("--") => folder = Some(arg),
@@ -88,6 +99,7 @@ fn options(args: Vec<String>) -> Result<Options, Box<dyn std::error::Error>> {
     }
     Ok(Options {
         folder: folder.unwrap_or_else(|| "./bank_data".to_owned()),
+        schema,
         key,
         key_source,
         old_keys,
@@ -98,13 +110,23 @@ fn options(args: Vec<String>) -> Result<Options, Box<dyn std::error::Error>> {
 pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let Options {
         folder,
+        schema,
         key,
         key_source,
         old_keys,
     } = options(args)?;
     let key_id = key.id();
 
-    let manager = SledManager::new(&folder)?;
+    // The same bank on either engine: nothing above this line knows which.
+    let (manager, place): (Arc<dyn Backend>, String) =
+        if folder.starts_with("postgres://") || folder.starts_with("postgresql://") {
+            let config = PostgresConfig::new(&folder, &schema);
+            let place = config.describe();
+            (Arc::new(PostgresManager::open(config)?), place)
+        } else {
+            let place = format!("sled database at {folder}");
+            (Arc::new(SledManager::new(&folder)?), place)
+        };
     let config = PersistenceConfig {
         encryption_key: Some(key),
         decryption_keys: old_keys,
@@ -128,7 +150,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let previous = audit.ask(AuditCommand::Read).await?;
     let run = previous.runs + 1;
     println!(
-        "Rush bank, run #{run}: sled database at {folder}, every record encrypted (XChaCha20-Poly1305) and gzip'd when it pays"
+        "Rush bank, run #{run}: {place}, every record encrypted (XChaCha20-Poly1305) and gzip'd when it pays"
     );
     println!("   key id {key_id:08x} ({key_source})");
 
@@ -155,7 +177,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         }
     } else {
         println!(
-            "\n1. Recovered {} accounts from disk in {:?} (snapshot + later events each)",
+            "\n1. Recovered {} accounts from the journal in {:?} (snapshot + later events each)",
             OWNERS.len(),
             started.elapsed()
         );
@@ -180,6 +202,9 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
             OWNERS.len(),
             previous.runs
         );
+        if matching != OWNERS.len() {
+            return Err("recovered balances differ from the last run's".into());
+        }
     }
     let opening_total = total(&accounts).await?;
 
@@ -302,7 +327,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     println!(
-        "   run it again to recover these {} balances from {folder}",
+        "   run it again to recover these {} balances from {place}",
         closing.len()
     );
     if closing_total != expected_total || after != before {
