@@ -46,7 +46,7 @@ pub struct PostgresConfig {
     pub connect_timeout: Duration,
     /// The longest one engine call may take (default 30 s): the server cancels a
     /// statement past it (`statement_timeout`), and the engine gives up on an unanswered
-    /// call shortly after, with an [`Error::Io`], replacing the connection.
+    /// call a second after, with an [`Error::Io`], replacing the connection.
     pub statement_timeout: Duration,
     /// Whether the connection is encrypted (default: not).
     pub tls: PostgresTls,
@@ -244,7 +244,7 @@ impl PostgresManager {
         let runtime = self.inner.runtime.as_ref().ok_or_else(closed)?;
         let driver = Driver {
             runtime,
-            limit: self.inner.config.statement_timeout + Duration::from_secs(5),
+            limit: self.inner.config.statement_timeout + Duration::from_secs(1),
         };
         let connections = &self.inner.connections;
         let free = connections.iter().find_map(|c| c.try_lock().ok());
