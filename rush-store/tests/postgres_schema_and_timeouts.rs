@@ -178,3 +178,49 @@ fn a_commit_the_server_cancels_for_its_timeout_writes_nothing() {
         "nothing was written"
     );
 }
+
+/// The offsets of every event in collection `c`, read through a query.
+fn offsets(engine: &Arc<dyn Backend>) -> Vec<u64> {
+    let query = rush_store::EventQuery::<Counter>::new(engine.clone(), "c", None).unwrap();
+    let page = query
+        .read(1, &rush_store::EventFilter::all(), 10_000)
+        .unwrap();
+    page.events.iter().map(|e| e.offset).collect()
+}
+
+#[test]
+fn records_copied_in_as_stored_go_on_at_their_offsets_and_a_head_row_behind_is_refused() {
+    let Some(server) = postgres_server::start() else {
+        return;
+    };
+    // A journal written elsewhere, copied in record by record (what `migrate` does): the
+    // collection log's blocks arrive, its head row does not.
+    let source: Arc<dyn Backend> = Arc::new(rush_store::MemoryManager::default());
+    for entity in ["a", "b"] {
+        let mut store = Store::<Counter>::new("c", entity, source.clone(), None, false).unwrap();
+        store.persist_batch(&[1, 1, 1]).unwrap();
+    }
+    let engine: Arc<dyn Backend> =
+        Arc::new(PostgresManager::connect(&server.url, "copied").unwrap());
+    rush_store::inspect::transfer::copy_records(source.as_ref(), engine.as_ref(), &mut |_| true)
+        .unwrap();
+    assert_eq!(offsets(&engine), (1..=6).collect::<Vec<_>>());
+    let mut store = Store::<Counter>::new("c", "a", engine.clone(), None, false).unwrap();
+    store.recover().unwrap();
+    store.persist(&1).unwrap();
+    assert_eq!(
+        offsets(&engine),
+        (1..=7).collect::<Vec<_>>(),
+        "offset 7, not 1 again"
+    );
+
+    // A head row set back (part of the schema restored from an older copy): the next
+    // append is refused as damage, and no stored block is replaced.
+    raw(&server.url, "UPDATE copied.rush_log_heads SET last = 2");
+    let refused = store.persist(&1);
+    assert!(
+        matches!(refused, Err(Error::Corrupted { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(offsets(&engine), (1..=7).collect::<Vec<_>>());
+}

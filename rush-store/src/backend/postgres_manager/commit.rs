@@ -1,12 +1,19 @@
-//! A commit as one transaction in at most three round trips, whatever the batch's size:
+//! A commit as one transaction in three round trips, whatever the batch's size:
 //! (1) begin, lock the guarded keys' advisory locks in one order and read the keys;
-//! (2) when the batch appends, lock its logs' head rows in one order (creating missing
-//! ones) and read where each log ends; (3) move the heads, write the records, commit,
-//! and tell listening processes that logs grew. Statements of one round trip are sent
-//! together (tokio-postgres pipelines requests that are in flight at once).
+//! (2) when the batch appends, lock its logs' head rows in one order and read where each
+//! log ends; (3) move the heads, write the records, commit, and tell listening processes
+//! that logs grew. Statements of one round trip are sent together (tokio-postgres
+//! pipelines requests that are in flight at once).
+//!
+//! Each head row is checked against the end of its log's stored blocks, read in the same
+//! round trip: a head row that disagrees (part of the schema restored from another time)
+//! fails the commit as `Corrupted` instead of numbering events over stored ones; log
+//! blocks are inserted, never overwritten, besides. A log without a head row (its first
+//! append, or records copied in as stored by a migration) gets one at the end of its
+//! stored blocks, one more round trip once.
 
 use super::connection::{Connection, pg_error};
-use crate::backend::{GuardFailed, Sequencer, WriteBatch, WriteOp};
+use crate::backend::{GuardFailed, Sequencer, WriteBatch, WriteOp, offset_of};
 use crate::error::{Error, Result};
 use futures_util::future::{try_join, try_join3, try_join5};
 use std::collections::{BTreeMap, HashMap};
@@ -99,30 +106,55 @@ async fn steps(
     let logs: Vec<&[u8]> = counts.keys().copied().collect();
     let mut ends: HashMap<&[u8], u64> = HashMap::with_capacity(logs.len());
     if !logs.is_empty() {
-        let (_, heads) = try_join(
-            async {
-                client
-                    .execute(&statements.create_heads, &[&logs])
-                    .await
-                    .map_err(err)
-            },
+        let afters: Vec<Vec<u8>> = logs
+            .iter()
+            .map(|log| crate::keys::prefix_end(log))
+            .collect();
+        let (mut heads, stored) = try_join(
             async {
                 client
                     .query(&statements.lock_heads, &[&logs])
                     .await
                     .map_err(err)
             },
+            async {
+                client
+                    .query(&statements.log_ends, &[&logs, &afters])
+                    .await
+                    .map_err(err)
+            },
         )
         .await?;
+        let mut stored_ends: HashMap<&[u8], u64> = HashMap::with_capacity(stored.len());
+        for row in &stored {
+            let log: &[u8] = row.try_get(0).map_err(err)?;
+            let key: Option<&[u8]> = row.try_get(1).map_err(err)?;
+            let head: Option<&[u8]> = row.try_get(2).map_err(err)?;
+            stored_ends.insert(log, stored_end(log, key, head)?);
+        }
+        if heads.len() < logs.len() {
+            create_heads(connection, &logs, &heads, &stored_ends).await?;
+            heads = client
+                .query(&statements.lock_heads, &[&logs])
+                .await
+                .map_err(err)?;
+        }
         for row in &heads {
             let log: &[u8] = row.try_get(0).map_err(err)?;
             let last: i64 = row.try_get(1).map_err(err)?;
-            let last = u64::try_from(last).map_err(|_| Error::Corrupted {
-                record: format!("the head row of log {log:?}"),
-                reason: format!("negative offset {last}"),
-            })?;
+            let stored = stored_ends.get(log).copied().unwrap_or(0);
+            if u64::try_from(last).ok() != Some(stored) {
+                return Err(Error::Corrupted {
+                    record: format!("the head row of collection log {log:?}"),
+                    reason: format!(
+                        "it says offset {last}, the log's stored blocks end at {stored} \
+                         (was part of the schema restored from another time?); nothing \
+                         was written"
+                    ),
+                });
+            }
             if let Some((log, _)) = counts.get_key_value(log) {
-                ends.insert(log, last);
+                ends.insert(log, stored);
             }
         }
     }
@@ -148,8 +180,13 @@ async fn steps(
             WriteOp::Delete { key } => writes.insert(key, None),
         };
     }
-    for (key, block) in &assigned.blocks {
-        writes.insert(key, Some(block));
+    let (block_keys, blocks): (Vec<&[u8]>, Vec<&[u8]>) = assigned
+        .blocks
+        .iter()
+        .map(|(key, block)| (key.as_slice(), block.as_slice()))
+        .unzip();
+    for key in &block_keys {
+        writes.remove(key);
     }
     let (mut put_keys, mut put_values, mut deletes) = (Vec::new(), Vec::new(), Vec::new());
     for (key, value) in writes {
@@ -161,50 +198,127 @@ async fn steps(
             None => deletes.push(key),
         }
     }
-    try_join5(
-        async {
-            if logs.is_empty() {
-                return Ok(0);
-            }
-            client
-                .execute(&statements.move_heads, &[&logs, &lasts])
-                .await
-                .map_err(err)
-        },
-        async {
-            if put_keys.is_empty() {
-                return Ok(0);
-            }
-            client
-                .execute(&statements.put, &[&put_keys, &put_values])
-                .await
-                .map_err(err)
-        },
-        async {
-            if deletes.is_empty() {
-                return Ok(0);
-            }
-            client
-                .execute(&statements.delete, &[&deletes])
-                .await
-                .map_err(err)
-        },
-        async { client.batch_execute("COMMIT").await.map_err(err) },
-        async {
-            if logs.is_empty() {
-                return Ok(0);
-            }
-            // After the commit, outside it (a NOTIFY inside would serialise every
-            // appending transaction on the server's notify lock). A lost one costs a
-            // listener one poll interval.
-            client
-                .execute(&statements.notify, &[&notice.channel, &notice.payload])
-                .await
-                .map_err(err)
-        },
+    let blocks_inserted = async {
+        if block_keys.is_empty() {
+            return Ok(0);
+        }
+        client
+            .execute(&statements.put_new, &[&block_keys, &blocks])
+            .await
+            .map_err(|e| match e.code() {
+                Some(code) if *code == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                    Error::Corrupted {
+                        record: "a collection log's head row".into(),
+                        reason: "it is behind the log's stored blocks (was part of the \
+                                 schema restored?); nothing was written"
+                            .into(),
+                    }
+                }
+                _ => err(e),
+            })
+    };
+    try_join(
+        blocks_inserted,
+        try_join5(
+            async {
+                if logs.is_empty() {
+                    return Ok(0);
+                }
+                client
+                    .execute(&statements.move_heads, &[&logs, &lasts])
+                    .await
+                    .map_err(err)
+            },
+            async {
+                if put_keys.is_empty() {
+                    return Ok(0);
+                }
+                client
+                    .execute(&statements.put, &[&put_keys, &put_values])
+                    .await
+                    .map_err(err)
+            },
+            async {
+                if deletes.is_empty() {
+                    return Ok(0);
+                }
+                client
+                    .execute(&statements.delete, &[&deletes])
+                    .await
+                    .map_err(err)
+            },
+            async { client.batch_execute("COMMIT").await.map_err(err) },
+            async {
+                if logs.is_empty() {
+                    return Ok(0);
+                }
+                // After the commit, outside it (a NOTIFY inside would serialise every
+                // appending transaction on the server's notify lock). A lost one costs a
+                // listener one poll interval.
+                client
+                    .execute(&statements.notify, &[&notice.channel, &notice.payload])
+                    .await
+                    .map_err(err)
+            },
+        ),
     )
     .await?;
     Ok(Ok(()))
+}
+
+/// The last offset of a log whose last block is at `key` and begins with `head` (its
+/// version byte and entry count); 0 for a log with no block.
+fn stored_end(log: &[u8], key: Option<&[u8]>, head: Option<&[u8]>) -> Result<u64> {
+    let Some(key) = key else {
+        return Ok(0);
+    };
+    let corrupted = || Error::Corrupted {
+        record: format!("log block {key:?}"),
+        reason: "malformed key or block".into(),
+    };
+    let first = offset_of(log, key).ok_or_else(corrupted)?;
+    let count = head
+        .and_then(|head| head.get(1..5))
+        .and_then(|count| <[u8; 4]>::try_from(count).ok())
+        .map(u32::from_be_bytes)
+        .filter(|count| *count > 0)
+        .ok_or_else(corrupted)?;
+    first
+        .checked_add(u64::from(count) - 1)
+        .ok_or_else(corrupted)
+}
+
+/// Gives each of `logs` that has no row in `heads` a head row at the end of its stored
+/// blocks. Another process racing to do the same computes the same end: a log gets
+/// blocks only by commits that hold its head row.
+async fn create_heads(
+    connection: &Connection,
+    logs: &[&[u8]],
+    heads: &[tokio_postgres::Row],
+    stored_ends: &HashMap<&[u8], u64>,
+) -> Result<()> {
+    let Connection { client, statements } = connection;
+    let mut present = Vec::with_capacity(heads.len());
+    for row in heads {
+        present.push(row.try_get::<_, &[u8]>(0).map_err(err)?);
+    }
+    let (mut missing, mut ends) = (Vec::new(), Vec::new());
+    for log in logs {
+        if present.contains(log) {
+            continue;
+        }
+        let end = stored_ends.get(log).copied().unwrap_or(0);
+        missing.push(*log);
+        ends.push(i64::try_from(end).map_err(|_| Error::Corrupted {
+            record: format!("the stored blocks of log {log:?}"),
+            reason: format!("offset {end} is out of range"),
+        })?);
+    }
+    client
+        .execute(&statements.create_heads, &[&missing, &ends])
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 /// The advisory lock of a guarded key (a collision only makes two keys take turns).

@@ -35,9 +35,11 @@ pub(super) struct Statements {
     pub(super) lock_keys: Statement,
     pub(super) read_keys: Statement,
     pub(super) lock_heads: Statement,
+    pub(super) log_ends: Statement,
     pub(super) create_heads: Statement,
     pub(super) move_heads: Statement,
     pub(super) put: Statement,
+    pub(super) put_new: Statement,
     pub(super) delete: Statement,
     pub(super) notify: Statement,
 }
@@ -100,9 +102,20 @@ impl Connection {
                 )
                 .await
                 .map_err(err)?,
+            // Per log (and the key bound after it): its last block's key and the block's
+            // first five bytes (version and entry count), without the block itself.
+            log_ends: client
+                .prepare(
+                    "SELECT l.log, b.key, b.head FROM unnest($1::bytea[], $2::bytea[]) AS l(log, after) \
+                     LEFT JOIN LATERAL (SELECT key, substring(value FROM 1 FOR 5) AS head \
+                     FROM rush_records WHERE key >= l.log AND key < l.after \
+                     ORDER BY key DESC LIMIT 1) AS b ON true",
+                )
+                .await
+                .map_err(err)?,
             create_heads: client
                 .prepare(
-                    "INSERT INTO rush_log_heads SELECT log, 0 FROM unnest($1::bytea[]) AS log \
+                    "INSERT INTO rush_log_heads SELECT * FROM unnest($1::bytea[], $2::bigint[]) \
                      ON CONFLICT (log) DO NOTHING",
                 )
                 .await
@@ -119,6 +132,10 @@ impl Connection {
                     "INSERT INTO rush_records SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                 )
+                .await
+                .map_err(err)?,
+            put_new: client
+                .prepare("INSERT INTO rush_records SELECT * FROM unnest($1::bytea[], $2::bytea[])")
                 .await
                 .map_err(err)?,
             delete: client
