@@ -153,7 +153,7 @@ impl Cli {
             )
         {
             return Err(
-                "backup and migrate copy a folder; back a PostgreSQL journal up with the \
+                "backup and migrate read a folder; back a PostgreSQL journal up with the \
                  server's own tools (pg_dump --schema, or its continuous archiving)"
                     .into(),
             );
@@ -166,9 +166,14 @@ impl Cli {
                 &interrupt,
                 out,
             )),
-            Command::Migrate { to, engine } => {
-                Some(transfer::migrate(&args.folder, to, engine, &interrupt, out))
-            }
+            Command::Migrate { to, engine } => Some(transfer::migrate(
+                &args.folder,
+                to,
+                engine,
+                &args.schema,
+                &interrupt,
+                out,
+            )),
             _ => None,
         };
         if let Some(result) = transfer {

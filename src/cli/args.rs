@@ -103,9 +103,10 @@ pub(crate) enum Command {
     /// on another engine, then compares both record by record. Resumable: after Ctrl-C or
     /// a crash, run the same command again.
     Migrate {
-        /// The new database folder.
+        /// The new database folder, or for `--engine postgres` the server's URL (the
+        /// journal goes into the schema of `--schema`).
         to: PathBuf,
-        /// The engine of the new database: sled or redb.
+        /// The engine of the new database: sled, redb or postgres.
         #[arg(long)]
         engine: String,
     },

@@ -5,11 +5,11 @@ use super::EXIT_PROBLEMS;
 use super::commands::{Failure, Outcome, interrupted};
 use super::format::bytes;
 use super::progress::{Bar, Interrupt};
-use rush_store::Keyring;
 use rush_store::engine_kind::{EngineKind, copy_files};
 use rush_store::engine_kit::MARK_FILE;
 use rush_store::inspect::transfer::{compare_records, copy_records};
 use rush_store::inspect::{Inspector, Scope};
+use rush_store::{Backend, Keyring};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -138,9 +138,27 @@ pub(crate) fn migrate(
     folder: &Path,
     to: &Path,
     engine: &str,
+    schema: &str,
     interrupt: &Interrupt,
     out: &mut dyn Write,
 ) -> Outcome {
+    let to_url = to
+        .to_str()
+        .filter(|to| to.starts_with("postgres://") || to.starts_with("postgresql://"));
+    match (engine, to_url) {
+        ("postgres", Some(url)) => return migrate_to_postgres(folder, url, schema, interrupt, out),
+        ("postgres", None) => {
+            return Err(Failure::Other(
+                "--engine postgres moves the journal to a server: give its URL (postgres://user@host/db) and --schema".into(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(Failure::Other(
+                "a PostgreSQL URL as the destination needs --engine postgres".into(),
+            ));
+        }
+        _ => {}
+    }
     let target = EngineKind::from_name(engine)?;
     let (source_kind, source) = rush_store::engine_kind::open_existing(folder, TOOL_CACHE)?;
     let marker = to.join(MIGRATING);
@@ -199,6 +217,56 @@ pub(crate) fn migrate(
         source_kind.name(),
         to.display(),
         target.name(),
+        copied.already_there + copied.copied,
+        copied.copied,
+        copied.already_there,
+        bytes(copied.bytes),
+        compared
+    )?;
+    Ok(0)
+}
+
+/// `migrate` into a PostgreSQL schema: every record of the folder copied as stored, then
+/// compared. No mark is needed to resume: the copy goes on after the destination's last
+/// record only if that record is the source's, and the comparison covers everything.
+fn migrate_to_postgres(
+    folder: &Path,
+    url: &str,
+    schema: &str,
+    interrupt: &Interrupt,
+    out: &mut dyn Write,
+) -> Outcome {
+    let (source_kind, source) = rush_store::engine_kind::open_existing(folder, TOOL_CACHE)?;
+    let config = rush_store::PostgresConfig::new(url, schema);
+    let place = config.describe();
+    let destination = rush_store::PostgresManager::open(config)?;
+    let bar = Bar::new(
+        &format!("copying {} -> postgres", source_kind.name()),
+        interrupt,
+    );
+    let copied = copy_records(source.as_ref(), &destination, &mut |n| bar.advance(n));
+    bar.finish();
+    let copied = copied?;
+    if copied.interrupted {
+        return Ok(interrupted(
+            "migration unfinished; run the same command again to go on",
+        ));
+    }
+    let bar = Bar::new("comparing record by record", interrupt);
+    let compared = compare_records(source.as_ref(), &destination, &mut |n| bar.advance(n));
+    bar.finish();
+    let compared = compared?;
+    if interrupt.is_set() {
+        return Ok(interrupted(
+            "comparison unfinished; run the same command again",
+        ));
+    }
+    destination.flush()?;
+    writeln!(
+        out,
+        "migrated {} ({}) to {place}: {} records ({} copied now, {} by an earlier run, {}), all {} identical",
+        folder.display(),
+        source_kind.name(),
         copied.already_there + copied.copied,
         copied.copied,
         copied.already_there,
