@@ -22,7 +22,8 @@ pub use rush_actor::{
 };
 pub use rush_store::{
     CompressionConfig, CompressionLevel, Durability, EncryptionKey, Keyring, MemoryManager,
-    PersistentActor, SledConfig, SledManager, Store,
+    PersistentActor, PostgresConfig, PostgresManager, PostgresTls, RedbConfig, RedbManager,
+    SledConfig, SledManager, Store,
 };
 
 /// The README's examples, compiled and run as doc tests so the tour stays true.
