@@ -110,38 +110,15 @@ async fn steps(
             .iter()
             .map(|log| crate::keys::prefix_end(log))
             .collect();
-        let (mut heads, stored) = try_join(
-            async {
-                client
-                    .query(&statements.lock_heads, &[&logs])
-                    .await
-                    .map_err(err)
-            },
-            async {
-                client
-                    .query(&statements.log_ends, &[&logs, &afters])
-                    .await
-                    .map_err(err)
-            },
-        )
-        .await?;
-        let mut stored_ends: HashMap<&[u8], u64> = HashMap::with_capacity(stored.len());
-        for row in &stored {
-            let log: &[u8] = row.try_get(0).map_err(err)?;
-            let key: Option<&[u8]> = row.try_get(1).map_err(err)?;
-            let head: Option<&[u8]> = row.try_get(2).map_err(err)?;
-            stored_ends.insert(log, stored_end(log, key, head)?);
-        }
+        let (mut heads, mut stored_ends) = heads_and_ends(connection, &logs, &afters).await?;
         if heads.len() < logs.len() {
             create_heads(connection, &logs, &heads, &stored_ends).await?;
-            heads = client
-                .query(&statements.lock_heads, &[&logs])
-                .await
-                .map_err(err)?;
+            // Another process may have created a head row first and appended since: read
+            // both again, under the row locks now taken.
+            (heads, stored_ends) = heads_and_ends(connection, &logs, &afters).await?;
         }
-        for row in &heads {
-            let log: &[u8] = row.try_get(0).map_err(err)?;
-            let last: i64 = row.try_get(1).map_err(err)?;
+        for (log, last) in &heads {
+            let (log, last) = (log.as_slice(), *last);
             let stored = stored_ends.get(log).copied().unwrap_or(0);
             if u64::try_from(last).ok() != Some(stored) {
                 return Err(Error::Corrupted {
@@ -266,6 +243,43 @@ async fn steps(
     Ok(Ok(()))
 }
 
+/// Each of `logs`' head row (locked for the transaction, in log order), and where its
+/// stored blocks end, in one round trip (`afters`: the key bound after each log).
+async fn heads_and_ends(
+    connection: &Connection,
+    logs: &[&[u8]],
+    afters: &[Vec<u8>],
+) -> Result<(Vec<(Vec<u8>, i64)>, HashMap<Vec<u8>, u64>)> {
+    let Connection { client, statements } = connection;
+    let (heads, stored) = try_join(
+        async {
+            client
+                .query(&statements.lock_heads, &[&logs])
+                .await
+                .map_err(err)
+        },
+        async {
+            client
+                .query(&statements.log_ends, &[&logs, &afters])
+                .await
+                .map_err(err)
+        },
+    )
+    .await?;
+    let mut locked = Vec::with_capacity(heads.len());
+    for row in &heads {
+        locked.push((row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?));
+    }
+    let mut ends = HashMap::with_capacity(stored.len());
+    for row in &stored {
+        let log: &[u8] = row.try_get(0).map_err(err)?;
+        let key: Option<&[u8]> = row.try_get(1).map_err(err)?;
+        let head: Option<&[u8]> = row.try_get(2).map_err(err)?;
+        ends.insert(log.to_vec(), stored_end(log, key, head)?);
+    }
+    Ok((locked, ends))
+}
+
 /// The last offset of a log whose last block is at `key` and begins with `head` (its
 /// version byte and entry count); 0 for a log with no block.
 fn stored_end(log: &[u8], key: Option<&[u8]>, head: Option<&[u8]>) -> Result<u64> {
@@ -294,20 +308,16 @@ fn stored_end(log: &[u8], key: Option<&[u8]>, head: Option<&[u8]>) -> Result<u64
 async fn create_heads(
     connection: &Connection,
     logs: &[&[u8]],
-    heads: &[tokio_postgres::Row],
-    stored_ends: &HashMap<&[u8], u64>,
+    heads: &[(Vec<u8>, i64)],
+    stored_ends: &HashMap<Vec<u8>, u64>,
 ) -> Result<()> {
     let Connection { client, statements } = connection;
-    let mut present = Vec::with_capacity(heads.len());
-    for row in heads {
-        present.push(row.try_get::<_, &[u8]>(0).map_err(err)?);
-    }
     let (mut missing, mut ends) = (Vec::new(), Vec::new());
     for log in logs {
-        if present.contains(log) {
+        if heads.iter().any(|(present, _)| present.as_slice() == *log) {
             continue;
         }
-        let end = stored_ends.get(log).copied().unwrap_or(0);
+        let end = stored_ends.get(*log).copied().unwrap_or(0);
         missing.push(*log);
         ends.push(i64::try_from(end).map_err(|_| Error::Corrupted {
             record: format!("the stored blocks of log {log:?}"),
