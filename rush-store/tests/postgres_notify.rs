@@ -8,25 +8,16 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/counter.rs"]
+mod counter;
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
 
-use rush_store::{Backend, EventFilter, EventQuery, PersistentActor, PostgresManager, Store};
-use serde::{Deserialize, Serialize};
+use counter::Counter;
+
+use rush_store::{Backend, EventFilter, EventQuery, PostgresManager, Store};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Counter {
-    total: u64,
-}
-
-impl PersistentActor for Counter {
-    type Event = u64;
-    fn apply(&mut self, n: &u64) {
-        self.total += n;
-    }
-}
 
 const PATIENCE: Duration = Duration::from_secs(10);
 

@@ -10,29 +10,18 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/counter.rs"]
+mod counter;
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
 
-use rush_store::{
-    Backend, Error, EventFilter, EventQuery, PersistentActor, PostgresManager, Store,
-};
-use serde::{Deserialize, Serialize};
+use counter::Counter;
+
+use rush_store::{Backend, Error, EventFilter, EventQuery, PostgresManager, Store};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Counter {
-    total: u64,
-}
-
-impl PersistentActor for Counter {
-    type Event = u64;
-    fn apply(&mut self, n: &u64) {
-        self.total += n;
-    }
-}
 
 const WRITERS: u64 = 4;
 const EVENTS: u64 = 2000;

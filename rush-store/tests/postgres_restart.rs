@@ -8,24 +8,15 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/counter.rs"]
+mod counter;
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
 
-use rush_store::{Backend, Error, PersistentActor, PostgresManager, Store};
-use serde::{Deserialize, Serialize};
+use counter::Counter;
+
+use rush_store::{Backend, Error, PostgresManager, Store};
 use std::sync::Arc;
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Counter {
-    total: u64,
-}
-
-impl PersistentActor for Counter {
-    type Event = u64;
-    fn apply(&mut self, n: &u64) {
-        self.total += n;
-    }
-}
 
 #[test]
 fn a_server_restart_fails_writes_typed_meanwhile_and_loses_nothing_acknowledged() {

@@ -11,26 +11,17 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/counter.rs"]
+mod counter;
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
 
-use rush_store::{Backend, Error, PersistentActor, PostgresConfig, PostgresManager, Store};
-use serde::{Deserialize, Serialize};
+use counter::Counter;
+
+use rush_store::{Backend, Error, PostgresConfig, PostgresManager, Store};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Counter {
-    total: u64,
-}
-
-impl PersistentActor for Counter {
-    type Event = u64;
-    fn apply(&mut self, n: &u64) {
-        self.total += n;
-    }
-}
 
 /// Runs `sql` on the server with a plain client of the test's own.
 fn raw(url: &str, sql: &str) {

@@ -9,26 +9,17 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/counter.rs"]
+mod counter;
 #[path = "support/postgres_server.rs"]
 mod postgres_server;
 
-use rush_store::{Backend, PersistentActor, PostgresConfig, PostgresManager, PostgresTls, Store};
-use serde::{Deserialize, Serialize};
+use counter::Counter;
+
+use rush_store::{Backend, PostgresConfig, PostgresManager, PostgresTls, Store};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Counter {
-    total: u64,
-}
-
-impl PersistentActor for Counter {
-    type Event = u64;
-    fn apply(&mut self, n: &u64) {
-        self.total += n;
-    }
-}
 
 fn openssl(args: &[&str], at: &Path) {
     let output = Command::new("openssl")
