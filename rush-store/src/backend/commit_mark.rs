@@ -76,8 +76,8 @@ impl CommitMark {
                 return Err(Error::Corrupted {
                     record: format!("the commit mark {}", path.display()),
                     reason: format!(
-                        "the file is missing, but the engine holds {engine_commits} commits: \
-                         whether acknowledged commits were lost cannot be checked"
+                        "the file is missing or empty, but the engine holds {engine_commits} \
+                         commits: whether acknowledged commits were lost cannot be checked"
                     ),
                 });
             }
@@ -208,9 +208,12 @@ pub fn check_before_open(folder: &Path) -> Result<()> {
     read(&folder.join(MARK_FILE)).map(drop)
 }
 
-/// The commits a mark file records; `None` when there is no file.
+/// The commits a mark file records; `None` when there is no file, or an empty one (its
+/// creation, at the first open, was cut short: [`CommitMark::open`] then refuses it only
+/// beside an engine that has commits, as a missing one).
 pub fn read(path: &Path) -> Result<Option<u64>> {
     let bytes = match std::fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => return Ok(None),
         Ok(bytes) => bytes,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::from_io("read the commit mark", &e)),
@@ -298,6 +301,26 @@ mod tests {
             Err(Error::Corrupted { .. })
         ));
         CommitMark::open("test", dir.path(), 0, true)?;
+        Ok(())
+    }
+
+    #[test]
+    fn an_empty_mark_is_a_creation_cut_short_and_damage_only_beside_commits() -> Result<()> {
+        // A process killed between creating the mark and writing it (crash_loop found it on
+        // redb): nothing was ever committed, so the database opens.
+        let dir = tempfile::tempdir().map_err(|e| Error::from_io("tempdir", &e))?;
+        std::fs::write(dir.path().join(MARK_FILE), b"").map_err(|e| Error::from_io("w", &e))?;
+        check_before_open(dir.path())?;
+        let mark = CommitMark::open("test", dir.path(), 0, true)?;
+        assert_eq!(mark.next()?, 1);
+        drop(mark);
+        assert_eq!(read(&dir.path().join(MARK_FILE))?, Some(0), "written now");
+        // Beside an engine with commits, an emptied mark is still damage.
+        std::fs::write(dir.path().join(MARK_FILE), b"").map_err(|e| Error::from_io("w", &e))?;
+        assert!(matches!(
+            CommitMark::open("test", dir.path(), 3, true),
+            Err(Error::Corrupted { .. })
+        ));
         Ok(())
     }
 
