@@ -1,6 +1,7 @@
 //! Clear one-line errors and exit codes: a missing folder (not created), a folder that is
 //! not a database, a database in use by another process, a wrong or malformed key, and a
-//! damaged record found by `verify` and `events`.
+//! damaged record found by `verify` and `events`, and a collection or entity that does not
+//! exist.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -145,4 +146,27 @@ fn a_flipped_byte_makes_verify_and_events_exit_one() {
 
     let other = rush(&db.path, &["verify", "accounts", "bob"], &env);
     assert_eq!(other.code, 0, "{other:?}");
+}
+
+#[test]
+fn an_unknown_collection_or_entity_is_an_error_not_an_empty_result() {
+    let db = create(None);
+    for args in [
+        &["events", "accounts", "alcie"][..],
+        &["events", "acounts", "alice"][..],
+        &["verify", "accounts", "alcie"][..],
+        &["verify", "acounts"][..],
+    ] {
+        let run = rush(&db.path, args, &[]);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("`list` shows what there is"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    // An entity past its last event is not unknown: nothing to print, exit 0.
+    let run = rush(&db.path, &["events", "accounts", "bob", "--from", "9"], &[]);
+    assert_eq!(run.code, 0, "{run:?}");
 }

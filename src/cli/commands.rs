@@ -122,9 +122,11 @@ impl Context<'_> {
         let decoder = self.decoders.get(collection);
         let out = &mut *self.out;
         let mut problems = 0u64;
+        let mut printed = 0u64;
         let mut write_error = None;
         self.inspector.events(&key, from, &mut |event| {
             problems += u64::from(event.problem.is_some());
+            printed += 1;
             let line = event_json(&event, decoder);
             if let Err(e) = writeln!(out, "{line}") {
                 write_error = Some(e);
@@ -137,6 +139,13 @@ impl Context<'_> {
         }
         if self.interrupt.is_set() {
             return Ok(interrupted("not every event was printed"));
+        }
+        if printed == 0 {
+            // A typo must not look like an entity without events.
+            let scope = Scope::Entity(key);
+            if self.inspector.entities(&scope, &mut |_| true)?.is_empty() {
+                return Err(unknown(collection, Some(entity)));
+            }
         }
         if problems > 0 {
             eprintln!(
@@ -156,6 +165,11 @@ impl Context<'_> {
         let bar = self.bar("verifying");
         let report = self.inspector.verify(&scope, &mut |n| bar.advance(n))?;
         bar.finish();
+        let found =
+            report.events_checked + report.snapshots_checked + report.deletion_marks_checked;
+        if let (Some(collection), 0) = (collection, found) {
+            return Err(unknown(collection, entity));
+        }
         let out = &mut *self.out;
         for error in &report.errors {
             writeln!(out, "error: {error}")?;
@@ -299,4 +313,17 @@ fn event_json(event: &RawEvent, decoder: Option<&Decoder>) -> Value {
         };
     }
     Value::Object(line)
+}
+
+/// A collection or entity that holds nothing: an error (exit 2), so that a typo does not
+/// read as a clean, empty result.
+fn unknown(collection: &str, entity: Option<&str>) -> Failure {
+    Failure::Other(match entity {
+        Some(entity) => format!(
+            "no entity {entity:?} in collection {collection:?} (no events, snapshots or deletion mark): `list` shows what there is"
+        ),
+        None => format!(
+            "no collection {collection:?} (no entity has events, snapshots or a deletion mark in it): `list` shows what there is"
+        ),
+    })
 }
