@@ -32,6 +32,15 @@ mod account;
 
 use account::{AccountCommand, AuditCommand, AuditLog, BankAccount, Refusal, money};
 
+/// `println!` that ignores a closed stdout (`bank | head`): the demo finishes its work
+/// and shuts down cleanly instead of panicking on a broken pipe.
+macro_rules! say {
+    ($($line:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($line)*);
+    }};
+}
+
 const OWNERS: [&str; 6] = ["alice", "bob", "carol", "dave", "erin", "frank"];
 /// The key when none is given. A real deployment reads its key from a secret store (here:
 /// `--key-file` or `RUSH_KEY`), never from source.
@@ -149,10 +158,10 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         })?;
     let previous = audit.ask(AuditCommand::Read).await?;
     let run = previous.runs + 1;
-    println!(
+    say!(
         "Rush bank, run #{run}: {place}, every record encrypted (XChaCha20-Poly1305) and gzip'd when it pays"
     );
-    println!("   key id {key_id:08x} ({key_source})");
+    say!("   key id {key_id:08x} ({key_source})");
 
     // 1. Start (or recover) every account.
     let started = Instant::now();
@@ -164,7 +173,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         ));
     }
     if previous.runs == 0 {
-        println!("\n1. Opening {} accounts", OWNERS.len());
+        say!("\n1. Opening {} accounts", OWNERS.len());
         for (i, (owner, account)) in accounts.iter().enumerate() {
             let initial_cents = 100_000 + 25_000 * i as u64;
             account
@@ -173,10 +182,10 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
                     initial_cents,
                 })
                 .await?;
-            println!("   {owner:<6} opened with {}", money(initial_cents));
+            say!("   {owner:<6} opened with {}", money(initial_cents));
         }
     } else {
-        println!(
+        say!(
             "\n1. Recovered {} accounts from the journal in {:?} (snapshot + later events each)",
             OWNERS.len(),
             started.elapsed()
@@ -195,9 +204,9 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 "DIFFERS from the end of the last run"
             };
-            println!("   {owner:<6} {:>12}   {verdict}", money(balance));
+            say!("   {owner:<6} {:>12}   {verdict}", money(balance));
         }
-        println!(
+        say!(
             "   {matching}/{} balances identical to run #{}'s closing balances",
             OWNERS.len(),
             previous.runs
@@ -210,7 +219,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. Business as usual: six clients at once (one per account), each doing deposits,
     // withdrawals and transfers to other accounts; some are refused.
-    println!("\n2. 300 operations from 6 concurrent clients: deposits, withdrawals, transfers");
+    say!("\n2. 300 operations from 6 concurrent clients: deposits, withdrawals, transfers");
     let clients: Vec<_> = (0..accounts.len())
         .map(|a| {
             let accounts = accounts.clone();
@@ -222,7 +231,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         activity.merge(client.await??);
     }
     for refusal in activity.refusals.iter().take(3) {
-        println!("   refused: {refusal}");
+        say!("   refused: {refusal}");
     }
     let Activity {
         deposited,
@@ -231,7 +240,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         refused,
         ..
     } = activity;
-    println!(
+    say!(
         "   done: {} deposited, {} withdrawn, {transfers} transfers, {refused} refused (nothing persisted for those)",
         money(deposited),
         money(withdrawn)
@@ -240,17 +249,17 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     // 3. A bug crashes one account's actor; the supervisor restarts it from the journal.
     let (victim, account) = &accounts[2];
     let before = account.ask(AccountCommand::Balance).await?;
-    println!(
+    say!(
         "\n3. Injecting a crash into {victim}'s actor (balance {})",
         money(before)
     );
     match account.ask(AccountCommand::Crash).await {
-        Err(CommandError::Failed(e)) => println!("   the command failed: {e}"),
-        other => println!("   unexpected: {:?}", other.map_err(|e| e.to_string())),
+        Err(CommandError::Failed(e)) => say!("   the command failed: {e}"),
+        other => say!("   unexpected: {:?}", other.map_err(|e| e.to_string())),
     }
     let after = account.ask(AccountCommand::Balance).await?;
     let metrics = account.metrics().unwrap_or_default();
-    println!(
+    say!(
         "   supervisor restarted it (restarts: {}, incarnation {}); replayed balance {} -> {}",
         metrics.restarts,
         metrics.incarnations,
@@ -263,10 +272,14 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 4. What is on disk.
-    println!("\n4. Journal (snapshot every {SNAPSHOT_EVERY} events, newest 2 kept)");
-    println!(
+    say!("\n4. Journal (snapshot every {SNAPSHOT_EVERY} events, newest 2 kept)");
+    say!(
         "   {:<6} {:>12} {:>8} {:>16} {:>9}",
-        "owner", "balance", "events", "snapshots at", "restarts"
+        "owner",
+        "balance",
+        "events",
+        "snapshots at",
+        "restarts"
     );
     let mut closing = Vec::new();
     let (mut serialized, mut compressed) = (0u64, 0u64);
@@ -280,7 +293,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         let m = account.metrics().unwrap_or_default();
         serialized += m.serialized_bytes;
         compressed += m.compressed_bytes;
-        println!(
+        say!(
             "   {owner:<6} {:>12} {:>8} {:>16} {:>9}",
             money(balance),
             store.highest_sequence_number(),
@@ -291,7 +304,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     }
     let (groups, members) = persistence.group_commit_stats();
     manager.flush()?;
-    println!(
+    say!(
         "   this run wrote {} of events and snapshots, {} after adaptive gzip ({:.0}% saved: small events stay as they are,",
         bytes(serialized),
         bytes(compressed),
@@ -301,23 +314,23 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
             100.0 * (serialized - compressed) as f64 / serialized as f64
         },
     );
-    println!(
+    say!(
         "   snapshots with their 20-line statements shrink); database {} KiB on disk",
         manager.size_on_disk()? / 1024
     );
-    println!("   {members} durable writes in {groups} group commits (fsync'd before each reply)");
+    say!("   {members} durable writes in {groups} group commits (fsync'd before each reply)");
 
     // 5. The books must balance.
     let closing_total: u64 = closing.iter().map(|(_, b)| b).sum();
     let expected_total = opening_total + deposited - withdrawn;
     audit.ask(AuditCommand::Close(closing.clone())).await?;
     persistence.shutdown().await?;
-    println!("\nSummary of run #{run}");
-    println!("   money at start   {:>14}", money(opening_total));
-    println!("   + deposits       {:>14}", money(deposited));
-    println!("   - withdrawals    {:>14}", money(withdrawn));
-    println!("   = expected       {:>14}", money(expected_total));
-    println!(
+    say!("\nSummary of run #{run}");
+    say!("   money at start   {:>14}", money(opening_total));
+    say!("   + deposits       {:>14}", money(deposited));
+    say!("   - withdrawals    {:>14}", money(withdrawn));
+    say!("   = expected       {:>14}", money(expected_total));
+    say!(
         "   sum of balances  {:>14}   {}",
         money(closing_total),
         if closing_total == expected_total {
@@ -326,7 +339,7 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
             "MISMATCH"
         }
     );
-    println!(
+    say!(
         "   run it again to recover these {} balances from {place}",
         closing.len()
     );
