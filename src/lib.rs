@@ -23,7 +23,7 @@ pub use rush_actor::{
 pub use rush_store::{
     CompressionConfig, CompressionLevel, Durability, EncryptionKey, Keyring, MemoryManager,
     PersistentActor, PostgresConfig, PostgresManager, PostgresTls, RedbConfig, RedbManager,
-    SledConfig, SledManager, Store,
+    SledConfig, SledManager, Store, WriterStats,
 };
 
 /// The README's examples, compiled and run as doc tests so the tour stays true.

@@ -302,7 +302,10 @@ pub async fn run(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
         );
         closing.push((owner.clone(), balance));
     }
-    let (groups, members) = persistence.group_commit_stats();
+    let rush::store::WriterStats {
+        groups,
+        writes: members,
+    } = persistence.group_commit_stats();
     manager.flush()?;
     say!(
         "   this run wrote {} of events and snapshots, {} after adaptive gzip ({:.0}% saved: small events stay as they are,",

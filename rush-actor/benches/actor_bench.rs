@@ -245,8 +245,8 @@ async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
         max: latencies.last().copied().unwrap_or_default(),
-        groups: stats_to.0 - stats_from.0,
-        members: stats_to.1 - stats_from.1,
+        groups: stats_to.groups - stats_from.groups,
+        members: stats_to.writes - stats_from.writes,
         other_cpu: other_cpu(cpu_from, cpu_to),
         cpu_per_command: cpu_to
             .own
@@ -446,7 +446,7 @@ async fn recovery_row(kind: EngineKind) -> RecoveryRow {
                 .last_recovery_time
         })
         .collect();
-    let groups = persistence.group_commit_stats().0;
+    let groups = persistence.group_commit_stats().groups;
     persistence.shutdown().await.unwrap();
     drop(persistence);
     tokio::task::spawn_blocking(move || wait_dropped(&weak))

@@ -172,8 +172,8 @@ async fn rush_row(url: &str, actors: usize) -> (Row, f64, (usize, usize)) {
     })
     .await;
     let groups_after = persistence.group_commit_stats();
-    let groups = groups_after.0 - groups_before.0;
-    let members = groups_after.1 - groups_before.1;
+    let groups = groups_after.groups - groups_before.groups;
+    let members = groups_after.writes - groups_before.writes;
     persistence.shutdown().await.unwrap();
     // The sizes of the records Rush wrote, for the raw rows.
     let sizes = raw_client(url, &schema)

@@ -202,11 +202,10 @@ impl Persistence {
         self.shared.table.running()
     }
 
-    /// Group commits so far: batches and the writes in them (of every kind: events,
-    /// snapshots, table rows).
-    pub fn group_commit_stats(&self) -> (u64, u64) {
-        let stats = self.shared.db.writer_stats();
-        (stats.groups, stats.writes)
+    /// Group commits so far: batches (`groups`) and the writes in them (`writes`, of every
+    /// kind: events, snapshots, table rows).
+    pub fn group_commit_stats(&self) -> rush_store::WriterStats {
+        self.shared.db.writer_stats()
     }
 
     /// Stops accepting work, then finishes what was accepted: every later `ask`,

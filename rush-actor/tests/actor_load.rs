@@ -45,7 +45,10 @@ async fn a_thousand_actors_with_a_hundred_commands_each() {
     }
     // Snapshots are written after the reply: count once every handler has finished.
     persistence.shutdown().await.unwrap();
-    let (groups, members) = persistence.group_commit_stats();
+    let rush_store::WriterStats {
+        groups,
+        writes: members,
+    } = persistence.group_commit_stats();
     assert_eq!(members, ACTORS * COMMANDS + ACTORS);
     assert!(
         groups < members / 10,
