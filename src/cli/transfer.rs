@@ -7,7 +7,7 @@ use super::format::bytes;
 use super::progress::{Bar, Interrupt};
 use rush_store::engine_kind::{EngineKind, copy_files};
 use rush_store::engine_kit::MARK_FILE;
-use rush_store::inspect::transfer::{compare_records, copy_records};
+use rush_store::inspect::transfer::{CopyReport, compare_records, copy_records};
 use rush_store::inspect::{Inspector, Scope};
 use rush_store::{Backend, Keyring};
 use std::io::Write;
@@ -183,32 +183,12 @@ pub(crate) fn migrate(
         }
     }
     let destination = target.open(to, TOOL_CACHE)?;
-    let bar = Bar::new(
-        &format!("copying {} -> {}", source_kind.name(), target.name()),
-        interrupt,
-    );
-    let copied = copy_records(source.as_ref(), destination.as_ref(), &mut |n| {
-        bar.advance(n)
-    });
-    bar.finish();
-    let copied = copied?;
-    if copied.interrupted {
-        return Ok(interrupted(
-            "migration unfinished; run the same command again to go on",
-        ));
-    }
-    let bar = Bar::new("comparing record by record", interrupt);
-    let compared = compare_records(source.as_ref(), destination.as_ref(), &mut |n| {
-        bar.advance(n)
-    });
-    bar.finish();
-    let compared = compared?;
-    if interrupt.is_set() {
-        return Ok(interrupted(
-            "comparison unfinished; run the same command again",
-        ));
-    }
-    destination.flush()?;
+    let label = format!("copying {} -> {}", source_kind.name(), target.name());
+    let (copied, compared) =
+        match copy_and_compare(source.as_ref(), destination.as_ref(), &label, interrupt)? {
+            Ok(done) => done,
+            Err(stopped) => return Ok(stopped),
+        };
     std::fs::remove_file(&marker).map_err(io("mark the migration as finished"))?;
     writeln!(
         out,
@@ -226,6 +206,37 @@ pub(crate) fn migrate(
     Ok(0)
 }
 
+/// Copies every record of `source` into `destination` (resuming after its last one),
+/// compares both, and flushes the destination, with progress bars: the copy report and the
+/// records compared, or (`Err`) the exit code of an interrupted run.
+fn copy_and_compare(
+    source: &dyn Backend,
+    destination: &dyn Backend,
+    label: &str,
+    interrupt: &Interrupt,
+) -> Result<Result<(CopyReport, u64), u8>, Failure> {
+    let bar = Bar::new(label, interrupt);
+    let copied = copy_records(source, destination, &mut |n| bar.advance(n));
+    bar.finish();
+    let copied = copied?;
+    if copied.interrupted {
+        return Ok(Err(interrupted(
+            "migration unfinished; run the same command again to go on",
+        )));
+    }
+    let bar = Bar::new("comparing record by record", interrupt);
+    let compared = compare_records(source, destination, &mut |n| bar.advance(n));
+    bar.finish();
+    let compared = compared?;
+    if interrupt.is_set() {
+        return Ok(Err(interrupted(
+            "comparison unfinished; run the same command again",
+        )));
+    }
+    destination.flush()?;
+    Ok(Ok((copied, compared)))
+}
+
 /// `migrate` into a PostgreSQL schema: every record of the folder copied as stored, then
 /// compared. No mark is needed to resume: the copy goes on after the destination's last
 /// record only if that record is the source's, and the comparison covers everything.
@@ -240,28 +251,12 @@ fn migrate_to_postgres(
     let config = rush_store::PostgresConfig::new(url, schema);
     let place = config.describe();
     let destination = rush_store::PostgresManager::open(config)?;
-    let bar = Bar::new(
-        &format!("copying {} -> postgres", source_kind.name()),
-        interrupt,
-    );
-    let copied = copy_records(source.as_ref(), &destination, &mut |n| bar.advance(n));
-    bar.finish();
-    let copied = copied?;
-    if copied.interrupted {
-        return Ok(interrupted(
-            "migration unfinished; run the same command again to go on",
-        ));
-    }
-    let bar = Bar::new("comparing record by record", interrupt);
-    let compared = compare_records(source.as_ref(), &destination, &mut |n| bar.advance(n));
-    bar.finish();
-    let compared = compared?;
-    if interrupt.is_set() {
-        return Ok(interrupted(
-            "comparison unfinished; run the same command again",
-        ));
-    }
-    destination.flush()?;
+    let label = format!("copying {} -> postgres", source_kind.name());
+    let (copied, compared) =
+        match copy_and_compare(source.as_ref(), &destination, &label, interrupt)? {
+            Ok(done) => done,
+            Err(stopped) => return Ok(stopped),
+        };
     writeln!(
         out,
         "migrated {} ({}) to {place}: {} records ({} copied now, {} by an earlier run, {}), all {} identical",
