@@ -98,12 +98,10 @@ pub fn postgres_at(schema: &str) -> Arc<dyn Backend> {
     Arc::new(connect(schema.to_owned()).unwrap())
 }
 
-/// Connects outside any tokio runtime (the engine refuses to block a runtime's worker).
+/// Connects to `schema` of the server under test (on a tokio worker too: the engine runs
+/// the call on a thread of its own there).
 fn connect(schema: String) -> Result<PostgresManager> {
-    let url = server_url().to_owned();
-    std::thread::spawn(move || PostgresManager::connect(&url, &schema))
-        .join()
-        .unwrap()
+    PostgresManager::connect(server_url(), &schema)
 }
 
 /// A database on the engine under test, in `folder` (sled unless redb is chosen: memory
