@@ -32,7 +32,7 @@ mod supervisor;
 mod tests;
 
 pub(crate) use key::{Claim, EntityKey};
-pub(crate) use letter::{HostMsg, ReplyTo, Stash, Stashed};
+pub(crate) use letter::{HostMsg, Read, ReplyTo, Stash, Stashed, Work};
 pub(crate) use slot::{NewSlot, Starter, Startup, StartupHandle};
 pub(crate) use supervisor::{Reload, Supervisor};
 
@@ -94,8 +94,7 @@ impl EntityTable {
         &self,
         key: &EntityKey,
         new_slot: impl FnOnce() -> NewSlot,
-        command: S::Command,
-        reply: ReplyTo<S>,
+        work: Work<S>,
         metadata: EventMetadata,
     ) -> Result<()> {
         let mut entities = self.lock();
@@ -126,7 +125,7 @@ impl EntityTable {
         }
         slot.admitted = slot.admitted.saturating_add(1);
         let waiting = Waiting::new(Arc::clone(&slot.waiting));
-        let letter = Letter::new(slot.admitted, command, reply, metadata, waiting);
+        let letter = Letter::new(slot.admitted, work, metadata, waiting);
         match &slot.phase {
             Phase::Running { cell } => stash.send(cell, letter),
             Phase::BackingOff | Phase::Passivating { .. } | Phase::GaveUp { .. } => {
@@ -216,6 +215,29 @@ impl EntityTable {
             cell.stop(Some("passivated".into()));
             entities.set_phase(key, Phase::Passivating { cell });
         }
+    }
+
+    /// Event "stop asked" (`Effect::stop`, or the test kit's restart): the incarnation
+    /// `incarnation` (any, when `None`) handles the commands already in its mailbox, then
+    /// stops; commands admitted from now on wait in the stash and start the next
+    /// incarnation. Not a failure: no restart is counted. Returns whether it stops.
+    pub(crate) fn passivate(&self, key: &EntityKey, incarnation: Option<u64>) -> bool {
+        let mut entities = self.lock();
+        let Some(slot) = entities.slots.get(key) else {
+            return false;
+        };
+        if incarnation.is_some_and(|incarnation| slot.incarnation != incarnation) {
+            return false;
+        }
+        let Phase::Running { cell } = &slot.phase else {
+            return false;
+        };
+        info!(entity = %key, "persistent actor stops after its mailbox");
+        let cell = cell.clone();
+        // Behind the letters already sent: they are handled in order, then it stops.
+        let _ = cell.drain();
+        entities.set_phase(key, Phase::Passivating { cell });
+        true
     }
 
     /// Event "shutdown": closes the table, refuses every stashed command, and returns the

@@ -8,7 +8,7 @@ mod starter;
 pub(crate) use starter::new_slot;
 
 use crate::behavior::EventSourced;
-use crate::entities::{EntityKey, HostMsg, Reload, ReplyTo};
+use crate::entities::{EntityKey, HostMsg, Reload, ReplyTo, Work};
 use crate::error::{CommandError, Error};
 use crate::metrics::MetricsCell;
 use crate::shared::Shared;
@@ -84,14 +84,26 @@ impl<S: EventSourced> Actor for Host<S> {
         match message {
             HostMsg::Command(mut ticket) => {
                 // Taking the command stops counting it as waiting.
-                let Some((command, reply, metadata)) = ticket.take() else {
+                let Some((work, metadata)) = ticket.take() else {
                     return Ok(());
                 };
                 host.last_activity = Instant::now();
-                let span = debug_span!("command", entity = %host.args.name, seq = host.store.highest_sequence_number());
-                host.handle_command(command, reply, &metadata)
-                    .instrument(span)
-                    .await
+                match work {
+                    Work::Command(command, reply) => {
+                        let span = debug_span!("command", entity = %host.args.name, seq = host.store.highest_sequence_number());
+                        host.handle_command(command, reply, &metadata)
+                            .instrument(span)
+                            .await
+                    }
+                    Work::Read(read) => {
+                        // The reader's own code: a panic there is not this entity's fault.
+                        let state = &host.state;
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| read(Ok(state)))).is_err() {
+                            warn!(entity = %host.entity(), "a read of the state panicked");
+                        }
+                        Ok(())
+                    }
+                }
             }
             HostMsg::IdleCheck => {
                 if let Some(idle) = host.args.shared.config.passivate_after
@@ -174,7 +186,39 @@ impl<S: EventSourced> HostState<S> {
                 )));
             }
         }
-        let _ = reply.send(Ok((effect.reply)(&self.state)));
+        let after = effect.after;
+        let mut side_effect_panic = None;
+        for side_effect in after.side_effects {
+            let state = &self.state;
+            if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| side_effect(state))) {
+                side_effect_panic = Some(panic_message(&*panic).to_owned());
+                break;
+            }
+        }
+        if after.stop {
+            // Before the reply: whatever the caller sends once it has the reply waits for
+            // the next incarnation.
+            self.args
+                .shared
+                .table
+                .passivate(&self.args.key, Some(self.args.incarnation));
+        }
+        let replied = std::panic::catch_unwind(AssertUnwindSafe(|| (effect.reply)(&self.state)));
+        match replied {
+            Ok(value) => {
+                let _ = reply.send(Ok(value));
+            }
+            Err(panic) => {
+                // The events are durable: the caller learns the outcome is unknown to it.
+                return Err(self.fail(format!(
+                    "reply function panicked: {}",
+                    panic_message(&*panic)
+                )));
+            }
+        }
+        if let Some(message) = side_effect_panic {
+            return Err(self.fail(format!("side effect panicked: {message}")));
+        }
         self.snapshot_if_due().await
     }
 

@@ -57,7 +57,7 @@ mod supervision;
 pub use behavior::{EventSourced, RecoveryInfo};
 pub use config::PersistenceConfig;
 pub use effect::{Effect, PendingEffect};
-pub use entity_ref::EntityRef;
+pub use entity_ref::{EntityRef, PendingReply};
 pub use error::{CommandError, Error, Result};
 pub use idempotency::{DEFAULT_IDEMPOTENCY_CAPACITY, IdempotencyKeys};
 pub use metrics::EntityMetrics;

@@ -21,6 +21,30 @@ pub(crate) type ReplyTo<S> = oneshot::Sender<
     Result<<S as EventSourced>::Reply, CommandError<<S as EventSourced>::Rejection>>,
 >;
 
+/// A read of an entity's state, run by its actor in command order: called with the state,
+/// or with the error that kept the read from any actor.
+pub(crate) type Read<S> = Box<dyn FnOnce(std::result::Result<&S, Error>) + Send>;
+
+/// What a letter asks of the actor.
+pub(crate) enum Work<S: EventSourced> {
+    /// A command, and where its reply goes.
+    Command(<S as EventSourced>::Command, ReplyTo<S>),
+    /// A read of the state after every command admitted before it.
+    Read(Read<S>),
+}
+
+impl<S: EventSourced> Work<S> {
+    /// Answers `error` instead of doing the work.
+    pub(crate) fn refuse(self, error: Error) {
+        match self {
+            Self::Command(_, reply) => {
+                let _ = reply.send(Err(CommandError::Failed(error)));
+            }
+            Self::Read(read) => read(Err(error)),
+        }
+    }
+}
+
 /// Messages of a persistent actor. Only the entity table sends commands, so every command
 /// is counted and numbered.
 pub(crate) enum HostMsg<S: EventSourced> {
@@ -55,34 +79,27 @@ impl Drop for Waiting {
     }
 }
 
-/// One command, its reply channel and its place in the entity's admission order.
+/// One command (with its reply channel) or read, and its place in the entity's admission
+/// order.
 pub(crate) struct Letter<S: EventSourced> {
     seq: u64,
-    command: S::Command,
-    reply: ReplyTo<S>,
+    work: Work<S>,
     metadata: EventMetadata,
     _waiting: Waiting,
 }
 
 impl<S: EventSourced> Letter<S> {
-    pub(crate) fn new(
-        seq: u64,
-        command: S::Command,
-        reply: ReplyTo<S>,
-        metadata: EventMetadata,
-        waiting: Waiting,
-    ) -> Self {
+    pub(crate) fn new(seq: u64, work: Work<S>, metadata: EventMetadata, waiting: Waiting) -> Self {
         Self {
             seq,
-            command,
-            reply,
+            work,
             metadata,
             _waiting: waiting,
         }
     }
 
     fn refuse(self, error: Error) {
-        let _ = self.reply.send(Err(CommandError::Failed(error)));
+        self.work.refuse(error);
     }
 }
 
@@ -94,10 +111,10 @@ pub(crate) struct Ticket<S: EventSourced> {
 }
 
 impl<S: EventSourced> Ticket<S> {
-    /// The command, its reply channel and metadata; `None` if already taken.
-    pub(crate) fn take(&mut self) -> Option<(S::Command, ReplyTo<S>, EventMetadata)> {
+    /// The work and its metadata; `None` if already taken.
+    pub(crate) fn take(&mut self) -> Option<(Work<S>, EventMetadata)> {
         let letter = self.letter.take()?;
-        Some((letter.command, letter.reply, letter.metadata))
+        Some((letter.work, letter.metadata))
     }
 }
 
