@@ -18,7 +18,7 @@ mod sled_files;
 mod sled_lock;
 pub(crate) mod sled_manager;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::fmt::Debug;
 
 /// What [`Backend::visit_range`] calls for each entry: `Ok(true)` to go on.
@@ -122,12 +122,23 @@ pub type Durable = (std::result::Result<(), GuardFailed>, Option<Confirmation>);
 ///   offsets are gap-free and increase in commit order (readers never see `n + 1` before
 ///   `n`), and stores each log's appends as one block at `log ‖ first offset`;
 /// - after `flush` returns, every commit that returned before it was called survives a
-///   crash of the process (and, where the engine says so, of the machine).
+///   crash of the process (and, where the engine says so, of the machine);
+/// - a failure keeps its kind: [`Error::Io`] (a full disk is [`Error::DiskFull`], a lost
+///   connection an [`Error::Io`] too), [`Error::Corrupted`] for damage the engine finds,
+///   [`Error::Storage`] for the rest. These are the "engine failures" below.
 pub trait Backend: Send + Sync + Debug + 'static {
     /// The value of `key`.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures (see the trait).
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Up to `limit` entries with `start <= key < end`, ascending, or descending when `reverse`.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures (see the trait).
     fn scan(
         &self,
         start: &[u8],
@@ -139,6 +150,11 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Calls `visit` with each entry `start <= key < end`, ascending, until it returns
     /// `Ok(false)` or an error. The default pages through [`Backend::scan`]; an engine
     /// overrides it to lend its own buffers, so that a replay copies nothing per record.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures as [`Backend::scan`]'s, and the first error `visit` returns, as it
+    /// is.
     fn visit_range(&self, start: &[u8], end: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         const PAGE: usize = 512;
         let mut from = start.to_vec();
@@ -160,9 +176,20 @@ pub trait Backend: Send + Sync + Debug + 'static {
     }
 
     /// Applies `batch` atomically if its guards hold; `Ok(Err(_))` when a guard failed.
+    ///
+    /// # Errors
+    ///
+    /// A guard that does not hold is `Ok(Err(_))`, not an error. A batch that writes under
+    /// the engine's reserved keys ([`RESERVED_PREFIX`](crate::engine_kit::RESERVED_PREFIX))
+    /// is [`Error::InvalidArgument`], with nothing written. Engine failures (see the
+    /// trait), after which the outcome is unknown.
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>>;
 
     /// Durability barrier: see the trait's contract.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures (see the trait); commits before it may then not be durable.
     fn flush(&self) -> Result<()>;
 
     /// [`Backend::flush`] with its last step handed back instead of run: what is left to do
@@ -171,6 +198,10 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// core runs it on a thread of its own while the next group commits, and a later
     /// flush's step must cover every earlier one: of several steps waiting, only the
     /// newest runs. The default flushes and leaves nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Backend::flush`]; the [`Confirmation`] returns its own error when it runs.
     fn flush_deferred(&self) -> Result<Option<Confirmation>> {
         self.flush().map(|()| None)
     }
@@ -179,6 +210,10 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// step as [`Backend::flush_deferred`] does. The default commits and then flushes; an
     /// engine whose commit can be durable by itself (redb: one transaction with its fsync)
     /// overrides it to save a step. A failed guard writes and flushes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Backend::commit`] and then [`Backend::flush_deferred`].
     fn commit_durable(&self, batch: &WriteBatch) -> Result<Durable> {
         let committed = self.commit(batch)?;
         let confirmation = match committed {
@@ -189,15 +224,25 @@ pub trait Backend: Send + Sync + Debug + 'static {
     }
 
     /// Bytes the database takes on disk (0 for memory).
+    ///
+    /// # Errors
+    ///
+    /// Engine failures (see the trait).
     fn size_on_disk(&self) -> Result<u64>;
 
     /// Copies the engine's files into the folder `dest` (created), returning the bytes
     /// copied. The database core calls it with every commit flushed and the writer held,
     /// so the files are a consistent image (`Database::backup`). The default: this engine
     /// keeps no files to copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] from an engine without files (the default:
+    /// [`MemoryManager`], PostgreSQL); [`Error::Io`] or [`Error::DiskFull`] when a file
+    /// cannot be listed, copied or created.
     fn copy_files_to(&self, dest: &std::path::Path) -> Result<u64> {
         let _ = dest;
-        Err(crate::error::Error::InvalidArgument(
+        Err(Error::InvalidArgument(
             "this engine keeps no files to copy".into(),
         ))
     }

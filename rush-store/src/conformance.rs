@@ -176,6 +176,11 @@ pub(crate) fn scratch(check: &'static str) -> Outcome<tempfile::TempDir> {
 
 /// Runs every check that applies to `engine`. In the child process of the crash check it
 /// plays the child and never returns.
+///
+/// # Errors
+///
+/// The first [`Violation`] of any check: the rule broken, or an engine error where none was
+/// expected (in its detail). A folder that cannot be created is one as well.
 pub fn check(engine: &EngineUnderTest) -> Outcome<Report> {
     crash::play_child_if_asked(engine);
     let mut report = Report::default();

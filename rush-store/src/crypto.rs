@@ -97,8 +97,12 @@ impl From<[u8; KEY_LEN]> for EncryptionKey {
 }
 
 impl EncryptionKey {
-    /// Takes exactly [`KEY_LEN`] bytes; any other length is [`Error::InvalidKey`] (a key
-    /// is never truncated or padded). The same as `EncryptionKey::try_from(bytes)`.
+    /// Takes exactly [`KEY_LEN`] bytes (a key is never truncated or padded). The same as
+    /// `EncryptionKey::try_from(bytes)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for any other length.
     pub fn new(bytes: &[u8]) -> Result<Self> {
         Self::try_from(bytes)
     }

@@ -170,11 +170,21 @@ impl Database {
     /// Opens a database on `engine` ([`SledManager`](crate::SledManager) for durable
     /// data, [`MemoryManager`](crate::MemoryManager) for tests). A database already open
     /// on the same engine in this process shares its writer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `min_ratio_threshold` of the compression config is
+    /// outside `[0, 1)`; [`Error::Io`] when the database's threads cannot start.
     pub fn open(engine: impl Backend, config: DatabaseConfig) -> Result<Self> {
         Self::open_shared(Arc::new(engine), config)
     }
 
     /// [`Database::open`] on a shared engine handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `min_ratio_threshold` of the compression config is
+    /// outside `[0, 1)`; [`Error::Io`] when the database's threads cannot start.
     pub fn open_shared(engine: Arc<dyn Backend>, config: DatabaseConfig) -> Result<Self> {
         config.compression.map(|c| c.validate()).transpose()?;
         let core = registry::core_for(engine, &config)?;
@@ -220,16 +230,34 @@ impl Database {
     }
 
     /// The journal and snapshots of entity `entity_id` of `collection`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`]; [`Error::InvalidArgument`] for an
+    /// empty or too long collection or entity id; engine failures ([`Error::Io`],
+    /// [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]) reading the journal's
+    /// end.
     pub fn store<A: PersistentActor>(&self, collection: &str, entity_id: &str) -> Result<Store<A>> {
         Store::open_in(self.clone(), collection, entity_id)
     }
 
     /// Table `name`: sealed rows of type `V` under string keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`]; [`Error::InvalidArgument`] for a
+    /// name that is empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes.
     pub fn table<V: Serialize + DeserializeOwned>(&self, name: &str) -> Result<Table<V>> {
         Table::open_in(self.clone(), name)
     }
 
     /// Queries and subscriptions over `collection`, whose events are `A::Event`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`]; [`Error::InvalidArgument`] for a
+    /// collection name that is empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN)
+    /// bytes.
     pub fn query<A: PersistentActor>(&self, collection: &str) -> Result<EventQuery<A>> {
         EventQuery::open_in(self.clone(), collection)
     }
@@ -241,8 +269,12 @@ impl Database {
     }
 
     /// Runs `work` (code calling the synchronous API of this database's views) on the
-    /// database's reader threads, so that an async caller blocks no tokio worker. A panic
-    /// in `work` is [`Error::Panicked`].
+    /// database's reader threads, so that an async caller blocks no tokio worker.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`]; [`Error::Panicked`] when `work`
+    /// panics; otherwise what `work` returns.
     pub async fn run_blocking<T: Send + 'static>(
         &self,
         operation: &'static str,
@@ -267,7 +299,11 @@ impl Database {
         self.settings.durability
     }
 
-    /// The engine, for reads (`Error::Shutdown` after [`Database::shutdown`]).
+    /// The engine, for reads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`].
     pub fn engine(&self) -> Result<Arc<dyn Backend>> {
         self.core.engine()
     }
@@ -279,6 +315,12 @@ impl Database {
 
     /// Makes every write acknowledged so far durable (under `Periodic`, sooner than the
     /// flush interval would).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`]; the engine's flush failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]), or
+    /// [`Error::Panicked`] when it panicked: the writes it covers may then not be durable.
     pub async fn flush(&self) -> Result<()> {
         self.core.flush_async().await
     }
@@ -286,6 +328,10 @@ impl Database {
     /// [`Database::flush`] for code without a tokio runtime: blocks the calling thread
     /// until the flush is done. Inside a runtime it is refused with
     /// [`Error::InvalidArgument`] (it would block a worker): use `flush().await`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] inside a tokio runtime; otherwise as [`Database::flush`].
     pub fn flush_blocking(&self) -> Result<()> {
         self.core.flush_blocking()
     }
@@ -297,6 +343,17 @@ impl Database {
     /// database's reader threads, and every record verified with this database's keys.
     /// A `dest` that exists and is not empty is refused; a memory engine has nothing to
     /// copy ([`Error::InvalidArgument`]).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`]: `dest` exists and is not empty, or the engine keeps no
+    ///   files (memory, PostgreSQL).
+    /// - [`Error::Io`] or [`Error::DiskFull`]: copying failed; other failures of the flush
+    ///   before it as [`Database::flush`].
+    /// - [`Error::Corrupted`]: the copy failed its verification; errors of opening and
+    ///   reading the copy come as they are.
+    /// - [`Error::Shutdown`] after [`Database::shutdown`]; [`Error::Panicked`] when the
+    ///   engine panicked while copying.
     pub async fn backup(&self, dest: impl AsRef<std::path::Path>) -> Result<BackupReport> {
         let dest = dest.as_ref().to_path_buf();
         let occupied = std::fs::read_dir(&dest).is_ok_and(|mut entries| entries.next().is_some());
@@ -338,6 +395,10 @@ impl Database {
 
     /// Probes the database with a durable write through the writer, a read back and a
     /// removal, on the database's threads.
+    ///
+    /// # Errors
+    ///
+    /// None today: every problem, a failed probe included, is in the [`HealthReport`].
     pub async fn health_check(&self) -> Result<HealthReport> {
         Ok(crate::health::probe_async(&self.core, None).await)
     }
@@ -346,6 +407,11 @@ impl Database {
     /// releases the engine. Afterwards every call on this database and its views returns
     /// [`Error::Shutdown`] at once, and the same folder can be opened again at once.
     /// Calling it again is harmless.
+    ///
+    /// # Errors
+    ///
+    /// The final flush's failures as [`Database::flush`]'s; [`Error::Panicked`] when the
+    /// writer thread panicked. The database is shut down all the same.
     pub async fn shutdown(&self) -> Result<()> {
         self.core.shutdown().await
     }
@@ -353,6 +419,11 @@ impl Database {
     /// [`Database::shutdown`] for code without a tokio runtime: blocks the calling thread
     /// until the writer is joined and the engine released. Inside a runtime it is refused
     /// with [`Error::InvalidArgument`]: use `shutdown().await`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] inside a tokio runtime; otherwise as
+    /// [`Database::shutdown`].
     pub fn shutdown_blocking(&self) -> Result<()> {
         self.core.shutdown_blocking()
     }

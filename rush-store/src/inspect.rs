@@ -144,12 +144,20 @@ impl Inspector {
 
     /// Opens encrypted records with `key` (32 bytes), and seals with it in
     /// [`Inspector::rotate_key`] until the new key takes over.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when `key` is not 32 bytes.
     pub fn with_key(mut self, key: &[u8]) -> Result<Self> {
         self.keyring.promote(EncryptionKey::new(key)?);
         Ok(self)
     }
 
     /// Adds a key that opens records (an older key, while a rotation is unfinished).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when `key` is not 32 bytes.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
         self.keyring.add_decryption_key(EncryptionKey::new(key)?);
         Ok(())
@@ -173,6 +181,12 @@ impl Inspector {
 
     /// The entities in `scope`, sorted by collection and entity id, with their event
     /// counts, ends, snapshots and deletion marks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a [`Scope::Collection`] name that is empty or longer
+    /// than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes; engine failures ([`Error::Io`],
+    /// [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]).
     pub fn entities(
         &self,
         scope: &Scope,
@@ -225,6 +239,13 @@ impl Inspector {
     }
 
     /// The highest offset of `collection`'s log (0: empty).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a collection name that is empty or longer than
+    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes; [`Error::Corrupted`] for a malformed log
+    /// block; other engine failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Corrupted`], [`Error::Storage`]).
     pub fn collection_log_end(&self, collection: &str) -> Result<u64> {
         let log = crate::collection_log::log_of(collection)?;
         crate::collection_log::highest_offset(self.backend.as_ref(), &log)
@@ -232,8 +253,14 @@ impl Inspector {
 
     /// Calls `visit` with the events of `entity` from sequence number `from` on, in order,
     /// until it returns `Ok(false)`. A record that fails its checks is still visited, with
-    /// [`RawEvent::problem`] set; one sealed with a key this inspector does not hold stops
-    /// the walk with [`Error::Decryption`] (a wrong key is not corruption).
+    /// [`RawEvent::problem`] set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decryption`] for a record sealed with a key this inspector does not hold (a
+    /// wrong key is not corruption); the first error `visit` returns, as it is; engine
+    /// failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`],
+    /// [`Error::Storage`]).
     pub fn events(
         &self,
         entity: &EntityKey,
@@ -250,8 +277,14 @@ impl Inspector {
     }
 
     /// Checks that the given key opens this database: the first encrypted record among
-    /// the first few thousand must be sealed with a key this inspector holds, else [`Error::Decryption`] names the
-    /// key ids. Without a key, or without encrypted records, there is nothing to check.
+    /// the first few thousand must be sealed with a key this inspector holds. Without a
+    /// key, or without encrypted records, there is nothing to check.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decryption`], naming the key ids, when the record found is sealed with a key
+    /// this inspector does not hold; engine failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Corrupted`], [`Error::Storage`]).
     pub fn check_key(&self) -> Result<()> {
         let Some(current) = self.keyring.current() else {
             return Ok(());

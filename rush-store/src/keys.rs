@@ -48,6 +48,10 @@ pub struct EntityKey {
 
 impl EntityKey {
     /// Validates both ids: non-empty and at most [`MAX_ID_LEN`] bytes each.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when an id is empty or longer than [`MAX_ID_LEN`] bytes.
     pub fn new(collection: &str, entity_id: &str) -> Result<Self> {
         let mut encoded = Vec::with_capacity(4 + collection.len() + entity_id.len());
         for (what, id) in [("collection", collection), ("entity id", entity_id)] {

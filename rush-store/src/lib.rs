@@ -64,6 +64,8 @@
     )
 )]
 #![deny(missing_docs)]
+// Every fallible public function says which `Error` variants it returns and when (issue 12).
+#![warn(clippy::missing_errors_doc)]
 
 mod backend;
 mod codec;

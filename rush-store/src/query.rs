@@ -114,6 +114,12 @@ impl<A: PersistentActor> std::fmt::Debug for EventQuery<A> {
 impl<A: PersistentActor> EventQuery<A> {
     /// Queries `collection` on `backend` (joining the [`Database`] open on it);
     /// `encryption_key` opens its records.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for a key that is not 32 bytes; [`Error::InvalidArgument`] for
+    /// a collection name that is empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN)
+    /// bytes; [`Error::Io`] when the database's threads cannot start.
     pub fn new(
         backend: Arc<dyn Backend>,
         collection: &str,
@@ -127,6 +133,12 @@ impl<A: PersistentActor> EventQuery<A> {
 
     /// Queries `collection` on `backend` (joining the [`Database`] open on it); the keys
     /// of `keyring` open its records.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a collection name that is empty or longer than
+    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes; [`Error::Io`] when the database's threads
+    /// cannot start.
     pub fn with_keyring(
         backend: Arc<dyn Backend>,
         collection: &str,
@@ -155,6 +167,10 @@ impl<A: PersistentActor> EventQuery<A> {
     }
 
     /// Adds a key that opens records sealed before a key rotation.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when `key` is not 32 bytes.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
         self.codec
             .keyring
@@ -173,6 +189,12 @@ impl<A: PersistentActor> EventQuery<A> {
     }
 
     /// The highest offset of the collection's log (0: no event yet).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a malformed log block; other engine failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn highest_offset(&self) -> Result<u64> {
         let highest = collection_log::highest_offset(self.db.engine()?.as_ref(), &self.log)?;
         // Asked after reading: an entry past a hold is not durable yet.
@@ -184,6 +206,15 @@ impl<A: PersistentActor> EventQuery<A> {
 
     /// Examines at most `limit` log entries from `from_offset` (inclusive) and returns
     /// those that match `filter`, with the offset to read from next.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a damaged record, a malformed log entry, or a log entry
+    /// whose event is missing; [`Error::Decryption`] for a record sealed with a key this
+    /// query does not hold; [`Error::Serialization`] for an event that does not decode as
+    /// `A::Event`; other engine failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Storage`]).
     pub fn read(
         &self,
         from_offset: u64,
@@ -228,6 +259,10 @@ impl<A: PersistentActor> EventQuery<A> {
     }
 
     /// [`EventQuery::read`] on the database's threads, for async callers.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventQuery::read`]; a panic while decoding is [`Error::Panicked`].
     pub async fn read_async(
         &self,
         from_offset: u64,
@@ -254,6 +289,10 @@ impl<A: PersistentActor> EventQuery<A> {
     /// Every matching event from `from_offset` (inclusive), in offset order, collected in
     /// one `Vec`: memory grows with the collection. [`EventQuery::iter`] streams them
     /// instead, and [`EventQuery::read`] reads one page.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventQuery::read`], for each page.
     pub fn events(
         &self,
         from_offset: u64,
@@ -264,6 +303,12 @@ impl<A: PersistentActor> EventQuery<A> {
 
     /// The ids of the entities that have events (or a deletion mark) in the collection,
     /// sorted. Costs one seek per entity and kind, not a walk over the events.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a malformed entity id in a key; other engine failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn entity_ids(&self) -> Result<Vec<String>> {
         let mut ids = self.ids_with(RecordKind::Event)?;
         // An entity whose whole history was deleted keeps only its deletion mark.

@@ -139,6 +139,14 @@ impl<A: PersistentActor> Store<A> {
     /// `encryption_key` must be exactly 32 bytes ([`Error::InvalidKey`] otherwise); with a
     /// key every record is sealed with XChaCha20-Poly1305. `compression` turns adaptive gzip on.
     /// Stores that share keys, or need older ones, open with [`Store::with_keyring`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for a key that is not 32 bytes; [`Error::InvalidArgument`] for
+    /// an empty or too long collection or entity id
+    /// ([`EntityKey::new`](crate::EntityKey::new)); [`Error::Io`] when the database's
+    /// threads cannot start; engine failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Corrupted`], [`Error::Storage`]) reading the journal's end.
     pub fn new<B: Backend>(
         collection: &str,
         entity_id: &str,
@@ -156,6 +164,10 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// [`Store::new`] on a shared backend handle.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::new`].
     pub fn with_backend(
         collection: &str,
         entity_id: &str,
@@ -175,6 +187,13 @@ impl<A: PersistentActor> Store<A> {
     /// with the keys of `keyring`, parsed once for every store that shares it: new records
     /// are sealed with its current key, and records sealed with any of its keys open.
     /// Compression is off until [`Store::set_compression_config`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for an empty or too long collection or entity id
+    /// ([`EntityKey::new`](crate::EntityKey::new)); [`Error::Io`] when the database's
+    /// threads cannot start; engine failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Corrupted`], [`Error::Storage`]) reading the journal's end.
     pub fn with_keyring(
         collection: &str,
         entity_id: &str,
@@ -230,6 +249,10 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// Keeps the newest `keep` snapshots (default 2, at least 1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `keep` is 0.
     pub fn set_snapshots_to_keep(&mut self, keep: usize) -> Result<()> {
         if keep == 0 {
             return Err(Error::InvalidArgument(
@@ -241,6 +264,10 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// Changes when records are compressed (and turns compression on).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `config.min_ratio_threshold` is outside `[0, 1)`.
     pub fn set_compression_config(&mut self, config: CompressionConfig) -> Result<()> {
         config.validate()?;
         self.codec.compression = Some(config);
@@ -249,6 +276,10 @@ impl<A: PersistentActor> Store<A> {
 
     /// Adds a key that opens records but never seals new ones: an older key, while a
     /// rotation is unfinished.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when `key` is not 32 bytes.
     pub fn add_decryption_key(&mut self, key: &[u8]) -> Result<()> {
         self.codec
             .keyring
@@ -276,6 +307,12 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// Sequence numbers of the stored snapshots, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown); engine
+    /// failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`],
+    /// [`Error::Storage`]).
     pub fn snapshot_sequence_numbers(&self) -> Result<Vec<u64>> {
         snapshot::list(self.engine()?.as_ref(), &self.key)
     }
@@ -283,6 +320,14 @@ impl<A: PersistentActor> Store<A> {
     /// Events with sequence numbers `from..=to` (inclusive); `events(0, u64::MAX)` is all.
     /// An empty or out-of-range range is an empty `Vec`; deleted history is skipped.
     /// Collects the whole range in memory: [`Store::iter_events`] streams it instead.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a damaged record (checksum, tag, torn write) or a gap in
+    /// the journal; [`Error::Decryption`] for a record sealed with a key this handle does
+    /// not hold; [`Error::Serialization`] for an event that does not decode as `A::Event`;
+    /// other engine failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn events(&self, from: u64, to: u64) -> Result<Vec<A::Event>> {
         let mut out = Vec::new();
         self.visit_events(from, to, |_, decoded| {
@@ -293,6 +338,10 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// The last `n` events, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::events`].
     pub fn last_events_from(&self, n: u64) -> Result<Vec<A::Event>> {
         let head = journal::read_head(self.engine()?.as_ref(), &self.key)?;
         if n == 0 || head == 0 {
@@ -303,6 +352,10 @@ impl<A: PersistentActor> Store<A> {
 
     /// Events `from..=to` with their sequence numbers and timestamps, collected in one
     /// `Vec`: [`Store::iter_events`] streams them a page at a time instead.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::events`].
     pub fn events_with_metadata(&self, from: u64, to: u64) -> Result<Vec<EventEnvelope<A::Event>>> {
         let mut out = Vec::new();
         self.visit_events(from, to, |sequence_number, decoded| {
@@ -314,6 +367,10 @@ impl<A: PersistentActor> Store<A> {
 
     /// Events persisted between `start` and `end` (inclusive), oldest first. The journal
     /// is streamed and only the events in the window are kept.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::events`].
     pub fn events_between(
         &self,
         start: SystemTime,
@@ -347,6 +404,12 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// Events up to this sequence number were deleted (0: none).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a malformed deletion mark; other engine failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn deleted_to(&self) -> Result<u64> {
         journal::read_deleted_to(self.engine()?.as_ref(), &self.key)
     }
@@ -354,6 +417,13 @@ impl<A: PersistentActor> Store<A> {
     /// Checks every record of the entity: checksum or tag, decoding, contiguity, and that
     /// each event has exactly one offset in its collection's log and each of the entity's
     /// log entries points at a stored event (this reads the collection's whole log).
+    ///
+    /// # Errors
+    ///
+    /// Damage is reported in the [`IntegrityReport`], not as an error. Errors are
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown) and
+    /// engine failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`],
+    /// [`Error::Storage`]) that stop the check.
     pub fn verify_integrity(&self) -> Result<IntegrityReport> {
         integrity::verify::<A>(self.engine()?.as_ref(), &self.codec, &self.key)
     }
@@ -370,6 +440,10 @@ impl<A: PersistentActor> Store<A> {
 
     /// Probes the database with a durable write through its writer, a read back and a
     /// removal, on the database's threads. A poisoned handle is reported as degraded.
+    ///
+    /// # Errors
+    ///
+    /// None today: every problem, a failed probe included, is in the [`HealthReport`].
     pub async fn health_check(&self) -> Result<HealthReport> {
         Ok(crate::health::probe_async(&self.db.core, self.poisoned.as_ref()).await)
     }

@@ -76,6 +76,12 @@ impl<V> Clone for Table<V> {
 impl<V: Serialize + DeserializeOwned> Table<V> {
     /// Opens table `name` (1 to 512 bytes) on `backend` (joining the [`Database`] open on
     /// it); with a 32-byte key every row is encrypted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] for a key that is not 32 bytes; [`Error::InvalidArgument`] for
+    /// a name that is empty or longer than [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes;
+    /// [`Error::Io`] when the database's threads cannot start.
     pub fn open(
         backend: Arc<dyn Backend>,
         name: &str,
@@ -87,6 +93,12 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     /// Opens table `name` (1 to 512 bytes) on `backend` (joining the [`Database`] open on
     /// it); rows are sealed with the current key of `keyring` (none: in the clear), and
     /// rows sealed with any of its keys open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a name that is empty or longer than
+    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes; [`Error::Io`] when the database's threads
+    /// cannot start.
     pub fn open_with_keyring(
         backend: Arc<dyn Backend>,
         name: &str,
@@ -139,6 +151,14 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// The row at `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a damaged row; [`Error::Decryption`] for a row sealed with
+    /// a key the table does not hold; [`Error::Serialization`] for a row that does not
+    /// decode as `V`; other engine failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Storage`]).
     pub fn get(&self, key: &str) -> Result<Option<V>> {
         let row_key = self.row_key(key);
         let Some(bytes) = self.engine()?.get(&row_key)? else {
@@ -152,6 +172,12 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
 
     /// The write that sets `key` to `value`, to commit in a batch of one's own (with a
     /// checkpoint, say).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialization`] when `value` cannot be serialized;
+    /// [`Error::InvalidArgument`] when it is larger than
+    /// [`MAX_EVENT_SIZE`](crate::MAX_EVENT_SIZE).
     pub fn put_op(&self, key: &str, value: &V) -> Result<WriteOp> {
         let row_key = self.row_key(key);
         let encoded = self.codec.encode(
@@ -174,17 +200,33 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// Sets `key` to `value`, durably (commit and flush).
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::put_op`] and [`Table::write`].
     pub fn put(&self, key: &str, value: &V) -> Result<()> {
         let op = self.put_op(key, value)?;
         self.write(vec![op])
     }
 
     /// Removes `key`, durably.
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::write`].
     pub fn delete(&self, key: &str) -> Result<()> {
         self.write(vec![self.delete_op(key)])
     }
 
     /// Commits `ops` as one atomic batch through the database's writer, durably.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::InvalidArgument`] for a key under the engine's reserved prefix; engine
+    /// failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`],
+    /// [`Error::Storage`], [`Error::Panicked`]), after which the write may have landed or
+    /// not.
     pub fn write(&self, ops: Vec<WriteOp>) -> Result<()> {
         let batch = WriteBatch {
             ops,
@@ -194,6 +236,10 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// [`Table::write`] for async callers: no thread blocks while the writer works.
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::write`].
     pub async fn write_async(&self, ops: Vec<WriteOp>) -> Result<()> {
         let batch = WriteBatch {
             ops,
@@ -203,6 +249,10 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// [`Table::get`] on the database's threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::get`]; a panic in `V`'s `Deserialize` is [`Error::Panicked`].
     pub async fn get_async(&self, key: &str) -> Result<Option<V>>
     where
         V: Send + 'static,
@@ -217,6 +267,14 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
 
     /// Rows whose key starts with `prefix` (`""`: all), in key order, collected in one
     /// `Vec`: for a table that grows, walk it with [`Table::for_each`] or [`Table::page`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a damaged row or a row key that is not UTF-8;
+    /// [`Error::Decryption`] for a row sealed with a key the table does not hold;
+    /// [`Error::Serialization`] for a row that does not decode as `V`; other engine
+    /// failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn rows(&self, prefix: &str) -> Result<Vec<(String, V)>> {
         let mut out = Vec::new();
         self.for_each(prefix, |key, value| {
@@ -228,6 +286,15 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
 
     /// Calls `visit` with each row whose key starts with `prefix`, in key order, page by
     /// page, until it returns `Ok(false)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a damaged row or a row key that is not UTF-8;
+    /// [`Error::Decryption`] for a row sealed with a key the table does not hold;
+    /// [`Error::Serialization`] for a row that does not decode as `V`; other engine
+    /// failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]). The first error
+    /// `visit` returns stops the walk and is returned as it is.
     pub fn for_each(
         &self,
         prefix: &str,
@@ -260,6 +327,14 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     /// from the first), in key order, each with the time it was last written. One page of
     /// a walk the caller may pause between pages (to await, or to write): the next page
     /// starts after the last key of this one, and a page shorter than `limit` is the last.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after [`Database::shutdown`](crate::Database::shutdown);
+    /// [`Error::Corrupted`] for a damaged row or a row key that is not UTF-8;
+    /// [`Error::Decryption`] for a row sealed with a key the table does not hold;
+    /// [`Error::Serialization`] for a row that does not decode as `V`; other engine
+    /// failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn page(
         &self,
         prefix: &str,
@@ -307,6 +382,11 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
     }
 
     /// Removes every row (for a rebuild), a page per durable batch; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`Table::write`], for each page; the rows of the pages before an error stay
+    /// removed.
     pub fn clear(&self) -> Result<u64> {
         let start = self.prefix.clone();
         let end = prefix_end(&start);

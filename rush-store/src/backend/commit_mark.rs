@@ -67,6 +67,13 @@ impl CommitMark {
     /// Checks the folder's mark against `engine_commits`, the counter the engine holds,
     /// and opens the mark for writing. A folder without a mark gets one, unless the engine
     /// has commits the mark should have counted (the mark was deleted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupted`] when the engine holds fewer commits than the mark says were
+    /// durable, when the mark is missing beside an engine that has commits, or when the
+    /// mark itself is damaged; [`Error::Io`] or [`Error::DiskFull`] when the mark cannot be
+    /// read, created or synced.
     pub fn open(engine: &str, folder: &Path, engine_commits: u64, sync: bool) -> Result<Self> {
         let path = folder.join(MARK_FILE);
         let marked = match read(&path)? {
@@ -125,6 +132,10 @@ impl CommitMark {
 
     /// The counter the next commit writes. Call under the engine's commit lock, and
     /// [`CommitMark::committed`] once that commit has applied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the counter is at `u64::MAX`.
     pub fn next(&self) -> Result<u64> {
         self.committed
             .load(Ordering::Acquire)
@@ -155,6 +166,11 @@ impl CommitMark {
     }
 
     /// Records durably that the first `commits` commits are durable in the engine.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::DiskFull`] when the mark cannot be written and synced;
+    /// [`Error::Storage`] when its lock was poisoned by a panic.
     pub fn durable(&self, commits: u64) -> Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
@@ -172,6 +188,10 @@ impl CommitMark {
 }
 
 /// The counter an engine stored at [`COUNTER_KEY`] (0 when absent).
+///
+/// # Errors
+///
+/// [`Error::Corrupted`] when the stored value is not 8 bytes.
 pub fn decode_counter(stored: Option<&[u8]>) -> Result<u64> {
     match stored {
         None => Ok(0),
@@ -185,6 +205,11 @@ pub fn decode_counter(stored: Option<&[u8]>) -> Result<u64> {
 }
 
 /// Refuses a batch that writes, deletes or appends under the reserved keys.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] when a write, delete or append's key starts with
+/// [`RESERVED_PREFIX`].
 pub fn refuse_reserved(batch: &super::WriteBatch) -> Result<()> {
     let reserved = batch
         .ops
@@ -204,6 +229,11 @@ pub fn refuse_reserved(batch: &super::WriteBatch) -> Result<()> {
 
 /// Reads and checks the folder's mark before the engine opens its files, so that a
 /// damaged mark is reported while every file is still as it was.
+///
+/// # Errors
+///
+/// [`Error::Corrupted`] when the mark is damaged (wrong size, checksum, magic or version);
+/// [`Error::Io`] when it exists but cannot be read.
 pub fn check_before_open(folder: &Path) -> Result<()> {
     read(&folder.join(MARK_FILE)).map(drop)
 }

@@ -17,8 +17,12 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
-    /// The engine whose files `folder` holds; [`Error::NotADatabase`] for a missing
-    /// folder, or one with neither engine's files.
+    /// The engine whose files `folder` holds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotADatabase`] when the folder is missing, is not a folder, or holds
+    /// neither engine's files, or both.
     pub fn detect(folder: &Path) -> Result<Self> {
         let not_a_database = |reason: &str| Error::NotADatabase {
             path: folder.to_path_buf(),
@@ -53,6 +57,10 @@ impl EngineKind {
     }
 
     /// The engine named `name` (`sled` or `redb`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for any other name.
     pub fn from_name(name: &str) -> Result<Self> {
         match name {
             "sled" => Ok(Self::Sled),
@@ -65,6 +73,13 @@ impl EngineKind {
 
     /// Opens (or creates) this engine's database in `folder`, with a page cache of
     /// `cache_bytes`.
+    ///
+    /// # Errors
+    ///
+    /// What [`SledManager::with_config`](crate::SledManager::with_config) or
+    /// `RedbManager::with_config` returns ([`Error::DatabaseLocked`] for a folder another
+    /// process uses, [`Error::Corrupted`] for damaged files, [`Error::Io`]...);
+    /// [`Error::InvalidArgument`] for redb in a build without the `redb` feature.
     pub fn open(self, folder: &Path, cache_bytes: u64) -> Result<Arc<dyn Backend>> {
         match self {
             Self::Sled => {
@@ -102,8 +117,12 @@ impl EngineKind {
     }
 }
 
-/// Opens the existing database in `folder`, whichever engine it is, never creating one;
-/// a folder another process uses is [`Error::DatabaseLocked`].
+/// Opens the existing database in `folder`, whichever engine it is, never creating one.
+///
+/// # Errors
+///
+/// [`Error::NotADatabase`] as [`EngineKind::detect`] says; [`Error::DatabaseLocked`] when a
+/// process has the database open; otherwise what [`EngineKind::open`] returns.
 pub fn open_existing(folder: &Path, cache_bytes: u64) -> Result<(EngineKind, Arc<dyn Backend>)> {
     let kind = EngineKind::detect(folder)?;
     if kind.in_use(folder) {
@@ -140,8 +159,14 @@ impl Drop for TempDirGuard {
 }
 
 /// Copies the database in `folder` into a new folder under `scratch` and opens the
-/// copy. A database in use by a process is [`Error::DatabaseLocked`]: files copied
-/// while an engine writes them are not a consistent image.
+/// copy.
+///
+/// # Errors
+///
+/// [`Error::NotADatabase`] as [`EngineKind::detect`] says; [`Error::DatabaseLocked`] when a
+/// process has the database open (files copied while an engine writes them are not a
+/// consistent image); [`Error::Io`] or [`Error::DiskFull`] while copying
+/// ([`copy_files`]); otherwise what [`EngineKind::open`] returns for the copy.
 pub fn open_copy(folder: &Path, scratch: &Path, cache_bytes: u64) -> Result<Copy> {
     let kind = EngineKind::detect(folder)?;
     if kind.in_use(folder) {
@@ -163,6 +188,11 @@ pub fn open_copy(folder: &Path, scratch: &Path, cache_bytes: u64) -> Result<Copy
 }
 
 /// Copies every file under `from` to `to` (created), keeping the tree; returns the bytes.
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::DiskFull`] when a folder cannot be created or listed, or a
+/// file copied.
 pub fn copy_files(from: &Path, to: &Path) -> Result<u64> {
     let io = |what: &'static str| move |e: std::io::Error| Error::from_io(what, &e);
     std::fs::create_dir_all(to).map_err(io("create the copy's folder"))?;

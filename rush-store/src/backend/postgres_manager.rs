@@ -191,12 +191,26 @@ impl Driver<'_> {
 impl PostgresManager {
     /// Connects to `url` (`postgres://user@host:port/db`) with the defaults of
     /// [`PostgresConfig`], using the schema `schema`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PostgresManager::open`].
     pub fn connect(url: &str, schema: &str) -> Result<Self> {
         Self::open(PostgresConfig::new(url, schema))
     }
 
     /// Connects as `config` says, creating Rush's tables in its schema or upgrading them.
     /// A schema written by a newer version of Rush is refused.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`]: a bad schema name, no connections, a URL that does not
+    ///   parse, a schema written by a newer Rush, TLS without the `postgres-tls` feature or
+    ///   with an unusable certificate authority.
+    /// - [`Error::NotADatabase`]: the schema holds no Rush tables and
+    ///   [`PostgresConfig::create`] is false.
+    /// - [`Error::Io`]: the server cannot be reached or does not answer in time; other
+    ///   server errors are [`Error::Storage`].
     pub fn open(config: PostgresConfig) -> Result<Self> {
         config.check()?;
         off_runtime("connect", || Self::open_here(config))

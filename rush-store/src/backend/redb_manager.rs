@@ -101,13 +101,24 @@ fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
 impl RedbManager {
     /// Opens (or creates) the database in folder `path` with [`RedbConfig::default`].
     ///
-    /// A folder used by another process is [`Error::DatabaseLocked`].
+    /// # Errors
+    ///
+    /// As [`RedbManager::with_config`].
     pub fn new(path: impl AsRef<Path>) -> Result<Self> {
         Self::with_config(path, RedbConfig::default())
     }
 
     /// Opens (or creates) the database in `path` with `config`. When this process already
     /// has the folder open, the open database is returned and `config` is ignored.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::DatabaseLocked`]: another process has the database open.
+    /// - [`Error::Corrupted`]: `rush.redb` or the commit mark is damaged (redb panicking on
+    ///   it included), or redb holds fewer commits than were acknowledged; nothing is
+    ///   changed.
+    /// - [`Error::Io`] or [`Error::DiskFull`]: the folder cannot be created or the file
+    ///   opened; other redb failures are [`Error::Storage`].
     pub fn with_config(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self> {
         let path = path.as_ref();
         std::fs::create_dir_all(path).map_err(|e| Error::from_io("create database folder", &e))?;
@@ -116,7 +127,10 @@ impl RedbManager {
 
     /// Opens the database that already exists in folder `path`, never creating one.
     ///
-    /// A missing folder, or one without `rush.redb`, is [`Error::NotADatabase`].
+    /// # Errors
+    ///
+    /// [`Error::NotADatabase`] when the folder holds no `rush.redb`; otherwise as
+    /// [`RedbManager::with_config`].
     pub fn open_existing(path: impl AsRef<Path>, config: RedbConfig) -> Result<Self> {
         let path = path.as_ref();
         if !path.join(REDB_FILE).is_file() {

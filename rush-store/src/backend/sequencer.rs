@@ -23,6 +23,12 @@ pub struct Assigned {
 impl Sequencer {
     /// Gathers the appends of each log into one block numbered after the log's highest
     /// offset, loading an uncached one with `highest_stored` (see [`block_end`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when a log's offsets would pass `u64::MAX`;
+    /// [`Error::InvalidArgument`] when a block would hold more than `u32::MAX` entries or
+    /// an entry is longer than `u32::MAX` bytes; and any error of `highest_stored`.
     pub fn assign(
         &self,
         appends: &[LogAppend],
@@ -139,6 +145,11 @@ pub fn offset_of(log: &[u8], key: &[u8]) -> Option<u64> {
 }
 
 /// The offset of the last entry of the block stored at `key`.
+///
+/// # Errors
+///
+/// [`Error::Corrupted`] when `key` is not a block key of `log` or the block is malformed or
+/// fails its CRC.
 pub fn block_end(log: &[u8], key: &[u8], block: &[u8]) -> Result<u64> {
     let corrupted = || Error::Corrupted {
         record: format!("log block {key:?}"),

@@ -105,13 +105,24 @@ fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
 impl SledManager {
     /// Opens (or creates) the database in folder `path` with [`SledConfig::default`].
     ///
-    /// A folder used by another process is [`Error::DatabaseLocked`].
+    /// # Errors
+    ///
+    /// As [`SledManager::with_config`].
     pub fn new(path: impl AsRef<Path>) -> Result<Self> {
         Self::with_config(path, SledConfig::default())
     }
 
     /// Opens (or creates) the database in `path` with `config`. When this process already
     /// has the folder open, the open database is returned and `config` is ignored.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::DatabaseLocked`]: another process has the folder open.
+    /// - [`Error::Corrupted`]: sled's files or the commit mark are damaged, or sled holds
+    ///   fewer commits than were acknowledged (see [`SledConfig::commit_mark`]); nothing is
+    ///   changed.
+    /// - [`Error::Io`] or [`Error::DiskFull`]: the folder cannot be created or its files
+    ///   opened; other sled failures are [`Error::Storage`].
     pub fn with_config(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
         let path = path.as_ref();
         std::fs::create_dir_all(path).map_err(|e| Error::from_io("create database folder", &e))?;
@@ -173,8 +184,10 @@ impl SledManager {
     /// Opens the database that already exists in folder `path`, never creating one (tools
     /// that inspect a database must not leave an empty one behind a typo).
     ///
-    /// A missing folder, or one without sled's `conf` and `db` files, is
-    /// [`Error::NotADatabase`]; a folder used by another process is [`Error::DatabaseLocked`].
+    /// # Errors
+    ///
+    /// [`Error::NotADatabase`] for a missing folder, one without sled's `conf` and `db`
+    /// files, or one sled cannot open; otherwise as [`SledManager::with_config`].
     pub fn open_existing(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
         let path = path.as_ref();
         let not_a_database = |reason: &str| Error::NotADatabase {

@@ -13,6 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 type Check = fn(&dyn Backend) -> Outcome<String>;
 
 /// Runs every check of this module on a fresh database each.
+///
+/// # Errors
+///
+/// The first [`Violation`] of the checks below, or one for an engine that does not open.
 pub fn check_all(engine: &EngineUnderTest, report: &mut Report) -> Outcome {
     let checks: [(&'static str, Check); 5] = [
         ("guarded batches", guarded_batches),
@@ -62,6 +66,11 @@ fn commit(check: &'static str, db: &dyn Backend, batch: &WriteBatch) -> Outcome 
 
 /// A failed guard writes nothing (puts, deletes or appends); holding guards apply all of
 /// the batch, in order.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail.
 pub fn guarded_batches(db: &dyn Backend) -> Outcome<String> {
     const CHECK: &str = "guarded batches";
     commit(
@@ -149,6 +158,11 @@ pub fn guarded_batches(db: &dyn Backend) -> Outcome<String> {
 }
 
 /// Scans return keys in byte order, bounded, reversible, and an empty range is empty.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail.
 pub fn ordered_scans(db: &dyn Backend) -> Outcome<String> {
     const CHECK: &str = "ordered scans";
     let keys: [&[u8]; 10] = [
@@ -205,6 +219,11 @@ pub fn ordered_scans(db: &dyn Backend) -> Outcome<String> {
 }
 
 /// Keys starting with the reserved prefix cannot be written and are never read.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail.
 pub fn reserved_keys(db: &dyn Backend) -> Outcome<String> {
     const CHECK: &str = "reserved keys";
     let mut key = RESERVED_PREFIX.to_vec();
@@ -229,6 +248,10 @@ pub fn reserved_keys(db: &dyn Backend) -> Outcome<String> {
 }
 
 /// The entries of `log`, in offset order, checking that blocks are gap-free from 1.
+///
+/// # Errors
+///
+/// A [`Violation`] of `check` for a malformed block, a gap, or an engine error.
 pub fn read_log(check: &'static str, db: &dyn Backend, log: &[u8]) -> Outcome<Vec<Vec<u8>>> {
     let end = crate::keys::prefix_end(log);
     let blocks = engine(check, db.scan(log, &end, usize::MAX, false))?;
@@ -268,6 +291,11 @@ fn append(log: &[u8], value: &[u8]) -> LogAppend {
 }
 
 /// Appends to two logs in one batch number each log from 1, gap-free, in commit order.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail.
 pub fn log_offsets(db: &dyn Backend) -> Outcome<String> {
     const CHECK: &str = "log offsets";
     let (a, b) = (b"\x05\x00\x01a".as_ref(), b"\x05\x00\x01b".as_ref());
@@ -301,6 +329,11 @@ pub fn log_offsets(db: &dyn Backend) -> Outcome<String> {
 /// `threads` committers each make `commits` commits appending to one shared log while a
 /// reader scans it: every scan sees a gap-free prefix, and in the end every entry is
 /// there once, each committer's in its own order.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail.
 pub fn concurrent_log_offsets(db: &dyn Backend, threads: usize, commits: usize) -> Outcome<String> {
     const CHECK: &str = "concurrent log offsets";
     let log = b"\x05\x00\x06shared".as_ref();

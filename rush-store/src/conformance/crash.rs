@@ -59,6 +59,11 @@ fn check_written(check: &'static str, db: &dyn Backend, count: u64) -> Outcome<u
 
 /// Commits and flushes, drops every handle, reopens: everything is there, and the log's
 /// offsets go on where they stopped.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail.
 pub fn check_reopen(engine_: &EngineUnderTest, report: &mut Report) -> Outcome {
     const CHECK: &str = "reopen";
     let dir = scratch(CHECK)?;
@@ -113,6 +118,12 @@ pub fn play_child_if_asked(engine_: &EngineUnderTest) {
 
 /// Runs the calling test again as a child process that commits and flushes until it is
 /// killed with `SIGKILL`; every entry it acknowledged must be there after a reopen.
+///
+/// # Errors
+///
+/// A [`Violation`] naming the rule broken; an engine error where none was expected is a
+/// [`Violation`] too, with the error in its detail. So is a child process that cannot be
+/// started or acknowledges nothing.
 pub fn check_sigkill(engine_: &EngineUnderTest, report: &mut Report) -> Outcome {
     const CHECK: &str = "sigkill";
     let violation = |detail: String| Violation {

@@ -62,6 +62,10 @@ pub fn damages(len: u64) -> Vec<Damage> {
 }
 
 /// Applies `damage` to `file`.
+///
+/// # Errors
+///
+/// The [`std::io::Error`] of reading, writing or removing `file`.
 pub fn apply(file: &Path, damage: &Damage) -> std::io::Result<()> {
     match damage {
         Damage::Flip(at) => {
@@ -115,6 +119,10 @@ fn files(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Copies every file of `from` into `to`, keeping the tree.
+///
+/// # Errors
+///
+/// The [`std::io::Error`] of listing `from`, creating a folder or copying a file.
 pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for file in files(from)? {
         if let Some(parent) = to.join(&file).parent() {
@@ -211,6 +219,12 @@ fn run_case(engine_: &EngineUnderTest, folder: &Path, what: &str) -> Outcome<Ver
 
 /// Damages every file of an image of `engine`, after each kind of shutdown, in every way
 /// [`damages`] lists, and checks each case; then checks that a fresh folder still opens.
+///
+/// # Errors
+///
+/// A [`Violation`] listing every case that ended in silent data loss, a panic, or an error
+/// other than [`Error::Corrupted`]; one when an undamaged image is refused, a fresh folder
+/// no longer opens, or the image's files cannot be copied or damaged.
 pub fn check_matrix(engine_: &EngineUnderTest, report: &mut Report) -> Outcome {
     let mut violations = Vec::new();
     for shutdown in [Shutdown::Clean, Shutdown::Unclean] {

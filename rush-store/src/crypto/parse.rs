@@ -44,15 +44,22 @@ pub enum KeyProblem {
 impl EncryptionKey {
     /// The key written as 64 hex digits (either case). Whitespace around and between the
     /// digits is ignored, so `xxd -p`'s two lines and a trailing newline are fine.
-    /// Anything else is [`Error::InvalidKeyText`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKeyText`] for anything else, saying what is wrong with it.
     pub fn from_hex(text: &str) -> Result<Self> {
         decode_hex(text).map_err(|problem| Error::InvalidKeyText { problem })
     }
 
     /// The key in the file at `path`: exactly 32 raw bytes, or 64 hex digits as
-    /// [`EncryptionKey::from_hex`] reads them. A file that cannot be read is
-    /// [`Error::KeyFileUnreadable`]; one that holds neither is [`Error::InvalidKeyFile`],
-    /// which says what it holds in bytes (a raw key with a trailing newline is named as such).
+    /// [`EncryptionKey::from_hex`] reads them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KeyFileUnreadable`] when the file cannot be read; [`Error::InvalidKeyFile`]
+    /// when it holds neither, saying what it holds in bytes (a raw key with a trailing
+    /// newline is named as such).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let bytes =

@@ -37,7 +37,16 @@ impl Database {
     /// Seals again with the current key every event, snapshot and table row that an
     /// older key (or none) sealed, while actors and other views keep reading and writing.
     /// Runs on the database's threads and writer; resumable (a rerun skips what is done).
-    /// [`Error::InvalidArgument`] when the database has no encryption key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the database has no encryption key;
+    /// [`Error::Corrupted`] or [`Error::Decryption`] for a record that cannot be opened (its
+    /// page is not written); [`Error::Storage`] when a page kept changing under the rotation
+    /// past its retries; [`Error::Shutdown`] after [`Database::shutdown`]; engine failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]) or
+    /// [`Error::Panicked`]. Pages written before the error stay resealed: running it again
+    /// resumes.
     pub async fn reseal_with_current_key(&self) -> Result<ResealReport> {
         let Some(current) = self.keyring().current() else {
             return Err(Error::InvalidArgument(

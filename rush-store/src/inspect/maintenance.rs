@@ -44,6 +44,16 @@ impl Inspector {
     /// Seals every event, snapshot and table row again with `new_key`, opening
     /// them with the keys this inspector holds (plain records are encrypted). Records
     /// already sealed with `new_key` are skipped, so an interrupted run resumes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupted`] or [`Error::Decryption`] for a record that cannot be opened
+    /// (its page is not written); [`Error::Storage`] when a record changed between the read
+    /// and the commit (another process writing). Commits go through the database's writer:
+    /// its failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`],
+    /// [`Error::Storage`], [`Error::Panicked`]) stop the run after the pages already
+    /// committed, and [`Error::Io`] is also when the writer's threads cannot start. Running
+    /// it again resumes.
     pub fn rotate_key(
         &self,
         new_key: &EncryptionKey,
@@ -99,6 +109,15 @@ impl Inspector {
     /// [`Store::delete_events_to`](crate::Store::delete_events_to)). Returns how many were
     /// removed and whether it finished; the deletion mark is written with the first page,
     /// so a stopped run is complete for readers and `compact` (or a rerun) finishes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `seq` is past the entity's highest sequence number
+    /// or no stored snapshot covers it; nothing is deleted. Commits go through the
+    /// database's writer: its failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Corrupted`], [`Error::Storage`], [`Error::Panicked`]) stop the run after
+    /// the pages already committed, and [`Error::Io`] is also when the writer's threads
+    /// cannot start.
     pub fn delete_to(
         &self,
         entity: &EntityKey,
@@ -113,6 +132,14 @@ impl Inspector {
     /// Removes what is safe to remove: events left below a deletion mark by an
     /// interrupted deletion, and health-probe keys left by an interrupted health check
     /// (no other process can be probing: the database is locked to this one).
+    ///
+    /// # Errors
+    ///
+    /// engine failures ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`],
+    /// [`Error::Storage`]) reading; Commits go through the database's writer: its failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`],
+    /// [`Error::Panicked`]) stop the run after the pages already committed, and
+    /// [`Error::Io`] is also when the writer's threads cannot start.
     pub fn compact(&self, progress: &mut Progress<'_>) -> Result<CompactReport> {
         let backend = self.backend.as_ref();
         let mut report = CompactReport::default();

@@ -94,6 +94,12 @@ impl RawEvent {
 
     /// Decodes the payload as `A`'s event, upcasting an older schema version with `A`'s
     /// upcasters, exactly as recovery would.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the record was not opened ([`RawEvent::is_opened`]);
+    /// [`Error::Serialization`] when no upcaster chain leads from its schema version to
+    /// `A`'s, or the payload does not decode as `A::Event`.
     pub fn decode<A: PersistentActor>(&self) -> Result<A::Event> {
         let describe = || self.record.clone();
         let payload = self.payload.as_deref().ok_or_else(|| {

@@ -79,6 +79,15 @@ impl Inspector {
     /// committed page; returning `false` stops between pages. Entries are committed
     /// through [`Backend::commit`](crate::Backend::commit), so the database must not be
     /// written by another process meanwhile (sled locks it to one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupted`] for a malformed event key or log block; [`Error::Decryption`],
+    /// when this inspector holds a key, for an event sealed with another. Commits go
+    /// through the database's writer: its failures ([`Error::Io`], [`Error::DiskFull`],
+    /// [`Error::Corrupted`], [`Error::Storage`], [`Error::Panicked`]) stop the run after
+    /// the pages already committed, and [`Error::Io`] is also when the writer's threads
+    /// cannot start. Running it again resumes.
     pub fn reindex(&self, progress: &mut Progress<'_>) -> Result<ReindexReport> {
         let mut report = ReindexReport::default();
         let events_start = vec![RecordKind::Event as u8];

@@ -85,6 +85,13 @@ type Coverage = HashMap<(String, String), (u64, u64, Option<u64>)>;
 impl Inspector {
     /// Counts every record. Compressed records are inflated (those that are not
     /// encrypted, and with a key the encrypted ones too) to measure compression.
+    ///
+    /// # Errors
+    ///
+    /// engine failures ([`Error::Io`](crate::Error::Io),
+    /// [`Error::DiskFull`](crate::Error::DiskFull),
+    /// [`Error::Corrupted`](crate::Error::Corrupted),
+    /// [`Error::Storage`](crate::Error::Storage)). Damaged records are counted, not errors.
     pub fn stats(&self, progress: &mut Progress<'_>) -> Result<Stats> {
         let mut stats = Stats {
             size_on_disk: self.backend.size_on_disk()?,

@@ -31,6 +31,13 @@ pub struct CopyReport {
 /// interrupted copy leaves): its last key is where the copy goes on, after checking
 /// that it is the same record in both. `progress` is called with the records of each
 /// page; `false` stops between pages.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] when `to` holds records that are not a prefix of `from`'s;
+/// [`Error::Storage`] when a page's commit is refused; engine failures ([`Error::Io`],
+/// [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]) of either engine, after
+/// which the pages already copied stay and a rerun goes on after them.
 pub fn copy_records(
     from: &dyn Backend,
     to: &dyn Backend,
@@ -85,8 +92,14 @@ pub fn copy_records(
     Ok(report)
 }
 
-/// Checks that `copy` holds exactly the records of `original`, byte for byte; the first
-/// difference is [`Error::Corrupted`] naming the key. Returns the records compared.
+/// Checks that `copy` holds exactly the records of `original`, byte for byte. Returns the
+/// records compared.
+///
+/// # Errors
+///
+/// [`Error::Corrupted`] at the first difference, naming the key; engine failures
+/// ([`Error::Io`], [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]) of either
+/// engine.
 pub fn compare_records(
     original: &dyn Backend,
     copy: &dyn Backend,

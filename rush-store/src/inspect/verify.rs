@@ -91,6 +91,16 @@ impl Inspector {
     /// Checks every record in `scope` and the structure around them; see [`VerifyReport`].
     /// With a key, tags are verified and bodies inflated and parsed; without one, the
     /// envelopes of encrypted records only (counted in `sealed_unchecked`).
+    ///
+    /// # Errors
+    ///
+    /// Damage is reported in the [`VerifyReport`], not as an error. Errors are
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a
+    /// [`Scope::Collection`] name that is empty or longer than
+    /// [`MAX_ID_LEN`](crate::MAX_ID_LEN) bytes, and engine failures
+    /// ([`Error::Io`](crate::Error::Io), [`Error::DiskFull`](crate::Error::DiskFull),
+    /// [`Error::Corrupted`](crate::Error::Corrupted),
+    /// [`Error::Storage`](crate::Error::Storage)) that stop the walk.
     pub fn verify(&self, scope: &Scope, progress: &mut Progress<'_>) -> Result<VerifyReport> {
         let ranges = match scope {
             Scope::All => scan::everything(),

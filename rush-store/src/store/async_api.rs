@@ -15,6 +15,16 @@ use std::time::Instant;
 impl Database {
     /// [`Database::store`] for async callers: the journal's end is read on the database's
     /// threads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for an empty or too long
+    /// collection or entity id ([`EntityKey::new`](crate::EntityKey::new)); engine failures
+    /// ([`Error::Io`](crate::Error::Io), [`Error::DiskFull`](crate::Error::DiskFull),
+    /// [`Error::Corrupted`](crate::Error::Corrupted),
+    /// [`Error::Storage`](crate::Error::Storage)) reading the journal's end;
+    /// [`Error::Shutdown`](crate::Error::Shutdown) after
+    /// [`Database::shutdown`](crate::Database::shutdown).
     pub async fn store_async<A: PersistentActor>(
         &self,
         collection: &str,
@@ -42,6 +52,10 @@ impl<A: PersistentActor> Store<A> {
     /// callers. Resolves once the writer acknowledged the events (durable under
     /// `Immediate`); a stale handle gets [`Error::Conflict`](crate::Error::Conflict) and
     /// nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::persist`].
     pub async fn persist_async(
         &mut self,
         events: &[A::Event],
@@ -66,6 +80,11 @@ impl<A: PersistentActor> Store<A> {
 
     /// [`Store::snapshot`] for async callers: the state is encoded (bincode, gzip, seal:
     /// up to 256 MiB) on the database's threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::snapshot`]; a panic while encoding the state is
+    /// [`Error::Panicked`](crate::Error::Panicked).
     pub async fn snapshot_async(&mut self, state: &A) -> Result<()> {
         self.check_writable()?;
         let codec = self.codec.clone();
@@ -90,6 +109,10 @@ impl<A: PersistentActor> Store<A> {
 
     /// [`Store::delete_events_to`] for async callers: pages are read on the database's
     /// threads and each is committed by its writer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::delete_events_to`].
     pub async fn delete_events_to_async(&mut self, seq: u64) -> Result<u64> {
         self.check_writable()?;
         let core = Arc::clone(&self.db.core);
@@ -112,6 +135,11 @@ impl<A: PersistentActor> Store<A> {
 
     /// [`Store::recover`] on the database's threads; also refreshes this handle's view of
     /// the journal's end.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::recover`]; a panic in `apply` is
+    /// [`Error::Panicked`](crate::Error::Panicked).
     pub async fn recover_async(&mut self) -> Result<Option<A>> {
         let codec = self.codec.clone();
         let key = self.key.clone();
@@ -131,6 +159,10 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// [`Store::snapshot_sequence_numbers`] on the database's threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::snapshot_sequence_numbers`].
     pub async fn snapshot_sequence_numbers_async(&self) -> Result<Vec<u64>> {
         let key = self.key.clone();
         self.db

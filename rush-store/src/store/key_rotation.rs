@@ -19,6 +19,17 @@ impl<A: PersistentActor> Store<A> {
     ///
     /// If it is interrupted, open the store with either key (adding the other with
     /// [`add_decryption_key`](Store::add_decryption_key)) and call it again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidKey`] when `new_key` is not 32 bytes; [`Error::Corrupted`],
+    /// [`Error::Decryption`] or [`Error::Serialization`] for a record that cannot be opened
+    /// to be sealed again; [`Error::Conflict`] when a record changed during the rotation
+    /// (nothing of that page was written: call it again). [`Error::Poisoned`] when an
+    /// earlier write of this handle failed; [`Error::Shutdown`] after
+    /// [`Database::shutdown`](crate::Database::shutdown); engine failures ([`Error::Io`],
+    /// [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]) reading; an error of
+    /// a commit poisons this handle.
     pub fn rotate_encryption_key(&mut self, new_key: &[u8]) -> Result<u64> {
         let _span = info_span!(
             "rotate_key",

@@ -16,6 +16,15 @@ impl<A: PersistentActor> Store<A> {
     /// The current state: the newest snapshot plus the events after it; `None` when
     /// nothing was ever persisted. A snapshot that cannot be read is an error, never a
     /// silent replay from zero; a damaged or missing event is [`Error::Corrupted`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupted`] for a damaged snapshot or event, a missing event, or deleted
+    /// history no snapshot covers; [`Error::Decryption`] for a record sealed with a key
+    /// this handle does not hold; [`Error::Serialization`] for a snapshot or event that
+    /// does not decode as `A` or `A::Event`; [`Error::Shutdown`] after
+    /// [`Database::shutdown`](crate::Database::shutdown); other engine failures
+    /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn recover(&self) -> Result<Option<A>> {
         let engine = self.engine()?;
         let head = journal::read_head(engine.as_ref(), &self.key)?;
@@ -25,6 +34,12 @@ impl<A: PersistentActor> Store<A> {
     /// The state as of sequence number `seq` (time travel): the newest snapshot at or
     /// before `seq` plus the events up to `seq`. `None` when nothing (no event, no snapshot)
     /// exists up to `seq`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `seq` is past the highest sequence number, or when
+    /// the events up to `seq` were deleted and no snapshot at or before it covers them;
+    /// otherwise as [`Store::recover`].
     pub fn recover_at(&self, seq: u64) -> Result<Option<A>> {
         let engine = self.engine()?;
         let head = journal::read_head(engine.as_ref(), &self.key)?;

@@ -23,17 +23,30 @@ pub(crate) struct PreparedSnapshot {
 
 impl<A: PersistentActor> Store<A> {
     /// Persists one event and returns its sequence number.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::persist_expected_with`] at this handle's highest sequence number:
+    /// [`Error::Conflict`] when another writer appended since.
     pub fn persist(&mut self, event: &A::Event) -> Result<u64> {
         self.persist_batch(std::slice::from_ref(event))
     }
 
     /// Persists `events` atomically (all or none) and returns the highest sequence number.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::persist`].
     pub fn persist_batch(&mut self, events: &[A::Event]) -> Result<u64> {
         self.persist_expected(self.highest, events)
     }
 
     /// Persists `events` atomically with `metadata` (correlation, causation, user, tenant)
     /// recorded on each; returns the highest sequence number.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::persist`].
     pub fn persist_with_metadata(
         &mut self,
         events: &[A::Event],
@@ -44,11 +57,30 @@ impl<A: PersistentActor> Store<A> {
 
     /// Persists `events` only if the journal's highest sequence number is `expected_seq`;
     /// otherwise [`Error::Conflict`] and nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::persist_expected_with`].
     pub fn persist_expected(&mut self, expected_seq: u64, events: &[A::Event]) -> Result<u64> {
         self.persist_expected_with(expected_seq, events, &EventMetadata::default())
     }
 
     /// [`Store::persist_expected`] with `metadata` recorded on each event.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Conflict`]: the journal does not end at `expected_seq`, or another writer
+    ///   appended or deleted history first; nothing was written.
+    /// - [`Error::InvalidArgument`]: an event is larger than
+    ///   [`MAX_EVENT_SIZE`](crate::MAX_EVENT_SIZE), or its type, tags and metadata are too
+    ///   large; [`Error::Serialization`]: an event cannot be serialized. Nothing was
+    ///   written.
+    /// - [`Error::Poisoned`] when an earlier write of this handle failed with its outcome
+    ///   unknown; [`Error::Shutdown`] after
+    ///   [`Database::shutdown`](crate::Database::shutdown). Engine failures ([`Error::Io`],
+    ///   [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`],
+    ///   [`Error::Panicked`]): one during the commit may have written or not, and poisons
+    ///   this handle.
     pub fn persist_expected_with(
         &mut self,
         expected_seq: u64,
@@ -159,6 +191,20 @@ impl<A: PersistentActor> Store<A> {
 
     /// Stores `state` as the snapshot at the current highest sequence number, and removes
     /// snapshots beyond the newest [`set_snapshots_to_keep`](Store::set_snapshots_to_keep).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Conflict`]: another writer appended or deleted history since this handle
+    ///   last saw the journal; nothing was written.
+    /// - [`Error::InvalidArgument`]: the state is larger than
+    ///   [`MAX_SNAPSHOT_SIZE`](crate::MAX_SNAPSHOT_SIZE); [`Error::Serialization`]: it
+    ///   cannot be serialized.
+    /// - [`Error::Poisoned`] when an earlier write of this handle failed with its outcome
+    ///   unknown; [`Error::Shutdown`] after
+    ///   [`Database::shutdown`](crate::Database::shutdown). Engine failures ([`Error::Io`],
+    ///   [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`],
+    ///   [`Error::Panicked`]): one during the commit may have written or not, and poisons
+    ///   this handle.
     pub fn snapshot(&mut self, state: &A) -> Result<()> {
         let _span = debug_span!(
             "snapshot",
@@ -205,6 +251,16 @@ impl<A: PersistentActor> Store<A> {
 
     /// Removes events `1..=seq`, which must be covered by a stored snapshot. The highest
     /// sequence number does not change and recovery still works. Returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `seq` is past the highest sequence number or no
+    /// stored snapshot covers it; nothing was deleted. [`Error::Poisoned`] when an earlier
+    /// write of this handle failed with its outcome unknown; [`Error::Shutdown`] after
+    /// [`Database::shutdown`](crate::Database::shutdown). Engine failures ([`Error::Io`],
+    /// [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`], [`Error::Panicked`]):
+    /// one during the commit may have written or not, and poisons this handle. A deletion
+    /// cut short is finished by calling it again.
     pub fn delete_events_to(&mut self, seq: u64) -> Result<u64> {
         self.check_writable()?;
         let removed =
@@ -219,6 +275,10 @@ impl<A: PersistentActor> Store<A> {
 
     /// Re-reads the deletion mark, after history was deleted through another handle (writes
     /// are guarded on the mark this handle saw).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::deleted_to`].
     pub fn refresh_deletion_mark(&mut self) -> Result<()> {
         self.deleted_to = journal::read_deleted_to(self.engine()?.as_ref(), &self.key)?;
         Ok(())
