@@ -13,7 +13,6 @@
     reason = "a demo: it asserts by panicking and indexes fixed tables"
 )]
 
-use async_trait::async_trait;
 use rush::actor::{
     Delivery, Effect, EventSourced, Persistence, PersistenceConfig, Projection, ProjectionError,
     ProjectionSettings, ProjectionTx,
@@ -117,7 +116,6 @@ impl ReadModel {
     }
 }
 
-#[async_trait]
 impl Projection for ReadModel {
     type Actor = Account;
 

@@ -85,7 +85,6 @@ struct Balances {
     table: Table<u64>,
 }
 
-#[async_trait::async_trait]
 impl Projection for Balances {
     type Actor = Account;
     fn name(&self) -> &str {

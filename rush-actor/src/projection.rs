@@ -64,7 +64,6 @@
 //! /// Sum of every counter, per entity, in a table beside the journal.
 //! struct Totals { table: Table<u64> }
 //!
-//! #[async_trait::async_trait]
 //! impl Projection for Totals {
 //!     type Actor = Counter;
 //!     fn name(&self) -> &str { "totals" }
@@ -141,7 +140,10 @@ impl Default for Delivery {
 }
 
 /// A read model built from the events of every entity of type [`Projection::Actor`].
-#[async_trait::async_trait]
+///
+/// Its handlers are plain `async fn`s in the `impl` (no macro): the trait declares them
+/// as returning a `Send` future, as ractor's `Actor` does, so they must not hold a
+/// non-`Send` value (an `Rc`, a `std::sync::MutexGuard`) across an `.await`.
 pub trait Projection: Send + 'static {
     /// The actor type whose events (its collection's log) are projected.
     type Actor: EventSourced;
@@ -168,16 +170,16 @@ pub trait Projection: Send + 'static {
     /// Handles one event. Writes to tables of the same database go through `tx` and are
     /// committed with the checkpoint. An error (or a panic) fails the runner; it is
     /// restarted from its checkpoint.
-    async fn handle(
+    fn handle(
         &mut self,
         event: &StoredEvent<EventOf<Self>>,
         tx: &mut ProjectionTx,
-    ) -> Result<(), ProjectionError>;
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
     /// Forgets a read model kept outside the declared tables (memory, another system), before
     /// a rebuild replays every event. Default: nothing to forget.
-    async fn reset(&mut self) -> Result<(), ProjectionError> {
-        Ok(())
+    fn reset(&mut self) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        async { Ok(()) }
     }
 }
 

@@ -188,7 +188,6 @@ struct Count {
     delivery: Delivery,
 }
 
-#[async_trait::async_trait]
 impl Projection for Count {
     type Actor = Account;
     fn name(&self) -> &str {

@@ -14,7 +14,6 @@ mod engine_under_test;
 mod account;
 
 use account::{Account, AccountEvent, deposit};
-use async_trait::async_trait;
 use rush_actor::{
     Delivery, Error, Persistence, PersistenceConfig, Projection, ProjectionError, ProjectionHandle,
     ProjectionLag, ProjectionSettings, ProjectionTx,
@@ -29,7 +28,6 @@ struct Gated {
     gate: Arc<Semaphore>,
 }
 
-#[async_trait]
 impl Projection for Gated {
     type Actor = Account;
 

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use super::account::{Account, AccountEvent};
-use async_trait::async_trait;
 use rush_actor::{Delivery, Projection, ProjectionError, ProjectionTx};
 use rush_store::{Backend, GuardFailed, Result, StoredEvent, Table, WriteBatch};
 use std::collections::HashMap;
@@ -65,7 +64,6 @@ pub struct TableLedger {
     pub faults: Arc<Faults>,
 }
 
-#[async_trait]
 impl Projection for TableLedger {
     type Actor = Account;
 
@@ -109,7 +107,6 @@ pub struct MemoryLedger {
     pub faults: Arc<Faults>,
 }
 
-#[async_trait]
 impl Projection for MemoryLedger {
     type Actor = Account;
 
