@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 // The account: applies each keyed command once, so a saga may repeat a command safely.
 // ---------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum AccountEvent {
     Opened { initial: u64 },
     Debited { amount: u64, key: String },
@@ -39,7 +39,7 @@ enum Status {
     Closed,
 }
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 struct Account {
     balance: u64,
     status: Status,
@@ -410,4 +410,86 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("  all good");
     Ok(())
+}
+
+/// The saga's participant, checked with the test kit: a keyed command applies once however
+/// often a saga repeats it, before and after a restart, and the keys that make it so are
+/// snapshotted with the balance.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rush::testkit::{BehaviorTestKit, TestKitError};
+
+    fn debit(amount: u64, key: &str) -> AccountCmd {
+        AccountCmd::Debit {
+            amount,
+            key: key.into(),
+        }
+    }
+
+    async fn open(initial: u64) -> Result<BehaviorTestKit<Account>, TestKitError> {
+        let mut kit = BehaviorTestKit::<Account>::new("alice").await?;
+        kit.run(AccountCmd::Open { initial }).await?;
+        Ok(kit)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_keyed_command_is_answered_without_a_second_event()
+    -> Result<(), TestKitError> {
+        let mut kit = open(100).await?;
+        let first = kit.run(debit(30, "t-1/debit")).await?;
+        assert_eq!(
+            first.events(),
+            [AccountEvent::Debited {
+                amount: 30,
+                key: "t-1/debit".into()
+            }]
+        );
+        assert_eq!(first.reply()?, &70);
+        let repeat = kit.run(debit(30, "t-1/debit")).await?;
+        assert!(repeat.events().is_empty(), "{repeat:?}");
+        assert_eq!(repeat.reply()?, &70);
+        // Still applied once after a restart: the keys are replayed with the events...
+        kit.restart().await?;
+        assert!(kit.run(debit(30, "t-1/debit")).await?.events().is_empty());
+        // ...and recovered from a snapshot.
+        kit.restart_from_snapshot().await?;
+        assert!(kit.run(debit(30, "t-1/debit")).await?.events().is_empty());
+        assert_eq!(kit.state().await?.balance, 70);
+        kit.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn a_closed_or_short_account_rejects_a_debit_and_opening_twice_changes_nothing()
+    -> Result<(), TestKitError> {
+        let mut kit = open(10).await?;
+        let short = kit.run(debit(11, "t-2/debit")).await?;
+        assert_eq!(short.rejection().map(String::as_str), Some("insufficient funds: 10 < 11"));
+        let again = kit.run(AccountCmd::Open { initial: 999 }).await?;
+        assert!(again.events().is_empty());
+        assert_eq!(again.reply()?, &10);
+        kit.run(AccountCmd::Close).await?;
+        let closed = kit.run(debit(1, "t-3/debit")).await?;
+        assert_eq!(closed.rejection().map(String::as_str), Some("account is closed"));
+        kit.shutdown().await
+    }
+
+    #[tokio::test]
+    async fn events_and_state_round_trip_and_a_failed_write_debits_nothing()
+    -> Result<(), TestKitError> {
+        let mut kit = open(50).await?;
+        kit.check_event_round_trip(&AccountEvent::Credited {
+            amount: 5,
+            key: "t-4/credit".into(),
+        })?;
+        kit.fail_next_persist();
+        let failed = kit.run(debit(20, "t-5/debit")).await?;
+        assert!(matches!(failed.reply(), Err(TestKitError::Failed(_))));
+        assert_eq!(failed.state().balance, 50);
+        // The saga repeats the command: it applies now, once.
+        assert_eq!(kit.run(debit(20, "t-5/debit")).await?.reply()?, &30);
+        let state = kit.state().await?;
+        kit.check_state_round_trip(&state)?;
+        kit.shutdown().await
+    }
 }
