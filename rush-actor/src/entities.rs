@@ -43,6 +43,7 @@ use crate::supervision::RestartPolicy;
 use letter::{Letter, Refusal, Waiting};
 use ractor::{ActorCell, ActorId, SpawnErr};
 use rush_store::EventMetadata;
+use rush_store::metric_names;
 use slot::{Entities, Phase, Slot};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
@@ -361,6 +362,7 @@ impl EntityTable {
         }
         warn!(entity = %key, %reason, "persistent actor reloads after a write conflict");
         MetricsCell::add(&slot.metrics.restarts, 1);
+        count_restart(key);
         if let Err(error) = self.launch(entities, key) {
             let reason = format!("restart failed: {error}");
             self.count_failure(entities, key, incarnation, reason);
@@ -384,6 +386,7 @@ impl EntityTable {
             Some(backoff) => {
                 warn!(entity = %key, %reason, ?backoff, restarts = slot.history.total, "persistent actor failed; restarting after backoff");
                 MetricsCell::add(&slot.metrics.restarts, 1);
+                count_restart(key);
                 entities.set_phase(key, Phase::BackingOff);
                 self.schedule(Timer::Backoff, backoff, key, stamp);
             }
@@ -463,4 +466,10 @@ impl EntityTable {
             }
         }
     }
+}
+
+/// Records one restart of an entity of `key`'s collection with the metrics recorder.
+fn count_restart(key: &EntityKey) {
+    ::metrics::counter!(metric_names::ACTOR_RESTARTS_TOTAL, "collection" => key.collection())
+        .increment(1);
 }

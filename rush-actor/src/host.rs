@@ -14,7 +14,7 @@ use crate::metrics::MetricsCell;
 use crate::shared::Shared;
 use crate::snapshot_policy::SnapshotPolicy;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rush_store::{EventMetadata, Store};
+use rush_store::{EventMetadata, Store, metric_names};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -146,6 +146,8 @@ impl<S: EventSourced> HostState<S> {
             Ok(effect) => effect,
             Err(rejection) => {
                 MetricsCell::add(&self.args.metrics.commands_rejected, 1);
+                ::metrics::counter!(metric_names::COMMANDS_REJECTED_TOTAL, "collection" => S::COLLECTION)
+                    .increment(1);
                 let _ = reply.send(Err(CommandError::Rejected(rejection)));
                 return Ok(());
             }
@@ -237,6 +239,7 @@ impl<S: EventSourced> HostState<S> {
     ) -> Result<(), rush_store::Error> {
         let before = self.store.compression_stats();
         let expected = self.store.highest_sequence_number();
+        let started = Instant::now();
         let last_seq = self
             .store
             .persist_async(events, metadata)
@@ -246,6 +249,10 @@ impl<S: EventSourced> HostState<S> {
             .metrics
             .add_compression(before, self.store.compression_stats());
         MetricsCell::add(&self.args.metrics.events_persisted, events.len() as u64);
+        ::metrics::histogram!(metric_names::PERSIST_SECONDS, "collection" => S::COLLECTION)
+            .record(started.elapsed().as_secs_f64());
+        ::metrics::counter!(metric_names::EVENTS_PERSISTED_TOTAL, "collection" => S::COLLECTION)
+            .increment(events.len() as u64);
         debug!(last_seq, "persisted");
         Ok(())
     }
@@ -278,6 +285,8 @@ impl<S: EventSourced> HostState<S> {
             .add_compression(before, self.store.compression_stats());
         self.last_snapshot = seq;
         MetricsCell::add(&self.args.metrics.snapshots_taken, 1);
+        ::metrics::counter!(metric_names::SNAPSHOTS_TOTAL, "collection" => S::COLLECTION)
+            .increment(1);
         debug!(entity = %self.entity(), seq, "snapshot taken");
         if self.policy.delete_covered_events {
             self.delete_covered_events().await?;

@@ -279,6 +279,40 @@ impl<A: PersistentActor> EventQuery<A> {
             .await
     }
 
+    /// [`EventQuery::read_async`], also returning the backlog: how many durable log entries
+    /// come after the page (0 when the page reached the log's durable end). The log's end
+    /// is read only when the page was full, so a caught-up reader pays nothing extra.
+    /// Subscriptions and projections report it as their lag.
+    ///
+    /// # Errors
+    ///
+    /// As [`EventQuery::read`].
+    pub async fn read_with_backlog_async(
+        &self,
+        from_offset: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<(EventPage<A::Event>, u64)> {
+        let query = self.clone();
+        let filter = filter.clone();
+        self.db
+            .core
+            .compute("read collection log", move || {
+                let from_offset = from_offset.max(1);
+                let page = query.read(from_offset, &filter, limit)?;
+                let examined = page.next_offset.saturating_sub(from_offset);
+                let backlog = if examined >= limit.max(1) as u64 {
+                    query
+                        .highest_offset()?
+                        .saturating_sub(page.next_offset.saturating_sub(1))
+                } else {
+                    0
+                };
+                Ok((page, backlog))
+            })
+            .await
+    }
+
     /// The matching events from `from_offset` (inclusive), in offset order, read one page
     /// of the collection's log at a time: memory stays bounded by a page whatever the
     /// size of the collection. The iterator owns a clone of this query.

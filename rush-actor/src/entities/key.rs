@@ -26,6 +26,10 @@ impl EntityKey {
     }
 
     /// The entity id.
+    pub(crate) fn collection(&self) -> &'static str {
+        self.collection
+    }
+
     pub(crate) fn id(&self) -> &str {
         &self.id
     }

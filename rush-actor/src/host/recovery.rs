@@ -6,6 +6,7 @@
 use super::{HostArgs, HostMsg, HostState};
 use crate::behavior::{EventSourced, RecoveryInfo};
 use ractor::{ActorProcessingErr, ActorRef};
+use rush_store::metric_names;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -40,6 +41,8 @@ pub(super) async fn recover<S: EventSourced>(
             .await?;
         let state = recovered.unwrap_or_default();
         let took = started.elapsed();
+        ::metrics::histogram!(metric_names::RECOVERY_SECONDS, "collection" => S::COLLECTION)
+            .record(took.as_secs_f64());
         args.metrics.last_recovery_micros.store(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,

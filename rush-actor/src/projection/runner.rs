@@ -10,6 +10,7 @@ use super::checkpoint::{Checkpoint, Checkpoints};
 use super::handle::{Progress, ProjectionState};
 use super::{Delivery, Projection, ProjectionSettings, ProjectionTx};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use rush_store::metric_names;
 use rush_store::{Database, EventFilter, EventQuery};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -161,7 +162,12 @@ async fn step<P: Projection>(state: &mut RunnerState<P>) -> Result<bool, ActorPr
     state.appended.borrow_and_update();
     let from = state.next_offset;
     let limit = shared.settings.batch_size.max(1);
-    let page = shared.query.read_async(from, &shared.filter, limit).await?;
+    let (page, backlog) = shared
+        .query
+        .read_with_backlog_async(from, &shared.filter, limit)
+        .await?;
+    ::metrics::gauge!(metric_names::PROJECTION_LAG_OFFSETS, "projection" => shared.name.clone())
+        .set(backlog as f64);
     let examined = page.next_offset.saturating_sub(from);
     let caught_up = examined < limit as u64;
     if examined > 0 {

@@ -353,6 +353,7 @@ impl Writer {
             return;
         };
         let _span = debug_span!("group_commit", members = group.len()).entered();
+        let started = Instant::now();
         let mut merged = WriteBatch::default();
         let mut members = Vec::with_capacity(group.len());
         for (batch, durability, done) in group.drain(..) {
@@ -430,6 +431,9 @@ impl Writer {
                 }
             }
         };
+        metrics::histogram!(crate::metric_names::GROUP_COMMIT_SIZE).record(members.len() as f64);
+        metrics::histogram!(crate::metric_names::GROUP_COMMIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
         self.counters.groups.fetch_add(1, Ordering::Relaxed);
         self.counters
             .members

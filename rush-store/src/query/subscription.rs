@@ -174,14 +174,19 @@ impl<A: PersistentActor> Cursor<A> {
             }
             match self
                 .query
-                .read_async(self.next_offset, &self.filter, PAGE)
+                .read_with_backlog_async(self.next_offset, &self.filter, PAGE)
                 .await
             {
                 Err(error) => {
                     self.failed = true;
                     return Some((Err(error), self));
                 }
-                Ok(page) => {
+                Ok((page, backlog)) => {
+                    metrics::gauge!(
+                        crate::metric_names::SUBSCRIPTION_LAG_OFFSETS,
+                        "collection" => self.query.collection().to_owned()
+                    )
+                    .set(backlog as f64);
                     let examined = page.next_offset > self.next_offset;
                     self.next_offset = page.next_offset;
                     if !page.events.is_empty() {
