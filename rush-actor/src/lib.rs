@@ -53,6 +53,7 @@ mod saga;
 mod shared;
 mod snapshot_policy;
 mod supervision;
+pub mod testkit;
 
 pub use behavior::{EventSourced, RecoveryInfo};
 pub use config::PersistenceConfig;
@@ -66,6 +67,7 @@ pub use projection::{
     CHECKPOINT_TABLE, Checkpoint, Delivery, EventOf, Projection, ProjectionError, ProjectionHandle,
     ProjectionLag, ProjectionSettings, ProjectionState, ProjectionTx,
 };
+pub use rush_store::metric_names;
 pub use saga::{
     DEFAULT_SAGA_RETENTION, DeadLetter, DeadLetters, RetryPolicy, SagaData, SagaDefinition,
     SagaOutcome, SagaStatus, SagaStep, Sagas, StepContext, StepError, StepFuture, StepPhase,

@@ -7,6 +7,7 @@
 
 pub(crate) mod commit_mark;
 pub mod engine_kind;
+#[cfg(any(feature = "sled", feature = "redb"))]
 mod guard_cache;
 pub(crate) mod memory_manager;
 #[cfg(feature = "postgres")]
@@ -14,8 +15,11 @@ pub(crate) mod postgres_manager;
 #[cfg(feature = "redb")]
 pub(crate) mod redb_manager;
 pub(crate) mod sequencer;
+#[cfg(feature = "sled")]
 mod sled_files;
+#[cfg(feature = "sled")]
 mod sled_lock;
+#[cfg(feature = "sled")]
 pub(crate) mod sled_manager;
 
 use crate::error::{Error, Result};
@@ -264,10 +268,12 @@ pub trait Backend: Send + Sync + Debug + 'static {
 }
 
 /// A key and its value, as scans return them.
+#[cfg(any(feature = "sled", feature = "redb"))]
 pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 
 /// Up to `limit` entries of an engine's key range, ascending or (`reverse`) descending,
 /// each made by `entry`: the shape of every engine's [`Backend::scan`].
+#[cfg(any(feature = "sled", feature = "redb"))]
 pub(crate) fn take_entries<T, E>(
     range: impl DoubleEndedIterator<Item = T>,
     limit: usize,
@@ -347,6 +353,7 @@ pub use postgres_manager::{PostgresConfig, PostgresManager, PostgresTls};
 #[cfg(feature = "redb")]
 pub use redb_manager::{RedbConfig, RedbManager};
 pub use sequencer::{Assigned, Sequencer, block_end, decode_block, offset_of};
+#[cfg(feature = "sled")]
 pub use sled_manager::{SledConfig, SledManager};
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ mod database;
 pub mod engine_kit;
 mod error;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod health;
 pub mod inspect;
@@ -85,6 +86,7 @@ mod integrity;
 mod journal;
 mod keys;
 mod metadata;
+pub mod metric_names;
 mod metrics;
 mod persistent_actor;
 mod query;
@@ -95,13 +97,15 @@ mod upcast;
 
 pub use backend::engine_kind::{self, EngineKind};
 pub use backend::{
-    Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, SledConfig,
-    SledManager, Visitor, WriteBatch, WriteOp,
+    Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, Visitor,
+    WriteBatch, WriteOp,
 };
 #[cfg(feature = "postgres")]
 pub use backend::{PostgresConfig, PostgresManager, PostgresTls};
 #[cfg(feature = "redb")]
 pub use backend::{RedbConfig, RedbManager};
+#[cfg(feature = "sled")]
+pub use backend::{SledConfig, SledManager};
 pub use codec::{MAX_EVENT_SIZE, MAX_SNAPSHOT_SIZE};
 pub use compression::{CompressionConfig, CompressionLevel, CompressionStats};
 pub use crypto::{EncryptionKey, KEY_LEN, KeyProblem, Keyring};

@@ -80,8 +80,10 @@ impl EngineKind {
     /// `RedbManager::with_config` returns ([`Error::DatabaseLocked`] for a folder another
     /// process uses, [`Error::Corrupted`] for damaged files, [`Error::Io`]...);
     /// [`Error::InvalidArgument`] for redb in a build without the `redb` feature.
+    #[cfg_attr(not(all(feature = "sled", feature = "redb")), allow(unused_variables))]
     pub fn open(self, folder: &Path, cache_bytes: u64) -> Result<Arc<dyn Backend>> {
         match self {
+            #[cfg(feature = "sled")]
             Self::Sled => {
                 let config = super::SledConfig {
                     cache_capacity: cache_bytes,
@@ -89,6 +91,10 @@ impl EngineKind {
                 };
                 Ok(Arc::new(super::SledManager::with_config(folder, config)?))
             }
+            #[cfg(not(feature = "sled"))]
+            Self::Sled => Err(Error::InvalidArgument(
+                "this build has no sled engine (rush-store feature `sled`)".into(),
+            )),
             #[cfg(feature = "redb")]
             Self::Redb => {
                 let config = super::RedbConfig {
