@@ -28,6 +28,7 @@
 
 mod args;
 mod commands;
+mod findings;
 mod format;
 mod keys;
 mod maintain;
