@@ -1,6 +1,7 @@
 //! `rush verify` keeps its output bounded when the same problem repeats on every record:
 //! with only the new key of an unfinished rotation it prints the first failures, counts
-//! the rest by kind and says to give the old key too.
+//! the rest by kind and says to give the old key too; a key given for a database that is
+//! not encrypted is said once, not once per record.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,7 +12,7 @@
 #[path = "support/cli.rs"]
 mod cli;
 
-use cli::{Account, Event, KEY, NEW_KEY, create, key_file, release, rush};
+use cli::{Account, Event, KEY, NEW_KEY, create, hex, key_file, release, rush};
 use rush::Store;
 use rush::store::SledManager;
 use std::sync::Arc;
@@ -76,4 +77,54 @@ fn verify_with_only_the_new_key_of_an_unfinished_rotation_prints_a_bounded_summa
         &[],
     );
     assert_eq!(both.code, 0, "{both:?}");
+}
+
+#[test]
+fn a_key_given_for_a_plain_database_is_warned_about_once() {
+    let db = create(None);
+    let run = rush(&db.path, &["verify"], &[("RUSH_KEY", hex(&KEY))]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let warnings: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "once per run:\n{}", run.stdout);
+    assert!(
+        warnings[0].contains("none of the 7 records is encrypted although a key was given"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(": 0 errors, 7 warnings"),
+        "the totals count every record:\n{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn plain_records_beside_encrypted_ones_are_counted_on_one_line() {
+    let db = create(None);
+    {
+        let manager = Arc::new(SledManager::new(&db.path).unwrap());
+        let mut sealed =
+            Store::<Account>::new("accounts", "a", manager, Some(&KEY[..]), true).unwrap();
+        sealed.persist(&Event::Deposited(1)).unwrap();
+    }
+    release(&db.path);
+    let run = rush(&db.path, &["verify"], &[("RUSH_KEY", hex(&KEY))]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let warnings: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "once per run:\n{}", run.stdout);
+    assert!(
+        warnings[0].contains(
+            "7 of the 8 records are not encrypted although a key was given (the first: event 1 of \"accounts\"/\"bob\")"
+        ),
+        "{}",
+        run.stdout
+    );
 }

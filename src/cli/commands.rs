@@ -172,8 +172,9 @@ impl Context<'_> {
             return Err(unknown(collection, entity));
         }
         let out = &mut *self.out;
-        let noted = findings::print(out, "error", &report.errors)?;
-        findings::print(out, "warning", &report.warnings)?;
+        let records = report.events_checked + report.snapshots_checked + report.table_rows_checked;
+        let noted = findings::print(out, "error", &report.errors, records)?;
+        findings::print(out, "warning", &report.warnings, records)?;
         if !noted.foreign_keys.is_empty() {
             writeln!(out, "hint: {}", mid_rotation(&noted.foreign_keys))?;
         }

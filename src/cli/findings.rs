@@ -1,7 +1,8 @@
 //! `verify`'s errors and warnings, bounded. One cause can touch every record (a rotation
-//! that did not finish): printed one line per record,
+//! that did not finish, a key given for a plain database): printed one line per record,
 //! that is hundreds of thousands of lines that bury the cause. So the first few findings
-//! are printed in full and the rest are counted by kind on one line.
+//! are printed in full, the rest are counted by kind on one line, and a finding about the
+//! whole run is said once.
 
 use rush_store::IntegrityError;
 use std::collections::HashMap;
@@ -15,12 +16,17 @@ const KINDS_NAMED: usize = 5;
 /// How the codec says that a record is sealed with a key the keyring does not hold
 /// (`codec/envelope.rs`); the key id follows, then a comma.
 const FOREIGN_KEY: &str = "record is sealed with key id ";
+/// How `Inspector::verify` says that a record is plain although a key was given: true of
+/// every record of a plain database, so it is said once for the run.
+const PLAIN_BESIDE_KEY: &str = "not encrypted although a key was given";
 
 /// What a finding is about, to count those not printed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Kind {
     /// Sealed with this key id (in hex), which no given key has.
     ForeignKey(String),
+    /// Plain although a key was given.
+    PlainBesideKey,
     /// Anything else: the reason with its numbers masked, so that "events 3..=5 are
     /// absent" and "events 8..=9 are absent" are one kind.
     Other(String),
@@ -33,6 +39,9 @@ impl Kind {
             .and_then(|rest| rest.split_once(','))
         {
             return Kind::ForeignKey(id.to_owned());
+        }
+        if reason.starts_with(PLAIN_BESIDE_KEY) {
+            return Kind::PlainBesideKey;
         }
         let mut masked = String::with_capacity(reason.len());
         for c in reason.chars() {
@@ -85,14 +94,38 @@ pub(crate) struct Noted {
     pub(crate) foreign_keys: Vec<(String, u64)>,
 }
 
-/// Prints `findings` as `severity: ...` lines: the first [`SHOWN`] in full, then one line
-/// counting the rest by kind.
+/// Prints `findings` as `severity: ...` lines: records plain beside a key on one line for
+/// the run, the first [`SHOWN`] others in full, then one line counting the rest by kind.
+/// `records` is how many records with contents (events, snapshots, table rows) were
+/// checked, to say when none of them is encrypted.
 pub(crate) fn print(
     out: &mut dyn Write,
     severity: &str,
     findings: &[IntegrityError],
+    records: u64,
 ) -> io::Result<Noted> {
-    let others: Vec<&IntegrityError> = findings.iter().collect();
+    let (plain, others): (Vec<&IntegrityError>, Vec<&IntegrityError>) = findings
+        .iter()
+        .partition(|f| Kind::of(&f.reason) == Kind::PlainBesideKey);
+    if let Some(first) = plain.first() {
+        let n = plain.len() as u64;
+        let line = if n == records {
+            format!(
+                "none of the {} encrypted although a key was given: reading this database \
+                 needs no key, and a store opened with the key refuses its plain records \
+                 (`rotate-key` encrypts them)",
+                count(n, "record is", "records is")
+            )
+        } else {
+            format!(
+                "{n} of the {} not encrypted although a key was given (the first: {}): a \
+                 store opened with the key refuses them (`rotate-key` encrypts them)",
+                count(records, "record is", "records are"),
+                first.record
+            )
+        };
+        writeln!(out, "{severity}: {line}")?;
+    }
     for finding in others.iter().take(SHOWN) {
         writeln!(out, "{severity}: {finding}")?;
     }
