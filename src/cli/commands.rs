@@ -2,6 +2,7 @@
 
 use super::findings;
 use super::format::{Table, bytes, key_id, time};
+use super::names;
 use super::progress::{Bar, Interrupt};
 use super::{Decoder, EXIT_INTERRUPTED, EXIT_PROBLEMS};
 use rush_store::inspect::{Inspector, KindStats, RawEvent, Scope};
@@ -88,8 +89,8 @@ impl Context<'_> {
                 Some(newest) => format!("{} (newest at {newest})", entity.snapshots.len()),
             };
             table.row(vec![
-                entity.collection.clone(),
-                entity.entity_id.clone(),
+                names::escaped(&entity.collection),
+                names::escaped(&entity.entity_id),
                 entity.events.to_string(),
                 stored,
                 entity.highest_sequence_number().to_string(),
