@@ -44,6 +44,50 @@ fn a_key_file_in_every_usual_layout_opens_the_database() {
     }
 }
 
+/// `digits` split into lines of `per_line` digits, each ended by `ending`.
+fn lines(digits: &str, per_line: usize, ending: &str) -> String {
+    let chars: Vec<char> = digits.chars().collect();
+    chars
+        .chunks(per_line)
+        .map(|line| format!("{}{ending}", line.iter().collect::<String>()))
+        .collect()
+}
+
+#[test]
+fn hex_split_over_lines_opens_the_database_and_other_lengths_are_refused() {
+    let db = create(Some(&KEY));
+    let digits = hex(&KEY);
+    // `xxd -p -c 16`, `xxd -p -c 1`, `xxd -p` saved on Windows, `od -An -tx1` (spaces
+    // between bytes), and `RUSH_KEY="$(xxd -p key)"`.
+    for (name, contents) in [
+        ("xxd-c16.key", lines(&digits, 32, "\n")),
+        ("xxd-c1.key", lines(&digits, 2, "\n")),
+        ("xxd-crlf.key", lines(&digits, 60, "\r\n")),
+        ("od.key", format!(" {}\n", lines(&digits, 2, " "))),
+    ] {
+        let file = write_key_file(&db, name, contents.as_bytes());
+        let run = rush(&db.path, &["verify", "--key-file", &file], &[]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+    }
+    let env = rush(
+        &db.path,
+        &["verify"],
+        &[("RUSH_KEY", lines(&digits, 60, "\n"))],
+    );
+    assert_eq!(env.code, 0, "{env:?}");
+
+    // 33 bytes and 31 bytes in the same layout are not a key.
+    for (name, digits, found) in [
+        ("long.key", format!("{digits}ab"), "66 hex digits found"),
+        ("short.key", digits[..62].to_owned(), "62 hex digits found"),
+    ] {
+        let file = write_key_file(&db, name, lines(&digits, 60, "\n").as_bytes());
+        let run = rush(&db.path, &["list", "--key-file", &file], &[]);
+        assert_eq!(run.code, 2, "{name}: {run:?}");
+        assert!(run.stderr.contains(found), "{name}: {run:?}");
+    }
+}
+
 #[test]
 fn a_raw_key_with_a_trailing_newline_is_refused_in_bytes() {
     let db = create(Some(&KEY));
