@@ -28,9 +28,11 @@
 
 mod args;
 mod commands;
+mod findings;
 mod format;
 mod keys;
 mod maintain;
+mod names;
 mod progress;
 mod transfer;
 
@@ -137,7 +139,7 @@ impl Cli {
                  rush::cli::Cli::new().decode::<MyActor>(\"collection\").run(std::env::args_os())",
             );
         } else {
-            let names: Vec<&str> = self.decoders.keys().map(String::as_str).collect();
+            let names: Vec<String> = self.decoders.keys().map(|n| names::escaped(n)).collect();
             help.push_str(&format!("Decodes the events of: {}", names.join(", ")));
         }
         help

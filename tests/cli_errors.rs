@@ -101,7 +101,7 @@ fn a_wrong_or_malformed_key_is_an_error() {
     assert!(
         short
             .stderr
-            .contains("RUSH_KEY: 4 characters found, expected 64 hex digits"),
+            .contains("RUSH_KEY: 4 hex digits found, expected 64 hex digits"),
         "{short:?}"
     );
 }

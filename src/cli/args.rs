@@ -1,5 +1,6 @@
 //! The command line, as clap parses it.
 
+use super::names::unescape;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -17,7 +18,12 @@ use std::path::PathBuf;
         uses it before the other commands (backup excepted).\n\
         Keys are read from files or environment variables, never from the command line:\n\
         --key-file PATH or RUSH_KEY (64 hex digits, whitespace ignored, as `xxd -p` or\n\
-        `openssl rand -hex 32` write them; a file may also hold exactly the 32 raw bytes)."
+        `openssl rand -hex 32` write them; a file may also hold exactly the 32 raw bytes).\n\n\
+        Collection and entity ids are printed escaped as Rust writes strings, so that NUL,\n\
+        newlines and other control characters cannot garble the output: \\0 \\n \\r \\t,\n\
+        \\u{7} for other control characters, \\\\ for a backslash, \\\" for a quote.\n\
+        Arguments take the same escapes (and \\x07 for an ASCII character), so what `list`\n\
+        prints can be pasted back; a backslash that starts no escape is refused."
 )]
 pub(crate) struct Args {
     /// The database folder, or a PostgreSQL URL (`postgres://user@host/db`).
@@ -52,9 +58,11 @@ pub(crate) enum Command {
     /// One entity's events as JSON lines: envelopes; with a key also meta blocks; decoded
     /// events for collections with a registered decoder.
     Events {
-        /// The collection.
+        /// The collection (escaped as `list` prints it).
+        #[arg(value_parser = unescape)]
         collection: String,
-        /// The entity id.
+        /// The entity id (escaped as `list` prints it).
+        #[arg(value_parser = unescape)]
         entity: String,
         /// First sequence number to print.
         #[arg(long, default_value_t = 1)]
@@ -63,9 +71,11 @@ pub(crate) enum Command {
     /// Integrity report of everything, one collection or one entity. Exit code 0: clean;
     /// 1: errors found.
     Verify {
-        /// Only this collection.
+        /// Only this collection (escaped as `list` prints it).
+        #[arg(value_parser = unescape)]
         collection: Option<String>,
-        /// Only this entity of the collection.
+        /// Only this entity of the collection (escaped as `list` prints it).
+        #[arg(value_parser = unescape)]
         entity: Option<String>,
     },
     /// Storage size, records and bytes per kind, compression, snapshot coverage.
@@ -78,9 +88,11 @@ pub(crate) enum Command {
     },
     /// Deletes an entity's events up to a sequence number that a snapshot covers.
     DeleteTo {
-        /// The collection.
+        /// The collection (escaped as `list` prints it).
+        #[arg(value_parser = unescape)]
         collection: String,
-        /// The entity id.
+        /// The entity id (escaped as `list` prints it).
+        #[arg(value_parser = unescape)]
         entity: String,
         /// Delete events 1..=SEQ.
         seq: u64,

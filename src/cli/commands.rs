@@ -1,6 +1,8 @@
 //! The read-only commands: list, events, verify, stats.
 
+use super::findings;
 use super::format::{Table, bytes, key_id, time};
+use super::names;
 use super::progress::{Bar, Interrupt};
 use super::{Decoder, EXIT_INTERRUPTED, EXIT_PROBLEMS};
 use rush_store::inspect::{Inspector, KindStats, RawEvent, Scope};
@@ -87,8 +89,8 @@ impl Context<'_> {
                 Some(newest) => format!("{} (newest at {newest})", entity.snapshots.len()),
             };
             table.row(vec![
-                entity.collection.clone(),
-                entity.entity_id.clone(),
+                names::escaped(&entity.collection),
+                names::escaped(&entity.entity_id),
                 entity.events.to_string(),
                 stored,
                 entity.highest_sequence_number().to_string(),
@@ -171,11 +173,11 @@ impl Context<'_> {
             return Err(unknown(collection, entity));
         }
         let out = &mut *self.out;
-        for error in &report.errors {
-            writeln!(out, "error: {error}")?;
-        }
-        for warning in &report.warnings {
-            writeln!(out, "warning: {warning}")?;
+        let records = report.events_checked + report.snapshots_checked + report.table_rows_checked;
+        let noted = findings::print(out, "error", &report.errors, records)?;
+        findings::print(out, "warning", &report.warnings, records)?;
+        if !noted.foreign_keys.is_empty() {
+            writeln!(out, "hint: {}", mid_rotation(&noted.foreign_keys))?;
         }
         let sealed = match report.sealed_unchecked {
             0 => String::new(),
@@ -240,6 +242,27 @@ impl Context<'_> {
         }
         Ok(0)
     }
+}
+
+/// What to do when records are sealed with keys that none of the given keys is: the
+/// usual cause is a rotation that stopped, with only its new key given.
+fn mid_rotation(foreign_keys: &[(String, u64)]) -> String {
+    let sealed: Vec<String> = foreign_keys
+        .iter()
+        .map(|(id, n)| {
+            format!(
+                "{} with key id {id}",
+                findings::count(*n, "record is sealed", "records are sealed")
+            )
+        })
+        .collect();
+    format!(
+        "{}, which no given key opens, while the given key opens the database's first \
+         encrypted records: the database looks mid-rotation (a `rotate-key` that did not \
+         finish). Give the old key too, with --old-key-file PATH (repeatable) or \
+         RUSH_OLD_KEY; `rotate-key --key-file OLD --new-key-file NEW` then finishes the rotation",
+        sealed.join(" and ")
+    )
 }
 
 fn dash(n: u64) -> String {

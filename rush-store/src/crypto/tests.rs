@@ -165,6 +165,8 @@ fn malformed_hex_keys_are_counted_never_quoted() {
         ("abcd".to_owned(), KeyProblem::HexLength { found: 4 }),
         (digits[..62].to_owned(), KeyProblem::HexLength { found: 62 }),
         (format!("{digits}00"), KeyProblem::HexLength { found: 66 }),
+        ("not a key".to_owned(), KeyProblem::TextLength { found: 7 }),
+        (format!("0x{digits}"), KeyProblem::HexPrefix { digits: 64 }),
         (
             format!("{}zz", &digits[..62]),
             KeyProblem::NotHex { position: 63 },
@@ -232,7 +234,12 @@ fn malformed_key_files_say_what_they_hold_in_bytes() {
         ),
         (
             format!("0x{digits}\n").into_bytes(),
-            KeyProblem::HexLength { found: 66 },
+            KeyProblem::HexPrefix { digits: 64 },
+        ),
+        // Text that is not hex was meant as raw bytes: counted in bytes.
+        (
+            b"correct-horse-battery-staple-31".to_vec(),
+            KeyProblem::RawLength { bytes: 31 },
         ),
     ];
     for (contents, expected) in cases {
@@ -247,8 +254,18 @@ fn malformed_key_files_say_what_they_hold_in_bytes() {
         panic!("accepted");
     };
     let message = error.to_string();
-    assert!(message.contains("holds 33 bytes"), "{message}");
-    assert!(message.contains("newline"), "{message}");
+    assert!(
+        message.contains("holds 33 bytes: 32 raw key bytes followed by a newline; remove it"),
+        "{message}"
+    );
+    let Err(error) = key_file(&with(b"\r\n")) else {
+        panic!("accepted");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(r"holds 34 bytes: 32 raw key bytes followed by a line ending (\r\n)"),
+        "{message}"
+    );
     let missing = EncryptionKey::from_file("/nonexistent/rush.key");
     assert!(
         matches!(missing, Err(Error::KeyFileUnreadable { .. })),
