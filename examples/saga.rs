@@ -464,13 +464,19 @@ mod tests {
     -> Result<(), TestKitError> {
         let mut kit = open(10).await?;
         let short = kit.run(debit(11, "t-2/debit")).await?;
-        assert_eq!(short.rejection().map(String::as_str), Some("insufficient funds: 10 < 11"));
+        assert_eq!(
+            short.rejection().map(String::as_str),
+            Some("insufficient funds: 10 < 11")
+        );
         let again = kit.run(AccountCmd::Open { initial: 999 }).await?;
         assert!(again.events().is_empty());
         assert_eq!(again.reply()?, &10);
         kit.run(AccountCmd::Close).await?;
         let closed = kit.run(debit(1, "t-3/debit")).await?;
-        assert_eq!(closed.rejection().map(String::as_str), Some("account is closed"));
+        assert_eq!(
+            closed.rejection().map(String::as_str),
+            Some("account is closed")
+        );
         kit.shutdown().await
     }
 

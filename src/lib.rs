@@ -75,7 +75,7 @@
 //! - `redb` (default): the redb engine, [`RedbManager`].
 //! - `postgres` (default): the PostgreSQL engine, [`PostgresManager`].
 //! - `postgres-tls`: TLS to the server (rustls on ring, which needs a C compiler).
-//! - `cli`: the `rush` binary and [`cli`](crate::cli) (clap, indicatif and friends).
+//! - `cli`: the `rush` binary and [`cli`] (clap, indicatif and friends).
 //!
 //! ## Errors
 //!
@@ -83,6 +83,8 @@
 //! name: [`Error`] and [`Result`] are the actors' ([`rush_actor::Error`]), whose
 //! `Journal` variant carries the journal's [`StoreError`]. The two crates stay reachable
 //! as [`actor`] and [`store`].
+// Every fallible public function says which error variants it returns and when (issue 12).
+#![warn(clippy::missing_errors_doc)]
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -267,7 +267,10 @@ mod tests {
             }]
         );
         assert_eq!(result.reply()?, &1_250);
-        assert_eq!(result.state().statement.back().map(String::as_str), Some("+$2.50 deposit 250"));
+        assert_eq!(
+            result.state().statement.back().map(String::as_str),
+            Some("+$2.50 deposit 250")
+        );
         let result = kit.run(withdraw(1_250)).await?;
         assert_eq!(result.reply()?, &0);
         assert_eq!(result.state().transactions, 2);
@@ -285,7 +288,10 @@ mod tests {
         let mut kit = opened("acc-3", 100).await?;
         for (command, refusal) in [
             (deposit(0), "amount must be positive"),
-            (withdraw(101), "insufficient funds: balance $1.00, requested $1.01"),
+            (
+                withdraw(101),
+                "insufficient funds: balance $1.00, requested $1.01",
+            ),
             (
                 AccountCommand::Open {
                     owner: "Bob".into(),
@@ -296,7 +302,10 @@ mod tests {
         ] {
             let result = kit.run(command).await?;
             assert!(result.events().is_empty());
-            assert_eq!(result.rejection().map(ToString::to_string).as_deref(), Some(refusal));
+            assert_eq!(
+                result.rejection().map(ToString::to_string).as_deref(),
+                Some(refusal)
+            );
             assert_eq!(result.state().balance_cents, 100);
         }
         kit.shutdown().await
@@ -372,7 +381,10 @@ mod tests {
         let mut kit = opened("acc-7", 500).await?;
         kit.fail_next_persist();
         let failed = kit.run(withdraw(100)).await?;
-        assert!(matches!(failed.reply(), Err(TestKitError::Failed(_))), "{failed:?}");
+        assert!(
+            matches!(failed.reply(), Err(TestKitError::Failed(_))),
+            "{failed:?}"
+        );
         assert_eq!(kit.failed_writes(), 1);
         assert!(failed.events().is_empty());
         // The supervisor restarted the actor from the journal: the withdrawal never happened.

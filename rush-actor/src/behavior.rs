@@ -51,6 +51,11 @@ pub trait EventSourced: PersistentActor + Sync {
     type Rejection: Send + std::fmt::Debug + std::fmt::Display + 'static;
 
     /// Decides what a command does. Pure: same state and command, same effect.
+    ///
+    /// # Errors
+    ///
+    /// The behaviour's rejection, to refuse the command: nothing is persisted and the
+    /// caller gets [`CommandError::Rejected`](crate::CommandError::Rejected).
     fn decide(&self, command: Self::Command) -> Result<Effect<Self>, Self::Rejection>;
 
     /// Called once the state is recovered, before the first command.

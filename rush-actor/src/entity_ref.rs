@@ -79,10 +79,11 @@ impl<S: EventSourced> EntityRef<S> {
     /// [`CommandError::Rejected`] with the behaviour's rejection (nothing was written), or
     /// [`CommandError::Failed`] with: [`Error::Overloaded`] when too many commands wait,
     /// [`Error::Unavailable`] when the supervisor gave up, [`Error::Shutdown`] after
-    /// shutdown (each at once, nothing written); [`Error::Journal`] when persisting failed
-    /// (its source tells `Conflict`, nothing written, from an unknown outcome);
-    /// [`Error::Stopped`] when the actor stopped after taking the command, and
-    /// [`Error::Timeout`] after the ask timeout (outcome unknown).
+    /// shutdown, [`Error::CollectionClaimed`] when another actor type owns the collection,
+    /// [`Error::Spawn`] when the actor cannot be spawned (each with nothing written);
+    /// [`Error::Journal`] when persisting failed (its source tells `Conflict`, nothing
+    /// written, from an unknown outcome); [`Error::Stopped`] when the actor stopped after
+    /// taking the command, and [`Error::Timeout`] after the ask timeout (outcome unknown).
     pub async fn ask(&self, command: S::Command) -> Result<S::Reply, CommandError<S::Rejection>> {
         self.ask_with(command, EventMetadata::default()).await
     }
@@ -142,7 +143,7 @@ impl<S: EventSourced> EntityRef<S> {
     /// # Errors
     ///
     /// At once (nothing admitted): [`Error::Overloaded`], [`Error::Unavailable`],
-    /// [`Error::Shutdown`]. The reply then fails as [`EntityRef::ask`]'s does.
+    /// [`Error::Shutdown`], [`Error::CollectionClaimed`], [`Error::Spawn`]. The reply then fails as [`EntityRef::ask`]'s does.
     pub fn send(&self, command: S::Command) -> Result<PendingReply<S>> {
         self.send_with(command, EventMetadata::default())
     }
@@ -174,8 +175,7 @@ impl<S: EventSourced> EntityRef<S> {
     ///
     /// # Errors
     ///
-    /// At once (nothing admitted): [`Error::Overloaded`], [`Error::Unavailable`],
-    /// [`Error::Shutdown`].
+    /// At once (nothing admitted): as [`EntityRef::send`].
     pub fn tell(&self, command: S::Command) -> Result<()> {
         // The receiver is dropped: the actor's reply goes nowhere.
         let (reply, _) = oneshot::channel();
@@ -198,10 +198,10 @@ impl<S: EventSourced> EntityRef<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Overloaded`], [`Error::Unavailable`], [`Error::Shutdown`] at once;
-    /// [`Error::RecoveryFailed`] when the entity cannot recover, [`Error::Stopped`] when
-    /// its actor stopped first or `view` panicked, [`Error::Timeout`] after the ask
-    /// timeout.
+    /// At once, as [`EntityRef::send`]; later, [`Error::Unavailable`] when the supervisor
+    /// gives up on the entity while the read waits (it cannot recover, say),
+    /// [`Error::Shutdown`] when the extension shuts down first, [`Error::Stopped`] when its
+    /// actor stopped first or `view` panicked, [`Error::Timeout`] after the ask timeout.
     pub async fn read<T: Send + 'static>(
         &self,
         view: impl FnOnce(&S) -> T + Send + 'static,

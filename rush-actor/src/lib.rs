@@ -37,6 +37,8 @@
     )
 )]
 #![deny(missing_docs)]
+// Every fallible public function says which `Error` variants it returns and when (issue 12).
+#![warn(clippy::missing_errors_doc)]
 
 mod behavior;
 mod config;

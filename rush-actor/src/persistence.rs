@@ -66,11 +66,21 @@ impl Persistence {
     /// Opens the extension on `backend` ([`rush_store::SledManager`] for durable actors,
     /// [`rush_store::MemoryManager`] for tests): opens the [`Database`] on it with the
     /// configuration's keys, compression and durability. Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the database does not open (a compression threshold outside
+    /// `[0, 1)`, or its threads cannot start: see [`Database::open`]); [`Error::Spawn`]
+    /// when the extension's supervisor cannot be spawned.
     pub async fn open(backend: impl Backend, config: PersistenceConfig) -> Result<Self> {
         Self::open_shared(Arc::new(backend), config).await
     }
 
     /// [`Persistence::open`] on a shared backend handle.
+    ///
+    /// # Errors
+    ///
+    /// As [`Persistence::open`].
     pub async fn open_shared(backend: Arc<dyn Backend>, config: PersistenceConfig) -> Result<Self> {
         let db = Database::open_shared(backend, config.database_config())?;
         Self::start(db, config, None).await
@@ -78,6 +88,10 @@ impl Persistence {
 
     /// Opens the extension on a database that is already open (its keys, compression and
     /// durability are used; those of `config` are not).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Spawn`] when the extension's supervisor cannot be spawned.
     pub async fn open_database(db: Database, config: PersistenceConfig) -> Result<Self> {
         Self::start(db, config, None).await
     }
@@ -87,6 +101,10 @@ impl Persistence {
     /// `ActorTerminated` after [`Persistence::shutdown`]. If the application's supervisor
     /// stops without shutting the extension down, ractor stops the extension's
     /// supervisor and actors with it, and every later call is [`Error::Shutdown`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Persistence::open`].
     pub async fn open_linked(
         backend: impl Backend,
         config: PersistenceConfig,
@@ -147,6 +165,12 @@ impl Persistence {
 
     /// Queries and subscriptions over every entity of type `S` (its collection's log),
     /// opened with the extension's keys.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] with [`rush_store::Error::Shutdown`] after
+    /// [`Persistence::shutdown`], or [`rush_store::Error::InvalidArgument`] when
+    /// `S::COLLECTION` is empty or too long.
     pub fn query<S: EventSourced>(&self) -> Result<rush_store::EventQuery<S>> {
         self.shared
             .db
@@ -164,17 +188,27 @@ impl Persistence {
     }
 
     /// Starts entity `entity_id` if it is not running, waits for its recovery (at most the
-    /// ask timeout: then [`Error::Timeout`]), and returns its handle. A recovery failure
-    /// (corruption, wrong key) is [`Error::RecoveryFailed`]; an entity the supervisor gave
-    /// up on is [`Error::Unavailable`]; after shutdown, [`Error::Shutdown`].
+    /// ask timeout), and returns its handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when recovery outlasts the ask timeout; [`Error::RecoveryFailed`]
+    /// when it fails (corruption, wrong key); [`Error::Unavailable`] for an entity the
+    /// supervisor gave up on; [`Error::CollectionClaimed`] when another actor type owns
+    /// `S::COLLECTION`; [`Error::Spawn`] when the actor cannot be spawned;
+    /// [`Error::Shutdown`] after shutdown.
     pub async fn get_or_spawn<S: EventSourced>(&self, entity_id: &str) -> Result<EntityRef<S>> {
         let entity = self.entity::<S>(entity_id);
         entity.started(false).await?;
         Ok(entity)
     }
 
-    /// Starts entity `entity_id`; [`Error::Spawn`] if it is already known to the extension
-    /// (running, restarting, passivating or given up).
+    /// Starts entity `entity_id`, which must not be known to the extension yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Spawn`] if it is already known (running, restarting, passivating or given
+    /// up); otherwise as [`Persistence::get_or_spawn`].
     pub async fn spawn<S: EventSourced>(&self, entity_id: &str) -> Result<EntityRef<S>> {
         let entity = self.entity::<S>(entity_id);
         entity.started(true).await?;
@@ -185,6 +219,11 @@ impl Persistence {
     /// now, and its next command starts it afresh, with a new restart budget. Returns
     /// whether it was given up (otherwise nothing changes). Without a revive, a given-up
     /// entity is released after [`RestartPolicy::cool_down`](crate::RestartPolicy).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shutdown`] after shutdown; [`Error::CollectionClaimed`] when another actor
+    /// type owns `S::COLLECTION`.
     pub fn revive<S: EventSourced>(&self, entity_id: &str) -> Result<bool> {
         self.shared
             .table
@@ -215,7 +254,13 @@ impl Persistence {
     /// ask timeout) before it stops; then the supervisor stops. Last, the database shuts
     /// down: accepted writes are finished and flushed (under `Durability::Periodic` too),
     /// its writer is joined and the engine released, so the folder can be opened again at
-    /// once. An error is that last flush failing.
+    /// once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the database's shutdown fails: its last flush (as
+    /// [`Database::flush`]) or its writer thread panicked. Everything is stopped all the
+    /// same.
     pub async fn shutdown(&self) -> Result<()> {
         let cells = self.shared.table.close();
         let projections = self

@@ -168,8 +168,12 @@ pub trait Projection: Send + 'static {
     }
 
     /// Handles one event. Writes to tables of the same database go through `tx` and are
-    /// committed with the checkpoint. An error (or a panic) fails the runner; it is
-    /// restarted from its checkpoint.
+    /// committed with the checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProjectionError`]: it (or a panic) fails the runner, which is restarted from
+    /// its checkpoint under [`ProjectionSettings::restart`].
     fn handle(
         &mut self,
         event: &StoredEvent<EventOf<Self>>,
@@ -178,6 +182,11 @@ pub trait Projection: Send + 'static {
 
     /// Forgets a read model kept outside the declared tables (memory, another system), before
     /// a rebuild replays every event. Default: nothing to forget.
+    ///
+    /// # Errors
+    ///
+    /// Any [`ProjectionError`]: it fails the rebuilding runner, which is restarted (and
+    /// calls `reset` again) under [`ProjectionSettings::restart`].
     fn reset(&mut self) -> impl Future<Output = Result<(), ProjectionError>> + Send {
         async { Ok(()) }
     }
@@ -208,22 +217,38 @@ impl Default for ProjectionSettings {
 impl Persistence {
     /// Opens table `name` in the extension's database, sealed with its keys: where an
     /// exactly-once read model lives, so its writes can commit with the checkpoint.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] with [`rush_store::Error::Shutdown`] after
+    /// [`Persistence::shutdown`], or [`rush_store::Error::InvalidArgument`] for a `name`
+    /// that is empty or too long.
     pub fn table<V: Serialize + DeserializeOwned>(&self, name: &str) -> Result<Table<V>> {
         Ok(self.database().table(name)?)
     }
 
     /// Starts `projection` under its own supervisor with the default settings; it resumes
     /// from its checkpoint. See [`Persistence::spawn_projection_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Persistence::spawn_projection_with`].
     pub async fn spawn_projection<P: Projection>(&self, projection: P) -> Result<ProjectionHandle> {
         self.spawn_projection_with(projection, ProjectionSettings::default())
             .await
     }
 
     /// Starts `projection` with `settings`. Returns once the runner has loaded its
-    /// checkpoint (or failed to, in which case it is already backing off). A projection of
-    /// the same name already running in this extension is [`Error::Spawn`]. Dropping the
+    /// checkpoint (or failed to, in which case it is already backing off). Dropping the
     /// handle leaves the projection running; [`Persistence::shutdown`] stops it (after the
     /// page it is handling).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Spawn`] for an empty name, or a projection of the same name already running
+    /// in this extension; [`Error::Journal`] when `P::Actor`'s log cannot be queried (as
+    /// [`Persistence::query`]); [`Error::Store`] with [`rush_store::Error::Shutdown`] when
+    /// the checkpoint table cannot be opened after [`Persistence::shutdown`].
     pub async fn spawn_projection_with<P: Projection>(
         &self,
         projection: P,

@@ -348,7 +348,8 @@ where
     /// # Errors
     ///
     /// [`TestKitError::StateMismatch`] when either recovered state differs from the live
-    /// one; [`TestKitError::Persistence`] when the actor does not stop or recover.
+    /// one; [`TestKitError::Persistence`] when the actor does not stop or recover;
+    /// [`TestKitError::Store`] when the journal cannot be read.
     pub async fn restart(&mut self) -> Result<S, TestKitError> {
         let live = self.entity.state().await?;
         self.stop_actor().await?;
@@ -373,7 +374,8 @@ where
     ///
     /// [`TestKitError::StateMismatch`] when the recovered state differs from the live one
     /// (a field the state's serialization leaves out); [`TestKitError::Store`] when the
-    /// snapshot cannot be written.
+    /// snapshot cannot be written; [`TestKitError::Persistence`] when the actor does not
+    /// stop or recover.
     pub async fn restart_from_snapshot(&mut self) -> Result<S, TestKitError> {
         let live = self.entity.state().await?;
         self.stop_actor().await?;
@@ -403,7 +405,8 @@ where
     ///
     /// # Errors
     ///
-    /// [`TestKitError::RoundTrip`] when the event read back differs or cannot be read.
+    /// [`TestKitError::RoundTrip`] when the event read back differs or cannot be read;
+    /// [`TestKitError::Store`] when it cannot be written.
     pub fn check_event_round_trip(&self, event: &S::Event) -> Result<S::Event, TestKitError> {
         let mut store = self.scratch::<S>()?;
         store.persist(event)?;
@@ -424,7 +427,8 @@ where
     ///
     /// # Errors
     ///
-    /// [`TestKitError::RoundTrip`] when the recovered state differs or cannot be read.
+    /// [`TestKitError::RoundTrip`] when the recovered state differs or cannot be read;
+    /// [`TestKitError::Store`] when it cannot be written.
     pub fn check_state_round_trip(&self, state: &S) -> Result<S, TestKitError> {
         let mut store = self.scratch::<S>()?;
         store.snapshot(state)?;
@@ -447,8 +451,8 @@ where
     ///
     /// # Errors
     ///
-    /// [`TestKitError::Store`] when an event has no upcaster path to today's schema or
-    /// does not decode.
+    /// [`TestKitError::Store`] when an event cannot be written, has no upcaster path to
+    /// today's schema or does not decode.
     pub fn upcast<Old: PersistentActor>(
         &self,
         old: &[Old::Event],
@@ -467,7 +471,8 @@ where
     ///
     /// # Errors
     ///
-    /// [`TestKitError::RoundTrip`] when the value read back differs or cannot be read.
+    /// [`TestKitError::RoundTrip`] when the value read back differs or cannot be read;
+    /// [`TestKitError::Store`] when it cannot be written.
     pub fn check_round_trip<T>(&self, value: &T) -> Result<T, TestKitError>
     where
         T: Serialize + DeserializeOwned + PartialEq + Debug,

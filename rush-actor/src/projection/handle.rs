@@ -108,6 +108,12 @@ impl ProjectionHandle {
 
     /// How far behind the log the durable checkpoint is (reads the log's head on this
     /// thread: from async code, prefer [`ProjectionHandle::lag_async`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the log cannot be read: its head as
+    /// [`EventQuery::highest_offset`], its oldest entry not yet checkpointed as
+    /// [`EventQuery::read`].
     pub fn lag(&self) -> Result<ProjectionLag> {
         let checkpoint = self.progress.borrow().checkpoint;
         let head = self.probe.head()?;
@@ -128,6 +134,10 @@ impl ProjectionHandle {
     }
 
     /// [`ProjectionHandle::lag`], reading the log on the database's threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`ProjectionHandle::lag`].
     pub async fn lag_async(&self) -> Result<ProjectionLag> {
         let handle = self.clone();
         self.db
@@ -136,8 +146,12 @@ impl ProjectionHandle {
     }
 
     /// Waits until every event committed before this call is handled and checkpointed.
+    ///
+    /// # Errors
+    ///
     /// [`Error::ProjectionBehind`] after `timeout`; [`Error::ProjectionUnavailable`] if the
-    /// projection is stopped or its supervisor gave up.
+    /// projection is stopped or its supervisor gave up; [`Error::Store`] when the log
+    /// cannot be read, as [`ProjectionHandle::lag`].
     pub async fn wait_until_caught_up(&self, timeout: Duration) -> Result<ProjectionLag> {
         let probe = Arc::clone(&self.probe);
         let target = self
@@ -183,6 +197,12 @@ impl ProjectionHandle {
     /// "rebuilding", and starts a runner that clears the read model's tables, calls
     /// [`Projection::reset`](super::Projection::reset) and handles every event again.
     /// Returns once the new runner has started (not once it has caught up).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProjectionUnavailable`] if the projection is stopped; [`Error::Store`] when
+    /// the "rebuilding" mark cannot be written (the runner then goes on from its
+    /// checkpoint).
     pub async fn rebuild(&self) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         self.send(ControlMsg::Rebuild(reply))?;
@@ -191,6 +211,11 @@ impl ProjectionHandle {
 
     /// Stops the runner (after the page it is handling) and its supervisor. Checkpointed
     /// progress is kept: a projection spawned again under the same name resumes from it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProjectionUnavailable`] if the supervisor stops before it confirms (a
+    /// projection already stopped is `Ok`).
     pub async fn stop(&self) -> Result<()> {
         let (reply, answer) = oneshot::channel();
         if self.send(ControlMsg::Stop(reply)).is_err() {

@@ -51,6 +51,12 @@ impl ProjectionTx {
     }
 
     /// Sets `key` of `table` to `value` when the page commits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a table of another database than the projection's,
+    /// or a `value` larger than [`MAX_EVENT_SIZE`](rush_store::MAX_EVENT_SIZE);
+    /// [`Error::Serialization`] when `value` cannot be serialized.
     pub fn put<V>(&mut self, table: &Table<V>, key: &str, value: V) -> Result<()>
     where
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
@@ -65,6 +71,10 @@ impl ProjectionTx {
     }
 
     /// Removes `key` of `table` when the page commits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a table of another database than the projection's.
     pub fn delete<V>(&mut self, table: &Table<V>, key: &str) -> Result<()>
     where
         V: Serialize + DeserializeOwned,
@@ -79,6 +89,12 @@ impl ProjectionTx {
     /// The row at `key` of `table` as this transaction sees it: its own pending write if
     /// any, else the committed row.
     /// A committed row is read on the database's threads, not on the handler's.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a table of another database than the projection's,
+    /// or a row this transaction wrote with another type than `V`; reading a committed
+    /// row fails as [`Table::get_async`].
     pub async fn get<V>(&self, table: &Table<V>, key: &str) -> Result<Option<V>>
     where
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,

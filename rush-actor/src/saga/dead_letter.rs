@@ -56,6 +56,11 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     /// Every dead letter, ordered by id (so by saga).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the dead-letter table cannot be read, as
+    /// [`Table::rows`](rush_store::Table::rows).
     pub fn list(&self) -> Result<Vec<DeadLetter>> {
         Ok(self
             .sagas
@@ -67,6 +72,11 @@ impl DeadLetters {
     }
 
     /// The dead letter `id`, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`](crate::Error::Store) when the dead-letter table cannot be read, as
+    /// [`Table::get`](rush_store::Table::get).
     pub fn get(&self, id: &str) -> Result<Option<DeadLetter>> {
         Ok(self.sagas.letters().get(id)?)
     }
@@ -75,8 +85,13 @@ impl DeadLetters {
     /// idempotency key and a fresh round of retries; the saga then goes on to its end.
     /// The letter is removed once the command succeeds; if it fails again, the saga parks
     /// again on the same letter (with the attempts added up).
-    /// [`Error::DeadLetterNotFound`](crate::Error::DeadLetterNotFound) if there is no
-    /// such letter.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DeadLetterNotFound`](crate::Error::DeadLetterNotFound) if there is no such
+    /// letter; [`Error::Store`](crate::Error::Store) when the letter cannot be read;
+    /// [`Error::UnknownSaga`](crate::Error::UnknownSaga) when its saga's definition is not
+    /// registered; then as [`Sagas::start`].
     pub async fn replay(&self, id: &str) -> Result<SagaOutcome> {
         self.sagas.settle_letter(id, false).await
     }
@@ -84,6 +99,10 @@ impl DeadLetters {
     /// Gives up on the command parked on `id`: a parked action is treated as not applied
     /// and the saga compensates its completed steps; a parked compensation is skipped and
     /// compensation goes on with the step before. The letter is removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`DeadLetters::replay`].
     pub async fn discard(&self, id: &str) -> Result<SagaOutcome> {
         self.sagas.settle_letter(id, true).await
     }

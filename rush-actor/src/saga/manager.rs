@@ -98,6 +98,11 @@ impl std::fmt::Debug for Sagas {
 impl Sagas {
     /// Opens the manager on `persistence`: the sagas' journals and tables live in its
     /// database, with its keys and compression.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] with [`rush_store::Error::Shutdown`] after
+    /// [`Persistence::shutdown`] (the saga tables cannot be opened).
     pub fn open(persistence: &Persistence) -> Result<Self> {
         let db = persistence.database();
         Ok(Self {
@@ -137,8 +142,15 @@ impl Sagas {
     ///
     /// A saga id is started once: if `S`'s saga `saga_id` exists, `data` is ignored and
     /// that saga is continued (or its outcome returned), so a caller that retries a start
-    /// after a timeout or a crash cannot run the transaction twice. [`Error::UnknownSaga`]
-    /// if `S` is not registered.
+    /// after a timeout or a crash cannot run the transaction twice. A step that fails is
+    /// not an error: it is in the [`SagaOutcome`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownSaga`] if `S` is not registered (or with another data type);
+    /// [`Error::Journal`] when the saga's journal or the saga tables cannot be read or
+    /// written; [`Error::SagaFailed`] when the journal does not fit the definition (steps
+    /// were removed) or the saga's task panicked.
     pub async fn start<S: SagaDefinition>(
         &self,
         saga_id: &str,
@@ -166,6 +178,13 @@ impl Sagas {
     ///
     /// Every saga is tried; if some failed (a storage error), the first error is returned
     /// after the others ran, and calling again resumes what is left.
+    ///
+    /// # Errors
+    ///
+    /// The first of: [`Error::Journal`] when the saga index, a saga's journal or the dead
+    /// letters cannot be read or written (a failed index read ends the listing there);
+    /// [`Error::SagaFailed`] for a saga whose journal does not fit its definition or
+    /// whose task panicked.
     pub async fn resume_incomplete(&self) -> Result<Vec<(String, SagaOutcome)>> {
         let names: Vec<&'static str> = self.registered_names();
         let permits = Arc::new(tokio::sync::Semaphore::new(RESUME_CONCURRENCY));
@@ -231,6 +250,11 @@ impl Sagas {
 
     /// Where saga `saga_id` of kind `S` stands (`None`: never started), read from its
     /// journal.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownSaga`] if `S` is not registered (or with another data type);
+    /// [`Error::Journal`] when the saga's journal cannot be opened or read.
     pub async fn status<S: SagaDefinition>(&self, saga_id: &str) -> Result<Option<SagaStatus>> {
         let definition = self.typed::<S>()?;
         let runner =

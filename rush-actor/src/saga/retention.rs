@@ -119,6 +119,11 @@ impl Sagas {
     /// page at a time; returns how many rows were removed. Not needed for the index to
     /// stay bounded (each finishing saga sweeps a few rows, and
     /// [`Sagas::resume_incomplete`] prunes as it reads): it reclaims everything at once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Journal`] when a page of the saga index cannot be read or its rows past
+    /// retention cannot be removed (the pages before it stay pruned).
     pub async fn prune_finished(&self) -> Result<u64> {
         let mut pruned = 0u64;
         let mut after = None;
