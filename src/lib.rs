@@ -123,6 +123,26 @@ pub use rush_actor::metric_names as metrics;
 
 /// Everything an application names, for `use rush::prelude::*;`: the traits to implement,
 /// the types to configure and address actors, and one [`Error`]/[`Result`] pair.
+///
+/// Glob imports of the prelude and of the crate's root together stay unambiguous: both
+/// name the same items.
+///
+/// ```
+/// use rush::prelude::*;
+/// use rush::*;
+///
+/// fn journal_failed(error: StoreError) -> Error {
+///     Error::from(error) // the actors' error carries the journal's
+/// }
+///
+/// fn open_in_memory() -> Result<()> {
+///     let _config = PersistenceConfig::default();
+///     let _engine = MemoryManager::default();
+///     Ok(())
+/// }
+/// # assert!(open_in_memory().is_ok());
+/// # let _ = journal_failed(StoreError::Shutdown);
+/// ```
 pub mod prelude {
     pub use crate::{
         CommandError, Delivery, Durability, Effect, EncryptionKey, EntityRef, Error, EventFilter,
