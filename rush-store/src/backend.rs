@@ -7,7 +7,7 @@
 
 pub(crate) mod commit_mark;
 pub mod engine_kind;
-#[cfg(any(feature = "sled", feature = "redb"))]
+#[cfg(feature = "sled")]
 mod guard_cache;
 pub(crate) mod memory_manager;
 #[cfg(feature = "postgres")]
