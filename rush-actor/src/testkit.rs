@@ -114,134 +114,25 @@
 //! # }
 //! ```
 
+mod command_result;
+mod error;
 mod faults;
+mod round_trip;
 
 use crate::behavior::EventSourced;
 use crate::config::PersistenceConfig;
 use crate::entities::EntityKey;
 use crate::entity_ref::EntityRef;
-use crate::error::{CommandError, Error};
+use crate::error::Error;
 use crate::metrics::EntityMetrics;
 use crate::persistence::Persistence;
+pub use command_result::{CommandResult, Outcome};
+pub use error::TestKitError;
 use faults::FailingJournal;
-use rush_store::{PersistentActor, Store};
-use serde::{Serialize, de::DeserializeOwned};
+use rush_store::Store;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Why a test-kit check failed, or what kept it from running.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TestKitError {
-    /// The state recovered after a restart differs from the live one.
-    #[error("{how} recovered {recovered}, but the live state was {live}")]
-    StateMismatch {
-        /// How the state was recovered ("a restart", "a restart from a snapshot", "a replay
-        /// of every event").
-        how: &'static str,
-        /// The live state (`Debug`).
-        live: String,
-        /// The recovered state (`Debug`).
-        recovered: String,
-    },
-    /// A value read back differs from the value written.
-    #[error("{what} does not round-trip: wrote {written}, read back {read}")]
-    RoundTrip {
-        /// What was written ("event", "state", "value").
-        what: &'static str,
-        /// The value written (`Debug`).
-        written: String,
-        /// The value read back (`Debug`), or why it could not be.
-        read: String,
-    },
-    /// The command was rejected, where [`CommandResult::reply`] expected a reply.
-    #[error("the command was rejected: {0}")]
-    Rejected(String),
-    /// The command failed, where [`CommandResult::reply`] expected a reply (the typed
-    /// error is in [`CommandResult::outcome`]).
-    #[error("the command failed: {0}")]
-    Failed(String),
-    /// The persistence extension, the actor or the journal failed.
-    #[error(transparent)]
-    Persistence(#[from] Error),
-    /// The journal failed.
-    #[error(transparent)]
-    Store(#[from] rush_store::Error),
-}
-
-/// What [`EntityRef::ask`] returned for one command.
-pub type Outcome<S> =
-    Result<<S as EventSourced>::Reply, CommandError<<S as EventSourced>::Rejection>>;
-
-/// What one command did: its outcome, the events it persisted and the state after it.
-pub struct CommandResult<S: EventSourced> {
-    outcome: Outcome<S>,
-    events: Vec<S::Event>,
-    state: S,
-}
-
-impl<S: EventSourced + Debug> Debug for CommandResult<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let outcome = match &self.outcome {
-            Ok(_) => "replied".to_owned(),
-            Err(CommandError::Rejected(rejection)) => format!("rejected: {rejection}"),
-            Err(CommandError::Failed(error)) => format!("failed: {error}"),
-        };
-        f.debug_struct("CommandResult")
-            .field("outcome", &outcome)
-            .field("events", &self.events)
-            .field("state", &self.state)
-            .finish()
-    }
-}
-
-impl<S: EventSourced> CommandResult<S> {
-    /// The reply.
-    ///
-    /// # Errors
-    ///
-    /// [`TestKitError::Rejected`] when the command was rejected, [`TestKitError::Failed`]
-    /// when it failed.
-    pub fn reply(&self) -> Result<&S::Reply, TestKitError> {
-        match &self.outcome {
-            Ok(reply) => Ok(reply),
-            Err(CommandError::Rejected(rejection)) => {
-                Err(TestKitError::Rejected(rejection.to_string()))
-            }
-            Err(CommandError::Failed(error)) => Err(TestKitError::Failed(error.to_string())),
-        }
-    }
-
-    /// The rejection, if the command was rejected.
-    pub fn rejection(&self) -> Option<&S::Rejection> {
-        match &self.outcome {
-            Err(CommandError::Rejected(rejection)) => Some(rejection),
-            _ => None,
-        }
-    }
-
-    /// The whole outcome, as [`EntityRef::ask`] returned it.
-    pub fn outcome(&self) -> &Outcome<S> {
-        &self.outcome
-    }
-
-    /// The events the command persisted, in order (none for a rejection or a failure).
-    pub fn events(&self) -> &[S::Event] {
-        &self.events
-    }
-
-    /// The state after the command (after a failure: the state the restarted actor
-    /// recovered).
-    pub fn state(&self) -> &S {
-        &self.state
-    }
-
-    /// The outcome, events and state, taken apart.
-    pub fn into_parts(self) -> (Outcome<S>, Vec<S::Event>, S) {
-        (self.outcome, self.events, self.state)
-    }
-}
 
 /// One persistent actor of type `S` on an in-memory journal, run by a real
 /// [`Persistence`] extension. See the [module docs](self).
@@ -399,100 +290,6 @@ where
         self.journal.failed()
     }
 
-    /// Writes `event` to a scratch entity, through the journal's
-    /// codec, compression, encryption and upcasters (apart from the collection under test),
-    /// reads it back and compares.
-    ///
-    /// # Errors
-    ///
-    /// [`TestKitError::RoundTrip`] when the event read back differs or cannot be read;
-    /// [`TestKitError::Store`] when it cannot be written.
-    pub fn check_event_round_trip(&self, event: &S::Event) -> Result<S::Event, TestKitError> {
-        let mut store = self.scratch::<S>()?;
-        store.persist(event)?;
-        let read = store
-            .events(0, u64::MAX)
-            .map_err(|e| round_trip_error("event", event, e))?;
-        match read.as_slice() {
-            [back] if back == event => Ok(back.clone()),
-            other => Err(TestKitError::RoundTrip {
-                what: "event",
-                written: format!("{event:?}"),
-                read: format!("{other:?}"),
-            }),
-        }
-    }
-
-    /// Saves `state` as a snapshot of a scratch entity, recovers it and compares.
-    ///
-    /// # Errors
-    ///
-    /// [`TestKitError::RoundTrip`] when the recovered state differs or cannot be read;
-    /// [`TestKitError::Store`] when it cannot be written.
-    pub fn check_state_round_trip(&self, state: &S) -> Result<S, TestKitError> {
-        let mut store = self.scratch::<S>()?;
-        store.snapshot(state)?;
-        let recovered = store
-            .recover()
-            .map_err(|e| round_trip_error("state", state, e))?;
-        match recovered {
-            Some(back) if &back == state => Ok(back),
-            other => Err(TestKitError::RoundTrip {
-                what: "state",
-                written: format!("{state:?}"),
-                read: format!("{other:?}"),
-            }),
-        }
-    }
-
-    /// Writes `old` events as the older actor type `Old` wrote them (its
-    /// `EVENT_SCHEMA_VERSION` and event types) to a scratch entity, and reads them back as
-    /// today's `S` does: through `S`'s upcasters.
-    ///
-    /// # Errors
-    ///
-    /// [`TestKitError::Store`] when an event cannot be written, has no upcaster path to
-    /// today's schema or does not decode.
-    pub fn upcast<Old: PersistentActor>(
-        &self,
-        old: &[Old::Event],
-    ) -> Result<Vec<S::Event>, TestKitError> {
-        let id = scratch_id();
-        let db = self.persistence.database();
-        db.store::<Old>(SCRATCH_COLLECTION, &id)?
-            .persist_batch(old)?;
-        let reader: Store<S> = db.store(SCRATCH_COLLECTION, &id)?;
-        Ok(reader.events(0, u64::MAX)?)
-    }
-
-    /// Writes `value` to a table of the kit's database (the journal's codec, record format
-    /// and encryption), reads it back and compares: for commands and other values an
-    /// application sends over the wire or keeps beside the journal.
-    ///
-    /// # Errors
-    ///
-    /// [`TestKitError::RoundTrip`] when the value read back differs or cannot be read;
-    /// [`TestKitError::Store`] when it cannot be written.
-    pub fn check_round_trip<T>(&self, value: &T) -> Result<T, TestKitError>
-    where
-        T: Serialize + DeserializeOwned + PartialEq + Debug,
-    {
-        let table = self.persistence.table::<T>(SCRATCH_COLLECTION)?;
-        let key = scratch_id();
-        table.put(&key, value)?;
-        let back = table
-            .get(&key)
-            .map_err(|e| round_trip_error("value", value, e))?;
-        match back {
-            Some(back) if &back == value => Ok(back),
-            other => Err(TestKitError::RoundTrip {
-                what: "value",
-                written: format!("{value:?}"),
-                read: format!("{other:?}"),
-            }),
-        }
-    }
-
     /// The entity's counters (restarts, incarnations, events persisted...).
     pub fn metrics(&self) -> Option<EntityMetrics> {
         self.entity.metrics()
@@ -543,14 +340,6 @@ where
             .store(S::COLLECTION, self.entity.entity_id())?)
     }
 
-    /// A store of a new entity of the same collection, for round trips.
-    fn scratch<A: PersistentActor>(&self) -> Result<Store<A>, TestKitError> {
-        Ok(self
-            .persistence
-            .database()
-            .store(SCRATCH_COLLECTION, &scratch_id())?)
-    }
-
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> rush_store::Result<T> + Send + 'static,
@@ -561,17 +350,6 @@ where
             .run_blocking("test kit read", work)
             .await?)
     }
-}
-
-/// Where round trips write: apart from the collection under test, so that its queries and
-/// projections never see them.
-const SCRATCH_COLLECTION: &str = "rush-testkit-scratch";
-
-/// A new entity id for round trips, never one of the entity under test.
-fn scratch_id() -> String {
-    static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("rush-testkit-scratch-{n}")
 }
 
 fn compare<S: PartialEq + Debug>(
@@ -587,16 +365,4 @@ fn compare<S: PartialEq + Debug>(
         live: format!("{live:?}"),
         recovered: format!("{recovered:?}"),
     })
-}
-
-fn round_trip_error(
-    what: &'static str,
-    written: &impl Debug,
-    error: rush_store::Error,
-) -> TestKitError {
-    TestKitError::RoundTrip {
-        what,
-        written: format!("{written:?}"),
-        read: format!("not readable: {error}"),
-    }
 }
