@@ -9,8 +9,7 @@ pub use keyring::Keyring;
 pub use parse::KeyProblem;
 
 use crate::error::{Error, Result};
-use chacha20::cipher::consts::U10;
-use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
+use chacha20poly1305::aead::{AeadInOut, Generate, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag, XChaCha20Poly1305, XNonce};
 use std::sync::Arc;
 use zeroize::{Zeroize, Zeroizing};
@@ -132,9 +131,29 @@ impl EncryptionKey {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Encrypts `plaintext` and returns `nonce || ciphertext || tag`.
-    pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let nonce = next_nonce();
+    /// Encrypts `plaintext` as the journal seals a record, and returns
+    /// `nonce || ciphertext || tag` (24 + n + 16 bytes): XChaCha20-Poly1305 with a nonce that
+    /// never repeats, `aad` authenticated alongside (bind the value to where it belongs, as
+    /// the journal binds a record to its key). For values an application keeps beside the
+    /// journal under the same key; [`EncryptionKey::open`] reverses it.
+    ///
+    /// ```
+    /// use rush_store::EncryptionKey;
+    ///
+    /// let key = EncryptionKey::from([7u8; 32]);
+    /// let sealed = key.seal(b"settings/42", b"secret value")?;
+    /// assert_eq!(key.open(b"settings/42", &sealed)?, b"secret value");
+    /// assert!(key.open(b"settings/43", &sealed).is_err()); // another place: refused
+    /// # Ok::<_, rush_store::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialization`] only if the system's random source fails when a thread
+    /// seals its first value (its nonce prefix), or the cipher refuses the input (a value
+    /// beyond XChaCha20's 256 GiB limit).
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        let nonce = next_nonce()?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
@@ -144,7 +163,7 @@ impl EncryptionKey {
         let tag = self
             .inner
             .cipher
-            .encrypt_in_place_detached(&nonce, aad, body)
+            .encrypt_inout_detached(&nonce, aad, body.into())
             .map_err(|_| internal("encryption failed"))?;
         out.extend_from_slice(&tag);
         Ok(out)
@@ -176,10 +195,11 @@ impl EncryptionKey {
             .as_ref()
             .is_none_or(|c| c.key_id != self.id() || c.prefix != prefix);
         if fresh {
-            let mut subkey = chacha20::hchacha::<U10>(
-                chacha20::Key::from_slice(&self.inner.material[..]),
-                prefix.into(),
-            );
+            let Ok(prefix_block) = <&chacha20::cipher::Array<u8, _>>::try_from(prefix) else {
+                return false;
+            };
+            let key = chacha20::Key::from(*self.inner.material);
+            let mut subkey = chacha20::hchacha::<chacha20::R20>(&key, prefix_block);
             let cipher = ChaCha20Poly1305::new(&subkey);
             subkey.as_mut_slice().zeroize();
             let mut cached_prefix = [0u8; 16];
@@ -193,6 +213,9 @@ impl EncryptionKey {
         let Some(cached) = cache.as_ref() else {
             return false;
         };
+        let Ok(tag) = Tag::try_from(tag) else {
+            return false;
+        };
         // XChaCha20's inner nonce: four zero bytes, then the last 8 bytes of the 24.
         let mut nonce = Nonce::default();
         if let Some(tail) = nonce.get_mut(4..) {
@@ -201,7 +224,7 @@ impl EncryptionKey {
         out.extend_from_slice(body);
         let opened = cached
             .cipher
-            .decrypt_in_place_detached(&nonce, aad, out, Tag::from_slice(tag))
+            .decrypt_inout_detached(&nonce, aad, out.as_mut_slice().into(), &tag)
             .is_ok();
         if !opened {
             out.clear();
@@ -209,12 +232,22 @@ impl EncryptionKey {
         opened
     }
 
-    /// [`EncryptionKey::open_into`] into a new buffer.
-    #[cfg(test)]
-    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    /// Opens what [`EncryptionKey::seal`] sealed with this key and the same `aad`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decryption`] when the tag does not verify: another key, another `aad`, or
+    /// bytes changed or cut short.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.open_into(aad, sealed, &mut out, &mut None)
-            .then_some(out)
+        if self.open_into(aad, sealed, &mut out, &mut None) {
+            Ok(out)
+        } else {
+            Err(Error::Decryption {
+                record: format!("a value of {} bytes", sealed.len()),
+                reason: format!("key {:08x} does not open it with this aad", self.id()),
+            })
+        }
     }
 }
 
@@ -222,7 +255,7 @@ impl EncryptionKey {
 /// followed by a 64-bit counter. Prefixes of different threads and processes collide with
 /// probability ~2^-128 per pair, and a counter never repeats within one, so no nonce is
 /// ever reused, without drawing randomness per record. A forked child draws a new prefix.
-fn next_nonce() -> XNonce {
+fn next_nonce() -> Result<XNonce> {
     use std::cell::Cell;
     thread_local! {
         /// The prefix, the process it was drawn in, and the next counter value.
@@ -233,25 +266,26 @@ fn next_nonce() -> XNonce {
         let (mut prefix, mut owner, mut counter) = state.get();
         // First use on this thread, or a forked child that inherited the parent's state.
         if owner != pid || counter == 0 {
-            let random = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+            let random = XNonce::try_generate()
+                .map_err(|e| internal(&format!("the system's random source failed: {e}")))?;
             prefix.copy_from_slice(random.get(..16).unwrap_or(&[0; 16]));
             owner = pid;
             counter = 1;
         }
         state.set((prefix, owner, counter.wrapping_add(1)));
-        (prefix, counter)
-    });
+        Ok::<_, Error>((prefix, counter))
+    })?;
     let mut nonce = XNonce::default();
     let (head, tail) = nonce.split_at_mut(16);
     head.copy_from_slice(&prefix);
     tail.copy_from_slice(&counter.to_be_bytes());
-    nonce
+    Ok(nonce)
 }
 
 fn fingerprint(cipher: &XChaCha20Poly1305) -> u32 {
     let nonce = XNonce::default();
     let mut empty = [0u8; 0];
-    match cipher.encrypt_in_place_detached(&nonce, b"rush-store key id v1", &mut empty) {
+    match cipher.encrypt_inout_detached(&nonce, b"rush-store key id v1", (&mut empty[..]).into()) {
         Ok(tag) => {
             let mut id = [0u8; 4];
             id.copy_from_slice(tag.get(..4).unwrap_or(&[0; 4]));
