@@ -10,6 +10,11 @@
 //!    commands one after another (`ask`, await the reply, next) for a fixed wall time after
 //!    a warm-up: commands/s, p50/p99 of `ask`, and the group-commit statistics (groups,
 //!    members, average group size) of the measured window.
+//!
+//!    Table 1b is issue 13's baseline, same run: a hand-written rusqlite group-commit
+//!    writer (bundled SQLite, WAL, `synchronous = FULL`, read back and printed) with 1, 10,
+//!    100 and 1,000 clients, each keeping its account in memory
+//!    (`support/sqlite_writer.rs`): cmds/s and CPU per command beside the actors'.
 //! 2. The raw sled baseline of the same run: for concurrency N, one `sled::Batch` of N
 //!    inserts (same value size, keys of the same shape) + `db.flush()` + `sync_data` of the
 //!    `<dir>/db` file, in a loop: events/s, and the ratio ours/raw per N. An extra
@@ -59,6 +64,8 @@ const TARGET_RATIO: f64 = 0.7;
 mod bank;
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/sqlite_writer.rs"]
+mod sqlite_writer;
 
 use bank::{Account, BankEvent, Cmd, account_id, deposited};
 use measure::{cpu_sample, fmt_dur, fmt_rate, load_average, machine_header, other_cpu, percentile};
@@ -506,8 +513,10 @@ fn main() {
     let mut raw_like = Vec::new();
     let mut ours = Vec::new();
     let mut ours_redb = Vec::new();
+    let mut sqlite = Vec::new();
     for n in LEVELS {
         eprintln!("running concurrency {n} ...");
+        sqlite.push(runtime.block_on(sqlite_writer::sqlite_row(n, WARMUP, MEASURE)));
         let before = raw_row(n, sizes.stored_plain, false);
         raw_like.push(raw_row(n, sizes.stored_plain, true));
         ours.push(runtime.block_on(actor_row(n, false, EngineKind::Sled)));
@@ -579,6 +588,8 @@ fn main() {
          other processes or the hypervisor took during the window)"
     );
     println!();
+
+    print_sqlite(&sqlite, &ours, &ours_redb);
 
     println!(
         "== 2. Raw sled baseline: Batch of N inserts ({} B values, {} B keys) + flush() + sync_data(db) per group ==",
@@ -706,4 +717,51 @@ fn main() {
             ""
         }
     );
+}
+
+/// Table 1b: the hand-written SQLite group-commit writer beside the actors of the same run.
+fn print_sqlite(sqlite: &[sqlite_writer::SqliteRow], sled: &[ActorRow], redb: &[ActorRow]) {
+    println!(
+        "== 1b. Baseline: a hand-written rusqlite group-commit writer ({}) ==",
+        sqlite.first().map_or("", |r| r.settings.as_str())
+    );
+    println!(
+        "{:<7} {:>9} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>9} {:>10} {:>9} | {:>6}",
+        "clients",
+        "cmds/s",
+        "CPU/cmd",
+        "p50",
+        "p99",
+        "avg grp",
+        "sled/sqlite",
+        "sled CPU",
+        "redb/sqlite",
+        "redb CPU",
+        "other"
+    );
+    for ((q, s), r) in sqlite.iter().zip(sled).zip(redb) {
+        let avg_group = q.writes as f64 / q.groups.max(1) as f64;
+        println!(
+            "{:<7} {:>9} {:>9} {:>9} {:>9} {:>8.1} | {:>9.2}x {:>9} {:>9.2}x {:>9} | {:>5.0}%",
+            q.clients,
+            fmt_rate(q.rate),
+            measure::cpu::per_op(q.cpu_per_command, 1),
+            fmt_dur(q.p50),
+            fmt_dur(q.p99),
+            avg_group,
+            s.rate / q.rate,
+            measure::cpu::per_op(s.cpu_per_command, 1),
+            r.rate / q.rate,
+            measure::cpu::per_op(r.cpu_per_command, 1),
+            q.other_cpu * 100.0
+        );
+    }
+    println!(
+        "(each client keeps its account in memory, decides, sends its bincode event to one \
+         writer thread and awaits its reply; the writer commits every write waiting at that \
+         moment in one transaction. CPU/cmd: this process's CPU time, every thread, per reply; \
+         avg grp over the whole run; sled/sqlite and redb/sqlite: actors' cmds/s of table 1, \
+         unencrypted, over the writer's)"
+    );
+    println!();
 }

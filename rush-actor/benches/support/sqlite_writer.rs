@@ -1,0 +1,180 @@
+//! Issue 13's honest competitor: what a good engineer writes in an afternoon instead of
+//! Rush. A rusqlite writer (bundled SQLite, WAL, `synchronous = FULL`) on a thread of its
+//! own with group commit: every client waiting at that moment goes into one transaction,
+//! replies after `COMMIT`. Each client keeps its aggregate (balance, sequence number) in
+//! memory, decides, sends its event (the same bincode `BankEvent` Rush journals), awaits
+//! the reply and applies the event, one command at a time, as an actor would.
+#![allow(dead_code)]
+
+use super::bank::deposited;
+use super::measure::{CpuSample, cpu_sample, other_cpu, percentile};
+use rusqlite::{Connection, params};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// One event on its way to the writer, and where its outcome goes.
+struct Write {
+    account: String,
+    seq: u64,
+    payload: Vec<u8>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// One row of the baseline table.
+pub struct SqliteRow {
+    pub clients: usize,
+    pub commands: u64,
+    pub rate: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Transactions of the whole run (warm-up included) and the writes in them.
+    pub groups: u64,
+    pub writes: u64,
+    pub other_cpu: f64,
+    pub cpu_per_command: Duration,
+    /// `journal_mode` and `synchronous` as SQLite reports them.
+    pub settings: String,
+}
+
+/// Opens the database, sets and reads back its durability settings.
+fn open(path: &std::path::Path) -> (Connection, String) {
+    let db = Connection::open(path).unwrap();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    db.execute_batch("PRAGMA synchronous = FULL;").unwrap();
+    let sync: i64 = db
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    let version: String = db
+        .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+        .unwrap();
+    db.execute_batch(
+        "CREATE TABLE events (account TEXT NOT NULL, seq INTEGER NOT NULL, payload BLOB NOT NULL,
+         PRIMARY KEY (account, seq)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    let sync_name = match sync {
+        2 => "FULL",
+        3 => "EXTRA",
+        1 => "NORMAL",
+        _ => "OFF",
+    };
+    (
+        db,
+        format!("SQLite {version}, journal_mode={mode}, synchronous={sync_name}"),
+    )
+}
+
+/// The writer thread: waits for a write, takes every other one queued, commits them in one
+/// transaction, answers each. Returns the groups and writes when every sender is gone.
+fn writer(db: &mut Connection, writes: &mpsc::Receiver<Write>) -> (u64, u64) {
+    let (mut groups, mut members) = (0u64, 0u64);
+    let mut group = Vec::new();
+    while let Ok(first) = writes.recv() {
+        group.push(first);
+        group.extend(writes.try_iter());
+        let outcome = (|| -> rusqlite::Result<()> {
+            let tx = db.transaction()?;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (account, seq, payload) VALUES (?1, ?2, ?3)",
+                )?;
+                for w in &group {
+                    insert.execute(params![w.account, w.seq as i64, w.payload])?;
+                }
+            }
+            tx.commit()
+        })();
+        groups += 1;
+        members += group.len() as u64;
+        for w in group.drain(..) {
+            let _ = w
+                .done
+                .send(outcome.as_ref().map_err(ToString::to_string).copied());
+        }
+    }
+    (groups, members)
+}
+
+/// `clients` clients for `warmup` + `measure`, counting the replies inside the window.
+pub async fn sqlite_row(clients: usize, warmup: Duration, measure: Duration) -> SqliteRow {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut db, settings) = open(&dir.path().join("bank.db"));
+    let (send, writes) = mpsc::channel::<Write>();
+    let writer_thread = std::thread::spawn(move || writer(&mut db, &writes));
+
+    let begin = Instant::now();
+    let measure_from = begin + warmup;
+    let measure_to = measure_from + measure;
+    let drivers: Vec<_> = (0..clients)
+        .map(|i| {
+            let send = send.clone();
+            tokio::spawn(async move {
+                let account = format!("acc-{i:05}");
+                let (mut balance, mut seq) = (0u64, 0u64);
+                let mut latencies = Vec::with_capacity(4096);
+                loop {
+                    let sent = Instant::now();
+                    if sent >= measure_to {
+                        break;
+                    }
+                    // Decide (the same validation as the actor), encode, write, apply.
+                    let amount = 100 + ((seq + 1) % 900);
+                    let event = deposited(&account, amount, seq + 1);
+                    let payload =
+                        bincode::serde::encode_to_vec(&event, bincode::config::standard()).unwrap();
+                    let (done, replied) = oneshot::channel();
+                    send.send(Write {
+                        account: account.clone(),
+                        seq: seq + 1,
+                        payload,
+                        done,
+                    })
+                    .unwrap();
+                    replied.await.unwrap().unwrap();
+                    seq += 1;
+                    balance += amount;
+                    let replied = Instant::now();
+                    if replied >= measure_from && replied <= measure_to {
+                        latencies.push(replied - sent);
+                    }
+                }
+                std::hint::black_box(balance);
+                latencies
+            })
+        })
+        .collect();
+    drop(send);
+
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_from: CpuSample = cpu_sample();
+    tokio::time::sleep_until(measure_to.into()).await;
+    let cpu_to = cpu_sample();
+    let mut latencies = Vec::new();
+    for d in drivers {
+        latencies.extend(d.await.unwrap());
+    }
+    let (groups, writes) = tokio::task::spawn_blocking(move || writer_thread.join().unwrap())
+        .await
+        .unwrap();
+    latencies.sort_unstable();
+    let commands = latencies.len() as u64;
+    SqliteRow {
+        clients,
+        commands,
+        rate: commands as f64 / measure.as_secs_f64(),
+        settings,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        groups,
+        writes,
+        other_cpu: other_cpu(cpu_from, cpu_to),
+        cpu_per_command: cpu_to
+            .own
+            .saturating_sub(cpu_from.own)
+            .checked_div(u32::try_from(commands.max(1)).unwrap_or(u32::MAX))
+            .unwrap_or_default(),
+    }
+}
