@@ -589,7 +589,10 @@ fn main() {
     );
     println!();
 
-    print_sqlite(&sqlite, &ours, &ours_redb);
+    let actors = |rows: &[ActorRow]| -> Vec<(f64, Duration)> {
+        rows.iter().map(|r| (r.rate, r.cpu_per_command)).collect()
+    };
+    sqlite_writer::print_table(&sqlite, &actors(&ours), &actors(&ours_redb));
 
     println!(
         "== 2. Raw sled baseline: Batch of N inserts ({} B values, {} B keys) + flush() + sync_data(db) per group ==",
@@ -717,51 +720,4 @@ fn main() {
             ""
         }
     );
-}
-
-/// Table 1b: the hand-written SQLite group-commit writer beside the actors of the same run.
-fn print_sqlite(sqlite: &[sqlite_writer::SqliteRow], sled: &[ActorRow], redb: &[ActorRow]) {
-    println!(
-        "== 1b. Baseline: a hand-written rusqlite group-commit writer ({}) ==",
-        sqlite.first().map_or("", |r| r.settings.as_str())
-    );
-    println!(
-        "{:<7} {:>9} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>9} {:>10} {:>9} | {:>6}",
-        "clients",
-        "cmds/s",
-        "CPU/cmd",
-        "p50",
-        "p99",
-        "avg grp",
-        "sled/sqlite",
-        "sled CPU",
-        "redb/sqlite",
-        "redb CPU",
-        "other"
-    );
-    for ((q, s), r) in sqlite.iter().zip(sled).zip(redb) {
-        let avg_group = q.writes as f64 / q.groups.max(1) as f64;
-        println!(
-            "{:<7} {:>9} {:>9} {:>9} {:>9} {:>8.1} | {:>9.2}x {:>9} {:>9.2}x {:>9} | {:>5.0}%",
-            q.clients,
-            fmt_rate(q.rate),
-            measure::cpu::per_op(q.cpu_per_command, 1),
-            fmt_dur(q.p50),
-            fmt_dur(q.p99),
-            avg_group,
-            s.rate / q.rate,
-            measure::cpu::per_op(s.cpu_per_command, 1),
-            r.rate / q.rate,
-            measure::cpu::per_op(r.cpu_per_command, 1),
-            q.other_cpu * 100.0
-        );
-    }
-    println!(
-        "(each client keeps its account in memory, decides, sends its bincode event to one \
-         writer thread and awaits its reply; the writer commits every write waiting at that \
-         moment in one transaction. CPU/cmd: this process's CPU time, every thread, per reply; \
-         avg grp over the whole run; sled/sqlite and redb/sqlite: actors' cmds/s of table 1, \
-         unencrypted, over the writer's)"
-    );
-    println!();
 }

@@ -7,7 +7,8 @@
 #![allow(dead_code)]
 
 use super::bank::deposited;
-use super::measure::{CpuSample, cpu_sample, other_cpu, percentile};
+use super::measure::cpu::per_op;
+use super::measure::{CpuSample, cpu_sample, fmt_dur, fmt_rate, other_cpu, percentile};
 use rusqlite::{Connection, params};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -177,4 +178,52 @@ pub async fn sqlite_row(clients: usize, warmup: Duration, measure: Duration) -> 
             .checked_div(u32::try_from(commands.max(1)).unwrap_or(u32::MAX))
             .unwrap_or_default(),
     }
+}
+
+/// Table 1b: the writer's rows beside the actors' of the same run, given as (cmds/s, CPU
+/// per command) per level, on sled and on redb.
+pub fn print_table(sqlite: &[SqliteRow], sled: &[(f64, Duration)], redb: &[(f64, Duration)]) {
+    println!(
+        "== 1b. Baseline: a hand-written rusqlite group-commit writer ({}) ==",
+        sqlite.first().map_or("", |r| r.settings.as_str())
+    );
+    println!(
+        "{:<7} {:>9} {:>9} {:>9} {:>9} {:>8} | {:>10} {:>9} {:>10} {:>9} | {:>6}",
+        "clients",
+        "cmds/s",
+        "CPU/cmd",
+        "p50",
+        "p99",
+        "avg grp",
+        "sled/sqlite",
+        "sled CPU",
+        "redb/sqlite",
+        "redb CPU",
+        "other"
+    );
+    for ((q, s), r) in sqlite.iter().zip(sled).zip(redb) {
+        let avg_group = q.writes as f64 / q.groups.max(1) as f64;
+        println!(
+            "{:<7} {:>9} {:>9} {:>9} {:>9} {:>8.1} | {:>9.2}x {:>9} {:>9.2}x {:>9} | {:>5.0}%",
+            q.clients,
+            fmt_rate(q.rate),
+            per_op(q.cpu_per_command, 1),
+            fmt_dur(q.p50),
+            fmt_dur(q.p99),
+            avg_group,
+            s.0 / q.rate,
+            per_op(s.1, 1),
+            r.0 / q.rate,
+            per_op(r.1, 1),
+            q.other_cpu * 100.0
+        );
+    }
+    println!(
+        "(each client keeps its account in memory, decides, sends its bincode event to one \
+         writer thread and awaits its reply; the writer commits every write waiting at that \
+         moment in one transaction. CPU/cmd: this process's CPU time, every thread, per reply; \
+         avg grp over the whole run; sled/sqlite and redb/sqlite: actors' cmds/s of table 1, \
+         unencrypted, over the writer's)"
+    );
+    println!();
 }
