@@ -55,8 +55,13 @@ impl<E> EventEnvelope<E> {
 }
 
 pub(crate) fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    time_to_micros(SystemTime::now())
+}
+
+/// `time` in whole microseconds since the epoch, rounded down: the precision events are
+/// stamped with, so windows compare at it (0 before the epoch, `u64::MAX` past its range).
+pub(crate) fn time_to_micros(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 

@@ -366,7 +366,8 @@ impl<A: PersistentActor> Store<A> {
     }
 
     /// Events persisted between `start` and `end` (inclusive), oldest first. The journal
-    /// is streamed and only the events in the window are kept.
+    /// is streamed and only the events in the window are kept. Events are stamped in whole
+    /// microseconds, and the window is compared at that precision.
     ///
     /// # Errors
     ///
@@ -377,8 +378,11 @@ impl<A: PersistentActor> Store<A> {
         end: SystemTime,
     ) -> Result<Vec<EventEnvelope<A::Event>>> {
         let mut within = Vec::new();
+        // Events are stamped in whole microseconds: compared at that precision, an event
+        // stamped in the microsecond `start` falls in is inside the window.
+        let (start, end) = (journal::time_to_micros(start), journal::time_to_micros(end));
         self.visit_events(0, u64::MAX, |sequence_number, decoded| {
-            let timestamp = journal::micros_to_time(decoded.timestamp_micros);
+            let timestamp = decoded.timestamp_micros;
             if timestamp >= start && timestamp <= end {
                 within.push(EventEnvelope::from_decoded(sequence_number, decoded));
             }

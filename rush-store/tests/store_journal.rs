@@ -117,6 +117,28 @@ fn envelopes_carry_timestamps_and_can_be_selected_by_time() {
     }
 }
 
+/// Stored timestamps are whole microseconds, so the window is compared at that precision:
+/// an event stamped in the same microsecond as `start` is inside it, whatever the
+/// nanoseconds of `start` (a window opened just before a persist kept missing it).
+#[test]
+fn a_window_starting_within_an_events_microsecond_holds_it() {
+    for db in each_backend() {
+        let mut store = db.open::<BankAccount>("t", None, false);
+        store.persist(&deposit(1.0, 1.0)).unwrap();
+        let stamped = store.events_with_metadata(0, u64::MAX).unwrap()[0].timestamp;
+        let start = stamped + Duration::from_nanos(500);
+        let end = stamped + Duration::from_secs(1);
+        let within = store.events_between(start, end).unwrap();
+        assert_eq!(within.len(), 1, "{start:?} .. {end:?} missed {stamped:?}");
+        assert!(
+            store
+                .events_between(stamped + Duration::from_micros(1), end)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
 #[test]
 fn a_stale_writer_gets_a_conflict_and_writes_nothing() {
     for db in each_backend() {

@@ -1,7 +1,7 @@
 //! Which events a query or subscription returns: by entity, event type, tags and time.
 
 use crate::metadata::RecordMeta;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// A filter over a collection's events. Empty lists match everything; within a list any
 /// entry may match (`entity("a").entity("b")`: events of a or b); across lists all must
@@ -22,8 +22,7 @@ pub struct EventFilter {
 }
 
 fn micros(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    crate::journal::time_to_micros(time)
 }
 
 impl EventFilter {
