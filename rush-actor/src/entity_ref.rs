@@ -99,7 +99,13 @@ impl<S: EventSourced> EntityRef<S> {
         command: S::Command,
         metadata: EventMetadata,
     ) -> Result<S::Reply, CommandError<S::Rejection>> {
-        self.send_with(command, metadata)?.await
+        // As `send_with(..)?.await`, without boxing the wait: `ask` is the hot path.
+        let timeout = self.shared.config.ask_timeout;
+        let deadline = deadline_after(timeout);
+        let (reply, replied) = oneshot::channel();
+        self.post(Work::Command(command, reply), metadata)?;
+        let outcome = tokio::time::timeout_at(deadline, replied).await;
+        reply_outcome::<S>(outcome, || self.describe(), timeout)
     }
 
     /// Admits a command now, in call order, and returns its reply to await later: ordered
@@ -274,8 +280,16 @@ impl<S: EventSourced> EntityRef<S> {
     }
 }
 
-type Replied<S> = oneshot::Receiver<
-    std::result::Result<<S as EventSourced>::Reply, CommandError<<S as EventSourced>::Rejection>>,
+/// A command's answer: its reply, or why there is none.
+type Answer<S> =
+    std::result::Result<<S as EventSourced>::Reply, CommandError<<S as EventSourced>::Rejection>>;
+
+type Replied<S> = oneshot::Receiver<Answer<S>>;
+
+/// What waiting for an answer until the ask timeout gives.
+type Waited<S> = std::result::Result<
+    std::result::Result<Answer<S>, oneshot::error::RecvError>,
+    tokio::time::error::Elapsed,
 >;
 
 /// The reply of a command admitted by [`EntityRef::send`]: await it for the reply (or
@@ -303,18 +317,29 @@ impl<S: EventSourced> Future for PendingReply<S> {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(outcome) => outcome,
         };
-        Poll::Ready(match outcome {
-            Ok(Ok(result)) => result,
-            // An actor took the command and stopped before replying: its outcome is unknown.
-            Ok(Err(_dropped)) => Err(Error::Stopped {
-                entity: std::mem::take(&mut self.entity),
-            }
-            .into()),
-            Err(_elapsed) => Err(Error::Timeout {
-                entity: std::mem::take(&mut self.entity),
-                after: self.timeout,
-            }
-            .into()),
-        })
+        let timeout = self.timeout;
+        Poll::Ready(reply_outcome::<S>(
+            outcome,
+            || std::mem::take(&mut self.entity),
+            timeout,
+        ))
+    }
+}
+
+/// What waiting for a reply came to: the reply, [`Error::Stopped`] when the actor took the
+/// command and stopped before replying (its outcome is unknown), or [`Error::Timeout`].
+fn reply_outcome<S: EventSourced>(
+    outcome: Waited<S>,
+    entity: impl FnOnce() -> String,
+    timeout: Duration,
+) -> Answer<S> {
+    match outcome {
+        Ok(Ok(result)) => result,
+        Ok(Err(_dropped)) => Err(Error::Stopped { entity: entity() }.into()),
+        Err(_elapsed) => Err(Error::Timeout {
+            entity: entity(),
+            after: timeout,
+        }
+        .into()),
     }
 }
