@@ -24,7 +24,8 @@ use bank_workload::{
 };
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
-    Backend, Durability, EncryptionKey, EngineKind, EventFilter, EventQuery, PersistentActor, Store,
+    Backend, Database, DatabaseConfig, Durability, EncryptionKey, EngineKind, EventFilter,
+    PersistentActor, Store,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -184,9 +185,23 @@ fn raw_replay(dir: &Path) -> f64 {
 }
 
 /// `subscribers` subscriptions catch up on the whole log at once; events/s per subscriber.
-async fn catch_up(kind: EngineKind, dir: &Path, subscribers: usize) -> f64 {
-    let query =
-        EventQuery::<Account>::new(open_engine(kind, dir), COLLECTION, Some(&KEY[..])).unwrap();
+/// `shared`: they share decoded pages (`DatabaseConfig::shared_read_pages`, the default),
+/// or each reads alone (0, the behaviour before issue 13).
+async fn catch_up(kind: EngineKind, dir: &Path, subscribers: usize, shared: bool) -> f64 {
+    let db = Database::open_shared(
+        open_engine(kind, dir),
+        DatabaseConfig {
+            encryption_key: Some(EncryptionKey::from(KEY)),
+            shared_read_pages: if shared {
+                DatabaseConfig::default().shared_read_pages
+            } else {
+                0
+            },
+            ..DatabaseConfig::default()
+        },
+    )
+    .unwrap();
+    let query = db.query::<Account>(COLLECTION).unwrap();
     let t = Instant::now();
     let tasks: Vec<_> = (0..subscribers)
         .map(|_| {
@@ -396,17 +411,20 @@ fn main() {
         "ev/s",
     );
 
-    for subscribers in [1, 10] {
+    for (subscribers, shared) in [(1, true), (10, true), (10, false)] {
         progress(started, &format!("catch-up, {subscribers} subscribers"));
         let ours: Vec<f64> = ENGINES
             .iter()
             .zip(&loaded)
-            .map(|(&k, (dir, _))| runtime.block_on(catch_up(k, dir.path(), subscribers)))
+            .map(|(&k, (dir, _))| runtime.block_on(catch_up(k, dir.path(), subscribers, shared)))
             .collect();
         let raw = raw_catch_up(raw_dir.path(), subscribers);
+        let alone = if shared { "" } else { ", each reading alone" };
         row(
             &mut rows,
-            &format!("subscription catch-up 1M events, {subscribers} subscriber(s), per sub"),
+            &format!(
+                "subscription catch-up 1M events, {subscribers} subscriber(s){alone}, per sub"
+            ),
             &ours,
             raw,
             "ev/s",

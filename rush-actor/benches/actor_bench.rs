@@ -480,6 +480,19 @@ async fn recovery_row(kind: EngineKind) -> RecoveryRow {
 // Main: run everything once and print the tables.
 // ---------------------------------------------------------------------------------------
 
+/// `ACTOR_BENCH_ONLY=<engine>:<actors>[:enc]` (say `sled:1000`) runs that one actor row
+/// alone and prints it: a short run to profile.
+fn only_row() -> Option<(usize, bool, EngineKind)> {
+    let spec = std::env::var("ACTOR_BENCH_ONLY").ok()?;
+    let mut parts = spec.split(':');
+    let kind = match parts.next()? {
+        "redb" => EngineKind::Redb,
+        _ => EngineKind::Sled,
+    };
+    let actors = parts.next()?.parse().ok()?;
+    Some((actors, parts.next() == Some("enc"), kind))
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -490,6 +503,16 @@ fn main() {
     let load_at_start = load_average();
     let cpu_at_start = cpu_sample();
 
+    if let Some(row) = only_row() {
+        // Profiling mode: one actor row, nothing else (run it under `perf record`).
+        let (actors, encrypted, kind) = row;
+        let r = runtime.block_on(actor_row(actors, encrypted, kind));
+        println!(
+            "{} {} actors enc={}: {:.0} cmds/s, CPU/cmd {:?}, ask p50 {:?}, groups {}, members {}",
+            r.engine, r.actors, r.encrypted, r.rate, r.cpu_per_command, r.p50, r.groups, r.members
+        );
+        return;
+    }
     println!("rush-actor benchmark (cargo bench -p rush-actor --bench actor_bench)");
     println!("{}", machine_header());
     let sizes = event_sizes();

@@ -73,6 +73,12 @@ pub struct DatabaseConfig {
     pub decryption_keys: Vec<EncryptionKey>,
     /// Adaptive gzip of records (`None`: off).
     pub compression: Option<CompressionConfig>,
+    /// Pages of decoded events that the subscriptions of one collection share (default 8;
+    /// 0: each subscription reads alone). Subscribers at the same place in the log then
+    /// read, decrypt and decode each event once between them. Each page holds at most
+    /// 1,024 events, so the memory is bounded by this times 1,024 events per collection
+    /// that subscriptions follow.
+    pub shared_read_pages: usize,
 }
 
 impl Default for DatabaseConfig {
@@ -85,6 +91,7 @@ impl Default for DatabaseConfig {
             encryption_key: None,
             decryption_keys: Vec::new(),
             compression: Some(CompressionConfig::default()),
+            shared_read_pages: 8,
         }
     }
 }
@@ -96,6 +103,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("flush_interval", &self.flush_interval)
             .field("reader_flush_delay", &self.reader_flush_delay)
             .field("read_threads", &self.read_threads)
+            .field("shared_read_pages", &self.shared_read_pages)
             .field("encrypted", &self.encryption_key.is_some())
             .field("decryption_keys", &self.decryption_keys.len())
             .field("compression", &self.compression)
@@ -104,11 +112,13 @@ impl std::fmt::Debug for DatabaseConfig {
 }
 
 /// What views of a database seal and open records with.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Settings {
     pub(crate) keyring: Keyring,
     pub(crate) compression: Option<CompressionConfig>,
     pub(crate) durability: Durability,
+    /// Decoded pages the subscriptions of this handle share.
+    pub(crate) shared_pages: crate::query::SharedPagesRegistry,
 }
 
 /// A storage engine opened once, shared by every view of it. Cheap to clone.
@@ -196,6 +206,7 @@ impl Database {
                 keyring,
                 compression: config.compression,
                 durability: config.durability,
+                shared_pages: crate::query::SharedPagesRegistry::new(config.shared_read_pages),
             }),
         })
     }

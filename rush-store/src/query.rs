@@ -5,7 +5,11 @@
 
 mod filter;
 mod iter;
+mod shared_pages;
 mod subscription;
+
+pub(crate) use shared_pages::Registry as SharedPagesRegistry;
+use shared_pages::SharedPages;
 
 pub use filter::EventFilter;
 pub use iter::QueryIter;
@@ -88,6 +92,8 @@ pub struct EventQuery<A: PersistentActor> {
     log: Vec<u8>,
     db: Database,
     codec: Codec,
+    /// Decoded pages shared with the other subscriptions of this collection (`None`: off).
+    shared: Option<Arc<SharedPages<A::Event>>>,
     _actor: PhantomData<fn() -> A>,
 }
 
@@ -98,6 +104,7 @@ impl<A: PersistentActor> Clone for EventQuery<A> {
             log: self.log.clone(),
             db: self.db.clone(),
             codec: self.codec.clone(),
+            shared: self.shared.clone(),
             _actor: PhantomData,
         }
     }
@@ -161,6 +168,10 @@ impl<A: PersistentActor> EventQuery<A> {
                 compression: None,
                 schema: event_schema::<A>(),
             },
+            shared: db
+                .settings
+                .shared_pages
+                .pages(collection, std::any::TypeId::of::<A>()),
             db,
             _actor: PhantomData,
         })
@@ -175,6 +186,8 @@ impl<A: PersistentActor> EventQuery<A> {
         self.codec
             .keyring
             .add_decryption_key(EncryptionKey::new(key)?);
+        // Its pages may now decode what the handle's cannot: no longer shared.
+        self.shared = self.db.settings.shared_pages.private();
         Ok(())
     }
 

@@ -82,6 +82,15 @@ impl EventFilter {
                 .is_none_or(|until| timestamp_micros <= until)
     }
 
+    /// Whether a decoded event matches (the entry's and the meta's tests together).
+    pub(crate) fn matches_event<E>(&self, event: &super::StoredEvent<E>) -> bool {
+        self.matches_entry(
+            &event.entity_id,
+            crate::journal::time_to_micros(event.timestamp),
+        ) && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
+            && self.tags.iter().all(|tag| event.tags.contains(tag))
+    }
+
     /// What the event's meta decides: type and tags.
     pub(crate) fn matches_meta(&self, meta: &RecordMeta) -> bool {
         (self.event_types.is_empty() || self.event_types.contains(&meta.event_type))

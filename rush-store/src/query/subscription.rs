@@ -8,6 +8,7 @@
 //! switch from catching up to live cannot skip or repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
+use super::shared_pages::Page;
 use super::{EventFilter, EventQuery, StoredEvent};
 use crate::error::Result;
 use crate::persistent_actor::PersistentActor;
@@ -93,7 +94,7 @@ struct Cursor<A: PersistentActor> {
     failed: bool,
 }
 
-impl<E: Send + 'static> Subscription<E> {
+impl<E: Send + Sync + 'static> Subscription<E> {
     pub(crate) fn start<A: PersistentActor<Event = E>>(
         query: EventQuery<A>,
         from_offset: u64,
@@ -172,25 +173,21 @@ impl<A: PersistentActor> Cursor<A> {
             if let Some(elsewhere) = &mut self.elsewhere {
                 elsewhere.borrow_and_update();
             }
-            match self
-                .query
-                .read_with_backlog_async(self.next_offset, &self.filter, PAGE)
-                .await
-            {
+            match self.read_page().await {
                 Err(error) => {
                     self.failed = true;
                     return Some((Err(error), self));
                 }
-                Ok((page, backlog)) => {
+                Ok((events, next_offset, backlog)) => {
                     metrics::gauge!(
                         crate::metric_names::SUBSCRIPTION_LAG_OFFSETS,
                         "collection" => self.query.collection().to_owned()
                     )
                     .set(backlog as f64);
-                    let examined = page.next_offset > self.next_offset;
-                    self.next_offset = page.next_offset;
-                    if !page.events.is_empty() {
-                        return Some((Ok(page.events), self));
+                    let examined = next_offset > self.next_offset;
+                    self.next_offset = next_offset;
+                    if !events.is_empty() {
+                        return Some((Ok(events), self));
                     }
                     if examined {
                         continue;
@@ -199,6 +196,38 @@ impl<A: PersistentActor> Cursor<A> {
             }
             self.wait_for_commit().await;
         }
+    }
+
+    /// The events from `next_offset` on that the filter lets through, the offset after
+    /// the entries examined, and the backlog past them. Taken from the pages shared with
+    /// the collection's other subscriptions when there are any: a subscriber that takes
+    /// every event reads and decodes a page for everyone at its place; one with a narrower
+    /// filter uses pages already there and otherwise reads only what it needs.
+    async fn read_page(&self) -> Result<(Vec<StoredEvent<A::Event>>, u64, u64)> {
+        let from = self.next_offset;
+        if let Some(shared) = &self.query.shared {
+            let query = &self.query;
+            let read = || async move {
+                let (page, backlog) = query
+                    .read_with_backlog_async(from, &EventFilter::all(), PAGE)
+                    .await?;
+                Ok(Page {
+                    start: from,
+                    end: page.next_offset,
+                    backlog,
+                    events: page.events,
+                })
+            };
+            if let Some(page) = shared.page(from, self.filter.is_all(), read).await {
+                let page = page?;
+                return Ok((page.tail(from, &self.filter), page.end, page.backlog));
+            }
+        }
+        let (page, backlog) = self
+            .query
+            .read_with_backlog_async(from, &self.filter, PAGE)
+            .await?;
+        Ok((page.events, page.next_offset, backlog))
     }
 
     async fn wait_for_commit(&mut self) {
