@@ -103,7 +103,37 @@ fn open_store(kind: EngineKind, dir: &Path) -> Store<Account> {
     .unwrap()
 }
 
+/// Peak RSS (VmHWM, kB) of each phase so far, and the phase running now.
+struct Phases {
+    done: Vec<(String, u64)>,
+    running: Option<String>,
+}
+
+static PHASES: std::sync::Mutex<Phases> = std::sync::Mutex::new(Phases {
+    done: Vec::new(),
+    running: None,
+});
+
+/// VmHWM in kB (0 when unknown).
+fn peak_kb() -> u64 {
+    vm_hwm().trim_end_matches("kB").trim().parse().unwrap_or(0)
+}
+
+/// Ends the running phase (recording its peak RSS, then resetting the peak through
+/// `/proc/self/clear_refs`) and starts `next` (`None`: the run is over).
+fn next_phase(next: Option<&str>) {
+    let mut phases = PHASES.lock().unwrap();
+    if let Some(running) = phases.running.take() {
+        let peak = peak_kb();
+        phases.done.push((running, peak));
+    }
+    // "5" resets VmHWM to the current RSS (Linux 4.0+); without it, peaks accumulate.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    phases.running = next.map(str::to_owned);
+}
+
 fn progress(started: Instant, what: &str) {
+    next_phase(Some(what));
     eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
 }
 
@@ -412,7 +442,15 @@ fn main() {
     );
 
     for (subscribers, shared) in [(1, true), (10, true), (10, false)] {
-        progress(started, &format!("catch-up, {subscribers} subscribers"));
+        let reading = if shared {
+            "sharing pages"
+        } else {
+            "each alone"
+        };
+        progress(
+            started,
+            &format!("catch-up, {subscribers} subscriber(s), {reading}"),
+        );
         let ours: Vec<f64> = ENGINES
             .iter()
             .zip(&loaded)
@@ -521,6 +559,16 @@ fn main() {
     println!(
         "ratio: ours / raw for rates; raw / ours for times and sizes (higher is better for us)"
     );
-    println!("peak RSS (VmHWM) of the whole run: {}", vm_hwm());
+    next_phase(None);
+    let phases = PHASES.lock().unwrap().done.clone();
+    let whole = phases.iter().map(|(_, kb)| *kb).max().unwrap_or(0);
+    println!("peak RSS (VmHWM) of the whole run: {whole} kB");
+    println!();
+    println!("| phase (each engine and raw, in turn) | peak RSS |");
+    println!("|---|---|");
+    for (phase, kb) in &phases {
+        println!("| {phase} | {:.0} MiB |", *kb as f64 / 1024.0);
+    }
+    println!();
     println!("total time: {:.0?}", started.elapsed());
 }

@@ -252,6 +252,25 @@ impl Database {
         Store::open_in(self.clone(), collection, entity_id)
     }
 
+    /// The store of entity `entity_id` of `collection` together with its current state, in
+    /// one pass over the engine ([`Store::recover_to_end`] on a store opened without
+    /// reading its end first): what an actor does when it starts. Runs on the caller's
+    /// thread (an actor runs it on the database's threads through
+    /// [`Database::run_blocking`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Database::store`] and [`Store::recover`].
+    pub fn recover_store<A: PersistentActor>(
+        &self,
+        collection: &str,
+        entity_id: &str,
+    ) -> Result<(Store<A>, crate::Recovered<A>)> {
+        let mut store = Store::unloaded(self.clone(), collection, entity_id)?;
+        let recovered = store.recover_to_end()?;
+        Ok((store, recovered))
+    }
+
     /// Table `name`: sealed rows of type `V` under string keys.
     ///
     /// # Errors

@@ -87,6 +87,12 @@ pub(crate) fn decode_u64(bytes: &[u8]) -> Option<u64> {
 /// stored, or the deletion mark when every event up to it was deleted. The journal itself
 /// is the truth; there is no separate head record that could disagree with it.
 pub(crate) fn read_head(backend: &dyn Backend, key: &EntityKey) -> Result<u64> {
+    read_end(backend, key).map(|(head, _)| head)
+}
+
+/// The journal's end ([`read_head`]) and its deletion mark ([`read_deleted_to`]), the mark
+/// read once for both.
+pub(crate) fn read_end(backend: &dyn Backend, key: &EntityKey) -> Result<(u64, u64)> {
     let (start, end) = key.seq_range(RecordKind::Event, 0, u64::MAX);
     let newest = match backend.scan(&start, &end, 1, true)?.first() {
         Some((record_key, _)) => {
@@ -98,7 +104,8 @@ pub(crate) fn read_head(backend: &dyn Backend, key: &EntityKey) -> Result<u64> {
         }
         None => 0,
     };
-    Ok(newest.max(read_deleted_to(backend, key)?))
+    let deleted_to = read_deleted_to(backend, key)?;
+    Ok((newest.max(deleted_to), deleted_to))
 }
 
 /// Events up to this sequence number were deleted on purpose (0: none).

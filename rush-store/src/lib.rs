@@ -119,6 +119,6 @@ pub use metadata::EventMetadata;
 pub use metrics::StoreMetrics;
 pub use persistent_actor::{PersistentActor, default_event_type};
 pub use query::{EventFilter, EventPage, EventQuery, QueryIter, StoredEvent, Subscription};
-pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, JournalIter, Store};
+pub use store::{DEFAULT_SNAPSHOTS_TO_KEEP, Durability, JournalIter, Recovered, Store};
 pub use table::{Table, TableRow};
 pub use upcast::{ANY_EVENT_TYPE, Upcasters};

@@ -5,6 +5,8 @@ mod async_api;
 mod events;
 mod key_rotation;
 mod recovery;
+
+pub use recovery::Recovered;
 mod write;
 
 pub use events::JournalIter;
@@ -209,8 +211,7 @@ impl<A: PersistentActor> Store<A> {
     pub(crate) fn open_in(db: Database, collection: &str, entity_id: &str) -> Result<Self> {
         let mut store = Self::unloaded(db, collection, entity_id)?;
         let engine = store.db.engine()?;
-        store.highest = journal::read_head(engine.as_ref(), &store.key)?;
-        store.deleted_to = journal::read_deleted_to(engine.as_ref(), &store.key)?;
+        (store.highest, store.deleted_to) = journal::read_end(engine.as_ref(), &store.key)?;
         Ok(store)
     }
 

@@ -238,3 +238,31 @@ pub fn damage_all(backend: &dyn Backend, kind: u8) {
         .unwrap()
         .unwrap();
 }
+
+/// Recovery reads what it needs once: the journal's end, the deletion mark, the newest
+/// snapshot, the events after it (issue 13: it read the deletion mark twice, and an actor
+/// also re-read the end and listed every snapshot).
+#[test]
+fn recovery_reads_the_end_the_mark_the_snapshot_and_the_events_once_each() {
+    let faulty = backends::Faulty::new(std::sync::Arc::new(rush_store::MemoryManager::default()));
+    let engine: std::sync::Arc<dyn Backend> = faulty.clone();
+    let db =
+        rush_store::Database::open_shared(engine, rush_store::DatabaseConfig::default()).unwrap();
+    let mut store = db.store::<BankAccount>("accounts", "acc").unwrap();
+    let expected = account_with(&mut store, 149, 100);
+
+    let before = faulty.reads();
+    assert_eq!(store.recover().unwrap(), Some(expected.clone()));
+    assert_eq!(faulty.reads() - before, 4, "reads of Store::recover");
+
+    let before = faulty.reads();
+    let (fresh, recovered) = db.recover_store::<BankAccount>("accounts", "acc").unwrap();
+    assert_eq!(
+        faulty.reads() - before,
+        4,
+        "reads of Database::recover_store"
+    );
+    assert_eq!(recovered.state, Some(expected));
+    assert_eq!(recovered.snapshot_sequence_number, 101);
+    assert_eq!(fresh.highest_sequence_number(), 150);
+}

@@ -32,11 +32,9 @@ pub(super) async fn recover<S: EventSourced>(
         let (store, recovered, last_snapshot) = shared
             .db
             .run_blocking("recover", move || {
-                let mut store = db.store::<S>(S::COLLECTION, &id)?;
+                let (mut store, recovered) = db.recover_store::<S>(S::COLLECTION, &id)?;
                 store.set_snapshots_to_keep(keep)?;
-                let recovered = store.recover()?;
-                let snapshots = store.snapshot_sequence_numbers()?;
-                Ok((store, recovered, snapshots.last().copied().unwrap_or(0)))
+                Ok((store, recovered.state, recovered.snapshot_sequence_number))
             })
             .await?;
         let state = recovered.unwrap_or_default();

@@ -34,12 +34,7 @@ impl Database {
         let key = store.key.clone();
         let (highest, deleted_to) = self
             .core
-            .read("open store", move |engine| {
-                Ok((
-                    journal::read_head(engine, &key)?,
-                    journal::read_deleted_to(engine, &key)?,
-                ))
-            })
+            .read("open store", move |engine| journal::read_end(engine, &key))
             .await?;
         store.highest = highest;
         store.deleted_to = deleted_to;
@@ -147,10 +142,9 @@ impl<A: PersistentActor> Store<A> {
             .db
             .core
             .read("recover", move |engine| {
-                let head = journal::read_head(engine, &key)?;
-                let deleted_to = journal::read_deleted_to(engine, &key)?;
-                let state = recovery::rebuild::<A>(engine, &codec, &key, head, head)?;
-                Ok((state, head, deleted_to))
+                let (head, deleted_to) = journal::read_end(engine, &key)?;
+                let rebuilt = recovery::rebuild::<A>(engine, &codec, &key, head, head, deleted_to)?;
+                Ok((rebuilt.state, head, deleted_to))
             })
             .await?;
         self.highest = highest;

@@ -27,8 +27,64 @@ impl<A: PersistentActor> Store<A> {
     /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn recover(&self) -> Result<Option<A>> {
         let engine = self.engine()?;
-        let head = journal::read_head(engine.as_ref(), &self.key)?;
-        rebuild(engine.as_ref(), &self.codec, &self.key, head, head)
+        let (head, deleted_to) = journal::read_end(engine.as_ref(), &self.key)?;
+        rebuild(
+            engine.as_ref(),
+            &self.codec,
+            &self.key,
+            head,
+            head,
+            deleted_to,
+        )
+        .map(|rebuilt| rebuilt.state)
+    }
+
+    /// Recovers the current state (as [`Store::recover`]) and moves this handle to the
+    /// journal's end, in one pass over the engine: what an actor does when it starts. The
+    /// journal's end and deletion mark are read once, for both. Runs on the caller's thread.
+    ///
+    /// ```
+    /// # use rush_store::{Database, DatabaseConfig, MemoryManager, PersistentActor};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Default, Clone, Serialize, Deserialize)]
+    /// # struct Counter { value: u64 }
+    /// # impl PersistentActor for Counter {
+    /// #     type Event = u64;
+    /// #     fn apply(&mut self, n: &u64) { self.value += n; }
+    /// # }
+    /// # fn main() -> Result<(), rush_store::Error> {
+    /// let db = Database::open(MemoryManager::default(), DatabaseConfig::default())?;
+    /// let mut writer = db.store::<Counter>("counters", "a")?;
+    /// writer.persist(&2)?;
+    /// writer.snapshot(&Counter { value: 2 })?;
+    /// writer.persist(&3)?;
+    ///
+    /// let mut store = db.store::<Counter>("counters", "a")?;
+    /// let recovered = store.recover_to_end()?;
+    /// assert_eq!(recovered.state.map(|c| c.value), Some(5));
+    /// assert_eq!(recovered.snapshot_sequence_number, 1);
+    /// assert_eq!(store.highest_sequence_number(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::recover`].
+    pub fn recover_to_end(&mut self) -> Result<Recovered<A>> {
+        let engine = self.engine()?;
+        let (head, deleted_to) = journal::read_end(engine.as_ref(), &self.key)?;
+        let rebuilt = rebuild(
+            engine.as_ref(),
+            &self.codec,
+            &self.key,
+            head,
+            head,
+            deleted_to,
+        )?;
+        self.highest = head;
+        self.deleted_to = deleted_to;
+        Ok(rebuilt)
     }
 
     /// The state as of sequence number `seq` (time travel): the newest snapshot at or
@@ -42,25 +98,45 @@ impl<A: PersistentActor> Store<A> {
     /// otherwise as [`Store::recover`].
     pub fn recover_at(&self, seq: u64) -> Result<Option<A>> {
         let engine = self.engine()?;
-        let head = journal::read_head(engine.as_ref(), &self.key)?;
+        let (head, deleted_to) = journal::read_end(engine.as_ref(), &self.key)?;
         if seq > head {
             return Err(Error::InvalidArgument(format!(
                 "cannot recover at {seq}: the highest sequence number is {head}"
             )));
         }
-        rebuild(engine.as_ref(), &self.codec, &self.key, seq, head)
+        rebuild(
+            engine.as_ref(),
+            &self.codec,
+            &self.key,
+            seq,
+            head,
+            deleted_to,
+        )
+        .map(|rebuilt| rebuilt.state)
     }
 }
 
-/// The state of entity `key` at `target` (the journal ends at `head`): the newest snapshot
-/// at or before `target`, then the events after it, streamed.
+/// What [`Store::recover_to_end`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered<A> {
+    /// The current state (`None`: nothing was ever persisted).
+    pub state: Option<A>,
+    /// The snapshot recovery started from: the newest one (0: none, replayed from the
+    /// first event).
+    pub snapshot_sequence_number: u64,
+}
+
+/// The state of entity `key` at `target` (the journal ends at `head`, deleted up to
+/// `deleted_to`): the newest snapshot at or before `target`, then the events after it,
+/// streamed.
 pub(super) fn rebuild<A: PersistentActor>(
     backend: &dyn Backend,
     codec: &Codec,
     key: &EntityKey,
     target: u64,
     head: u64,
-) -> Result<Option<A>> {
+    deleted_to: u64,
+) -> Result<Recovered<A>> {
     {
         let _span = info_span!(
             "recovery",
@@ -72,13 +148,15 @@ pub(super) fn rebuild<A: PersistentActor>(
         let started = Instant::now();
         let loaded = snapshot::latest::<A>(backend, codec, key, target)?;
         if (head == 0 || target == 0) && loaded.is_none() {
-            return Ok(None);
+            return Ok(Recovered {
+                state: None,
+                snapshot_sequence_number: 0,
+            });
         }
         let (mut state, from) = match loaded {
-            Some(found) => (found.state, found.sequence_number + 1),
+            Some(found) => (found.state, found.sequence_number.saturating_add(1)),
             None => (A::default(), 1),
         };
-        let deleted_to = journal::read_deleted_to(backend, key)?;
         if from <= deleted_to && from <= target {
             let reason = format!(
                 "events up to {deleted_to} were deleted and no snapshot at or before {target} covers them"
@@ -100,7 +178,11 @@ pub(super) fn rebuild<A: PersistentActor>(
             replayed += 1;
             Ok(())
         })?;
-        info!(snapshot_seq = from - 1, replayed, took = ?started.elapsed(), "recovered");
-        Ok(Some(state))
+        let snapshot_sequence_number = from.saturating_sub(1);
+        info!(snapshot_seq = snapshot_sequence_number, replayed, took = ?started.elapsed(), "recovered");
+        Ok(Recovered {
+            state: Some(state),
+            snapshot_sequence_number,
+        })
     }
 }

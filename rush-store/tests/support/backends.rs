@@ -106,6 +106,8 @@ pub struct Faulty {
     pub tear_keep: AtomicI64,
     /// Faults injected so far (so that a test can tell the fault really fired).
     pub injected: AtomicU64,
+    /// Reads (`get` and `scan` calls) so far.
+    pub reads: AtomicU64,
 }
 
 impl Faulty {
@@ -117,6 +119,7 @@ impl Faulty {
             disk_full: AtomicBool::new(false),
             tear_keep: AtomicI64::new(-1),
             injected: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         })
     }
 
@@ -139,6 +142,12 @@ impl Faulty {
 
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::SeqCst)
+    }
+
+    /// Engine reads (`get`, `scan`) so far.
+    #[allow(dead_code)]
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
     }
 
     pub fn heal(&self) {
@@ -179,6 +188,7 @@ fn torn(kept: usize, of: usize) -> rush_store::Error {
 
 impl Backend for Faulty {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key)
     }
 
@@ -189,6 +199,7 @@ impl Backend for Faulty {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.scan(start, end, limit, reverse)
     }
 
