@@ -5,6 +5,7 @@
 //! damage must come out as [`Error::Corrupted`], never as a panic.
 
 use super::commit_mark::{CommitMark, clamp_end, is_reserved, refuse_reserved};
+use super::guard_cache::GuardCache;
 use super::sequencer::block_end;
 use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
@@ -58,6 +59,10 @@ struct Inner {
     /// Serialises commits with the cache of log ends (redb has one writer at a time
     /// anyway; the lock makes the cache exact).
     sequencer: Mutex<Sequencer>,
+    /// What guards check, cached (exact: every write of this file goes through
+    /// `commit_with`, under the sequencer's lock, and redb's file lock keeps other
+    /// processes out). Locked only while the sequencer's lock is held.
+    guards: Mutex<GuardCache>,
     mark: Arc<CommitMark>,
     /// Dropped after `db` (fields drop in order): once redb has let go of its file, the
     /// folder leaves the registry, so an open waiting for this close can go on.
@@ -188,6 +193,7 @@ impl RedbManager {
             db,
             config,
             sequencer: Mutex::new(Sequencer::default()),
+            guards: Mutex::new(GuardCache::default()),
             mark,
             _forget: Forget(folder.clone()),
         });
@@ -413,6 +419,11 @@ impl RedbManager {
     ) -> Result<super::Durable> {
         refuse_reserved(batch)?;
         let mut sequencer = self.sequencer()?;
+        let mut guards = self
+            .inner
+            .guards
+            .lock()
+            .map_err(|_| Error::storage("commit", "guard cache poisoned by a panic"))?;
         let number = self.inner.mark.next()?;
         let outcome = guarded(&self.file(), "write batch", || {
             let mut txn = self.inner.db.begin_write()?;
@@ -420,8 +431,21 @@ impl RedbManager {
             let assigned = {
                 let mut table = txn.open_table(RECORDS)?;
                 for (index, guard) in batch.guards.iter().enumerate() {
-                    let actual = table.get(guard.key.as_slice())?.map(|v| v.value().to_vec());
-                    if actual != guard.expected {
+                    let checked = guards.check(
+                        &guard.key,
+                        guard.expected.as_deref(),
+                        || -> std::result::Result<_, Failure> {
+                            Ok(table.get(guard.key.as_slice())?.map(|v| v.value().to_vec()))
+                        },
+                        || -> std::result::Result<_, Failure> {
+                            let first = table
+                                .range::<&[u8]>(guard.key.as_slice()..)?
+                                .next()
+                                .transpose()?;
+                            Ok(first.map(|(k, v)| (k.value().to_vec(), v.value().to_vec())))
+                        },
+                    )?;
+                    if let Err(actual) = checked {
                         // Dropping the transaction aborts it: nothing is written.
                         return Ok(Err(GuardFailed { index, actual }));
                     }
@@ -443,11 +467,21 @@ impl RedbManager {
                 assigned
             };
             txn.open_table(ENGINE)?.insert(COMMITS, number)?;
+            let updates = guards.updates(&batch.ops);
             txn.commit()?;
-            Ok(Ok(assigned))
+            Ok(Ok((assigned, updates)))
         });
         match outcome {
-            Ok(Ok(assigned)) => {
+            Ok(Ok((assigned, updates))) => {
+                guards.apply(updates);
+                for op in &batch.ops {
+                    if let WriteOp::Put { key, .. } = op {
+                        guards.wrote(key);
+                    }
+                }
+                for (key, _) in &assigned.blocks {
+                    guards.wrote(key);
+                }
                 sequencer.committed(assigned);
                 self.inner.mark.committed(number);
                 let confirmation = match durability {
@@ -458,6 +492,7 @@ impl RedbManager {
             }
             Ok(Err(failed)) => Ok((Err(failed), None)),
             Err(e) => {
+                guards.clear();
                 sequencer.clear();
                 Err(e)
             }

@@ -382,11 +382,22 @@ impl Backend for SledManager {
         let mut state = self.commit_lock()?;
         let CommitState { guards, sequencer } = &mut *state;
         for (index, guard) in batch.guards.iter().enumerate() {
-            let checked = guards.check(&guard.key, guard.expected.as_deref(), || {
-                db.get(&guard.key)
-                    .map(|v| v.map(|v| v.to_vec()))
-                    .map_err(|e| engine_error("check guard", e))
-            })?;
+            let checked = guards.check(
+                &guard.key,
+                guard.expected.as_deref(),
+                || {
+                    db.get(&guard.key)
+                        .map(|v| v.map(|v| v.to_vec()))
+                        .map_err(|e| engine_error("check guard", e))
+                },
+                || {
+                    db.range(guard.key.as_slice()..)
+                        .next()
+                        .transpose()
+                        .map(|first| first.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                        .map_err(|e| engine_error("check guard", e))
+                },
+            )?;
             if let Err(actual) = checked {
                 return Ok(Err(GuardFailed { index, actual }));
             }
@@ -411,6 +422,15 @@ impl Backend for SledManager {
             return Err(engine_error("write batch", e));
         }
         guards.apply(updates);
+        for op in &batch.ops {
+            if let WriteOp::Put { key, .. } = op {
+                guards.wrote(key);
+            }
+        }
+        for (key, _) in &assigned.blocks {
+            guards.wrote(key);
+        }
+        guards.wrote(COUNTER_KEY);
         sequencer.committed(assigned);
         self.inner.mark.committed(number);
         drop(state);
