@@ -406,6 +406,14 @@ fn main() {
         .build()
         .unwrap();
     let pool: Vec<BankEvent> = (0..POOL as u64).map(make_event).collect();
+    if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("recovery") {
+        // Profiling mode: the recovery row alone, five times on sled (run it under perf).
+        for _ in 0..5 {
+            let ours = runtime.block_on(recovery(EngineKind::Sled, &pool));
+            println!("recover {ACTORS} actors on sled: {} ms", ours.as_millis());
+        }
+        return;
+    }
     let mut rows = Vec::new();
 
     progress(started, "persist, batch 100, Immediate, encrypted");
