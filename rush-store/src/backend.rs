@@ -7,7 +7,7 @@
 
 pub(crate) mod commit_mark;
 pub mod engine_kind;
-#[cfg(feature = "sled")]
+#[cfg(any(feature = "sled", feature = "redb"))]
 mod guard_cache;
 pub(crate) mod memory_manager;
 #[cfg(feature = "postgres")]
