@@ -92,8 +92,15 @@ async fn write(db: &Database, counter: usize, from: u64, to: u64) {
 
 /// Catches `SUBSCRIBERS` subscriptions up from offset 1 at once; each must see every event.
 async fn catch_up_together(db: &Database) {
+    for task in subscribe_from_the_start(db) {
+        task.await.unwrap();
+    }
+}
+
+/// `SUBSCRIBERS` subscriptions from offset 1, each checking it sees offsets 1 to `EVENTS`.
+fn subscribe_from_the_start(db: &Database) -> Vec<tokio::task::JoinHandle<()>> {
     let query = db.query::<Account>("accounts").unwrap();
-    let tasks: Vec<_> = (0..SUBSCRIBERS)
+    (0..SUBSCRIBERS)
         .map(|_| {
             let mut live = query.subscribe(1, EventFilter::all());
             tokio::spawn(async move {
@@ -103,10 +110,7 @@ async fn catch_up_together(db: &Database) {
                 }
             })
         })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,18 +141,7 @@ async fn with_sharing_off_every_subscriber_decodes_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_subscribers_share_the_reads_of_new_events() {
     let db = database(8);
-    let query = db.query::<Account>("accounts").unwrap();
-    let subscribers: Vec<_> = (0..SUBSCRIBERS)
-        .map(|_| {
-            let mut live = query.subscribe(1, EventFilter::all());
-            tokio::spawn(async move {
-                for expected in 1..=EVENTS {
-                    let event = live.next().await.unwrap().unwrap();
-                    assert_eq!(event.offset, expected);
-                }
-            })
-        })
-        .collect();
+    let subscribers = subscribe_from_the_start(&db);
     // Written while they wait at the end of the log, in groups of a hundred.
     let before = DECODES[2].load(Ordering::SeqCst);
     for chunk in 0..EVENTS / 100 {

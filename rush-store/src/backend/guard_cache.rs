@@ -170,8 +170,27 @@ impl GuardCache {
             .collect()
     }
 
+    /// Records a committed batch: `updates` (from [`GuardCache::updates`] of its `ops`),
+    /// and every key it put, its ops' and `also_put` (log blocks, counters).
+    pub(crate) fn committed<'k>(
+        &mut self,
+        updates: Updates,
+        ops: &[WriteOp],
+        also_put: impl IntoIterator<Item = &'k [u8]>,
+    ) {
+        self.apply(updates);
+        for op in ops {
+            if let WriteOp::Put { key, .. } = op {
+                self.wrote(key);
+            }
+        }
+        for key in also_put {
+            self.wrote(key);
+        }
+    }
+
     /// Records committed updates.
-    pub(crate) fn apply(&mut self, updates: Updates) {
+    fn apply(&mut self, updates: Updates) {
         for (key, update) in updates {
             match update {
                 Update::Now(value) => {
@@ -188,7 +207,7 @@ impl GuardCache {
     /// before it (that part is dropped) and starts again just after it. Call for every
     /// key a batch puts, whatever put it (ops, log blocks, counters); deletions leave
     /// empty ranges empty.
-    pub(crate) fn wrote(&mut self, key: &[u8]) {
+    fn wrote(&mut self, key: &[u8]) {
         if let Some(start) = self.range_holding(key) {
             // Starts again at the smallest key after `key` (the range's end is a key
             // after `key`, so it is not empty), reusing the start's allocation.
@@ -261,15 +280,14 @@ mod tests {
             }];
             let updates = self.cache.updates(&ops);
             self.tree.insert(key.to_vec(), value.to_vec());
-            self.cache.apply(updates);
-            self.cache.wrote(key);
+            self.cache.committed(updates, &ops, []);
         }
 
         fn delete(&mut self, key: &[u8]) {
             let ops = vec![WriteOp::Delete { key: key.to_vec() }];
             let updates = self.cache.updates(&ops);
             self.tree.remove(key);
-            self.cache.apply(updates);
+            self.cache.committed(updates, &ops, []);
         }
     }
 

@@ -473,15 +473,8 @@ impl RedbManager {
         });
         match outcome {
             Ok(Ok((assigned, updates))) => {
-                guards.apply(updates);
-                for op in &batch.ops {
-                    if let WriteOp::Put { key, .. } = op {
-                        guards.wrote(key);
-                    }
-                }
-                for (key, _) in &assigned.blocks {
-                    guards.wrote(key);
-                }
+                let blocks = assigned.blocks.iter().map(|(key, _)| key.as_slice());
+                guards.committed(updates, &batch.ops, blocks);
                 sequencer.committed(assigned);
                 self.inner.mark.committed(number);
                 let confirmation = match durability {

@@ -421,16 +421,8 @@ impl Backend for SledManager {
             sequencer.clear();
             return Err(engine_error("write batch", e));
         }
-        guards.apply(updates);
-        for op in &batch.ops {
-            if let WriteOp::Put { key, .. } = op {
-                guards.wrote(key);
-            }
-        }
-        for (key, _) in &assigned.blocks {
-            guards.wrote(key);
-        }
-        guards.wrote(COUNTER_KEY);
+        let blocks = assigned.blocks.iter().map(|(key, _)| key.as_slice());
+        guards.committed(updates, &batch.ops, blocks.chain([COUNTER_KEY]));
         sequencer.committed(assigned);
         self.inner.mark.committed(number);
         drop(state);

@@ -26,17 +26,22 @@ impl<A: PersistentActor> Store<A> {
     /// [`Database::shutdown`](crate::Database::shutdown); other engine failures
     /// ([`Error::Io`], [`Error::DiskFull`], [`Error::Storage`]).
     pub fn recover(&self) -> Result<Option<A>> {
+        self.rebuild_current().map(|(rebuilt, _)| rebuilt.state)
+    }
+
+    /// The current state, and the journal's end and deletion mark it was rebuilt at.
+    fn rebuild_current(&self) -> Result<(Recovered<A>, (u64, u64))> {
         let engine = self.engine()?;
         let (head, deleted_to) = journal::read_end(engine.as_ref(), &self.key)?;
-        rebuild(
+        let rebuilt = rebuild(
             engine.as_ref(),
             &self.codec,
             &self.key,
             head,
             head,
             deleted_to,
-        )
-        .map(|rebuilt| rebuilt.state)
+        )?;
+        Ok((rebuilt, (head, deleted_to)))
     }
 
     /// Recovers the current state (as [`Store::recover`]) and moves this handle to the
@@ -72,16 +77,7 @@ impl<A: PersistentActor> Store<A> {
     ///
     /// As [`Store::recover`].
     pub fn recover_to_end(&mut self) -> Result<Recovered<A>> {
-        let engine = self.engine()?;
-        let (head, deleted_to) = journal::read_end(engine.as_ref(), &self.key)?;
-        let rebuilt = rebuild(
-            engine.as_ref(),
-            &self.codec,
-            &self.key,
-            head,
-            head,
-            deleted_to,
-        )?;
+        let (rebuilt, (head, deleted_to)) = self.rebuild_current()?;
         self.highest = head;
         self.deleted_to = deleted_to;
         Ok(rebuilt)
