@@ -87,13 +87,16 @@ impl EventFilter {
         self.matches_entry(
             &event.entity_id,
             crate::journal::time_to_micros(event.timestamp),
-        ) && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
-            && self.tags.iter().all(|tag| event.tags.contains(tag))
+        ) && self.matches_type_and_tags(&event.event_type, &event.tags)
     }
 
     /// What the event's meta decides: type and tags.
     pub(crate) fn matches_meta(&self, meta: &RecordMeta) -> bool {
-        (self.event_types.is_empty() || self.event_types.contains(&meta.event_type))
-            && self.tags.iter().all(|tag| meta.tags.contains(tag))
+        self.matches_type_and_tags(&meta.event_type, &meta.tags)
+    }
+
+    fn matches_type_and_tags(&self, event_type: &str, tags: &[String]) -> bool {
+        (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event_type))
+            && self.tags.iter().all(|tag| tags.contains(tag))
     }
 }
