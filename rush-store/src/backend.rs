@@ -110,8 +110,28 @@ pub struct GuardFailed {
 }
 
 /// The last step of making writes durable, run before they are acknowledged (see
-/// [`Backend::flush_deferred`]).
-pub type Confirmation = Box<dyn FnOnce() -> Result<()> + Send>;
+/// [`Backend::flush_deferred`]). It may leave a [`Settle`], run after the answers.
+pub type Confirmation = Box<dyn FnOnce() -> Result<Option<Settle>> + Send>;
+
+/// Work a [`Confirmation`] leaves for after the acknowledgements, because acknowledged
+/// writes do not depend on it (the commit mark's sync: the mark is written before the
+/// answers, so a process crash keeps it, and synced after them). The database core runs
+/// it on the same thread, before the next confirmation; an error is reported by that
+/// next confirmation.
+pub type Settle = Box<dyn FnOnce() -> Result<()> + Send>;
+
+/// Runs `step` and the [`Settle`] it leaves, now: what [`Backend::flush`] does with the
+/// step of [`Backend::flush_deferred`].
+///
+/// # Errors
+///
+/// The first error of the two.
+pub fn confirm_now(step: Option<Confirmation>) -> Result<()> {
+    match step {
+        None => Ok(()),
+        Some(step) => step()?.map_or(Ok(()), |settle| settle()),
+    }
+}
 
 /// What [`Backend::commit_durable`] returns: the commit's outcome and the step left.
 pub type Durable = (std::result::Result<(), GuardFailed>, Option<Confirmation>);
@@ -198,7 +218,7 @@ pub trait Backend: Send + Sync + Debug + 'static {
 
     /// [`Backend::flush`] with its last step handed back instead of run: what is left to do
     /// after the engine's files are durable before anything may be acknowledged (the
-    /// commit mark's write and sync, see [`engine_kit`](crate::engine_kit)). The database
+    /// commit mark's write, see [`engine_kit`](crate::engine_kit)). The database
     /// core runs it on a thread of its own while the next group commits, and a later
     /// flush's step must cover every earlier one: of several steps waiting, only the
     /// newest runs. The default flushes and leaves nothing.

@@ -23,4 +23,4 @@ pub use crate::backend::commit_mark::{
     COUNTER_KEY, CommitMark, MARK_FILE, RESERVED_PREFIX, check_before_open, clamp_end,
     decode_counter, is_reserved, refuse_reserved,
 };
-pub use crate::backend::{Assigned, Sequencer, block_end, decode_block, offset_of};
+pub use crate::backend::{Assigned, Sequencer, block_end, confirm_now, decode_block, offset_of};

@@ -97,7 +97,7 @@ mod upcast;
 
 pub use backend::engine_kind::{self, EngineKind};
 pub use backend::{
-    Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, Visitor,
+    Backend, Confirmation, Durable, Guard, GuardFailed, LogAppend, MemoryManager, Settle, Visitor,
     WriteBatch, WriteOp,
 };
 #[cfg(feature = "postgres")]

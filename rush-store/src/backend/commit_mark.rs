@@ -6,7 +6,8 @@
 //! redb falls back to the previous commit when the newest one fails its checksum). The
 //! events of the lost commits were acknowledged. So every commit also writes a counter
 //! into the engine (in the same atomic batch), and every flush, once the engine has made
-//! its writes durable, writes the counter it reached to `rush-mark` and syncs it. On open,
+//! its writes durable, writes the counter it reached to `rush-mark` before anything is
+//! acknowledged, and syncs it after (see [`CommitMark::confirmation`]). On open,
 //! an engine holding fewer commits than the mark says were durable has rolled back: that
 //! is [`Error::Corrupted`], naming both numbers, and nothing is written.
 //!
@@ -14,7 +15,7 @@
 //! a CRC-32 of the 20 bytes before it, all big-endian. It is written in place, so its size
 //! never changes and a data sync is enough.
 
-use super::Confirmation;
+use super::{Confirmation, Settle};
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -52,11 +53,23 @@ pub fn clamp_end(end: &[u8]) -> &[u8] {
     }
 }
 
+/// The open mark file, whether its last write still waits for its sync, and the error of
+/// a sync that failed after its answers were sent (reported by the next write).
+#[derive(Debug)]
+struct MarkFile {
+    file: File,
+    unsynced: bool,
+    failed: Option<Error>,
+    /// Tests: the next sync fails as a full disk would.
+    #[cfg(test)]
+    fail_next_sync: bool,
+}
+
 /// A folder's mark and the engine's commit counter, as one open database sees them.
 #[derive(Debug)]
 pub struct CommitMark {
     /// `None` when the database is opened without syncing (then the mark is not kept).
-    file: Option<Mutex<File>>,
+    file: Option<Mutex<MarkFile>>,
     /// Commits this database has made (the value the next commit writes, minus one).
     committed: AtomicU64,
     /// The value `rush-mark` holds.
@@ -115,11 +128,18 @@ impl CommitMark {
                 == 0;
             if created {
                 write_at_start(&file, marked)?;
+                sync_mark(&file)?;
                 File::open(folder)
                     .and_then(|dir| dir.sync_all())
                     .map_err(|e| Error::from_io("sync the database folder", &e))?;
             }
-            Some(Mutex::new(file))
+            Some(Mutex::new(MarkFile {
+                file,
+                unsynced: false,
+                failed: None,
+                #[cfg(test)]
+                fail_next_sync: false,
+            }))
         } else {
             None
         };
@@ -155,35 +175,104 @@ impl CommitMark {
     }
 
     /// The step that records `applied` (read before the engine's flush) once the engine's
-    /// flush returned; `None` when there is nothing to record (no mark kept, or nothing
-    /// new since the last one).
+    /// flush returned: it writes the mark, and leaves its sync as a [`Settle`] for after
+    /// the answers. `None` when there is nothing to record (no mark kept, or nothing new
+    /// since the last one).
+    ///
+    /// Why the sync may follow the answers: the mark only ever holds counts the engine
+    /// had already made durable, so a mark that lags is never a false alarm, only a check
+    /// that covers fewer commits. The write itself is in the page cache before anything
+    /// is acknowledged, so a process crash (the common case) keeps it; only an operating
+    /// system crash or a power loss within the sync's window (one group) can leave the
+    /// previous count, and then a rollback of exactly that group would go unnoticed.
     pub fn confirmation(self: &Arc<Self>, applied: u64) -> Option<Confirmation> {
         if self.file.is_none() || applied <= self.marked.load(Ordering::Acquire) {
             return None;
         }
         let mark = Arc::clone(self);
-        Some(Box::new(move || mark.durable(applied)))
+        Some(Box::new(move || {
+            mark.record(applied)?;
+            let settle: Settle = Box::new(move || mark.settle());
+            Ok(Some(settle))
+        }))
     }
 
-    /// Records durably that the first `commits` commits are durable in the engine.
+    /// Records durably that the first `commits` commits are durable in the engine: the
+    /// mark's write and its sync.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] or [`Error::DiskFull`] when the mark cannot be written and synced;
-    /// [`Error::Storage`] when its lock was poisoned by a panic.
+    /// As [`CommitMark::record`] and [`CommitMark::settle`].
     pub fn durable(&self, commits: u64) -> Result<()> {
+        self.record(commits)?;
+        self.settle()
+    }
+
+    /// Writes `commits` into the mark, without syncing it (see
+    /// [`CommitMark::confirmation`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::DiskFull`] when the mark cannot be written, or when the
+    /// sync of an earlier write failed after its answers were sent; [`Error::Storage`]
+    /// when its lock was poisoned by a panic.
+    pub fn record(&self, commits: u64) -> Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let file = file
+        let mut file = file
             .lock()
             .map_err(|_| Error::storage("write the commit mark", "lock poisoned"))?;
+        if let Some(error) = file.failed.take() {
+            return Err(error);
+        }
         if commits <= self.marked.load(Ordering::Acquire) {
             return Ok(());
         }
-        write_at_start(&file, commits)?;
+        write_at_start(&file.file, commits)?;
+        file.unsynced = true;
         self.marked.store(commits, Ordering::Release);
         Ok(())
+    }
+
+    /// Syncs the mark's last write, if it is not synced yet. A failure is also kept for
+    /// the next [`CommitMark::record`], which returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::DiskFull`] when the sync fails; [`Error::Storage`] when
+    /// its lock was poisoned by a panic.
+    pub fn settle(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut file = file
+            .lock()
+            .map_err(|_| Error::storage("sync the commit mark", "lock poisoned"))?;
+        if !file.unsynced {
+            return Ok(());
+        }
+        #[cfg(test)]
+        let synced = if std::mem::take(&mut file.fail_next_sync) {
+            Err(Error::from_io(
+                "sync the commit mark",
+                &std::io::Error::from_raw_os_error(28),
+            ))
+        } else {
+            sync_mark(&file.file)
+        };
+        #[cfg(not(test))]
+        let synced = sync_mark(&file.file);
+        match synced {
+            Ok(()) => {
+                file.unsynced = false;
+                Ok(())
+            }
+            Err(error) => {
+                file.failed = Some(error.clone());
+                Err(error)
+            }
+        }
     }
 }
 
@@ -289,8 +378,12 @@ fn decode(bytes: &[u8]) -> std::result::Result<u64, String> {
 
 fn write_at_start(file: &File, commits: u64) -> Result<()> {
     file.write_all_at(&encode(commits), 0)
-        .and_then(|()| file.sync_data())
         .map_err(|e| Error::from_io("write the commit mark", &e))
+}
+
+fn sync_mark(file: &File) -> Result<()> {
+    file.sync_data()
+        .map_err(|e| Error::from_io("sync the commit mark", &e))
 }
 
 #[cfg(test)]
@@ -351,6 +444,55 @@ mod tests {
             CommitMark::open("test", dir.path(), 3, true),
             Err(Error::Corrupted { .. })
         ));
+        Ok(())
+    }
+
+    fn unsynced(mark: &CommitMark) -> bool {
+        mark.file
+            .as_ref()
+            .is_some_and(|f| f.lock().is_ok_and(|f| f.unsynced))
+    }
+
+    #[test]
+    fn a_confirmation_writes_the_mark_before_the_answers_and_leaves_its_sync() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::from_io("tempdir", &e))?;
+        let mark = Arc::new(CommitMark::open("test", dir.path(), 0, true)?);
+        mark.committed(mark.next()?);
+        mark.committed(mark.next()?);
+        let step = mark.confirmation(mark.applied()).ok_or(Error::Shutdown)?;
+        let settle = step()?.ok_or(Error::Shutdown)?;
+        // Written (a process killed now keeps it), not yet synced.
+        assert_eq!(read(&dir.path().join(MARK_FILE))?, Some(2));
+        assert!(unsynced(&mark));
+        settle()?;
+        assert!(!unsynced(&mark));
+        // Nothing new: no step.
+        assert!(mark.confirmation(mark.applied()).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_sync_that_fails_after_the_answers_is_reported_by_the_next_write() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::from_io("tempdir", &e))?;
+        let mark = Arc::new(CommitMark::open("test", dir.path(), 0, true)?);
+        mark.committed(mark.next()?);
+        let step = mark.confirmation(mark.applied()).ok_or(Error::Shutdown)?;
+        let settle = step()?.ok_or(Error::Shutdown)?;
+        if let Some(file) = &mark.file {
+            file.lock().map_err(|_| Error::Shutdown)?.fail_next_sync = true;
+        }
+        assert!(matches!(settle(), Err(Error::DiskFull { .. })));
+        assert!(unsynced(&mark), "still to sync");
+        mark.committed(mark.next()?);
+        let next = mark.confirmation(mark.applied()).ok_or(Error::Shutdown)?;
+        assert!(
+            matches!(next(), Err(Error::DiskFull { .. })),
+            "reported once"
+        );
+        // Reported; the next write goes on, and its sync covers the earlier one too.
+        mark.durable(mark.applied())?;
+        assert!(!unsynced(&mark));
+        assert_eq!(read(&dir.path().join(MARK_FILE))?, Some(2));
         Ok(())
     }
 

@@ -430,7 +430,7 @@ impl Backend for SledManager {
     }
 
     fn flush(&self) -> Result<()> {
-        self.flush_deferred()?.map_or(Ok(()), |confirm| confirm())
+        super::confirm_now(self.flush_deferred()?)
     }
 
     fn flush_deferred(&self) -> Result<Option<super::Confirmation>> {

@@ -1,10 +1,12 @@
 //! The last step of making a group durable, off the writer's path. When the engine's
-//! flush leaves a step (the commit mark's write and sync), the writer hands it here with
+//! flush leaves a step (the commit mark's write), the writer hands it here with
 //! the answers it holds back, and goes on with the next group while it runs; so a second
 //! sync costs latency, not throughput. Steps handed over while one runs are merged: only
 //! the newest runs (a mark covering more commits covers the older ones too, and the
 //! engine flushed them all before it was handed over), and then every answer waiting is
-//! sent. Answers and readers see a group only after a step covering it.
+//! sent. Answers and readers see a group only after a step covering it. What a step
+//! leaves for after the answers (the mark's sync, see `CommitMark::confirmation`) runs
+//! here too, before the next step.
 
 use super::reply::Reply;
 use super::visibility::Visibility;
@@ -118,7 +120,11 @@ fn run(visibility: &Visibility, confirm: Confirm) {
     let outcome = match confirm.step {
         Some(step) => catch_unwind(AssertUnwindSafe(step))
             .unwrap_or_else(|panic| Err(Error::panicked("confirm a flush", &*panic))),
-        None => Ok(()),
+        None => Ok(None),
+    };
+    let (outcome, settle) = match outcome {
+        Ok(settle) => (Ok(()), settle),
+        Err(error) => (Err(error), None),
     };
     // The engine's files are durable whatever the step did: readers may see them.
     visibility.release(confirm.generation);
@@ -127,6 +133,15 @@ fn run(visibility: &Visibility, confirm: Confirm) {
             (Answer::Commit(done), Ok(())) => done.send(Ok(Ok(()))),
             (Answer::Commit(done), Err(error)) => done.send(Err(error.clone())),
             (Answer::Flush(done), outcome) => done.send(outcome.clone()),
+        }
+    }
+    // What the answers did not wait for (the commit mark's sync); the engine keeps a
+    // failure and reports it at the next step.
+    if let Some(settle) = settle {
+        let settled = catch_unwind(AssertUnwindSafe(settle))
+            .unwrap_or_else(|panic| Err(Error::panicked("settle a flush", &*panic)));
+        if let Err(error) = settled {
+            tracing::error!(%error, "after a flush was acknowledged, its last step failed");
         }
     }
 }
@@ -148,5 +163,55 @@ pub(crate) fn answer_all_ok(answers: Vec<Answer>) {
             Answer::Commit(done) => done.send(Ok(Ok(()))),
             Answer::Flush(done) => done.send(Ok(())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Settle;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn answers_go_before_the_settle_and_a_barrier_waits_for_it() -> Result<()> {
+        let confirmer = Confirmer::start(Arc::default()).map_err(|e| Error::from_io("t", &e))?;
+        let (release, released) = mpsc::channel::<()>();
+        let (settled_tx, settled) = mpsc::channel::<()>();
+        let step: Confirmation = Box::new(move || {
+            let settle: Settle = Box::new(move || {
+                released.recv().map_err(|_| Error::Shutdown)?;
+                settled_tx.send(()).map_err(|_| Error::Shutdown)?;
+                Ok(())
+            });
+            Ok(Some(settle))
+        });
+        let (reply, waiting) = Reply::blocking();
+        confirmer.submit(Confirm {
+            step: Some(step),
+            generation: 1,
+            answers: vec![Answer::Commit(reply)],
+        });
+        // Answered while the settle still waits.
+        assert!(matches!(waiting.wait()?, Ok(Ok(()))));
+        assert!(
+            confirmer.busy(),
+            "the settle runs on the confirmer's thread"
+        );
+        assert!(settled.recv_timeout(Duration::from_millis(20)).is_err());
+        let barrier = std::thread::spawn({
+            let queue = Arc::clone(&confirmer.queue);
+            move || Confirmer { queue }.barrier()
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!barrier.is_finished(), "the barrier waits for the settle");
+        release.send(()).map_err(|_| Error::Shutdown)?;
+        barrier.join().map_err(|_| Error::Shutdown)?;
+        assert!(
+            settled.try_recv().is_ok(),
+            "the barrier returned after the settle"
+        );
+        assert!(!confirmer.busy());
+        Ok(())
     }
 }

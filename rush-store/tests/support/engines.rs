@@ -213,7 +213,7 @@ impl Backend for Confirming {
         self.inner.commit(batch)
     }
     fn flush(&self) -> Result<()> {
-        self.flush_deferred()?.map_or(Ok(()), |step| step())
+        rush_store::engine_kit::confirm_now(self.flush_deferred()?)
     }
     fn flush_deferred(&self) -> Result<Option<rush_store::Confirmation>> {
         let state = Arc::clone(&self.state);
@@ -224,7 +224,12 @@ impl Backend for Confirming {
                 open = state.changed.wait(open).unwrap();
             }
             drop(open);
-            state.fail_with.lock().unwrap().clone().map_or(Ok(()), Err)
+            state
+                .fail_with
+                .lock()
+                .unwrap()
+                .clone()
+                .map_or(Ok(None), Err)
         })))
     }
 }
