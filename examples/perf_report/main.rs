@@ -93,6 +93,17 @@ fn open_engine(kind: EngineKind, dir: &Path) -> Arc<dyn Backend> {
     retry_open(|| kind.open(dir, CACHE))
 }
 
+/// The actor runtime on `kind` in `dir`, its records sealed with `KEY`, the rest defaults.
+async fn open_persistence(kind: EngineKind, dir: &Path) -> Persistence {
+    let config = PersistenceConfig {
+        encryption_key: Some(EncryptionKey::from(KEY)),
+        ..PersistenceConfig::default()
+    };
+    Persistence::open_shared(open_engine(kind, dir), config)
+        .await
+        .unwrap()
+}
+
 fn open_store(kind: EngineKind, dir: &Path) -> Store<Account> {
     Store::new(
         COLLECTION,
@@ -271,13 +282,7 @@ fn raw_catch_up(dir: &Path, subscribers: usize) -> f64 {
 /// encrypted).
 async fn actors_group_commit(kind: EngineKind) -> f64 {
     let dir = TempDir::new().unwrap();
-    let config = PersistenceConfig {
-        encryption_key: Some(EncryptionKey::from(KEY)),
-        ..PersistenceConfig::default()
-    };
-    let persistence = Persistence::open_shared(open_engine(kind, dir.path()), config)
-        .await
-        .unwrap();
+    let persistence = open_persistence(kind, dir.path()).await;
     let mut entities = Vec::new();
     for i in 0..ACTORS {
         entities.push(

@@ -3,9 +3,8 @@
 //! median of `RECOVERIES` recoveries from a fresh open.
 
 use super::bank_workload::{Account, BankEvent, KEY, Raw, bincode_bytes};
-use super::{ACTORS, RECOVERY_EVENTS, open_engine};
-use rush_actor::{Persistence, PersistenceConfig};
-use rush_store::{Durability, EncryptionKey, EngineKind, PersistentActor, Store};
+use super::{ACTORS, RECOVERY_EVENTS, open_engine, open_persistence};
+use rush_store::{Durability, EngineKind, PersistentActor, Store};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -52,13 +51,7 @@ pub fn populate_for_recovery(kind: EngineKind, pool: &[BankEvent]) -> TempDir {
 /// Opens `dir` and recovers every actor of it, all asked at once: the time from the
 /// first ask to the last reply.
 pub async fn recover_all(kind: EngineKind, dir: &TempDir) -> Duration {
-    let config = PersistenceConfig {
-        encryption_key: Some(EncryptionKey::from(KEY)),
-        ..PersistenceConfig::default()
-    };
-    let persistence = Persistence::open_shared(open_engine(kind, dir.path()), config)
-        .await
-        .unwrap();
+    let persistence = open_persistence(kind, dir.path()).await;
     let t = Instant::now();
     let tasks: Vec<_> = (0..ACTORS)
         .map(|i| {

@@ -1,7 +1,7 @@
 //! The last step of making a group durable, off the writer's path. When the engine's
 //! flush leaves a step (the commit mark's write), the writer hands it here with
-//! the answers it holds back, and goes on with the next group while it runs; so a second
-//! sync costs latency, not throughput. Steps handed over while one runs are merged: only
+//! the answers it holds back, and goes on with the next group while it runs; so the step
+//! costs the writer nothing. Steps handed over while one runs are merged: only
 //! the newest runs (a mark covering more commits covers the older ones too, and the
 //! engine flushed them all before it was handed over), and then every answer waiting is
 //! sent. Answers and readers see a group only after a step covering it. What a step
