@@ -61,7 +61,7 @@ pub async fn recover_all(kind: EngineKind, dir: &TempDir) -> Duration {
                     .get_or_spawn::<Account>(&format!("a{i:04}"))
                     .await
                     .unwrap();
-                entity.ask(0).await.unwrap()
+                entity.state().await.unwrap().balance_cents
             })
         })
         .collect();

@@ -231,6 +231,48 @@ pub(crate) fn for_each_event<E: DeserializeOwned>(
     replay.finish()
 }
 
+/// Streams the events `from..` to the end of the journal, however far it reaches, and
+/// fails on a missing one; returns the last sequence number visited (`from - 1` when the
+/// journal holds nothing from `from` on). One scan, no read of the end first: what
+/// recovery does. The first [`READ_AHEAD_MIN_EVENTS`] records are read on this thread; a
+/// journal longer than that is read on from there with a read-ahead thread, as
+/// [`for_each_event`] does for long ranges.
+pub(crate) fn for_each_event_to_end<E: DeserializeOwned>(
+    backend: &dyn Backend,
+    codec: &Codec,
+    key: &EntityKey,
+    from: u64,
+    visit: impl FnMut(u64, Decoded<E>) -> Result<()>,
+) -> Result<u64> {
+    let mut replay = Replay {
+        codec,
+        key,
+        next: from,
+        to: u64::MAX,
+        reached_end: false,
+        scratch: Scratch::default(),
+        visit,
+    };
+    let (start, end) = key.seq_range(RecordKind::Event, from, u64::MAX);
+    let mut budget = READ_AHEAD_MIN_EVENTS;
+    let mut more = false;
+    backend.visit_range(&start, &end, &mut |record_key, bytes| {
+        if budget == 0 {
+            more = true;
+            return Ok(false);
+        }
+        budget -= 1;
+        replay.record(record_key, bytes)
+    })?;
+    if more {
+        let (rest, end) = key.seq_range(RecordKind::Event, replay.next, u64::MAX);
+        read_ahead(backend, &rest, &end, &mut |record_key, bytes| {
+            replay.record(record_key, bytes)
+        })?;
+    }
+    Ok(replay.next.saturating_sub(1))
+}
+
 /// The in-order checks and decoding of one replay.
 struct Replay<'a, V> {
     codec: &'a Codec,

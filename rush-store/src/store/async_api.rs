@@ -142,8 +142,8 @@ impl<A: PersistentActor> Store<A> {
             .db
             .core
             .read("recover", move |engine| {
-                let (head, deleted_to) = journal::read_end(engine, &key)?;
-                let rebuilt = recovery::rebuild::<A>(engine, &codec, &key, head, head, deleted_to)?;
+                let (rebuilt, (head, deleted_to)) =
+                    recovery::rebuild_to_end::<A>(engine, &codec, &key)?;
                 Ok((rebuilt.state, head, deleted_to))
             })
             .await?;
