@@ -48,8 +48,10 @@ pub fn populate_for_recovery(kind: EngineKind, pool: &[BankEvent]) -> TempDir {
     dir
 }
 
-/// Opens `dir` and recovers every actor of it, all asked at once: the time from the
-/// first ask to the last reply.
+/// Opens `dir` and recovers every actor of it, all at once: the time from the first spawn
+/// to the last actor's state. The state is read through the mailbox, so it waits for
+/// recovery, and nothing is written: raw sled writes nothing either (a durable command per
+/// actor added a group commit of 1,000 events, about 30 ms, to the row).
 pub async fn recover_all(kind: EngineKind, dir: &TempDir) -> Duration {
     let persistence = open_persistence(kind, dir.path()).await;
     let t = Instant::now();
