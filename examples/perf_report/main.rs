@@ -346,6 +346,15 @@ fn main() {
         }
         return;
     }
+    if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("catch-up") {
+        // Profiling mode: one subscriber catching up on sled, five times over one load.
+        let (dir, _) = load_history(EngineKind::Sled, &pool);
+        for _ in 0..5 {
+            let ours = runtime.block_on(catch_up(EngineKind::Sled, dir.path(), 1, true));
+            println!("catch-up, 1 subscriber on sled: {}", human(ours));
+        }
+        return;
+    }
     let mut rows = Vec::new();
 
     progress(started, "persist, batch 100, Immediate, encrypted");

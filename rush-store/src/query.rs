@@ -5,6 +5,7 @@
 
 mod filter;
 mod iter;
+mod load;
 mod shared_pages;
 mod subscription;
 
@@ -16,20 +17,22 @@ pub use iter::QueryIter;
 pub use subscription::Subscription;
 
 use crate::backend::Backend;
-use crate::codec::{Codec, Scratch};
+use crate::codec::Codec;
 use crate::collection_log::{self, LogEntry};
 use crate::crypto::{EncryptionKey, Keyring};
 use crate::database::Database;
 use crate::error::{Error, Result};
-use crate::journal::{self, micros_to_time};
-use crate::keys::{EntityKey, RecordKind, name_prefix, prefix_end, read_id};
-use crate::metadata::{EventMetadata, RecordMeta};
+use crate::keys::{RecordKind, name_prefix, prefix_end, read_id};
+use crate::metadata::EventMetadata;
 use crate::persistent_actor::PersistentActor;
 use crate::store::event_schema;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// Pages of at least this many entries are loaded by two reader threads (a page of a
+/// catch-up has 1,024; a live subscriber's pages are usually a commit's few entries).
+const PARALLEL_LOAD_MIN: usize = 256;
 /// Log entries examined per backend call when a query reads everything.
 const PAGE: usize = 512;
 
@@ -234,12 +237,30 @@ impl<A: PersistentActor> EventQuery<A> {
         filter: &EventFilter,
         limit: usize,
     ) -> Result<EventPage<A::Event>> {
-        let from_offset = from_offset.max(1);
         let engine = self.db.engine()?;
+        let (matching, next_offset) = self.walk(engine.as_ref(), from_offset, filter, limit)?;
+        // Events are loaded after the walk: the walk may hold the engine's iterator.
+        let events = self.load_all(engine.as_ref(), matching, filter)?;
+        Ok(EventPage {
+            events,
+            next_offset,
+        })
+    }
+
+    /// The durable log entries from `from_offset` that `filter` lets through (at most
+    /// `limit` examined), and the offset after the last one examined.
+    fn walk(
+        &self,
+        engine: &dyn Backend,
+        from_offset: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<(Vec<LogEntry>, u64)> {
+        let from_offset = from_offset.max(1);
         let mut next_offset = from_offset;
         let mut examined = 0usize;
         let mut matching = Vec::new();
-        collection_log::for_each_entry(engine.as_ref(), &self.log, from_offset, &mut |entry| {
+        collection_log::for_each_entry(engine, &self.log, from_offset, &mut |entry| {
             next_offset = entry.offset.saturating_add(1);
             examined += 1;
             if filter.matches_entry(&entry.entity_id, entry.timestamp_micros) {
@@ -257,18 +278,7 @@ impl<A: PersistentActor> EventQuery<A> {
             matching.retain(|entry| entry.offset <= durable);
             next_offset = next_offset.min(durable.saturating_add(1)).max(from_offset);
         }
-        // Events are loaded after the walk: the walk may hold the engine's iterator.
-        let mut events = Vec::with_capacity(matching.len());
-        let mut scratch = Scratch::default();
-        for entry in matching {
-            if let Some(event) = self.load(engine.as_ref(), entry, filter, &mut scratch)? {
-                events.push(event);
-            }
-        }
-        Ok(EventPage {
-            events,
-            next_offset,
-        })
+        Ok((matching, next_offset))
     }
 
     /// [`EventQuery::read`] on the database's threads, for async callers.
@@ -306,24 +316,51 @@ impl<A: PersistentActor> EventQuery<A> {
         filter: &EventFilter,
         limit: usize,
     ) -> Result<(EventPage<A::Event>, u64)> {
-        let query = self.clone();
-        let filter = filter.clone();
-        self.db
+        let from_offset = from_offset.max(1);
+        let (query, walk_filter) = (self.clone(), filter.clone());
+        let (mut entries, next_offset, backlog) = self
+            .db
             .core
-            .compute("read collection log", move || {
-                let from_offset = from_offset.max(1);
-                let page = query.read(from_offset, &filter, limit)?;
-                let examined = page.next_offset.saturating_sub(from_offset);
+            .read("read collection log", move |engine| {
+                let (entries, next_offset) =
+                    query.walk(engine, from_offset, &walk_filter, limit)?;
+                let examined = next_offset.saturating_sub(from_offset);
                 let backlog = if examined >= limit.max(1) as u64 {
                     query
                         .highest_offset()?
-                        .saturating_sub(page.next_offset.saturating_sub(1))
+                        .saturating_sub(next_offset.saturating_sub(1))
                 } else {
                     0
                 };
-                Ok((page, backlog))
+                Ok((entries, next_offset, backlog))
             })
-            .await
+            .await?;
+        // A long page is decrypted and decoded by two reader threads, one half each: on a
+        // catch-up that work is most of the cost, and one thread leaves the other core idle.
+        // (A run of one entity's events cut in two is two runs, each read with one visit.)
+        let second =
+            (entries.len() >= PARALLEL_LOAD_MIN).then(|| entries.split_off(entries.len() / 2));
+        let load = |entries: Vec<LogEntry>| {
+            let (query, filter) = (self.clone(), filter.clone());
+            self.db.core.read("load events", move |engine| {
+                query.load_all(engine, entries, &filter)
+            })
+        };
+        let events = match second {
+            None => load(entries).await?,
+            Some(second) => {
+                let (mut first, second) = tokio::try_join!(load(entries), load(second))?;
+                first.extend(second);
+                first
+            }
+        };
+        Ok((
+            EventPage {
+                events,
+                next_offset,
+            },
+            backlog,
+        ))
     }
 
     /// The matching events from `from_offset` (inclusive), in offset order, read one page
@@ -388,49 +425,6 @@ impl<A: PersistentActor> EventQuery<A> {
     /// the journal, then follows new commits, with no gap and no duplicate in between.
     pub fn subscribe(&self, from_offset: u64, filter: EventFilter) -> Subscription<A::Event> {
         Subscription::start(self.clone(), from_offset, filter)
-    }
-
-    /// The event an entry points at, if it matches `filter`. An event deleted on purpose
-    /// (below its entity's deletion mark) is skipped; any other missing event is damage.
-    fn load(
-        &self,
-        engine: &dyn Backend,
-        entry: LogEntry,
-        filter: &EventFilter,
-        scratch: &mut Scratch,
-    ) -> Result<Option<StoredEvent<A::Event>>> {
-        let key = EntityKey::new(&self.collection, &entry.entity_id)?;
-        let record_key = key.event_key(entry.sequence_number);
-        let Some(bytes) = engine.get(&record_key)? else {
-            if entry.sequence_number <= journal::read_deleted_to(engine, &key)? {
-                return Ok(None);
-            }
-            return Err(Error::Corrupted {
-                record: key.describe(RecordKind::Event, entry.sequence_number),
-                reason: format!(
-                    "offset {} of the collection's log points at an event that is missing",
-                    entry.offset
-                ),
-            });
-        };
-        let describe = || key.describe(RecordKind::Event, entry.sequence_number);
-        let decoded = self.codec.decode_event_if::<A::Event>(
-            &record_key,
-            &bytes,
-            &describe,
-            scratch,
-            &mut |_, meta: &RecordMeta| filter.matches_meta(meta),
-        )?;
-        Ok(decoded.map(|decoded| StoredEvent {
-            offset: entry.offset,
-            entity_id: entry.entity_id,
-            sequence_number: entry.sequence_number,
-            timestamp: micros_to_time(decoded.timestamp_micros),
-            event_type: decoded.meta.event_type,
-            tags: decoded.meta.tags,
-            metadata: decoded.meta.metadata,
-            event: decoded.value,
-        }))
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::keys::EntityKey;
 use crate::{MemoryManager, Store};
 use serde::{Deserialize, Serialize};
 
@@ -111,5 +112,108 @@ fn a_damaged_log_block_is_refused_never_a_wrong_event() -> Result<()> {
     let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
     let read = query.events(1, &EventFilter::all());
     assert!(matches!(&read, Err(Error::Corrupted { .. })), "{read:?}");
+    Ok(())
+}
+
+/// (offset, entity, sequence number, event) of each event of `events`.
+fn listed(events: &[StoredEvent<Event>]) -> Vec<(u64, String, u64, Event)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.offset,
+                e.entity_id.clone(),
+                e.sequence_number,
+                e.event.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Entities "a", "b", "c" of one collection: `a` in batches (runs of consecutive events in
+/// the log), `b` and `c` one event per commit, interleaved with `a`. Returns the expected
+/// listing in offset order.
+fn interleaved(backend: &MemoryManager, rounds: u64) -> Result<Vec<(u64, String, u64, Event)>> {
+    let mut a = Store::<Account>::new("accounts", "a", backend.clone(), None, false)?;
+    let mut b = Store::<Account>::new("accounts", "b", backend.clone(), None, false)?;
+    let mut c = Store::<Account>::new("accounts", "c", backend.clone(), None, false)?;
+    let mut expected = Vec::new();
+    let mut offset = 0;
+    let mut push = |entity: &str, seq: u64, event: Event| {
+        offset += 1;
+        expected.push((offset, entity.to_owned(), seq, event));
+    };
+    for round in 0..rounds {
+        let batch: Vec<_> = (0..5).map(|i| Event::Deposited(round * 10 + i)).collect();
+        let last = a.persist_batch(&batch)?;
+        for (seq, event) in (last - 4..).zip(batch) {
+            push("a", seq, event);
+        }
+        let event = Event::Deposited(100 + round);
+        push("b", b.persist(&event)?, event);
+        let event = Event::Deposited(round);
+        push("c", c.persist(&event)?, event);
+        let event = Event::Deposited(200 + round);
+        push("c", c.persist(&event)?, event);
+    }
+    Ok(expected)
+}
+
+#[test]
+fn runs_of_one_entity_and_single_events_load_in_offset_order() -> Result<()> {
+    let backend = MemoryManager::default();
+    let expected = interleaved(&backend, 3)?;
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    assert_eq!(listed(&query.events(1, &EventFilter::all())?), expected);
+    // A filter on the meta (the tag "large") inside runs keeps the order too.
+    let large = EventFilter::all().tag("large");
+    let want: Vec<_> = expected
+        .into_iter()
+        .filter(|(_, _, _, event)| matches!(event, Event::Deposited(n) if *n >= 100))
+        .collect();
+    assert_eq!(listed(&query.events(1, &large)?), want);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_page_loaded_by_two_threads_is_the_page_one_thread_loads() -> Result<()> {
+    let backend = MemoryManager::default();
+    let expected = interleaved(&backend, 80)?;
+    assert!(expected.len() >= 2 * PARALLEL_LOAD_MIN);
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    let (page, backlog) = query
+        .read_with_backlog_async(1, &EventFilter::all(), 600)
+        .await?;
+    assert_eq!(listed(&page.events), expected[..600]);
+    assert_eq!(page.next_offset, 601);
+    assert_eq!(backlog, expected.len() as u64 - 600);
+    let alone = query.read(1, &EventFilter::all(), 600)?;
+    assert_eq!(listed(&alone.events), listed(&page.events));
+    Ok(())
+}
+
+#[test]
+fn an_event_missing_inside_a_run_is_damage_naming_it_and_its_offset() -> Result<()> {
+    let backend = MemoryManager::default();
+    let mut store = Store::<Account>::new("accounts", "a", backend.clone(), None, false)?;
+    let batch: Vec<_> = (1..=6).map(Event::Deposited).collect();
+    store.persist_batch(&batch)?;
+    let key = EntityKey::new("accounts", "a")?;
+    let remove = crate::WriteBatch {
+        ops: vec![crate::WriteOp::Delete {
+            key: key.event_key(3),
+        }],
+        ..Default::default()
+    };
+    backend
+        .commit(&remove)?
+        .map_err(|e| Error::storage("test", format!("{e:?}")))?;
+    let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
+    let read = query.events(1, &EventFilter::all());
+    assert!(
+        matches!(&read, Err(Error::Corrupted { record, reason })
+            if record.contains("event 3") && reason.contains("offset 3")),
+        "{read:?}"
+    );
     Ok(())
 }
