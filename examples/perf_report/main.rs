@@ -22,7 +22,8 @@ mod recovery;
 use recovery::{RECOVERIES, populate_for_recovery, raw_recovery, recover_all, recovery};
 
 use bank_workload::{
-    Account, BankEvent, COLLECTION, ENTITY, KEY, Raw, cpu_model, make_event, retry_open, vm_hwm,
+    Account, BankEvent, COLLECTION, ENTITY, KEY, Raw, bincode_bytes, cpu_model, entity_event_key,
+    make_event, retry_open, vm_hwm,
 };
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
@@ -316,14 +317,32 @@ async fn actors_group_commit(kind: EngineKind) -> f64 {
     ours
 }
 
-/// Raw: `apply_batch` of `ACTORS` events + flush + fsync in a loop.
-fn raw_actors(pool: &[BankEvent]) -> f64 {
+/// Raw: `apply_batch` of `ACTORS` events + flush + fsync in a loop. `spread`: one event
+/// of each of `ACTORS` entities per batch, under the keys the actors write (what the
+/// actors do: a key in each entity's range, all over the tree); otherwise `ACTORS`
+/// consecutive keys of one entity (appends at the tree's end, the row before 2026-12-04).
+fn raw_actors(pool: &[BankEvent], spread: bool) -> f64 {
     let raw_dir = TempDir::new().unwrap();
     let mut raw = Raw::open(raw_dir.path());
+    let ids: Vec<String> = (0..ACTORS).map(|i| format!("a{i:04}")).collect();
     let mut k = 0;
+    let mut round = 0u64;
     rate(ACTORS_FOR, || {
         k = (k + ACTORS) % (pool.len() - ACTORS);
-        raw.insert_batch(&pool[k..k + ACTORS], true);
+        if spread {
+            round += 1;
+            let mut batch = sled::Batch::default();
+            for (id, event) in ids.iter().zip(&pool[k..k + ACTORS]) {
+                batch.insert(
+                    entity_event_key(Account::COLLECTION, id, round),
+                    bincode_bytes(event),
+                );
+            }
+            raw.db.apply_batch(batch).unwrap();
+            raw.durable();
+        } else {
+            raw.insert_batch(&pool[k..k + ACTORS], true);
+        }
         ACTORS as u64
     })
 }
@@ -423,10 +442,18 @@ fn main() {
         .iter()
         .map(|&k| runtime.block_on(actors_group_commit(k)))
         .collect();
-    let raw = raw_actors(&pool);
+    let raw = raw_actors(&pool, true);
     row(
         &mut rows,
         "1,000 actors, group commit, encrypted",
+        &ours,
+        raw,
+        "cmd/s",
+    );
+    let raw = raw_actors(&pool, false);
+    row(
+        &mut rows,
+        "the same against raw writing 1,000 keys of one entity",
         &ours,
         raw,
         "cmd/s",

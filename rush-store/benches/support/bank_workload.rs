@@ -119,9 +119,14 @@ pub fn bincode_bytes(event: &BankEvent) -> Vec<u8> {
 /// `[kind 1][u16 len][collection][u16 len][entity][seq u64]`, big-endian: the shape of
 /// rush-store's event keys (keys.rs), so raw sled gets keys of the same length and order.
 pub fn event_key(seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + 4 + COLLECTION.len() + ENTITY.len() + 8);
+    entity_event_key(COLLECTION, ENTITY, seq)
+}
+
+/// [`event_key`] of any entity.
+pub fn entity_event_key(collection: &str, entity: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 4 + collection.len() + entity.len() + 8);
     key.push(1);
-    for id in [COLLECTION, ENTITY] {
+    for id in [collection, entity] {
         key.extend_from_slice(&u16::try_from(id.len()).unwrap().to_be_bytes());
         key.extend_from_slice(id.as_bytes());
     }
