@@ -22,6 +22,7 @@ use crate::error::Result;
 use std::any::{Any, TypeId};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::OnceCell;
 
@@ -64,6 +65,21 @@ type Slot<E> = Arc<OnceCell<Result<Arc<Page<E>>>>>;
 pub(crate) struct SharedPages<E> {
     slots: Mutex<BTreeMap<u64, Slot<E>>>,
     capacity: usize,
+    /// Live subscriptions using this set: one alone reads its own pages (its events are
+    /// then moved to it, not cloned out of a shared page).
+    subscribers: Arc<AtomicUsize>,
+}
+
+/// A subscription's place among the users of a set: counted while it lives.
+#[derive(Debug)]
+pub(crate) struct Member {
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl<E> std::fmt::Debug for SharedPages<E> {
@@ -74,12 +90,37 @@ impl<E> std::fmt::Debug for SharedPages<E> {
     }
 }
 
+impl<E> SharedPages<E> {
+    /// Counts a subscription among this set's users while the returned value lives.
+    pub(crate) fn join(&self) -> Member {
+        self.subscribers.fetch_add(1, Ordering::SeqCst);
+        Member {
+            subscribers: Arc::clone(&self.subscribers),
+        }
+    }
+
+    /// Whether more than one subscription uses this set now.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.subscribers.load(Ordering::SeqCst) > 1
+    }
+
+    /// How many pages are kept now.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
 impl<E: Clone + Send + Sync + 'static> SharedPages<E> {
     /// An empty set of at most `capacity` pages.
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             slots: Mutex::new(BTreeMap::new()),
             capacity,
+            subscribers: Arc::default(),
         }
     }
 

@@ -8,7 +8,7 @@
 //! switch from catching up to live cannot skip or repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
-use super::shared_pages::Page;
+use super::shared_pages::{Member, Page};
 use super::{EventFilter, EventQuery, StoredEvent};
 use crate::error::Result;
 use crate::persistent_actor::PersistentActor;
@@ -92,6 +92,8 @@ struct Cursor<A: PersistentActor> {
     /// Other processes' appends, on an engine several processes share.
     elsewhere: Option<watch::Receiver<u64>>,
     failed: bool,
+    /// Counted among the users of the collection's shared pages while it lives.
+    _member: Option<Member>,
 }
 
 impl<E: Send + Sync + 'static> Subscription<E> {
@@ -104,6 +106,7 @@ impl<E: Send + Sync + 'static> Subscription<E> {
         let cursor = Cursor {
             appended: core.log_appended(),
             elsewhere: core.engine().ok().and_then(|e| e.appended_elsewhere()),
+            _member: query.shared.as_ref().map(|shared| shared.join()),
             query,
             filter,
             next_offset: from_offset.max(1),
@@ -202,7 +205,8 @@ impl<A: PersistentActor> Cursor<A> {
     /// the entries examined, and the backlog past them. Taken from the pages shared with
     /// the collection's other subscriptions when there are any: a subscriber that takes
     /// every event reads and decodes a page for everyone at its place; one with a narrower
-    /// filter uses pages already there and otherwise reads only what it needs.
+    /// filter, or one alone, uses pages already there and otherwise reads only what it
+    /// needs, for itself (a page of its own is moved to it, not cloned).
     async fn read_page(&self) -> Result<(Vec<StoredEvent<A::Event>>, u64, u64)> {
         let from = self.next_offset;
         if let Some(shared) = &self.query.shared {
@@ -218,7 +222,9 @@ impl<A: PersistentActor> Cursor<A> {
                     events: page.events,
                 })
             };
-            if let Some(page) = shared.page(from, self.filter.is_all(), read).await {
+            // Alone, a subscriber reads its own pages (and takes a page another one left).
+            let may_read = self.filter.is_all() && shared.is_shared();
+            if let Some(page) = shared.page(from, may_read, read).await {
                 let page = page?;
                 return Ok((page.tail(from, &self.filter), page.end, page.backlog));
             }

@@ -217,3 +217,32 @@ fn an_event_missing_inside_a_run_is_damage_naming_it_and_its_offset() -> Result<
     );
     Ok(())
 }
+
+/// A subscriber alone reads pages of its own (its events are moved to it); with a second
+/// subscriber of the collection, pages are read into the shared set for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_alone_keeps_no_shared_pages_and_two_share_them() -> Result<()> {
+    let backend = MemoryManager::default();
+    let expected = interleaved(&backend, 4)?;
+    let db = crate::Database::open(backend, crate::DatabaseConfig::default())?;
+    let query = db.query::<Account>("accounts")?;
+    let shared = query.shared.clone().ok_or(Error::Shutdown)?;
+    let mut alone = query.subscribe(1, EventFilter::all());
+    for (offset, ..) in &expected {
+        let event = alone.next().await.ok_or(Error::Shutdown)??;
+        assert_eq!(event.offset, *offset);
+    }
+    assert_eq!(shared.kept(), 0, "read alone");
+    let mut second = query.subscribe(1, EventFilter::all());
+    for (offset, ..) in &expected {
+        let event = second.next().await.ok_or(Error::Shutdown)??;
+        assert_eq!(event.offset, *offset);
+    }
+    assert!(
+        shared.kept() > 0,
+        "read into the shared set while two are subscribed"
+    );
+    drop((alone, second));
+    assert!(!shared.is_shared(), "dropped subscriptions no longer count");
+    Ok(())
+}
