@@ -241,6 +241,37 @@ impl Codec {
         }))
     }
 
+    /// The event's value alone, for replay: as [`Codec::decode_event_with`], but of the
+    /// meta block only the type name and the schema version are read (what upcasting
+    /// needs), borrowed; its tags and metadata are not decoded. The record's tag or CRC
+    /// still covers every byte of it.
+    pub(crate) fn decode_event_value<E: DeserializeOwned>(
+        &self,
+        identity: &[u8],
+        record: &[u8],
+        describe: &dyn Fn() -> String,
+        scratch: &mut Scratch,
+    ) -> Result<E> {
+        let (header, body) = self.open(identity, record, MAX_EVENT_SIZE, describe, scratch)?;
+        let (event_type, schema_version, payload) = if header.version == VERSION_WITH_META {
+            let (head, payload) = split_meta_head(&body).map_err(|reason| Error::Corrupted {
+                record: describe(),
+                reason,
+            })?;
+            (head.event_type, head.schema_version, payload)
+        } else {
+            ("", 1, &body[..])
+        };
+        let upcast = self.schema.upcasters.upcast(
+            event_type,
+            schema_version,
+            self.schema.version,
+            payload,
+            describe,
+        )?;
+        deserialize_exact(upcast.as_deref().unwrap_or(payload)).map_err(|e| in_record(describe, &e))
+    }
+
     /// [`Codec::decode_event_if`] accepting every event.
     pub(crate) fn decode_event_with<E: DeserializeOwned>(
         &self,
@@ -351,6 +382,32 @@ pub(crate) fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8])
     let (meta, payload) = rest.split_at(len);
     let meta = deserialize_exact(meta).map_err(|e| format!("meta block: {e}"))?;
     Ok((meta, payload))
+}
+
+/// The part of a version-2 meta block that replay needs: the type name and the schema
+/// version, for upcasting. The fields after them (tags, metadata) are not decoded.
+#[derive(serde::Deserialize)]
+struct MetaHead<'a> {
+    #[serde(borrow)]
+    event_type: &'a str,
+    schema_version: u32,
+}
+
+/// [`split_meta`] for replay: the meta block's type name and schema version, borrowed,
+/// and the payload. The block's length is checked as [`split_meta`] checks it.
+fn split_meta_head(body: &[u8]) -> std::result::Result<(MetaHead<'_>, &[u8]), String> {
+    let (len, rest) = body
+        .split_first_chunk::<4>()
+        .ok_or_else(|| "event body shorter than its meta length".to_owned())?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if len > MAX_META_SIZE || len > rest.len() {
+        return Err(format!("meta length {len} exceeds the body"));
+    }
+    let (meta, payload) = rest.split_at(len);
+    let (head, _): (MetaHead<'_>, usize) =
+        bincode::serde::borrow_decode_from_slice(meta, bincode_config())
+            .map_err(|e| format!("meta block: {e}"))?;
+    Ok((head, payload))
 }
 
 #[cfg(test)]

@@ -216,6 +216,9 @@ pub(crate) fn for_each_event<E: DeserializeOwned>(
         to,
         reached_end: false,
         scratch: Scratch::default(),
+        decode: |codec, record_key, bytes, describe, scratch| {
+            codec.decode_event_with(record_key, bytes, describe, scratch)
+        },
         visit,
     };
     let (start, end) = key.seq_range(RecordKind::Event, from, to);
@@ -236,13 +239,14 @@ pub(crate) fn for_each_event<E: DeserializeOwned>(
 /// journal holds nothing from `from` on). One scan, no read of the end first: what
 /// recovery does. The first [`READ_AHEAD_MIN_EVENTS`] records are read on this thread; a
 /// journal longer than that is read on from there with a read-ahead thread, as
-/// [`for_each_event`] does for long ranges.
+/// [`for_each_event`] does for long ranges. `visit` gets each event's value alone: of the
+/// meta block only what upcasting needs is read ([`Codec::decode_event_value`]).
 pub(crate) fn for_each_event_to_end<E: DeserializeOwned>(
     backend: &dyn Backend,
     codec: &Codec,
     key: &EntityKey,
     from: u64,
-    visit: impl FnMut(u64, Decoded<E>) -> Result<()>,
+    visit: impl FnMut(u64, E) -> Result<()>,
 ) -> Result<u64> {
     let mut replay = Replay {
         codec,
@@ -251,6 +255,9 @@ pub(crate) fn for_each_event_to_end<E: DeserializeOwned>(
         to: u64::MAX,
         reached_end: false,
         scratch: Scratch::default(),
+        decode: |codec, record_key, bytes, describe, scratch| {
+            codec.decode_event_value(record_key, bytes, describe, scratch)
+        },
         visit,
     };
     let (start, end) = key.seq_range(RecordKind::Event, from, u64::MAX);
@@ -273,23 +280,25 @@ pub(crate) fn for_each_event_to_end<E: DeserializeOwned>(
     Ok(replay.next.saturating_sub(1))
 }
 
-/// The in-order checks and decoding of one replay.
-struct Replay<'a, V> {
+/// Decodes one event record (its storage key, its bytes) as a replay needs it.
+type DecodeEvent<T> = fn(&Codec, &[u8], &[u8], &dyn Fn() -> String, &mut Scratch) -> Result<T>;
+
+/// The in-order checks and decoding of one replay: each record is decoded by `decode` and
+/// handed to `visit`.
+struct Replay<'a, T, V> {
     codec: &'a Codec,
     key: &'a EntityKey,
     next: u64,
     to: u64,
     reached_end: bool,
     scratch: Scratch,
+    decode: DecodeEvent<T>,
     visit: V,
 }
 
-impl<V> Replay<'_, V> {
+impl<T, V: FnMut(u64, T) -> Result<()>> Replay<'_, T, V> {
     /// Handles one record; `Ok(false)` once `to` is reached.
-    fn record<E: DeserializeOwned>(&mut self, record_key: &[u8], bytes: &[u8]) -> Result<bool>
-    where
-        V: FnMut(u64, Decoded<E>) -> Result<()>,
-    {
+    fn record(&mut self, record_key: &[u8], bytes: &[u8]) -> Result<bool> {
         let key = self.key;
         let seq = key
             .seq_of(RecordKind::Event, record_key)
@@ -301,9 +310,7 @@ impl<V> Replay<'_, V> {
             return Err(missing(key, self.next));
         }
         let describe = || key.describe(RecordKind::Event, seq);
-        let decoded =
-            self.codec
-                .decode_event_with(record_key, bytes, &describe, &mut self.scratch)?;
+        let decoded = (self.decode)(self.codec, record_key, bytes, &describe, &mut self.scratch)?;
         (self.visit)(seq, decoded)?;
         self.reached_end = seq == self.to;
         self.next = seq.saturating_add(1);

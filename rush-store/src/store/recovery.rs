@@ -144,8 +144,8 @@ pub(super) fn rebuild_to_end<A: PersistentActor>(
     }
     let mut state = loaded.map(|found| found.state);
     let mut replayed = 0u64;
-    let last = journal::for_each_event_to_end(backend, codec, key, from, |_, decoded| {
-        state.get_or_insert_with(A::default).apply(&decoded.value);
+    let last = journal::for_each_event_to_end(backend, codec, key, from, |_, event| {
+        state.get_or_insert_with(A::default).apply(&event);
         replayed += 1;
         Ok(())
     })?;
