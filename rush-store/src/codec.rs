@@ -370,8 +370,8 @@ fn in_record(describe: &dyn Fn() -> String, error: &Error) -> Error {
     }
 }
 
-/// `[meta len u32][meta][payload]` -> (meta, payload).
-pub(crate) fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8]), String> {
+/// `[meta len u32][meta][payload]` -> (meta bytes, payload), the length checked.
+fn meta_block(body: &[u8]) -> std::result::Result<(&[u8], &[u8]), String> {
     let (len, rest) = body
         .split_first_chunk::<4>()
         .ok_or_else(|| "event body shorter than its meta length".to_owned())?;
@@ -379,7 +379,12 @@ pub(crate) fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8])
     if len > MAX_META_SIZE || len > rest.len() {
         return Err(format!("meta length {len} exceeds the body"));
     }
-    let (meta, payload) = rest.split_at(len);
+    Ok(rest.split_at(len))
+}
+
+/// `[meta len u32][meta][payload]` -> (meta, payload).
+pub(crate) fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8]), String> {
+    let (meta, payload) = meta_block(body)?;
     let meta = deserialize_exact(meta).map_err(|e| format!("meta block: {e}"))?;
     Ok((meta, payload))
 }
@@ -394,16 +399,9 @@ struct MetaHead<'a> {
 }
 
 /// [`split_meta`] for replay: the meta block's type name and schema version, borrowed,
-/// and the payload. The block's length is checked as [`split_meta`] checks it.
+/// and the payload.
 fn split_meta_head(body: &[u8]) -> std::result::Result<(MetaHead<'_>, &[u8]), String> {
-    let (len, rest) = body
-        .split_first_chunk::<4>()
-        .ok_or_else(|| "event body shorter than its meta length".to_owned())?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if len > MAX_META_SIZE || len > rest.len() {
-        return Err(format!("meta length {len} exceeds the body"));
-    }
-    let (meta, payload) = rest.split_at(len);
+    let (meta, payload) = meta_block(body)?;
     let (head, _): (MetaHead<'_>, usize) =
         bincode::serde::borrow_decode_from_slice(meta, bincode_config())
             .map_err(|e| format!("meta block: {e}"))?;

@@ -229,14 +229,7 @@ pub fn damage_all(backend: &dyn Backend, kind: u8) {
             WriteOp::Put { key, value }
         })
         .collect();
-    backend
-        .commit(&WriteBatch {
-            guards: vec![],
-            ops,
-            ..Default::default()
-        })
-        .unwrap()
-        .unwrap();
+    commit_ops(backend, ops);
 }
 
 /// Removes the stored events of `store`'s journal from sequence number `from` on, as
@@ -247,6 +240,11 @@ fn lose_events_from(backend: &dyn Backend, from: usize) {
         .iter()
         .map(|(key, _)| WriteOp::Delete { key: key.clone() })
         .collect();
+    commit_ops(backend, ops);
+}
+
+/// Commits `ops` straight to the engine, behind every store's back.
+fn commit_ops(backend: &dyn Backend, ops: Vec<WriteOp>) {
     backend
         .commit(&WriteBatch {
             guards: vec![],
@@ -306,16 +304,8 @@ fn recovery_replays_a_long_journal_to_its_end_and_finds_a_gap_in_it() {
         assert_eq!(fresh.highest_sequence_number(), 6000);
 
         let events = db.backend.scan(&[1], &[2], usize::MAX, false).unwrap();
-        db.backend
-            .commit(&WriteBatch {
-                guards: vec![],
-                ops: vec![WriteOp::Delete {
-                    key: events[5000].0.clone(),
-                }],
-                ..Default::default()
-            })
-            .unwrap()
-            .unwrap();
+        let key = events[5000].0.clone();
+        commit_ops(db.backend.as_ref(), vec![WriteOp::Delete { key }]);
         let err = store.recover().unwrap_err();
         assert!(
             matches!(err, Error::Corrupted { ref record, .. } if record.contains("event 5001")),

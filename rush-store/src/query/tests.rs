@@ -29,6 +29,17 @@ impl PersistentActor for Account {
     }
 }
 
+/// Removes `key` behind the stores' backs, as damage would.
+fn remove(backend: &MemoryManager, key: Vec<u8>) -> Result<()> {
+    let batch = crate::WriteBatch {
+        ops: vec![crate::WriteOp::Delete { key }],
+        ..Default::default()
+    };
+    backend
+        .commit(&batch)?
+        .map_err(|e| Error::storage("test", format!("{e:?}")))
+}
+
 #[test]
 fn a_missing_offset_is_damage_not_a_silent_skip() -> Result<()> {
     let backend = MemoryManager::default();
@@ -38,15 +49,7 @@ fn a_missing_offset_is_damage_not_a_silent_skip() -> Result<()> {
         store.persist(&event)?;
     }
     let log = collection_log::log_of("accounts")?;
-    let batch = crate::WriteBatch {
-        ops: vec![crate::WriteOp::Delete {
-            key: collection_log::key_at(&log, 2),
-        }],
-        ..Default::default()
-    };
-    backend
-        .commit(&batch)?
-        .map_err(|e| Error::storage("test", format!("{e:?}")))?;
+    remove(&backend, collection_log::key_at(&log, 2))?;
     let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
     let read = query.events(1, &EventFilter::all());
     assert!(
@@ -199,15 +202,7 @@ fn an_event_missing_inside_a_run_is_damage_naming_it_and_its_offset() -> Result<
     let batch: Vec<_> = (1..=6).map(Event::Deposited).collect();
     store.persist_batch(&batch)?;
     let key = EntityKey::new("accounts", "a")?;
-    let remove = crate::WriteBatch {
-        ops: vec![crate::WriteOp::Delete {
-            key: key.event_key(3),
-        }],
-        ..Default::default()
-    };
-    backend
-        .commit(&remove)?
-        .map_err(|e| Error::storage("test", format!("{e:?}")))?;
+    remove(&backend, key.event_key(3))?;
     let query = EventQuery::<Account>::new(Arc::new(backend), "accounts", None)?;
     let read = query.events(1, &EventFilter::all());
     assert!(
