@@ -2,6 +2,7 @@
 //! (checksum or AEAD) in a versioned envelope. This module does no I/O.
 
 pub(crate) mod envelope;
+pub(crate) mod meta;
 
 use crate::compression::{self, CompressionConfig, CompressionStats};
 use crate::crypto::Keyring;
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::metadata::RecordMeta;
 use crate::upcast::Upcasters;
 pub(crate) use envelope::Scratch;
-use envelope::{Header, Plaintext, VERSION_PLAIN, VERSION_WITH_META};
+use envelope::{Header, Plaintext, VERSION_COMPACT, VERSION_PLAIN, VERSION_WITH_META};
 use serde::{Serialize, de::DeserializeOwned};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -107,7 +108,7 @@ impl Codec {
         self.seal_serialized(identity, VERSION_PLAIN, timestamp_micros, &serialized)
     }
 
-    /// Encodes an event with its meta block as a format-v2 record.
+    /// Encodes an event with its meta block as a format-v3 record.
     pub(crate) fn encode_event<E: Serialize>(
         &self,
         identity: &[u8],
@@ -115,22 +116,17 @@ impl Codec {
         meta: &RecordMeta,
         event: &E,
     ) -> Result<Encoded> {
-        let meta_bytes = serialize(meta)?;
-        if meta_bytes.len() > MAX_META_SIZE {
+        let mut body = Vec::with_capacity(128);
+        let meta_len = meta::encode_v3(meta, &mut body);
+        if meta_len > MAX_META_SIZE {
             return Err(Error::InvalidArgument(format!(
-                "event type, tags and metadata take {} bytes, the limit is {MAX_META_SIZE}",
-                meta_bytes.len()
+                "event type, tags and metadata take {meta_len} bytes, the limit is {MAX_META_SIZE}"
             )));
         }
-        let meta_len = u32::try_from(meta_bytes.len())
-            .map_err(|_| Error::InvalidArgument("meta too large".into()))?;
-        let mut body = Vec::with_capacity(4 + meta_bytes.len() + 64);
-        body.extend_from_slice(&meta_len.to_be_bytes());
-        body.extend_from_slice(&meta_bytes);
         bincode::serde::encode_into_std_write(event, &mut body, bincode_config())
             .map_err(|e| Error::Serialization(e.to_string()))?;
-        check_size(body.len() - 4 - meta_bytes.len(), MAX_EVENT_SIZE)?;
-        self.seal_serialized(identity, VERSION_WITH_META, timestamp_micros, &body)
+        check_size(body.len() - meta_len, MAX_EVENT_SIZE)?;
+        self.seal_serialized(identity, VERSION_COMPACT, timestamp_micros, &body)
     }
 
     fn seal_serialized(
@@ -214,14 +210,15 @@ impl Codec {
         accept: &mut dyn FnMut(u64, &RecordMeta) -> bool,
     ) -> Result<Option<Decoded<E>>> {
         let (header, body) = self.open(identity, record, MAX_EVENT_SIZE, describe, scratch)?;
-        let (meta, payload) = if header.version == VERSION_WITH_META {
-            split_meta(&body).map_err(|reason| Error::Corrupted {
-                record: describe(),
-                reason,
-            })?
-        } else {
-            (RecordMeta::legacy(), &body[..])
+        let split = match header.version {
+            VERSION_COMPACT => meta::split_v3(&body),
+            VERSION_WITH_META => meta::split_v2(&body),
+            _ => Ok((RecordMeta::legacy(), &body[..])),
         };
+        let (meta, payload) = split.map_err(|reason| Error::Corrupted {
+            record: describe(),
+            reason,
+        })?;
         if !accept(header.timestamp_micros, &meta) {
             return Ok(None);
         }
@@ -253,15 +250,24 @@ impl Codec {
         scratch: &mut Scratch,
     ) -> Result<E> {
         let (header, body) = self.open(identity, record, MAX_EVENT_SIZE, describe, scratch)?;
-        let (event_type, schema_version, payload) = if header.version == VERSION_WITH_META {
-            let (head, payload) = split_meta_head(&body).map_err(|reason| Error::Corrupted {
-                record: describe(),
-                reason,
-            })?;
-            (head.event_type, head.schema_version, payload)
-        } else {
-            ("", 1, &body[..])
+        let split = match header.version {
+            VERSION_COMPACT => meta::split_head_v3(&body),
+            VERSION_WITH_META => meta::split_head_v2(&body),
+            _ => Ok((
+                meta::MetaHead {
+                    event_type: "",
+                    schema_version: 1,
+                },
+                &body[..],
+            )),
         };
+        let (meta::MetaHead {
+            event_type,
+            schema_version,
+        }, payload) = split.map_err(|reason| Error::Corrupted {
+            record: describe(),
+            reason,
+        })?;
         let upcast = self.schema.upcasters.upcast(
             event_type,
             schema_version,
@@ -304,11 +310,11 @@ impl Codec {
         if !header.compressed() {
             return Ok((header, Cow::Borrowed(body)));
         }
-        // A v2 body carries its meta block beyond the payload limit.
-        let limit = if header.version == VERSION_WITH_META {
-            max_len + 4 + MAX_META_SIZE
-        } else {
+        // A v2 or v3 body carries its meta block beyond the payload limit.
+        let limit = if header.version == VERSION_PLAIN {
             max_len
+        } else {
+            max_len + 4 + MAX_META_SIZE
         };
         let inflated = compression::decompress(body, limit).map_err(|e| Error::Corrupted {
             record: describe(),
@@ -368,44 +374,6 @@ fn in_record(describe: &dyn Fn() -> String, error: &Error) -> Error {
         Error::Serialization(reason) => Error::Serialization(format!("{}: {reason}", describe())),
         other => Error::Serialization(format!("{}: {other}", describe())),
     }
-}
-
-/// `[meta len u32][meta][payload]` -> (meta bytes, payload), the length checked.
-fn meta_block(body: &[u8]) -> std::result::Result<(&[u8], &[u8]), String> {
-    let (len, rest) = body
-        .split_first_chunk::<4>()
-        .ok_or_else(|| "event body shorter than its meta length".to_owned())?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if len > MAX_META_SIZE || len > rest.len() {
-        return Err(format!("meta length {len} exceeds the body"));
-    }
-    Ok(rest.split_at(len))
-}
-
-/// `[meta len u32][meta][payload]` -> (meta, payload).
-pub(crate) fn split_meta(body: &[u8]) -> std::result::Result<(RecordMeta, &[u8]), String> {
-    let (meta, payload) = meta_block(body)?;
-    let meta = deserialize_exact(meta).map_err(|e| format!("meta block: {e}"))?;
-    Ok((meta, payload))
-}
-
-/// The part of a version-2 meta block that replay needs: the type name and the schema
-/// version, for upcasting. The fields after them (tags, metadata) are not decoded.
-#[derive(serde::Deserialize)]
-struct MetaHead<'a> {
-    #[serde(borrow)]
-    event_type: &'a str,
-    schema_version: u32,
-}
-
-/// [`split_meta`] for replay: the meta block's type name and schema version, borrowed,
-/// and the payload.
-fn split_meta_head(body: &[u8]) -> std::result::Result<(MetaHead<'_>, &[u8]), String> {
-    let (meta, payload) = meta_block(body)?;
-    let (head, _): (MetaHead<'_>, usize) =
-        bincode::serde::borrow_decode_from_slice(meta, bincode_config())
-            .map_err(|e| format!("meta block: {e}"))?;
-    Ok((head, payload))
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! billions of records under one key never risk a nonce collision, and with the record's
 //! identity as associated data, so that a record copied to another place fails to open.
 
+mod compact;
 mod keyring;
 mod parse;
 
+pub(crate) use compact::NONCE_MATERIAL_LEN;
 pub use keyring::Keyring;
 pub use parse::KeyProblem;
 
@@ -191,6 +193,23 @@ impl EncryptionKey {
         ) else {
             return false;
         };
+        self.open_parts(aad, prefix, counter, body, tag, out, cache)
+    }
+
+    /// Opens `ciphertext ‖ tag` under XChaCha20 nonce `prefix ‖ counter` (16 + 8 bytes)
+    /// into `out`, deriving the subkey of `prefix` unless `cache` holds it.
+    #[allow(clippy::too_many_arguments)]
+    fn open_parts(
+        &self,
+        aad: &[u8],
+        prefix: &[u8],
+        counter: &[u8],
+        body: &[u8],
+        tag: &[u8],
+        out: &mut Vec<u8>,
+        cache: &mut Option<SubkeyCache>,
+    ) -> bool {
+        out.clear();
         let fresh = cache
             .as_ref()
             .is_none_or(|c| c.key_id != self.id() || c.prefix != prefix);
@@ -218,8 +237,9 @@ impl EncryptionKey {
         };
         // XChaCha20's inner nonce: four zero bytes, then the last 8 bytes of the 24.
         let mut nonce = Nonce::default();
-        if let Some(tail) = nonce.get_mut(4..) {
-            tail.copy_from_slice(counter);
+        match nonce.get_mut(4..) {
+            Some(tail) if tail.len() == counter.len() => tail.copy_from_slice(counter),
+            _ => return false,
         }
         out.extend_from_slice(body);
         let opened = cached

@@ -3,7 +3,7 @@
 //! report instead of stopping at the first problem.
 
 use crate::backend::Backend;
-use crate::codec::envelope::{Header, VERSION_WITH_META};
+use crate::codec::envelope::{Header, VERSION_PLAIN};
 use crate::codec::{Codec, MAX_SNAPSHOT_SIZE};
 use crate::collection_log;
 use crate::error::Result;
@@ -80,12 +80,12 @@ pub(crate) fn verify<A: PersistentActor>(
         };
         report.events_checked += 1;
         let describe = || key.describe(RecordKind::Event, seq);
-        // Every format-v2 event is written with its log entry in one batch (v1 events
+        // Every format-v2 or v3 event is written with its log entry in one batch (v1 events
         // predate collection logs). Only an engine that tore a batch leaves one without.
         let offsets = logged.remove(&seq).unwrap_or_default();
         if seq > deleted_to
             && offsets.is_empty()
-            && Header::parse(value).is_ok_and(|h| h.version == VERSION_WITH_META)
+            && Header::parse(value).is_ok_and(|h| h.version != VERSION_PLAIN)
         {
             report.error(
                 describe(),

@@ -155,8 +155,9 @@ fn tampered_torn_and_moved_records_are_detected() {
                 bad[i] ^= 0x10;
                 put(backend, k3.clone(), bad);
                 let result = store.recover();
-                // Bytes 4..8 are the key id: a changed id names a key the store lacks.
-                let key_id_byte = key.is_some() && (4..8).contains(&i);
+                // Bytes 2..6 of a format-3 event are the key id: a changed id names a key
+                // the store lacks.
+                let key_id_byte = key.is_some() && (2..6).contains(&i);
                 let expected = matches!(result, Err(Error::Corrupted { .. }))
                     || (key_id_byte && matches!(result, Err(Error::Decryption { .. })));
                 assert!(expected, "byte {i} encrypted {}: {result:?}", key.is_some());

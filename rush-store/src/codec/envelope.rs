@@ -1,5 +1,6 @@
-//! The versioned record envelope of FORMAT.md: a fixed 20-byte header, the body, and a
-//! CRC32 trailer for records that are not encrypted (the AEAD tag replaces it otherwise).
+//! The versioned record envelope of FORMAT.md: a header (20 bytes in versions 1 and 2, 10
+//! or 14 in version 3), the body, and a CRC32 trailer for records that are not encrypted
+//! (the AEAD tag replaces it otherwise).
 
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
@@ -9,8 +10,14 @@ pub(crate) const VERSION_PLAIN: u8 = 1;
 /// Format version 2 (events): the body is `[meta len u32][meta][payload]`, the meta being
 /// the event's type, schema version, tags and metadata.
 pub(crate) const VERSION_WITH_META: u8 = 2;
-/// Header length in bytes.
+/// Format version 3 (events): a compact header (no codec, reserved or length fields; a key
+/// id only when sealed), 12 bytes of nonce material instead of 24, and the compact meta
+/// block of `codec::meta`.
+pub(crate) const VERSION_COMPACT: u8 = 3;
+/// Header length in bytes of versions 1 and 2, the longest header.
 pub(crate) const HEADER_LEN: usize = 20;
+/// Header length of a version-3 record that is not encrypted: version, flags, timestamp.
+const COMPACT_HEADER_LEN: usize = 10;
 /// CRC32 trailer length, for records that are not encrypted.
 pub(crate) const CRC_LEN: usize = 4;
 
@@ -43,8 +50,41 @@ impl Header {
         self.flags & FLAG_ENCRYPTED != 0
     }
 
-    pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
+    /// The header's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        match (self.version, self.encrypted()) {
+            (VERSION_COMPACT, true) => COMPACT_HEADER_LEN + 4,
+            (VERSION_COMPACT, false) => COMPACT_HEADER_LEN,
+            _ => HEADER_LEN,
+        }
+    }
+
+    /// The header as stored.
+    pub(crate) fn to_bytes(self) -> HeaderBytes {
+        HeaderBytes {
+            bytes: self.layout(),
+            len: self.len(),
+        }
+    }
+
+    /// The header's bytes, in the first [`Header::len`] bytes of the array.
+    fn layout(self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
+        if self.version == VERSION_COMPACT {
+            let (fixed, rest) = out.split_at_mut(2);
+            fixed.copy_from_slice(&[self.version, self.flags]);
+            let rest = if self.encrypted() {
+                let (key_id, rest) = rest.split_at_mut(4);
+                key_id.copy_from_slice(&self.key_id.to_be_bytes());
+                rest
+            } else {
+                rest
+            };
+            if let Some(timestamp) = rest.get_mut(..8) {
+                timestamp.copy_from_slice(&self.timestamp_micros.to_be_bytes());
+            }
+            return out;
+        }
         let (fixed, rest) = out.split_at_mut(4);
         fixed.copy_from_slice(&[self.version, self.flags, self.codec, 0]);
         let (key_id, rest) = rest.split_at_mut(4);
@@ -55,8 +95,14 @@ impl Header {
         out
     }
 
-    /// Parses and checks a header; the reason is a sentence for `Corrupted`.
-    pub(crate) fn parse(bytes: &[u8]) -> Result<Self, String> {
+    /// Parses and checks the header of `record` (the whole record: a version-3 header
+    /// has no length field, the body is what follows it); the reason is a sentence for
+    /// `Corrupted`.
+    pub(crate) fn parse(record: &[u8]) -> Result<Self, String> {
+        if record.first() == Some(&VERSION_COMPACT) {
+            return Self::parse_compact(record);
+        }
+        let bytes = record;
         let header: &[u8; HEADER_LEN] = bytes
             .get(..HEADER_LEN)
             .and_then(|h| h.try_into().ok())
@@ -103,6 +149,50 @@ impl Header {
             body_len: u32::from_be_bytes([l0, l1, l2, l3]),
         })
     }
+
+    /// `[3][flags][key id u32, when encrypted][timestamp u64]`; the body length is what
+    /// the record holds after the header (and before the CRC of a plain record).
+    fn parse_compact(record: &[u8]) -> Result<Self, String> {
+        let short = || format!("record of {} bytes is shorter than its header", record.len());
+        let (&[version, flags], rest) = record.split_first_chunk::<2>().ok_or_else(short)?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(format!("unknown flags {flags:#04x}"));
+        }
+        let encrypted = flags & FLAG_ENCRYPTED != 0;
+        let (key_id, rest) = if encrypted {
+            let (key_id, rest) = rest.split_first_chunk::<4>().ok_or_else(short)?;
+            (u32::from_be_bytes(*key_id), rest)
+        } else {
+            (0, rest)
+        };
+        let (timestamp, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
+        let trailer = if encrypted { 0 } else { CRC_LEN };
+        let body_len = rest
+            .len()
+            .checked_sub(trailer)
+            .and_then(|len| u32::try_from(len).ok())
+            .ok_or_else(|| format!("record of {} bytes has no room for its checksum", record.len()))?;
+        Ok(Self {
+            version,
+            flags,
+            codec: CODEC_BINCODE,
+            key_id,
+            timestamp_micros: u64::from_be_bytes(*timestamp),
+            body_len,
+        })
+    }
+}
+
+/// A header's bytes as stored.
+pub(crate) struct HeaderBytes {
+    bytes: [u8; HEADER_LEN],
+    len: usize,
+}
+
+impl HeaderBytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&self.bytes)
+    }
 }
 
 /// Wraps `payload` (already compressed or not, as `flags` says) into a record.
@@ -129,21 +219,31 @@ pub(crate) fn seal(
         Some(key) => {
             header.flags |= FLAG_ENCRYPTED;
             header.key_id = key.id();
-            header.body_len =
-                u32::try_from(payload.len() + crate::crypto::NONCE_LEN + crate::crypto::TAG_LEN)
-                    .map_err(too_big)?;
+            let nonce_len = if version == VERSION_COMPACT {
+                crate::crypto::NONCE_MATERIAL_LEN
+            } else {
+                crate::crypto::NONCE_LEN
+            };
+            let sealed_len = payload.len() + nonce_len + crate::crypto::TAG_LEN;
+            header.body_len = u32::try_from(sealed_len).map_err(too_big)?;
             let header_bytes = header.to_bytes();
-            let body = key.seal(&aad(identity, &header_bytes), payload)?;
-            let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-            out.extend_from_slice(&header_bytes);
-            out.extend_from_slice(&body);
+            let header_bytes = header_bytes.as_slice();
+            let aad = aad(identity, header_bytes);
+            let mut out = Vec::with_capacity(header_bytes.len() + sealed_len);
+            out.extend_from_slice(header_bytes);
+            if version == VERSION_COMPACT {
+                key.seal_compact_into(&aad, timestamp_micros, payload, &mut out)?;
+            } else {
+                out.extend_from_slice(&key.seal(&aad, payload)?);
+            }
             Ok(out)
         }
         None => {
             header.body_len = u32::try_from(payload.len()).map_err(too_big)?;
             let header_bytes = header.to_bytes();
-            let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + CRC_LEN);
-            out.extend_from_slice(&header_bytes);
+            let header_bytes = header_bytes.as_slice();
+            let mut out = Vec::with_capacity(header_bytes.len() + payload.len() + CRC_LEN);
+            out.extend_from_slice(header_bytes);
             out.extend_from_slice(payload);
             let crc = checksum(identity, &out);
             out.extend_from_slice(&crc.to_be_bytes());
@@ -187,18 +287,21 @@ pub(crate) fn open<'a>(
     let header = Header::parse(record).map_err(corrupted)?;
     let body_len = header.body_len as usize;
     let trailer = if header.encrypted() { 0 } else { CRC_LEN };
-    let expected = HEADER_LEN + body_len + trailer;
+    let header_len = header.len();
+    let expected = header_len + body_len + trailer;
     if record.len() != expected {
         return Err(corrupted(format!(
             "record is {} bytes, its header declares {expected} (torn or truncated write)",
             record.len()
         )));
     }
-    let body = record
-        .get(HEADER_LEN..HEADER_LEN + body_len)
-        .ok_or_else(|| corrupted("body out of bounds".into()))?;
+    let (Some(header_bytes), Some(body)) = (
+        record.get(..header_len),
+        record.get(header_len..header_len + body_len),
+    ) else {
+        return Err(corrupted("body out of bounds".into()));
+    };
     if header.encrypted() {
-        let header_bytes = header.to_bytes();
         let Some(key) = keyring.find(header.key_id) else {
             let reason = if keyring.current().is_none() {
                 "record is encrypted and this store has no key".to_owned()
@@ -215,8 +318,19 @@ pub(crate) fn open<'a>(
                 reason,
             });
         };
-        fill_aad(&mut scratch.aad, identity, &header_bytes);
-        if !key.open_into(&scratch.aad, body, &mut scratch.body, &mut scratch.subkey) {
+        fill_aad(&mut scratch.aad, identity, header_bytes);
+        let opened = if header.version == VERSION_COMPACT {
+            key.open_compact_into(
+                &scratch.aad,
+                header.timestamp_micros,
+                body,
+                &mut scratch.body,
+                &mut scratch.subkey,
+            )
+        } else {
+            key.open_into(&scratch.aad, body, &mut scratch.body, &mut scratch.subkey)
+        };
+        if !opened {
             return Err(corrupted(
                 "authentication tag does not verify (tampered, or moved from another record)"
                     .into(),
@@ -230,7 +344,9 @@ pub(crate) fn open<'a>(
                 reason: "record is not encrypted but this store requires encryption (finish the migration with rotate_encryption_key)".into(),
             });
         }
-        let (covered, crc_bytes) = record.split_at(HEADER_LEN + body_len);
+        let (covered, crc_bytes) = record
+            .split_at_checked(header_len + body_len)
+            .ok_or_else(|| corrupted("checksum missing".into()))?;
         let stored = u32::from_be_bytes(
             crc_bytes
                 .try_into()
@@ -246,13 +362,13 @@ pub(crate) fn open<'a>(
 }
 
 /// Associated data: the record's identity (its storage key) and its whole header.
-fn aad(identity: &[u8], header: &[u8; HEADER_LEN]) -> Vec<u8> {
+fn aad(identity: &[u8], header: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(identity.len() + HEADER_LEN);
     fill_aad(&mut aad, identity, header);
     aad
 }
 
-fn fill_aad(aad: &mut Vec<u8>, identity: &[u8], header: &[u8; HEADER_LEN]) {
+fn fill_aad(aad: &mut Vec<u8>, identity: &[u8], header: &[u8]) {
     aad.clear();
     aad.extend_from_slice(identity);
     aad.extend_from_slice(header);

@@ -171,21 +171,48 @@ fn unknown_versions_and_flags_are_corruption() -> Result<()> {
     };
     let encoded = codec.encode(b"id", 0, &"v", MAX_EVENT_SIZE)?;
     let mut future = encoded.bytes.clone();
-    future[0] = 3;
+    future[0] = 4;
     let err = codec.decode::<String>(b"id", &future, MAX_EVENT_SIZE, &describe);
     assert!(
-        matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("version 3")),
+        matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("version 4")),
+        "{err:?}"
+    );
+    // A version-3 header with unknown flags.
+    let event = codec.encode_event(b"id", 0, &RecordMeta::legacy(), &"v")?;
+    let mut flagged = event.bytes.clone();
+    flagged[1] |= 0b100;
+    let err = codec.decode_event_with::<String>(b"id", &flagged, &describe, &mut Scratch::default());
+    assert!(
+        matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("unknown flags")),
         "{err:?}"
     );
     Ok(())
 }
 
-/// Replay's lean decode gives the value the full decode gives, for events with tags and
-/// metadata (v2) and for events written before the meta block (v1), in every combination
-/// of compression and encryption; a damaged meta length is `Corrupted` for both.
-#[test]
-fn the_value_alone_is_the_value_of_the_full_decode() -> Result<()> {
-    let meta = RecordMeta {
+/// A format-v2 event as builds before version 3 wrote it: `[meta len u32][bincode meta]`
+/// in front of the payload.
+fn encode_event_v2(codec: &Codec, meta: &RecordMeta, value: &String) -> Result<Vec<u8>> {
+    let meta_bytes = serialize(meta)?;
+    let mut body = (meta_bytes.len() as u32).to_be_bytes().to_vec();
+    body.extend_from_slice(&meta_bytes);
+    body.extend_from_slice(&serialize(value)?);
+    Ok(codec
+        .seal_serialized(b"id", VERSION_WITH_META, 7, &body)?
+        .bytes)
+}
+
+/// `record` with its trailing CRC made good again after a change.
+fn with_good_crc(mut record: Vec<u8>) -> Vec<u8> {
+    let crc_at = record.len() - 4;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(b"id");
+    crc.update(&record[..crc_at]);
+    record[crc_at..].copy_from_slice(&crc.finalize().to_be_bytes());
+    record
+}
+
+fn test_meta() -> RecordMeta {
+    RecordMeta {
         event_type: "Renamed".into(),
         schema_version: 1,
         tags: vec!["a".into(), "b".repeat(300)],
@@ -195,41 +222,93 @@ fn the_value_alone_is_the_value_of_the_full_decode() -> Result<()> {
             user_id: Some("u".into()),
             tenant_id: None,
         },
-    };
+    }
+}
+
+/// Replay's lean decode gives the value the full decode gives, for events with tags and
+/// metadata (v3 and v2) and for events written before the meta block (v1), in every
+/// combination of compression and encryption; and both read the same meta from v2 and v3.
+#[test]
+fn the_value_alone_is_the_value_of_the_full_decode() -> Result<()> {
+    let meta = test_meta();
     let values = [String::new(), "short".into(), "long ".repeat(200)];
     for codec in codecs()? {
         let mut scratch = Scratch::default();
         for value in &values {
-            let v2 = codec.encode_event(b"id", 7, &meta, value)?;
-            let v1 = codec.encode(b"id", 7, value, MAX_EVENT_SIZE)?;
-            for record in [&v2.bytes, &v1.bytes] {
+            let v3 = codec.encode_event(b"id", 7, &meta, value)?.bytes;
+            assert_eq!(v3[0], VERSION_COMPACT);
+            let v2 = encode_event_v2(&codec, &meta, value)?;
+            let v1 = codec.encode(b"id", 7, value, MAX_EVENT_SIZE)?.bytes;
+            for record in [&v3, &v2, &v1] {
                 let full: Decoded<String> =
                     codec.decode_event_with(b"id", record, &describe, &mut scratch)?;
                 let lean: String =
                     codec.decode_event_value(b"id", record, &describe, &mut scratch)?;
                 assert_eq!(lean, full.value);
                 assert_eq!(&lean, value);
+                assert_eq!(full.timestamp_micros, 7);
+                if record != &v1 {
+                    assert_eq!(full.meta, meta);
+                }
             }
         }
     }
+    Ok(())
+}
+
+/// A meta block that claims more bytes than the body holds is `Corrupted` for the full and
+/// the lean decode, in version 2 (its meta length) and 3 (a length inside it), even with
+/// the CRC made good again: the check is the meta block's, not the CRC's.
+#[test]
+fn a_meta_block_past_the_body_is_corrupted() -> Result<()> {
     let plain = Codec::default();
-    let mut record = plain.encode_event(b"id", 7, &meta, &"x".to_owned())?.bytes;
-    // The meta length (the body's first 4 bytes, after the 20-byte header) past the body,
-    // with the CRC made good again: the check is the meta length's, not the CRC's.
-    record[20..24].copy_from_slice(&u32::MAX.to_be_bytes());
-    let crc_at = record.len() - 4;
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(b"id");
-    crc.update(&record[..crc_at]);
-    record[crc_at..].copy_from_slice(&crc.finalize().to_be_bytes());
-    let mut scratch = Scratch::default();
-    let full = plain.decode_event_with::<String>(b"id", &record, &describe, &mut scratch);
-    let lean = plain.decode_event_value::<String>(b"id", &record, &describe, &mut scratch);
-    for outcome in [full.map(|_| ()), lean.map(|_| ())] {
-        assert!(
-            matches!(&outcome, Err(Error::Corrupted { reason, .. }) if reason.contains("meta length")),
-            "{outcome:?}"
-        );
+    let meta = test_meta();
+    let value = "x".to_owned();
+    // v2: the meta length is the body's first 4 bytes, after the 20-byte header.
+    let mut v2 = encode_event_v2(&plain, &meta, &value)?;
+    v2[20..24].copy_from_slice(&u32::MAX.to_be_bytes());
+    // v3: the type name's length is the body's first byte, after the 10-byte header.
+    let short = RecordMeta {
+        tags: Vec::new(),
+        ..test_meta()
+    };
+    let mut v3 = plain.encode_event(b"id", 7, &short, &value)?.bytes;
+    v3[10] = 250;
+    for (record, reason) in [(v2, "meta length"), (v3, "passes the body's end")] {
+        let record = with_good_crc(record);
+        let mut scratch = Scratch::default();
+        let full = plain.decode_event_with::<String>(b"id", &record, &describe, &mut scratch);
+        let lean = plain.decode_event_value::<String>(b"id", &record, &describe, &mut scratch);
+        for outcome in [full.map(|_| ()), lean.map(|_| ())] {
+            assert!(
+                matches!(&outcome, Err(Error::Corrupted { reason: r, .. }) if r.contains(reason)),
+                "{outcome:?}"
+            );
+        }
     }
+    Ok(())
+}
+
+/// A version-3 event costs 12 bytes of nonce material instead of 24, a 14-byte header
+/// (encrypted; 10 plain) instead of 20, and a meta block without a length or a byte per
+/// empty field: 26 bytes less than version 2 for an event without tags or metadata.
+#[test]
+fn a_version_3_event_is_smaller_than_version_2() -> Result<()> {
+    let meta = RecordMeta {
+        event_type: "Deposited".into(),
+        schema_version: 1,
+        tags: Vec::new(),
+        metadata: EventMetadata::default(),
+    };
+    let value = "DE89370400440532013000 EUR INV-00000042 payroll".to_owned();
+    let payload = serialize(&value)?.len();
+    let encrypted = &codecs()?[2];
+    let v3 = encrypted.encode_event(b"id", 7, &meta, &value)?.bytes;
+    let v2 = encode_event_v2(encrypted, &meta, &value)?;
+    // header 14 + material 12 + meta (1 + 9 + 1 + 1) + payload + tag 16.
+    assert_eq!(v3.len(), 14 + 12 + 12 + payload + 16);
+    assert_eq!(v2.len() - v3.len(), 26);
+    let plain = Codec::default().encode_event(b"id", 7, &meta, &value)?.bytes;
+    assert_eq!(plain.len(), 10 + 12 + payload + 4);
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! then, when the record can be opened, its checks (CRC or tag, bounded inflate) and, for
 //! events, the meta block of format v2 and the payload.
 
-use crate::codec::envelope::{self, Header, Plaintext, Scratch, VERSION_WITH_META};
+use crate::codec::envelope::{
+    self, Header, Plaintext, Scratch, VERSION_COMPACT, VERSION_PLAIN, VERSION_WITH_META,
+};
 use crate::codec::{MAX_EVENT_SIZE, MAX_META_SIZE, MAX_SNAPSHOT_SIZE};
 use crate::crypto::Keyring;
 use crate::error::{Error, Result};
@@ -137,7 +139,7 @@ pub(crate) enum Opening {
 /// The bound on a record's inflated body, per kind and version, as the codec reads it.
 fn inflate_limit(kind: RecordKind, version: u8) -> usize {
     match kind {
-        RecordKind::Event if version == VERSION_WITH_META => MAX_EVENT_SIZE + 4 + MAX_META_SIZE,
+        RecordKind::Event if version != VERSION_PLAIN => MAX_EVENT_SIZE + 4 + MAX_META_SIZE,
         RecordKind::Snapshot => MAX_SNAPSHOT_SIZE,
         _ => MAX_EVENT_SIZE,
     }
@@ -158,7 +160,7 @@ pub(crate) fn open(
     };
     let header = Header::parse(bytes).map_err(corrupted)?;
     if header.encrypted() && keyring.current().is_none() {
-        let expected = envelope::HEADER_LEN + header.body_len as usize;
+        let expected = header.len() + header.body_len as usize;
         if bytes.len() != expected {
             return Err(corrupted(format!(
                 "record is {} bytes, its header declares {expected} (torn or truncated write)",
@@ -177,15 +179,16 @@ pub(crate) fn open(
     Ok(Opening::Opened(header, body))
 }
 
-/// A v2 event body split into its meta block and payload; a v1 body is all payload.
+/// A v2 or v3 event body split into its meta block and payload; a v1 body is all payload.
 pub(crate) fn split(
     header: &Header,
     body: Vec<u8>,
 ) -> Result<(Option<EventMeta>, Vec<u8>), String> {
-    if header.version != VERSION_WITH_META {
-        return Ok((None, body));
-    }
-    let (meta, payload) = crate::codec::split_meta(&body)?;
+    let (meta, payload) = match header.version {
+        VERSION_COMPACT => crate::codec::meta::split_v3(&body)?,
+        VERSION_WITH_META => crate::codec::meta::split_v2(&body)?,
+        _ => return Ok((None, body)),
+    };
     Ok((Some(meta.into()), payload.to_vec()))
 }
 
