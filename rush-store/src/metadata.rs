@@ -1,6 +1,6 @@
 //! What is recorded with every event besides the event itself: who and what caused it
 //! (spec 001's correlation and causation ids, user and tenant), its type name, schema
-//! version and tags. Stored inside the sealed body (format v2), returned by queries.
+//! version and tags. Stored inside the sealed body (formats v2 and v3), returned by queries.
 
 use serde::{Deserialize, Serialize};
 
@@ -61,7 +61,7 @@ impl EventMetadata {
     }
 }
 
-/// The meta block of a format-v2 event record, in front of the payload.
+/// The meta block of a format-v2 or -v3 event record, in front of the payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RecordMeta {
     /// The event's type name (an enum's variant name by default).
