@@ -42,7 +42,7 @@ fn events_of_a_plain_database_show_envelopes_and_meta_without_a_key() {
     let first = &lines[0];
     assert_eq!(first["seq"], 1);
     assert_eq!(first["encrypted"], false);
-    assert_eq!(first["format_version"], 2);
+    assert_eq!(first["format_version"], 3);
     assert_eq!(first["event_type"], "Deposited");
     assert_eq!(first["tags"][0], "large");
     assert_eq!(first["metadata"]["correlation_id"], "req-1");
