@@ -205,8 +205,80 @@ fn row_key() -> Vec<u8> {
     key
 }
 
-/// The key layout and every record byte by byte; returns the events' header timestamps.
-fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
+/// A version-1 log block, `[1][count u32]([len u32][entry])*[crc32]`: its entries and
+/// where the CRC starts.
+fn log_block_v1(block: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    let count = u32::from_be_bytes(block[1..5].try_into().unwrap()) as usize;
+    let mut at = 5;
+    let mut entries = Vec::new();
+    for _ in 0..count {
+        let len = u32::from_be_bytes(block[at..at + 4].try_into().unwrap()) as usize;
+        entries.push(block[at + 4..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+    (entries, at)
+}
+
+/// bincode 2's standard varint at `*at` (a byte < 251, or 251/252/253 and a little-endian
+/// u16/u32/u64), moving `*at` past it.
+fn varint(block: &[u8], at: &mut usize) -> usize {
+    let (value, len) = match block[*at] {
+        251 => (
+            u16::from_le_bytes(block[*at + 1..*at + 3].try_into().unwrap()) as u64,
+            3,
+        ),
+        252 => (
+            u32::from_le_bytes(block[*at + 1..*at + 5].try_into().unwrap()) as u64,
+            5,
+        ),
+        253 => (
+            u64::from_le_bytes(block[*at + 1..*at + 9].try_into().unwrap()),
+            9,
+        ),
+        byte => {
+            assert!(byte < 251, "varint marker {byte}");
+            (u64::from(byte), 1)
+        }
+    };
+    *at += len;
+    value as usize
+}
+
+/// A version-2 log block, `[2][count varint]([shared varint][suffix len varint][suffix])*
+/// [crc32]`, each entry the first `shared` bytes of the previous one and its suffix: its
+/// entries and where the CRC starts.
+fn log_block_v2(block: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    let mut at = 1;
+    let count = varint(block, &mut at);
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    for i in 0..count {
+        let shared = varint(block, &mut at);
+        let len = varint(block, &mut at);
+        let mut entry = match entries.last() {
+            Some(previous) => previous[..shared].to_vec(),
+            None => {
+                assert_eq!(shared, 0, "the first entry shares nothing");
+                Vec::new()
+            }
+        };
+        if i > 0 && shared < entries[i - 1].len() && len > 0 {
+            // Written with the longest prefix shared with the previous entry.
+            assert_ne!(
+                entries[i - 1][shared],
+                block[at],
+                "entry {i}: a shorter prefix"
+            );
+        }
+        entry.extend_from_slice(&block[at..at + len]);
+        at += len;
+        entries.push(entry);
+    }
+    (entries, at)
+}
+
+/// The key layout and every record byte by byte (log blocks and entries of version
+/// `log_version`); returns the events' header timestamps.
+fn check_bytes(case: Case, log_version: u8, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
     let events = expected_events();
     let metas = expected_meta();
     let head = events.len() as u64;
@@ -287,33 +359,51 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
     }
     check_flags_covered(case, &flags_seen);
 
-    // Log blocks: [1][count u32]([len u32][entry])*[crc32 of key ‖ block], one per persist call, keyed by the
-    // offset of their first entry. Entry at offset n: [1][timestamp u64][seq u64][entity
-    // id], pointing at event n (one entity per fixture), with that event's timestamp.
+    // Log blocks, one per persist call, keyed by the offset of their first entry, each
+    // ending with the CRC-32 of its key and bytes. Entry at offset n points at event n (one
+    // entity per fixture), with that event's timestamp. The fixtures hold version-1 blocks
+    // and entries; this build writes version 2 (FORMAT.md, "Collection logs").
     let mut offset = 1u64;
     for ((key, block), first) in log_entries.iter().zip(&block_starts) {
         let what = format!("{}: log block {first}", case.name);
         assert_eq!(**key, log_key(*first), "{what}: key");
         assert_eq!(offset, *first, "{what}: offsets continue");
-        assert_eq!(block[0], 1, "{what}: block version");
-        let count = u32::from_be_bytes(block[1..5].try_into().unwrap()) as usize;
-        let mut at = 5;
-        for _ in 0..count {
-            let len = u32::from_be_bytes(block[at..at + 4].try_into().unwrap()) as usize;
-            let value = &block[at + 4..at + 4 + len];
-            at += 4 + len;
+        assert_eq!(block[0], log_version, "{what}: block version");
+        let (entries, at) = if log_version == 1 {
+            log_block_v1(block)
+        } else {
+            log_block_v2(block)
+        };
+        for value in entries {
             let what = format!("{}: log entry {offset}", case.name);
-            assert_eq!(value.len(), 17 + case.entity().len(), "{what}: length");
-            assert_eq!(value[0], 1, "{what}: entry version");
-            let stamp = u64::from_be_bytes(value[1..9].try_into().unwrap());
+            let (stamp, seq, entity) = if log_version == 1 {
+                // [1][timestamp u64][seq u64][entity id]
+                assert_eq!(value.len(), 17 + case.entity().len(), "{what}: length");
+                assert_eq!(value[0], 1, "{what}: entry version");
+                let stamp = u64::from_be_bytes(value[1..9].try_into().unwrap());
+                let seq = u64::from_be_bytes(value[9..17].try_into().unwrap());
+                (stamp, seq, value[17..].to_vec())
+            } else {
+                // [2][entity id len u16][entity id][timestamp u64][seq u64]
+                let len = case.entity().len();
+                assert_eq!(value.len(), 19 + len, "{what}: length");
+                assert_eq!(value[0], 2, "{what}: entry version");
+                assert_eq!(
+                    u16::from_be_bytes(value[1..3].try_into().unwrap()) as usize,
+                    len,
+                    "{what}: entity id length"
+                );
+                let stamp = u64::from_be_bytes(value[3 + len..11 + len].try_into().unwrap());
+                let seq = u64::from_be_bytes(value[11 + len..].try_into().unwrap());
+                (stamp, seq, value[3..3 + len].to_vec())
+            };
             assert_eq!(
                 stamp,
                 event_stamps[offset as usize - 1],
                 "{what}: timestamp"
             );
-            let seq = u64::from_be_bytes(value[9..17].try_into().unwrap());
             assert_eq!(seq, offset, "{what}: sequence number");
-            assert_eq!(&value[17..], case.entity().as_bytes(), "{what}: entity id");
+            assert_eq!(entity, case.entity().as_bytes(), "{what}: entity id");
             offset += 1;
         }
         assert_eq!(at + 4, block.len(), "{what}: a CRC-32 after the entries");
@@ -330,10 +420,10 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
     event_stamps
 }
 
-fn check_fixture(case: Case, records: &[(Vec<u8>, Vec<u8>)]) {
+fn check_fixture(case: Case, log_version: u8, records: &[(Vec<u8>, Vec<u8>)]) {
     let events = expected_events();
     let metas = expected_meta();
-    check_bytes(case, records);
+    check_bytes(case, log_version, records);
     let manager = check_through_store(case, records);
 
     // Type, tags and metadata read back through the store.
@@ -468,12 +558,14 @@ fn golden_v2_records_still_decode() {
     }
     let dir = golden_dir("v2");
     for case in CASES {
-        check_fixture(case, &read_fixture(&case.file(&dir)));
+        // The fixtures were written with version-1 log blocks and entries.
+        check_fixture(case, 1, &read_fixture(&case.file(&dir)));
     }
 }
 
 /// The test's own pieces: the fixture format round-trips, the CRC is the standard one,
-/// and fresh records of this build have the same shape as the fixtures.
+/// and fresh records of this build have the same shape as the fixtures (but for the
+/// collection log's blocks and entries, which this build writes in version 2).
 #[test]
 fn fixture_format_round_trips_and_fresh_records_match() {
     assert_eq!(crc32(&[b"123456789"]), 0xCBF4_3926);
@@ -486,6 +578,7 @@ fn fixture_format_round_trips_and_fresh_records_match() {
             "{}",
             case.name
         );
-        check_fixture(case, &records);
+        // This build writes version-2 log blocks and entries.
+        check_fixture(case, 2, &records);
     }
 }
