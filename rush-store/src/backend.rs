@@ -9,6 +9,7 @@ pub(crate) mod commit_mark;
 pub mod engine_kind;
 #[cfg(any(feature = "sled", feature = "redb"))]
 mod guard_cache;
+pub(crate) mod log_block;
 pub(crate) mod memory_manager;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres_manager;
@@ -367,12 +368,13 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
 }
 
+pub use log_block::{BlockEntries, block_end, decode_block, offset_of};
 pub use memory_manager::MemoryManager;
 #[cfg(feature = "postgres")]
 pub use postgres_manager::{PostgresConfig, PostgresManager, PostgresTls};
 #[cfg(feature = "redb")]
 pub use redb_manager::{RedbConfig, RedbManager};
-pub use sequencer::{Assigned, Sequencer, block_end, decode_block, offset_of};
+pub use sequencer::{Assigned, Sequencer};
 #[cfg(feature = "sled")]
 pub use sled_manager::{SledConfig, SledManager};
 

@@ -1,19 +1,29 @@
 //! A collection's log: every event of every entity of a collection gets a global offset
 //! (from 1, gap-free, in commit order) in the same atomic batch as the event itself. An
 //! entry points at the event; it holds no payload, so the event stays the one sealed copy.
-//! The backend stores the entries of one commit as one block (FORMAT.md):
+//! The backend stores the entries of one commit as one block (FORMAT.md; the block layer,
+//! `backend/log_block.rs`, knows nothing of what an entry means):
 //!
 //! ```text
-//! key    [0x05][len u16][collection][first offset u64]
-//! block  [version u8 = 1][count u32]([len u32][entry])*
-//! entry  [version u8 = 1][timestamp u64 µs][seq u64][entity id UTF-8 ...]
+//! key       [0x05][len u16][collection][first offset u64]
+//! entry v2  [0x02][entity id len u16][entity id UTF-8][timestamp u64 µs][seq u64]   written
+//! entry v1  [0x01][timestamp u64 µs][seq u64][entity id UTF-8 ...]                  read
 //! ```
+//!
+//! Version 2 puts the entity first, so that in a prefix-compressed block the consecutive
+//! entries of one entity share the entity, the timestamp (one per commit) and the high
+//! bytes of the sequence number, and cost a few bytes each. Both versions are read.
 
 use crate::backend::{Backend, LogAppend, decode_block, offset_of};
 use crate::error::{Error, Result};
-use crate::keys::{EntityKey, RecordKind, name_prefix, prefix_end, read_u64};
+use crate::keys::{EntityKey, MAX_ID_LEN, RecordKind, name_prefix, prefix_end, read_u64};
 
-const ENTRY_VERSION: u8 = 1;
+/// The entry version of `[timestamp][seq][entity id]` (read, no longer written).
+const ENTRY_V1: u8 = 1;
+/// The entry version of `[entity id len][entity id][timestamp][seq]` (written).
+const ENTRY_V2: u8 = 2;
+// An entity id's length always fits the v2 entry's u16.
+const _: () = assert!(MAX_ID_LEN <= u16::MAX as usize);
 
 /// Where one offset points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +39,18 @@ pub(crate) fn log_of(collection: &str) -> Result<Vec<u8>> {
     name_prefix(RecordKind::Offset, "collection", collection)
 }
 
-/// The append that gives event `seq` of `key` its offset.
+/// The append that gives event `seq` of `key` its offset (an entry of version 2).
 pub(crate) fn append(key: &EntityKey, seq: u64, timestamp_micros: u64) -> LogAppend {
     let entity = key.entity_id().as_bytes();
-    let mut value = Vec::with_capacity(17 + entity.len());
-    value.push(ENTRY_VERSION);
+    // `EntityKey` holds ids of at most `MAX_ID_LEN` bytes, so the length always fits.
+    let len = u16::try_from(entity.len()).unwrap_or(u16::MAX);
+    let entity = entity.get(..usize::from(len)).unwrap_or(entity);
+    let mut value = Vec::with_capacity(19 + entity.len());
+    value.push(ENTRY_V2);
+    value.extend_from_slice(&len.to_be_bytes());
+    value.extend_from_slice(entity);
     value.extend_from_slice(&timestamp_micros.to_be_bytes());
     value.extend_from_slice(&seq.to_be_bytes());
-    value.extend_from_slice(entity);
     LogAppend {
         log: key.collection_prefix(RecordKind::Offset),
         value,
@@ -50,18 +64,36 @@ fn corrupted(record_key: &[u8], reason: &str) -> Error {
     }
 }
 
-/// Decodes the entry at `offset`.
+/// Decodes the entry at `offset` (either version).
 pub(crate) fn decode_entry(record_key: &[u8], offset: u64, value: &[u8]) -> Result<LogEntry> {
-    if value.first() != Some(&ENTRY_VERSION) {
-        return Err(corrupted(record_key, "unknown entry version"));
-    }
-    let (Some(timestamp_micros), Some(sequence_number)) = (read_u64(value, 1), read_u64(value, 9))
-    else {
-        return Err(corrupted(record_key, "entry shorter than its fields"));
+    let short = || corrupted(record_key, "entry shorter than its fields");
+    let (timestamp_micros, sequence_number, entity_id) = match value.split_first() {
+        Some((&ENTRY_V1, _)) => {
+            let (Some(timestamp), Some(seq)) = (read_u64(value, 1), read_u64(value, 9)) else {
+                return Err(short());
+            };
+            (timestamp, seq, value.get(17..).unwrap_or_default())
+        }
+        Some((&ENTRY_V2, rest)) => {
+            let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(short)?;
+            let (entity_id, rest) = rest
+                .split_at_checked(usize::from(u16::from_be_bytes(*len)))
+                .ok_or_else(short)?;
+            let (timestamp, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
+            let (seq, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
+            if !rest.is_empty() {
+                return Err(corrupted(record_key, "bytes after the entry's fields"));
+            }
+            (
+                u64::from_be_bytes(*timestamp),
+                u64::from_be_bytes(*seq),
+                entity_id,
+            )
+        }
+        _ => return Err(corrupted(record_key, "unknown entry version")),
     };
-    let entity_id = value
-        .get(17..)
-        .and_then(|id| std::str::from_utf8(id).ok())
+    let entity_id = std::str::from_utf8(entity_id)
+        .ok()
         .filter(|id| !id.is_empty())
         .ok_or_else(|| corrupted(record_key, "entity id missing or not UTF-8"))?;
     Ok(LogEntry {
@@ -101,7 +133,9 @@ pub(crate) fn for_each_entry(
     let mut on_block = |key: &[u8], block: &[u8]| -> Result<bool> {
         let first = offset_of(log, key).ok_or_else(|| corrupted(key, "malformed key"))?;
         let entries = decode_block(key, block).ok_or_else(|| corrupted(key, "malformed block"))?;
-        let last = first + entries.len() as u64 - 1;
+        let last = first
+            .checked_add((entries.len() as u64).saturating_sub(1))
+            .ok_or_else(|| corrupted(key, "offsets past u64::MAX"))?;
         if last < next {
             // The block before `from` found by the backward look-up: nothing to read.
             return Ok(true);
@@ -112,16 +146,16 @@ pub(crate) fn for_each_entry(
                 reason: format!("offset {next} is missing (the next block starts at {first})"),
             });
         }
-        for (offset, entry) in (first..).zip(entries) {
-            if offset < next {
-                continue;
+        let mut offset = first;
+        entries.visit(&mut |entry| {
+            let at = offset;
+            offset = offset.saturating_add(1);
+            if at < next {
+                return Ok(true);
             }
-            next = offset + 1;
-            if !visit(decode_entry(key, offset, entry)?)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+            next = offset;
+            visit(decode_entry(key, at, entry)?)
+        })
     };
     // The block holding `next` may start before it: the last block whose key is <= it.
     let start = key_at(log, from);
@@ -141,42 +175,4 @@ pub(crate) fn for_each_entry(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backend::{MemoryManager, WriteBatch};
-
-    fn entries(backend: &MemoryManager, log: &[u8], from: u64) -> Result<Vec<(u64, u64)>> {
-        let mut out = Vec::new();
-        for_each_entry(backend, log, from, &mut |entry| {
-            out.push((entry.offset, entry.sequence_number));
-            Ok(true)
-        })?;
-        Ok(out)
-    }
-
-    #[test]
-    fn entries_are_read_from_any_offset_across_blocks() -> Result<()> {
-        let backend = MemoryManager::default();
-        let key = EntityKey::new("accounts", "alice")?;
-        for block in [1..=3u64, 4..=4, 5..=6] {
-            let batch = WriteBatch {
-                appends: block.map(|seq| append(&key, seq, 1)).collect(),
-                ..WriteBatch::default()
-            };
-            backend
-                .commit(&batch)?
-                .map_err(|e| Error::storage("test", format!("{e:?}")))?;
-        }
-        let log = log_of("accounts")?;
-        assert_eq!(highest_offset(&backend, &log)?, 6);
-        assert_eq!(entries(&backend, &log, 0)?.len(), 6);
-        assert_eq!(
-            entries(&backend, &log, 2)?,
-            vec![(2, 2), (3, 3), (4, 4), (5, 5), (6, 6)]
-        );
-        assert_eq!(entries(&backend, &log, 4)?, vec![(4, 4), (5, 5), (6, 6)]);
-        assert_eq!(entries(&backend, &log, 6)?, vec![(6, 6)]);
-        assert!(entries(&backend, &log, 7)?.is_empty());
-        Ok(())
-    }
-}
+mod tests;

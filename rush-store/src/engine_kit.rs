@@ -5,7 +5,12 @@
 //!   commit lock and packs each log's appends into one block ([`Sequencer::assign`]); the
 //!   engine writes [`Assigned::blocks`] with the batch, then calls
 //!   [`Sequencer::committed`] (or [`Sequencer::clear`] when the outcome is unknown).
-//!   [`block_end`] reads the last offset of a stored block, [`decode_block`] its entries.
+//!   [`block_end`] reads the last offset of a stored block; [`decode_block`] checks a
+//!   stored block (structure, then its CRC over key and bytes) and returns its entries as
+//!   [`BlockEntries`], a view that counts them and visits them in offset order without an
+//!   allocation per entry. Blocks are written in version 2 (prefix-compressed entries) and
+//!   read in version 1 or 2 (FORMAT.md, "Collection logs"); the entries are opaque bytes
+//!   to the engine, as [`LogAppend::value`] gave them.
 //! - Reserved keys: keys starting with [`RESERVED_PREFIX`] belong to the engine; scans
 //!   stop before them ([`clamp_end`]) and batches that write them are refused
 //!   ([`refuse_reserved`]).
@@ -18,9 +23,12 @@
 //!
 //! [`Backend`]: crate::Backend
 //! [`LogAppend`]: crate::LogAppend
+//! [`LogAppend::value`]: crate::LogAppend::value
 
 pub use crate::backend::commit_mark::{
     COUNTER_KEY, CommitMark, MARK_FILE, RESERVED_PREFIX, check_before_open, clamp_end,
     decode_counter, is_reserved, refuse_reserved,
 };
-pub use crate::backend::{Assigned, Sequencer, block_end, confirm_now, decode_block, offset_of};
+pub use crate::backend::{
+    Assigned, BlockEntries, Sequencer, block_end, confirm_now, decode_block, offset_of,
+};

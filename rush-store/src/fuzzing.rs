@@ -111,8 +111,10 @@ pub fn decode_log_block(input: &[u8]) -> Result<usize> {
         .split_at_checked(usize::from(key_len))
         .ok_or_else(malformed)?;
     let entries = crate::backend::decode_block(key, block).ok_or_else(malformed)?;
-    for (offset, entry) in (1u64..).zip(&entries) {
-        crate::collection_log::decode_entry(b"fuzz", offset, entry)?;
-    }
+    let mut offset = 0u64;
+    entries.visit(&mut |entry| {
+        offset = offset.saturating_add(1);
+        crate::collection_log::decode_entry(b"fuzz", offset, entry).map(|_| true)
+    })?;
     Ok(entries.len())
 }

@@ -121,10 +121,10 @@ fn write(target: &str, name: &str, data: &[u8]) {
 /// Stored entries: (key, value).
 type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// `hex(key) hex(value)` lines of a golden file.
+/// `hex(key) hex(value)` lines of a golden file (`file` in `tests/golden/`).
 fn golden(file: &str) -> Entries {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/v1")
+        .join("tests/golden")
         .join(file);
     let hex = |s: &str| -> Vec<u8> {
         (0..s.len())
@@ -187,8 +187,14 @@ fn plain_record(identity: &[u8], version: u8, flags: u8, body: &[u8]) -> Vec<u8>
 }
 
 fn regenerate() {
-    let golden_plain = golden("compressed.records");
-    let golden_sealed = golden("compressed-encrypted.records");
+    let golden_plain = golden("v1/compressed.records");
+    let golden_sealed = golden("v1/compressed-encrypted.records");
+    // Log blocks and entries of version 1, as builds before log blocks v2 wrote them.
+    let blocks_v1: Entries = golden("v2/plain.records")
+        .into_iter()
+        .filter(|(key, _)| key[0] == 5)
+        .take(3)
+        .collect();
     let (fresh_plain, blocks) = fresh(None);
     let (fresh_sealed, _) = fresh(Some(FUZZ_KEY));
     let identity = fresh_plain[0].0.clone();
@@ -333,7 +339,40 @@ fn regenerate() {
             &keyed(key, &flipped),
         );
     }
+    for (i, (key, block)) in blocks_v1.iter().enumerate() {
+        write(
+            "log_block",
+            &format!("valid-v1-block-{i:02}"),
+            &keyed(key, block),
+        );
+    }
     let key = &blocks[0].0;
+    // Version 2: [2][count varint]([shared varint][suffix len varint][suffix])*[crc32].
+    write(
+        "log_block",
+        "seed-v2-huge-count",
+        &keyed(
+            key,
+            &[
+                2, 253, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+            ],
+        ),
+    );
+    write(
+        "log_block",
+        "seed-v2-huge-suffix-len",
+        &keyed(key, &[2, 1, 0, 252, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+    );
+    write(
+        "log_block",
+        "seed-v2-shared-past-previous",
+        &keyed(key, &[2, 2, 0, 1, b'a', 200, 1, b'b', 0, 0, 0, 0]),
+    );
+    write(
+        "log_block",
+        "seed-v2-non-minimal-varint",
+        &keyed(key, &[2, 251, 1, 0, 0, 1, b'a', 0, 0, 0, 0]),
+    );
     write(
         "log_block",
         "seed-huge-count",

@@ -1,6 +1,6 @@
 //! An in-memory backend with the same semantics as sled, for tests. Clones share data.
 
-use super::sequencer::block_end;
+use super::log_block::block_end;
 use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;

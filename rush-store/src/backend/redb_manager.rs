@@ -6,7 +6,7 @@
 
 use super::commit_mark::{CommitMark, clamp_end, is_reserved, refuse_reserved};
 use super::guard_cache::GuardCache;
-use super::sequencer::block_end;
+use super::log_block::block_end;
 use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};

@@ -3,7 +3,7 @@
 
 use super::commit_mark::{COUNTER_KEY, CommitMark, clamp_end, is_reserved};
 use super::guard_cache::GuardCache;
-use super::sequencer::block_end;
+use super::log_block::block_end;
 use super::sled_lock::{LockRelease, is_locked, wait_until_unlocked};
 use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};

@@ -278,7 +278,11 @@ pub fn read_log(check: &'static str, db: &dyn Backend, log: &[u8]) -> Outcome<Ve
                 values.len()
             )
         })?;
-        entries.extend(values.into_iter().map(<[u8]>::to_vec));
+        let visited = values.visit(&mut |value| {
+            entries.push(value.to_vec());
+            Ok(true)
+        });
+        engine(check, visited)?;
     }
     Ok(entries)
 }

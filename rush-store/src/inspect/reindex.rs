@@ -221,14 +221,14 @@ impl Inspector {
                     record: format!("log block {key:?}"),
                     reason: "malformed block".into(),
                 })?;
-                for entry in entries {
+                entries.visit(&mut |entry| {
                     let entry = decode_entry(key, 0, entry)?;
                     indexed
                         .entry(entry.entity_id)
                         .or_default()
                         .insert(entry.sequence_number);
-                }
-                Ok(true)
+                    Ok(true)
+                })
             })?;
         Ok(indexed)
     }

@@ -297,12 +297,15 @@ impl Verifier<'_> {
             return Ok(());
         };
         let count = entries.len() as u64;
-        for (offset, entry) in (first..).zip(entries) {
+        let mut offset = first;
+        entries.visit(&mut |entry| {
             self.report.log_entries_checked += 1;
             self.log_entry(collection, offset, entry, describe)?;
-        }
+            offset = offset.saturating_add(1);
+            Ok(true)
+        })?;
         if let Some(log) = self.log.as_mut() {
-            log.next = Some(first + count);
+            log.next = Some(first.saturating_add(count));
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! stored blocks, one more round trip once.
 
 use super::connection::{Connection, pg_error};
+use crate::backend::log_block::head_count;
 use crate::backend::{GuardFailed, Sequencer, WriteBatch, WriteOp, offset_of};
 use crate::error::{Error, Result};
 use futures_util::future::{try_join, try_join3, try_join5};
@@ -281,7 +282,9 @@ async fn heads_and_ends(
 }
 
 /// The last offset of a log whose last block is at `key` and begins with `head` (its
-/// version byte and entry count); 0 for a log with no block.
+/// version byte and entry count, in the first
+/// [`BLOCK_HEAD_LEN`](crate::backend::log_block::BLOCK_HEAD_LEN) bytes); 0 for a log with
+/// no block.
 fn stored_end(log: &[u8], key: Option<&[u8]>, head: Option<&[u8]>) -> Result<u64> {
     let Some(key) = key else {
         return Ok(0);
@@ -291,14 +294,9 @@ fn stored_end(log: &[u8], key: Option<&[u8]>, head: Option<&[u8]>) -> Result<u64
         reason: "malformed key or block".into(),
     };
     let first = offset_of(log, key).ok_or_else(corrupted)?;
-    let count = head
-        .and_then(|head| head.get(1..5))
-        .and_then(|count| <[u8; 4]>::try_from(count).ok())
-        .map(u32::from_be_bytes)
-        .filter(|count| *count > 0)
-        .ok_or_else(corrupted)?;
+    let count = head.and_then(head_count).ok_or_else(corrupted)?;
     first
-        .checked_add(u64::from(count) - 1)
+        .checked_add(count.saturating_sub(1))
         .ok_or_else(corrupted)
 }
 

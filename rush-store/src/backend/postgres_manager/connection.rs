@@ -2,6 +2,7 @@
 //! mapping of PostgreSQL's errors to Rush's, keeping "the server is away" apart.
 
 use super::PostgresConfig;
+use crate::backend::log_block::BLOCK_HEAD_LEN;
 use crate::error::{Error, Result};
 use std::time::Duration;
 use tokio_postgres::{Client, Statement};
@@ -103,14 +104,15 @@ impl Connection {
                 .await
                 .map_err(err)?,
             // Per log (and the key bound after it): its last block's key and the block's
-            // first five bytes (version and entry count), without the block itself.
+            // head (version and entry count, in either block version), without the block
+            // itself.
             log_ends: client
-                .prepare(
+                .prepare(&format!(
                     "SELECT l.log, b.key, b.head FROM unnest($1::bytea[], $2::bytea[]) AS l(log, after) \
-                     LEFT JOIN LATERAL (SELECT key, substring(value FROM 1 FOR 5) AS head \
+                     LEFT JOIN LATERAL (SELECT key, substring(value FROM 1 FOR {BLOCK_HEAD_LEN}) AS head \
                      FROM rush_records WHERE key >= l.log AND key < l.after \
                      ORDER BY key DESC LIMIT 1) AS b ON true",
-                )
+                ))
                 .await
                 .map_err(err)?,
             create_heads: client
