@@ -6,13 +6,15 @@
 //!
 //! ```text
 //! key       [0x05][len u16][collection][first offset u64]
-//! entry v2  [0x02][entity id len u16][entity id UTF-8][timestamp u64 µs][seq u64]   written
+//! entry v2  [0x02][timestamp u64 µs][entity id len u16][entity id UTF-8][seq u64]   written
 //! entry v1  [0x01][timestamp u64 µs][seq u64][entity id UTF-8 ...]                  read
 //! ```
 //!
-//! Version 2 puts the entity first, so that in a prefix-compressed block the consecutive
-//! entries of one entity share the entity, the timestamp (one per commit) and the high
-//! bytes of the sequence number, and cost a few bytes each. Both versions are read.
+//! Version 2 puts the timestamp (one per commit) first and the entity next, so that in a
+//! prefix-compressed block consecutive entries share the timestamp, the entity (or the
+//! common start of the entity ids) and the high bytes of the sequence number: a few bytes
+//! an entry for one entity's events, about 13 for a commit of 1,000 actors. Both versions
+//! are read.
 
 use crate::backend::{Backend, LogAppend, decode_block, offset_of};
 use crate::error::{Error, Result};
@@ -47,9 +49,9 @@ pub(crate) fn append(key: &EntityKey, seq: u64, timestamp_micros: u64) -> LogApp
     let entity = entity.get(..usize::from(len)).unwrap_or(entity);
     let mut value = Vec::with_capacity(19 + entity.len());
     value.push(ENTRY_V2);
+    value.extend_from_slice(&timestamp_micros.to_be_bytes());
     value.extend_from_slice(&len.to_be_bytes());
     value.extend_from_slice(entity);
-    value.extend_from_slice(&timestamp_micros.to_be_bytes());
     value.extend_from_slice(&seq.to_be_bytes());
     LogAppend {
         log: key.collection_prefix(RecordKind::Offset),
@@ -75,11 +77,11 @@ pub(crate) fn decode_entry(record_key: &[u8], offset: u64, value: &[u8]) -> Resu
             (timestamp, seq, value.get(17..).unwrap_or_default())
         }
         Some((&ENTRY_V2, rest)) => {
+            let (timestamp, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
             let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(short)?;
             let (entity_id, rest) = rest
                 .split_at_checked(usize::from(u16::from_be_bytes(*len)))
                 .ok_or_else(short)?;
-            let (timestamp, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
             let (seq, rest) = rest.split_first_chunk::<8>().ok_or_else(short)?;
             if !rest.is_empty() {
                 return Err(corrupted(record_key, "bytes after the entry's fields"));

@@ -295,8 +295,9 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
     // Log blocks (version 2): [2][count varint]([shared varint][suffix len varint][suffix])*
     // [crc32 of key ‖ block], one per persist call, keyed by the offset of their first
     // entry; each entry is the first `shared` bytes of the one before and its suffix.
-    // Entry at offset n: [2][len u16][entity id][timestamp u64][seq u64], pointing at event
-    // n (one entity per fixture), with that event's timestamp.
+    // Entry at offset n: [2][timestamp u64][len u16][entity id][seq u64], pointing at event
+    // n (one entity per fixture), with that event's timestamp. The writer takes the longest
+    // shared prefix.
     let mut offset = 1u64;
     for ((key, block), first) in log_entries.iter().zip(&block_starts) {
         let what = format!("{}: log block {first}", case.name);
@@ -311,6 +312,8 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
             let suffix_len = varint(&mut rest) as usize;
             if i == 0 {
                 assert_eq!(shared, 0, "{what}: the first entry shares nothing");
+            } else if shared < entry.len() && suffix_len > 0 {
+                assert_ne!(entry[shared], rest[0], "{what}: a shorter prefix than possible");
             }
             entry.truncate(shared);
             entry.extend_from_slice(&rest[..suffix_len]);
@@ -319,20 +322,19 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
             let entity = case.entity().as_bytes();
             assert_eq!(entry.len(), 3 + entity.len() + 16, "{what}: length");
             assert_eq!(entry[0], 2, "{what}: entry version");
-            assert_eq!(
-                u16::from_be_bytes(entry[1..3].try_into().unwrap()) as usize,
-                entity.len(),
-                "{what}: entity id length"
-            );
-            assert_eq!(&entry[3..3 + entity.len()], entity, "{what}: entity id");
-            let fields = &entry[3 + entity.len()..];
-            let stamp = u64::from_be_bytes(fields[..8].try_into().unwrap());
+            let stamp = u64::from_be_bytes(entry[1..9].try_into().unwrap());
             assert_eq!(
                 stamp,
                 event_stamps[offset as usize - 1],
                 "{what}: timestamp"
             );
-            let seq = u64::from_be_bytes(fields[8..].try_into().unwrap());
+            assert_eq!(
+                u16::from_be_bytes(entry[9..11].try_into().unwrap()) as usize,
+                entity.len(),
+                "{what}: entity id length"
+            );
+            assert_eq!(&entry[11..11 + entity.len()], entity, "{what}: entity id");
+            let seq = u64::from_be_bytes(entry[11 + entity.len()..].try_into().unwrap());
             assert_eq!(seq, offset, "{what}: sequence number");
             offset += 1;
         }

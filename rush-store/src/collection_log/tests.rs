@@ -196,10 +196,11 @@ fn a_block_of_a_thousand_entities_costs_less_than_v1() -> Result<()> {
         .map(|n| entry_v2(&format!("acct-{n:06}"), 1, 1_700_000_000_000_000))
         .collect();
     let per_entry = bytes_per_entry(&entries)?;
-    // The entity comes first, so an entry shares its type byte, its id length and the id's
-    // common start ("acct-000") with the previous one; the id's last digits, the timestamp
-    // and the seq (17 bytes) follow the first byte that differs. Version 1 cost 32.
-    assert!(per_entry <= 19.5, "{per_entry} bytes an entry");
+    // The timestamp comes first, then the entity, so an entry shares its version byte, the
+    // commit's timestamp, its id length and the id's common start ("acct-000") with the
+    // previous one; the id's last digits and the seq (11 bytes) follow the first byte that
+    // differs. Version 1 cost 32.
+    assert!(per_entry <= 13.5, "{per_entry} bytes an entry");
     let v1: Vec<Vec<u8>> = (1..=1000)
         .map(|n| entry_v1(&format!("acct-{n:06}"), 1, 1_700_000_000_000_000))
         .collect();
@@ -222,14 +223,15 @@ fn entries_of_both_versions_decode() -> Result<()> {
             }
         );
     }
-    // v2: [0x02][len u16][id][timestamp][seq]
+    // v2: [0x02][timestamp][len u16][id][seq]
     let v2 = entry_v2("bob", 0x0102, 0x0a0b);
     assert_eq!(
         v2,
         [
-            &[2, 0, 3][..],
-            b"bob",
+            &[2][..],
             &[0, 0, 0, 0, 0, 0, 0x0a, 0x0b],
+            &[0, 3],
+            b"bob",
             &[0, 0, 0, 0, 0, 0, 0x01, 0x02]
         ]
         .concat()
@@ -248,10 +250,11 @@ fn malformed_entries_are_corrupted() {
     let v2 = entry_v2("alice", 7, 1234);
     let mut v2_longer = v2.clone();
     v2_longer.push(0);
+    // [2][timestamp 8][len u16 at 9..11][id from 11]
     let mut v2_id_too_long = v2.clone();
-    v2_id_too_long[2] = 6;
+    v2_id_too_long[10] = 6;
     let mut v2_bad_utf8 = v2.clone();
-    v2_bad_utf8[3] = 0xff;
+    v2_bad_utf8[11] = 0xff;
     let mut v1_bad_utf8 = v1.clone();
     v1_bad_utf8[17] = 0xff;
     let mut other_version = v2.clone();
@@ -267,7 +270,7 @@ fn malformed_entries_are_corrupted() {
         ("v2 id not UTF-8".into(), v2_bad_utf8),
         (
             "v2 with an empty id".into(),
-            [&[2, 0, 0][..], &[0; 16]].concat(),
+            [&[2][..], &[0; 8], &[0, 0], &[0; 8]].concat(),
         ),
     ];
     for len in 0..v1.len().min(17) {
