@@ -143,7 +143,7 @@ fn golden(file: &str) -> Entries {
         .collect()
 }
 
-/// Fresh event records of `FuzzEvent` (format v2), keyed or not, compressed when it pays,
+/// Fresh event records of `FuzzEvent` (format v3), keyed or not, compressed when it pays,
 /// and the collection-log blocks written with them.
 fn fresh(key: Option<&[u8]>) -> (Entries, Entries) {
     let memory = MemoryManager::default();
@@ -178,6 +178,18 @@ fn plain_record(identity: &[u8], version: u8, flags: u8, body: &[u8]) -> Vec<u8>
     let mut out = vec![version, flags, 1, 0, 0, 0, 0, 0];
     out.extend_from_slice(&1_700_000_000_000_000u64.to_be_bytes());
     out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(body);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(identity);
+    hasher.update(&out);
+    out.extend_from_slice(&hasher.finalize().to_be_bytes());
+    out
+}
+
+/// A plain format-v3 record: `[3][flags][timestamp u64][body][crc32]`.
+fn plain_record_v3(identity: &[u8], flags: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![3, flags];
+    out.extend_from_slice(&1_700_000_000_000_000u64.to_be_bytes());
     out.extend_from_slice(body);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(identity);
@@ -233,12 +245,35 @@ fn regenerate() {
             &join_input(k, &flipped),
         );
     }
-    let (k, v) = &fresh_plain[0];
+    // A v2 record's body length (bytes 16..20) claiming 4 GiB; v3 records have none.
+    let golden_v2 = golden("v2/plain.records");
+    let (k, v) = &golden_v2[0];
     let mut huge = v.clone();
     huge[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
     write("envelope", "seed-huge-body-len", &join_input(k, &huge));
     write("envelope", "seed-empty", &[]);
     write("envelope", "seed-header-only", &join_input(k, &v[..20]));
+    let (k, v) = &fresh_plain[0];
+    write("envelope", "seed-v3-header-only", &join_input(k, &v[..10]));
+    // v3 meta blocks: a type name longer than the body; 2^62 tags.
+    write(
+        "envelope",
+        "seed-v3-type-past-body",
+        &join_input(&identity, &plain_record_v3(&identity, 0, &[250, b'x', 1, 0])),
+    );
+    write(
+        "envelope",
+        "seed-v3-huge-tag-count",
+        &join_input(
+            &identity,
+            &plain_record_v3(&identity, 0, &[1, b'x', 1, 1, 253, 0, 0, 0, 0, 0, 0, 0, 0x40]),
+        ),
+    );
+    write(
+        "envelope",
+        "bomb-record-v3",
+        &join_input(&identity, &plain_record_v3(&identity, 0b01, &bomb)),
+    );
     write(
         "envelope",
         "bomb-record",
@@ -288,6 +323,8 @@ fn regenerate() {
     }
     let (k, v) = &fresh_sealed[0];
     write("decrypt", "seed-moved", &join_input(&fresh_sealed[1].0, v));
+    write("decrypt", "seed-v3-no-room-for-tag", &join_input(k, &v[..14 + 12 + 3]));
+    let (k, v) = &golden_sealed[0];
     let mut huge = v.clone();
     huge[16..20].copy_from_slice(&u32::MAX.to_be_bytes());
     write("decrypt", "seed-huge-body-len", &join_input(k, &huge));
