@@ -261,10 +261,13 @@ impl Codec {
                 &body[..],
             )),
         };
-        let (meta::MetaHead {
-            event_type,
-            schema_version,
-        }, payload) = split.map_err(|reason| Error::Corrupted {
+        let (
+            meta::MetaHead {
+                event_type,
+                schema_version,
+            },
+            payload,
+        ) = split.map_err(|reason| Error::Corrupted {
             record: describe(),
             reason,
         })?;

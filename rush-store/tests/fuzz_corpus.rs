@@ -259,14 +259,21 @@ fn regenerate() {
     write(
         "envelope",
         "seed-v3-type-past-body",
-        &join_input(&identity, &plain_record_v3(&identity, 0, &[250, b'x', 1, 0])),
+        &join_input(
+            &identity,
+            &plain_record_v3(&identity, 0, &[250, b'x', 1, 0]),
+        ),
     );
     write(
         "envelope",
         "seed-v3-huge-tag-count",
         &join_input(
             &identity,
-            &plain_record_v3(&identity, 0, &[1, b'x', 1, 1, 253, 0, 0, 0, 0, 0, 0, 0, 0x40]),
+            &plain_record_v3(
+                &identity,
+                0,
+                &[1, b'x', 1, 1, 253, 0, 0, 0, 0, 0, 0, 0, 0x40],
+            ),
         ),
     );
     write(
@@ -323,7 +330,11 @@ fn regenerate() {
     }
     let (k, v) = &fresh_sealed[0];
     write("decrypt", "seed-moved", &join_input(&fresh_sealed[1].0, v));
-    write("decrypt", "seed-v3-no-room-for-tag", &join_input(k, &v[..14 + 12 + 3]));
+    write(
+        "decrypt",
+        "seed-v3-no-room-for-tag",
+        &join_input(k, &v[..14 + 12 + 3]),
+    );
     let (k, v) = &golden_sealed[0];
     let mut huge = v.clone();
     huge[16..20].copy_from_slice(&u32::MAX.to_be_bytes());

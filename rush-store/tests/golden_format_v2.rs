@@ -21,8 +21,7 @@ use golden::{
     header, hex, read_fixture, state_after,
 };
 use golden_meta::{
-    Meta, PLAIN_VERSION, ROW_VALUE, bincode_exact, check_api, expected_meta, log_key,
-    row_key,
+    Meta, PLAIN_VERSION, ROW_VALUE, bincode_exact, check_api, expected_meta, log_key, row_key,
 };
 use std::io::Read as _;
 
@@ -183,4 +182,3 @@ fn golden_v2_records_still_decode() {
         check_fixture(case, &read_fixture(&case.file(&dir)));
     }
 }
-

@@ -21,9 +21,9 @@ mod golden_meta;
 
 use golden::{
     CASES, CRC_LEN, Case, FLAG_COMPRESSED, FLAG_ENCRYPTED, GoldenEvent, GoldenState, KEY,
-    KIND_EVENT, KIND_LOG_ENTRY, KIND_SNAPSHOT, KIND_TABLE_ROW, SNAPSHOT_AT, TAG_LEN,
-    case_comments, check_flags_covered, check_record, crc32, expected_events, golden_dir, hex,
-    parse, read_fixture, regenerating, render, state_after, write_new_fixture,
+    KIND_EVENT, KIND_LOG_ENTRY, KIND_SNAPSHOT, KIND_TABLE_ROW, SNAPSHOT_AT, TAG_LEN, case_comments,
+    check_flags_covered, check_record, crc32, expected_events, golden_dir, hex, parse,
+    read_fixture, regenerating, render, state_after, write_new_fixture,
 };
 use golden_meta::{
     Meta, PLAIN_VERSION, ROW_VALUE, bincode_exact, check_api, expected_meta, generate, log_key,
@@ -48,7 +48,10 @@ struct HeaderV3 {
 fn header_v3(record: &[u8]) -> HeaderV3 {
     let flags = record[1];
     let (key_id, at) = if flags & FLAG_ENCRYPTED != 0 {
-        (Some(u32::from_be_bytes(record[2..6].try_into().unwrap())), 6)
+        (
+            Some(u32::from_be_bytes(record[2..6].try_into().unwrap())),
+            6,
+        )
     } else {
         (None, 2)
     };
@@ -96,7 +99,11 @@ fn check_event_record(case: Case, key: &[u8], record: &[u8]) -> u8 {
         assert_eq!(h.len, 10, "{what}: header length");
         let body_end = record.len() - CRC_LEN;
         let stored = u32::from_be_bytes(record[body_end..].try_into().unwrap());
-        assert_eq!(crc32(&[key, &record[..body_end]]), stored, "{what}: checksum");
+        assert_eq!(
+            crc32(&[key, &record[..body_end]]),
+            stored,
+            "{what}: checksum"
+        );
         if h.flags & FLAG_COMPRESSED != 0 {
             assert_eq!(
                 &record[h.len..h.len + 4],
@@ -141,8 +148,14 @@ fn plain_body(record: &[u8]) -> Vec<u8> {
 fn varint(rest: &mut &[u8]) -> u64 {
     let (value, len) = match rest[0] {
         small @ 0..=250 => (u64::from(small), 1),
-        251 => (u64::from(u16::from_le_bytes(rest[1..3].try_into().unwrap())), 3),
-        252 => (u64::from(u32::from_le_bytes(rest[1..5].try_into().unwrap())), 5),
+        251 => (
+            u64::from(u16::from_le_bytes(rest[1..3].try_into().unwrap())),
+            3,
+        ),
+        252 => (
+            u64::from(u32::from_le_bytes(rest[1..5].try_into().unwrap())),
+            5,
+        ),
         253 => (u64::from_le_bytes(rest[1..9].try_into().unwrap()), 9),
         other => panic!("varint marker {other}"),
     };
@@ -313,7 +326,10 @@ fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
             if i == 0 {
                 assert_eq!(shared, 0, "{what}: the first entry shares nothing");
             } else if shared < entry.len() && suffix_len > 0 {
-                assert_ne!(entry[shared], rest[0], "{what}: a shorter prefix than possible");
+                assert_ne!(
+                    entry[shared], rest[0],
+                    "{what}: a shorter prefix than possible"
+                );
             }
             entry.truncate(shared);
             entry.extend_from_slice(&rest[..suffix_len]);

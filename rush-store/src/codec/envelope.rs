@@ -153,7 +153,12 @@ impl Header {
     /// `[3][flags][key id u32, when encrypted][timestamp u64]`; the body length is what
     /// the record holds after the header (and before the CRC of a plain record).
     fn parse_compact(record: &[u8]) -> Result<Self, String> {
-        let short = || format!("record of {} bytes is shorter than its header", record.len());
+        let short = || {
+            format!(
+                "record of {} bytes is shorter than its header",
+                record.len()
+            )
+        };
         let (&[version, flags], rest) = record.split_first_chunk::<2>().ok_or_else(short)?;
         if flags & !KNOWN_FLAGS != 0 {
             return Err(format!("unknown flags {flags:#04x}"));
@@ -171,7 +176,12 @@ impl Header {
             .len()
             .checked_sub(trailer)
             .and_then(|len| u32::try_from(len).ok())
-            .ok_or_else(|| format!("record of {} bytes has no room for its checksum", record.len()))?;
+            .ok_or_else(|| {
+                format!(
+                    "record of {} bytes has no room for its checksum",
+                    record.len()
+                )
+            })?;
         Ok(Self {
             version,
             flags,

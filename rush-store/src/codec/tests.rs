@@ -181,7 +181,8 @@ fn unknown_versions_and_flags_are_corruption() -> Result<()> {
     let event = codec.encode_event(b"id", 0, &RecordMeta::legacy(), &"v")?;
     let mut flagged = event.bytes.clone();
     flagged[1] |= 0b100;
-    let err = codec.decode_event_with::<String>(b"id", &flagged, &describe, &mut Scratch::default());
+    let err =
+        codec.decode_event_with::<String>(b"id", &flagged, &describe, &mut Scratch::default());
     assert!(
         matches!(&err, Err(Error::Corrupted { reason, .. }) if reason.contains("unknown flags")),
         "{err:?}"
@@ -308,7 +309,9 @@ fn a_version_3_event_is_smaller_than_version_2() -> Result<()> {
     // header 14 + material 12 + meta (1 + 9 + 1 + 1) + payload + tag 16.
     assert_eq!(v3.len(), 14 + 12 + 12 + payload + 16);
     assert_eq!(v2.len() - v3.len(), 26);
-    let plain = Codec::default().encode_event(b"id", 7, &meta, &value)?.bytes;
+    let plain = Codec::default()
+        .encode_event(b"id", 7, &meta, &value)?
+        .bytes;
     assert_eq!(plain.len(), 10 + 12 + payload + 4);
     Ok(())
 }

@@ -572,12 +572,7 @@ pub fn check_through_store(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Memory
             key,
             &case.record_key(KIND_EVENT, Some(envelope.sequence_number))
         );
-        assert_eq!(
-            u128::from(record_timestamp(value)),
-            micros,
-            "{}",
-            case.name
-        );
+        assert_eq!(u128::from(record_timestamp(value)), micros, "{}", case.name);
     }
     assert!(
         with_metadata

@@ -279,4 +279,3 @@ pub fn check_api(case: Case, records: &[(Vec<u8>, Vec<u8>)]) {
         );
     }
 }
-
