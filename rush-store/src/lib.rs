@@ -94,6 +94,7 @@ mod snapshot;
 mod store;
 mod table;
 mod upcast;
+mod varint;
 
 pub use backend::engine_kind::{self, EngineKind};
 pub use backend::{

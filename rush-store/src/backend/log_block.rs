@@ -14,6 +14,7 @@
 //! standard varint, minimal.
 
 use crate::error::{Error, Result};
+use crate::varint;
 
 /// Version byte of the blocks of FORMAT.md's first layout (read, no longer written).
 const BLOCK_V1: u8 = 1;
@@ -25,57 +26,8 @@ const BLOCK_CRC_LEN: usize = 4;
 /// version and a varint of at most nine bytes).
 pub(crate) const BLOCK_HEAD_LEN: usize = 10;
 
-/// The varint's markers of a little-endian u16, u32 and u64 that follow.
-const VARINT_U16: u8 = 251;
-const VARINT_U32: u8 = 252;
-const VARINT_U64: u8 = 253;
-
-fn put_varint(out: &mut Vec<u8>, value: u64) {
-    if let Ok(byte) = u8::try_from(value)
-        && byte < VARINT_U16
-    {
-        out.push(byte);
-    } else if let Ok(value) = u16::try_from(value) {
-        out.push(VARINT_U16);
-        out.extend_from_slice(&value.to_le_bytes());
-    } else if let Ok(value) = u32::try_from(value) {
-        out.push(VARINT_U32);
-        out.extend_from_slice(&value.to_le_bytes());
-    } else {
-        out.push(VARINT_U64);
-        out.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
-/// Takes a varint off the front of `rest`; `None` when it is cut short, not minimal, or
-/// has a marker other than 251-253.
-fn take_varint(rest: &mut &[u8]) -> Option<u64> {
-    let (&first, after) = rest.split_first()?;
-    let (value, after) = match first {
-        VARINT_U16 => {
-            let (bytes, after) = after.split_first_chunk::<2>()?;
-            let value = u16::from_le_bytes(*bytes);
-            (value >= u16::from(VARINT_U16)).then_some((u64::from(value), after))?
-        }
-        VARINT_U32 => {
-            let (bytes, after) = after.split_first_chunk::<4>()?;
-            let value = u32::from_le_bytes(*bytes);
-            (value > u32::from(u16::MAX)).then_some((u64::from(value), after))?
-        }
-        VARINT_U64 => {
-            let (bytes, after) = after.split_first_chunk::<8>()?;
-            let value = u64::from_le_bytes(*bytes);
-            (value > u64::from(u32::MAX)).then_some((value, after))?
-        }
-        byte if byte < VARINT_U16 => (u64::from(byte), after),
-        _ => return None,
-    };
-    *rest = after;
-    Some(value)
-}
-
 fn take_usize(rest: &mut &[u8]) -> Option<usize> {
-    usize::try_from(take_varint(rest)?).ok()
+    usize::try_from(varint::take(rest)?).ok()
 }
 
 /// Takes `[shared varint][suffix len varint][suffix]` (a v2 entry) off the front of `rest`.
@@ -102,7 +54,7 @@ pub(crate) fn encode_block(key: &[u8], values: &[&[u8]]) -> Vec<u8> {
         10 + values.iter().map(|v| v.len().min(16) + 2).sum::<usize>() + BLOCK_CRC_LEN,
     );
     block.push(BLOCK_V2);
-    put_varint(&mut block, values.len() as u64);
+    varint::put(&mut block, values.len() as u64);
     let mut previous: &[u8] = &[];
     for value in values {
         let shared = previous
@@ -111,8 +63,8 @@ pub(crate) fn encode_block(key: &[u8], values: &[&[u8]]) -> Vec<u8> {
             .take_while(|(a, b)| a == b)
             .count();
         let suffix = value.get(shared..).unwrap_or_default();
-        put_varint(&mut block, shared as u64);
-        put_varint(&mut block, suffix.len() as u64);
+        varint::put(&mut block, shared as u64);
+        varint::put(&mut block, suffix.len() as u64);
         block.extend_from_slice(suffix);
         previous = value;
     }
@@ -238,7 +190,7 @@ pub(crate) fn head_count(head: &[u8]) -> Option<u64> {
     let (&version, mut rest) = head.split_first()?;
     let count = match version {
         BLOCK_V1 => u64::from(u32::from_be_bytes(*rest.first_chunk::<4>()?)),
-        BLOCK_V2 => take_varint(&mut rest)?,
+        BLOCK_V2 => varint::take(&mut rest)?,
         _ => return None,
     };
     (count > 0).then_some(count)

@@ -5,6 +5,7 @@
 
 use super::{MAX_META_SIZE, bincode_config, deserialize_exact};
 use crate::metadata::{EventMetadata, RecordMeta};
+use crate::varint;
 
 /// What replay needs of a meta block: the type name and the schema version, for upcasting.
 pub(crate) struct MetaHead<'a> {
@@ -69,7 +70,7 @@ const KNOWN_FIELDS: u8 = HAS_TAGS | HAS_CORRELATION | HAS_CAUSATION | HAS_USER |
 pub(crate) fn encode_v3(meta: &RecordMeta, out: &mut Vec<u8>) -> usize {
     let start = out.len();
     put_str(out, &meta.event_type);
-    put_varint(out, u64::from(meta.schema_version));
+    varint::put(out, u64::from(meta.schema_version));
     let ids = ids(&meta.metadata);
     let mut fields = if meta.tags.is_empty() { 0 } else { HAS_TAGS };
     for (bit, id) in ids {
@@ -79,7 +80,7 @@ pub(crate) fn encode_v3(meta: &RecordMeta, out: &mut Vec<u8>) -> usize {
     }
     out.push(fields);
     if !meta.tags.is_empty() {
-        put_varint(out, meta.tags.len() as u64);
+        varint::put(out, meta.tags.len() as u64);
         for tag in &meta.tags {
             put_str(out, tag);
         }
@@ -153,27 +154,8 @@ pub(crate) fn split_head_v3(body: &[u8]) -> Result<(MetaHead<'_>, &[u8]), String
     Ok((head, reader.0))
 }
 
-/// bincode 2's standard varint: below 251 one byte; else 251, 252 or 253 and the value as
-/// a little-endian u16, u32 or u64.
-fn put_varint(out: &mut Vec<u8>, value: u64) {
-    if let Ok(byte) = u8::try_from(value)
-        && byte < 251
-    {
-        out.push(byte);
-    } else if let Ok(short) = u16::try_from(value) {
-        out.push(251);
-        out.extend_from_slice(&short.to_le_bytes());
-    } else if let Ok(word) = u32::try_from(value) {
-        out.push(252);
-        out.extend_from_slice(&word.to_le_bytes());
-    } else {
-        out.push(253);
-        out.extend_from_slice(&value.to_le_bytes());
-    }
-}
-
 fn put_str(out: &mut Vec<u8>, text: &str) {
-    put_varint(out, text.len() as u64);
+    varint::put(out, text.len() as u64);
     out.extend_from_slice(text.as_bytes());
 }
 
@@ -198,19 +180,8 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, String> {
-        let bad = || "meta block: malformed length or version".to_owned();
-        let value = match self.byte()? {
-            small @ 0..=250 => return Ok(u64::from(small)),
-            251 => u64::from(u16::from_le_bytes(
-                self.take(2)?.try_into().map_err(|_| bad())?,
-            )),
-            252 => u64::from(u32::from_le_bytes(
-                self.take(4)?.try_into().map_err(|_| bad())?,
-            )),
-            253 => u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| bad())?),
-            _ => return Err(bad()),
-        };
-        Ok(value)
+        varint::take(&mut self.0)
+            .ok_or_else(|| "meta block: a length or version cut short or malformed".to_owned())
     }
 
     fn str(&mut self) -> Result<&'a str, String> {
