@@ -17,12 +17,6 @@ fn entries_of(key: &[u8], block: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
-fn varint(value: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    crate::varint::put(&mut out, value);
-    out
-}
-
 /// `body` with the CRC of `KEY ‖ body` after it: a block whose only fault is its structure.
 fn sealed(body: &[u8]) -> Vec<u8> {
     let mut block = body.to_vec();
