@@ -24,6 +24,7 @@ const BLOCK_V2: u8 = 2;
 const BLOCK_CRC_LEN: usize = 4;
 /// The longest start of a block that holds its version and entry count (v2: a one-byte
 /// version and a varint of at most nine bytes).
+#[cfg(any(test, feature = "postgres"))]
 pub(crate) const BLOCK_HEAD_LEN: usize = 10;
 
 fn take_usize(rest: &mut &[u8]) -> Option<usize> {
@@ -186,6 +187,7 @@ pub fn decode_block<'a>(key: &[u8], block: &'a [u8]) -> Option<BlockEntries<'a>>
 /// The entry count a block starts with (`head`: its first bytes, at least the version and
 /// the count; [`BLOCK_HEAD_LEN`] bytes always suffice). Reads neither the entries nor the
 /// CRC: for an engine that fetches only a block's head to find a log's end.
+#[cfg(any(test, feature = "postgres"))]
 pub(crate) fn head_count(head: &[u8]) -> Option<u64> {
     let (&version, mut rest) = head.split_first()?;
     let count = match version {
