@@ -194,20 +194,6 @@ fn populate(backend: &Arc<dyn Backend>) -> Duration {
     started.elapsed()
 }
 
-/// The entries of a log block: `[1][count u32]([len u32][entry])*` (FORMAT.md).
-fn block_entries(block: &[u8]) -> Vec<&[u8]> {
-    let count = u32::from_be_bytes(block[1..5].try_into().unwrap()) as usize;
-    let mut at = 5;
-    (0..count)
-        .map(|_| {
-            let len = u32::from_be_bytes(block[at..at + 4].try_into().unwrap()) as usize;
-            let entry = &block[at + 4..at + 4 + len];
-            at += 4 + len;
-            entry
-        })
-        .collect()
-}
-
 /// The reads a subscription does, raw: the log scan and one get per event.
 fn raw_reads(backend: &Arc<dyn Backend>) -> f64 {
     let started = Instant::now();
@@ -220,9 +206,12 @@ fn raw_reads(backend: &Arc<dyn Backend>) -> f64 {
     let mut bytes = 0usize;
     let mut event_key = Vec::new();
     backend
-        .visit_range(&log, &end, &mut |_, block| {
-            for entry in block_entries(block) {
-                let (seq, entity) = (&entry[9..17], &entry[17..]);
+        .visit_range(&log, &end, &mut |key, block| {
+            // A log block's entries (FORMAT.md, version 2, prefix-compressed), each
+            // `[2][timestamp u64][len u16][entity id][seq u64]`.
+            let entries = rush_store::engine_kit::decode_block(key, block).unwrap();
+            entries.visit(&mut |entry| {
+                let (entity, seq) = entry[11..].split_at(entry.len() - 19);
                 event_key.clear();
                 event_key.push(1u8);
                 event_key.extend_from_slice(&8u16.to_be_bytes());
@@ -232,8 +221,8 @@ fn raw_reads(backend: &Arc<dyn Backend>) -> f64 {
                 event_key.extend_from_slice(seq);
                 bytes += backend.get(&event_key)?.map_or(0, |v| v.len());
                 count += 1;
-            }
-            Ok(true)
+                Ok(true)
+            })
         })
         .unwrap();
     assert_eq!(count, TOTAL, "raw scan saw every event ({bytes} bytes)");
