@@ -178,18 +178,18 @@ fn plain_record(identity: &[u8], version: u8, flags: u8, body: &[u8]) -> Vec<u8>
     let mut out = vec![version, flags, 1, 0, 0, 0, 0, 0];
     out.extend_from_slice(&1_700_000_000_000_000u64.to_be_bytes());
     out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(body);
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(identity);
-    hasher.update(&out);
-    out.extend_from_slice(&hasher.finalize().to_be_bytes());
-    out
+    with_crc(identity, out, body)
 }
 
 /// A plain format-v3 record: `[3][flags][timestamp u64][body][crc32]`.
 fn plain_record_v3(identity: &[u8], flags: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![3, flags];
     out.extend_from_slice(&1_700_000_000_000_000u64.to_be_bytes());
+    with_crc(identity, out, body)
+}
+
+/// `header ‖ body ‖ crc32(identity ‖ header ‖ body)`.
+fn with_crc(identity: &[u8], mut out: Vec<u8>, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(identity);

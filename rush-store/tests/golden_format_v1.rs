@@ -17,8 +17,8 @@
 mod golden;
 
 use golden::{
-    CASES, COLLECTION, Case, KIND_EVENT, KIND_SNAPSHOT, SNAPSHOT_AT, check_flags_covered,
-    check_record, check_through_store, expected_events, golden_dir, read_fixture,
+    CASES, COLLECTION, Case, KIND_EVENT, KIND_SNAPSHOT, check_flags_covered, check_record,
+    check_through_store, golden_dir, journal_keys, read_fixture,
 };
 use rush_store::{EventFilter, EventMetadata, EventQuery};
 use std::sync::Arc;
@@ -26,18 +26,9 @@ use std::sync::Arc;
 const VERSION: u8 = 1;
 
 fn check_fixture(case: Case, records: &[(Vec<u8>, Vec<u8>)]) {
-    let head = expected_events().len() as u64;
-
     // The key layout: exactly the events and the snapshots of this entity (the journal's
     // end is its newest event; there is no separate head record).
-    let mut expected_keys: Vec<Vec<u8>> = (1..=head)
-        .map(|seq| case.record_key(KIND_EVENT, Some(seq)))
-        .collect();
-    expected_keys.extend(
-        SNAPSHOT_AT
-            .iter()
-            .map(|seq| case.record_key(KIND_SNAPSHOT, Some(*seq))),
-    );
+    let expected_keys = journal_keys(case);
     let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys, expected_keys, "{}: keys", case.name);
 

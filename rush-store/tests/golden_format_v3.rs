@@ -20,17 +20,12 @@ mod golden;
 mod golden_meta;
 
 use golden::{
-    CASES, CRC_LEN, Case, FLAG_COMPRESSED, FLAG_ENCRYPTED, GoldenEvent, GoldenState, KEY,
-    KIND_EVENT, KIND_LOG_ENTRY, KIND_SNAPSHOT, KIND_TABLE_ROW, SNAPSHOT_AT, TAG_LEN, case_comments,
-    check_flags_covered, check_record, crc32, expected_events, golden_dir, hex, parse,
-    read_fixture, regenerating, render, state_after, write_new_fixture,
+    CASES, CRC_LEN, Case, FLAG_COMPRESSED, FLAG_ENCRYPTED, GoldenEvent, KEY, KIND_EVENT, TAG_LEN,
+    case_comments, crc32, expected_events, golden_dir, hex, parse, read_fixture, regenerating,
+    render, write_new_fixture,
 };
-use golden_meta::{
-    Meta, PLAIN_VERSION, ROW_VALUE, bincode_exact, check_api, expected_meta, generate, log_key,
-    row_key,
-};
+use golden_meta::{Layout, Meta, bincode_exact, check_api, check_bytes, expected_meta, generate};
 use rush_store::EncryptionKey;
-use std::io::Read as _;
 
 const EVENT_VERSION: u8 = 3;
 /// Bytes of nonce material in front of a sealed v3 body.
@@ -118,29 +113,7 @@ fn check_event_record(case: Case, key: &[u8], record: &[u8]) -> u8 {
 /// The plaintext body of a v3 record that is not encrypted (gunzipped when compressed).
 fn plain_body_v3(record: &[u8]) -> Vec<u8> {
     let h = header_v3(record);
-    let body = &record[h.len..record.len() - CRC_LEN];
-    if h.flags & FLAG_COMPRESSED == 0 {
-        return body.to_vec();
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-/// The plaintext body of a version-1 record (snapshots, table rows) that is not encrypted.
-fn plain_body(record: &[u8]) -> Vec<u8> {
-    let h = golden::header(record);
-    let body = &record[golden::HEADER_LEN..golden::HEADER_LEN + h.body_len];
-    if h.flags & FLAG_COMPRESSED == 0 {
-        return body.to_vec();
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+    golden::gunzip_if_compressed(h.flags, &record[h.len..record.len() - CRC_LEN])
 }
 
 /// bincode's standard varint: below 251 one byte; else 251, 252, 253 and a little-endian
@@ -225,152 +198,69 @@ fn regenerate() {
 
 // ------------------------------------------------------------------ checks
 
-fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
-    let events = expected_events();
-    let metas = expected_meta();
-    let head = events.len() as u64;
+/// Format 3: the compact header and meta block above; log blocks version 2,
+/// `[2][count varint]([shared varint][suffix len varint][suffix])*[crc32]`, each entry the
+/// first `shared` bytes of the one before and its suffix, the longest shared prefix taken;
+/// entries `[2][timestamp u64][len u16][entity id][seq u64]`.
+const LAYOUT: Layout = Layout {
+    event: check_event,
+    block_version: 2,
+    block_entries,
+    entry_fields,
+};
 
-    // Events, snapshots, one log block per persist call, the table row; nothing else.
-    let block_starts: Vec<u64> = golden::script()
-        .iter()
-        .scan(1u64, |next, batch| {
-            let first = *next;
-            *next += batch.len() as u64;
-            Some(first)
-        })
-        .collect();
-    let mut expected_keys: Vec<Vec<u8>> = (1..=head)
-        .map(|seq| case.record_key(KIND_EVENT, Some(seq)))
-        .collect();
-    expected_keys.extend(
-        SNAPSHOT_AT
-            .iter()
-            .map(|seq| case.record_key(KIND_SNAPSHOT, Some(*seq))),
-    );
-    expected_keys.extend(block_starts.iter().copied().map(log_key));
-    expected_keys.push(row_key());
-    let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.clone()).collect();
-    assert_eq!(keys, expected_keys, "{}: keys", case.name);
-
-    let mut flags_seen = Vec::new();
-    let mut event_stamps = Vec::new();
-    let mut log_entries = Vec::new();
-    for (key, value) in records {
+fn check_event(case: Case, key: &[u8], value: &[u8], seq: usize) -> (u8, u64) {
+    let flags = check_event_record(case, key, value);
+    if !case.encrypted {
+        // [meta][payload]: the meta block of FORMAT.md, then bincode.
         let what = format!("{}: record {}", case.name, hex(key));
-        match key[0] {
-            KIND_EVENT => {
-                flags_seen.push(check_event_record(case, key, value));
-                event_stamps.push(header_v3(value).timestamp_micros);
-                if !case.encrypted {
-                    // [meta][payload]: the meta block of FORMAT.md, then bincode.
-                    let seq = event_stamps.len();
-                    let body = plain_body_v3(value);
-                    let mut rest = &body[..];
-                    let meta = read_meta(&mut rest);
-                    assert_eq!(meta, metas[seq - 1], "{what}: meta block");
-                    let event: GoldenEvent = bincode_exact(rest);
-                    assert_eq!(event, events[seq - 1], "{what}: payload");
-                }
-            }
-            KIND_SNAPSHOT => {
-                flags_seen.push(check_record(case, PLAIN_VERSION, key, value));
-                if !case.encrypted {
-                    let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap());
-                    let state: GoldenState = bincode_exact(&plain_body(value));
-                    assert_eq!(state, state_after(&events[..seq as usize]), "{what}");
-                }
-            }
-            KIND_TABLE_ROW => {
-                // Tables never compress; sealed with the row key as identity.
-                let flags = golden::check_sealed(
-                    case.name,
-                    case.encrypted,
-                    false,
-                    PLAIN_VERSION,
-                    key,
-                    value,
-                );
-                flags_seen.push(flags);
-                if !case.encrypted {
-                    assert_eq!(
-                        bincode_exact::<u64>(&plain_body(value)),
-                        ROW_VALUE,
-                        "{what}"
-                    );
-                }
-            }
-            KIND_LOG_ENTRY => log_entries.push((key, value)),
-            other => panic!("{}: unexpected key kind {other}", case.name),
-        }
+        let body = plain_body_v3(value);
+        let mut rest = &body[..];
+        let meta = read_meta(&mut rest);
+        assert_eq!(meta, expected_meta()[seq - 1], "{what}: meta block");
+        let event: GoldenEvent = bincode_exact(rest);
+        assert_eq!(event, expected_events()[seq - 1], "{what}: payload");
     }
-    check_flags_covered(case, &flags_seen);
+    (flags, header_v3(value).timestamp_micros)
+}
 
-    // Log blocks (version 2): [2][count varint]([shared varint][suffix len varint][suffix])*
-    // [crc32 of key ‖ block], one per persist call, keyed by the offset of their first
-    // entry; each entry is the first `shared` bytes of the one before and its suffix.
-    // Entry at offset n: [2][timestamp u64][len u16][entity id][seq u64], pointing at event
-    // n (one entity per fixture), with that event's timestamp. The writer takes the longest
-    // shared prefix.
-    let mut offset = 1u64;
-    for ((key, block), first) in log_entries.iter().zip(&block_starts) {
-        let what = format!("{}: log block {first}", case.name);
-        assert_eq!(**key, log_key(*first), "{what}: key");
-        assert_eq!(offset, *first, "{what}: offsets continue");
-        assert_eq!(block[0], 2, "{what}: block version");
-        let mut rest = &block[1..];
-        let count = varint(&mut rest);
-        let mut entry: Vec<u8> = Vec::new();
-        for i in 0..count {
-            let shared = varint(&mut rest) as usize;
-            let suffix_len = varint(&mut rest) as usize;
-            if i == 0 {
-                assert_eq!(shared, 0, "{what}: the first entry shares nothing");
-            } else if shared < entry.len() && suffix_len > 0 {
-                assert_ne!(
-                    entry[shared], rest[0],
-                    "{what}: a shorter prefix than possible"
-                );
-            }
-            entry.truncate(shared);
-            entry.extend_from_slice(&rest[..suffix_len]);
-            rest = &rest[suffix_len..];
-            let what = format!("{}: log entry {offset}", case.name);
-            let entity = case.entity().as_bytes();
-            assert_eq!(entry.len(), 3 + entity.len() + 16, "{what}: length");
-            assert_eq!(entry[0], 2, "{what}: entry version");
-            let stamp = u64::from_be_bytes(entry[1..9].try_into().unwrap());
-            assert_eq!(
-                stamp,
-                event_stamps[offset as usize - 1],
-                "{what}: timestamp"
+fn block_entries(what: &str, block: &[u8]) -> (Vec<Vec<u8>>, usize) {
+    let mut rest = &block[1..];
+    let count = varint(&mut rest);
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut entry: Vec<u8> = Vec::new();
+    for i in 0..count {
+        let shared = varint(&mut rest) as usize;
+        let suffix_len = varint(&mut rest) as usize;
+        if i == 0 {
+            assert_eq!(shared, 0, "{what}: the first entry shares nothing");
+        } else if shared < entry.len() && suffix_len > 0 {
+            assert_ne!(
+                entry[shared], rest[0],
+                "{what}: a shorter prefix than possible"
             );
-            assert_eq!(
-                u16::from_be_bytes(entry[9..11].try_into().unwrap()) as usize,
-                entity.len(),
-                "{what}: entity id length"
-            );
-            assert_eq!(&entry[11..11 + entity.len()], entity, "{what}: entity id");
-            let seq = u64::from_be_bytes(entry[11 + entity.len()..].try_into().unwrap());
-            assert_eq!(seq, offset, "{what}: sequence number");
-            offset += 1;
         }
-        let at = block.len() - rest.len();
-        assert_eq!(at + 4, block.len(), "{what}: a CRC-32 after the entries");
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(key);
-        crc.update(&block[..at]);
-        assert_eq!(
-            crc.finalize().to_be_bytes(),
-            block[at..],
-            "{what}: CRC-32 of key and block"
-        );
+        entry.truncate(shared);
+        entry.extend_from_slice(&rest[..suffix_len]);
+        rest = &rest[suffix_len..];
+        entries.push(entry.clone());
     }
-    assert_eq!(offset, head + 1, "{}: every event has an offset", case.name);
-    event_stamps
+    (entries, block.len() - rest.len())
+}
+
+fn entry_fields(what: &str, entry: &[u8]) -> (u64, u64, Vec<u8>) {
+    assert_eq!(entry[0], 2, "{what}: entry version");
+    let len = u16::from_be_bytes(entry[9..11].try_into().unwrap()) as usize;
+    assert_eq!(entry.len(), 11 + len + 8, "{what}: length");
+    (
+        u64::from_be_bytes(entry[1..9].try_into().unwrap()),
+        u64::from_be_bytes(entry[11 + len..].try_into().unwrap()),
+        entry[11..11 + len].to_vec(),
+    )
 }
 
 fn check_fixture(case: Case, records: &[(Vec<u8>, Vec<u8>)]) {
-    check_bytes(case, records);
+    check_bytes(case, records, &LAYOUT);
     check_api(case, records);
 }
 

@@ -414,6 +414,37 @@ pub fn header(record: &[u8]) -> Header {
     }
 }
 
+/// The keys of a case's journal, in order: its events, then its snapshots.
+pub fn journal_keys(case: Case) -> Vec<Vec<u8>> {
+    let head = expected_events().len() as u64;
+    let mut keys: Vec<Vec<u8>> = (1..=head)
+        .map(|seq| case.record_key(KIND_EVENT, Some(seq)))
+        .collect();
+    keys.extend(
+        SNAPSHOT_AT
+            .iter()
+            .map(|seq| case.record_key(KIND_SNAPSHOT, Some(*seq))),
+    );
+    keys
+}
+
+/// The plaintext body of a version-1 or -2 record (20-byte header) that is not encrypted,
+/// gunzipped when compressed.
+pub fn plain_body(record: &[u8]) -> Vec<u8> {
+    let h = header(record);
+    gunzip_if_compressed(h.flags, &record[HEADER_LEN..HEADER_LEN + h.body_len])
+}
+
+/// `body` as stored, gunzipped when `flags` say it is compressed.
+pub fn gunzip_if_compressed(flags: u8, body: &[u8]) -> Vec<u8> {
+    if flags & FLAG_COMPRESSED == 0 {
+        return body.to_vec();
+    }
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut out).unwrap();
+    out
+}
+
 /// The timestamp in a record's header, of any format version: at bytes 8..16 in versions
 /// 1 and 2; in version 3 after the version, the flags and (when encrypted) the key id.
 pub fn record_timestamp(record: &[u8]) -> u64 {

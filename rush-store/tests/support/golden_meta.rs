@@ -5,8 +5,10 @@
 #![allow(dead_code)]
 
 use super::golden::{
-    COLLECTION, Case, GoldenEvent, GoldenState, KIND_LOG_ENTRY, KIND_TABLE_ROW, SNAPSHOT_AT,
-    check_through_store, dump, expected_events, golden_tags, name_prefix, script, state_after,
+    COLLECTION, Case, GoldenEvent, GoldenState, KIND_EVENT, KIND_LOG_ENTRY, KIND_SNAPSHOT,
+    KIND_TABLE_ROW, SNAPSHOT_AT, check_flags_covered, check_record, check_sealed,
+    check_through_store, crc32, dump, expected_events, golden_tags, hex, journal_keys, name_prefix,
+    plain_body, script, state_after,
 };
 use rush_store::{
     CompressionConfig, CompressionLevel, Error, EventFilter, EventMetadata, EventQuery,
@@ -278,4 +280,131 @@ pub fn check_api(case: Case, records: &[(Vec<u8>, Vec<u8>)]) {
             case.name
         );
     }
+}
+
+/// The first offset of each log block: one block per persist call of [`script`].
+pub fn block_starts() -> Vec<u64> {
+    script()
+        .iter()
+        .scan(1u64, |next, batch| {
+            let first = *next;
+            *next += batch.len() as u64;
+            Some(first)
+        })
+        .collect()
+}
+
+/// The key layout: events, snapshots, one log block per persist call, the table row;
+/// nothing else. Returns the log blocks' first offsets.
+pub fn check_keys(case: Case, records: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
+    let block_starts = block_starts();
+    let mut expected_keys = journal_keys(case);
+    expected_keys.extend(block_starts.iter().copied().map(log_key));
+    expected_keys.push(row_key());
+    let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, expected_keys, "{}: keys", case.name);
+    block_starts
+}
+
+/// A snapshot or the table row, which every format version since 1 writes as version 1:
+/// its bytes and, when not encrypted, its value. Returns its flags.
+pub fn check_version_1_record(case: Case, key: &[u8], value: &[u8]) -> u8 {
+    let what = format!("{}: record {}", case.name, hex(key));
+    if key[0] == KIND_SNAPSHOT {
+        let flags = check_record(case, PLAIN_VERSION, key, value);
+        if !case.encrypted {
+            let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap());
+            let state: GoldenState = bincode_exact(&plain_body(value));
+            let events = expected_events();
+            assert_eq!(state, state_after(&events[..seq as usize]), "{what}");
+        }
+        return flags;
+    }
+    // Tables never compress; sealed with the row key as identity.
+    let flags = check_sealed(case.name, case.encrypted, false, PLAIN_VERSION, key, value);
+    if !case.encrypted {
+        assert_eq!(
+            bincode_exact::<u64>(&plain_body(value)),
+            ROW_VALUE,
+            "{what}"
+        );
+    }
+    flags
+}
+
+/// Checks one event record (case, key, value, sequence number): its flags and timestamp.
+pub type CheckEvent = fn(Case, &[u8], &[u8], usize) -> (u8, u64);
+/// A log block's entries, rebuilt, and where its CRC starts.
+pub type BlockEntriesOf = fn(&str, &[u8]) -> (Vec<Vec<u8>>, usize);
+/// An entry's timestamp, sequence number and entity id.
+pub type EntryFields = fn(&str, &[u8]) -> (u64, u64, Vec<u8>);
+
+/// What one format version's byte-level checks need of it.
+pub struct Layout {
+    /// Checks the event record stored at `key` (sequence number `seq`) byte by byte and,
+    /// when it is not encrypted, its meta block and payload; returns its flags and its
+    /// header's timestamp.
+    pub event: CheckEvent,
+    /// The version byte of the log blocks it writes.
+    pub block_version: u8,
+    /// A log block's entries, rebuilt, and where its CRC starts (`what` names it in
+    /// failures).
+    pub block_entries: BlockEntriesOf,
+    /// An entry's timestamp, sequence number and entity id.
+    pub entry_fields: EntryFields,
+}
+
+/// The key layout and every record byte by byte: events through `layout`, snapshots and
+/// the table row as version 1, and the log blocks, one per persist call, keyed by the
+/// offset of their first entry, entry `n` pointing at event `n` (one entity per fixture)
+/// with that event's timestamp, each block ending with a CRC-32 of its key and bytes.
+pub fn check_bytes(case: Case, records: &[(Vec<u8>, Vec<u8>)], layout: &Layout) {
+    let head = expected_events().len() as u64;
+    let block_starts = check_keys(case, records);
+    let mut flags_seen = Vec::new();
+    let mut event_stamps = Vec::new();
+    let mut blocks = Vec::new();
+    for (key, value) in records {
+        match key[0] {
+            KIND_EVENT => {
+                let (flags, stamp) = (layout.event)(case, key, value, event_stamps.len() + 1);
+                flags_seen.push(flags);
+                event_stamps.push(stamp);
+            }
+            KIND_SNAPSHOT | KIND_TABLE_ROW => {
+                flags_seen.push(check_version_1_record(case, key, value));
+            }
+            KIND_LOG_ENTRY => blocks.push((key, value)),
+            other => panic!("{}: unexpected key kind {other}", case.name),
+        }
+    }
+    check_flags_covered(case, &flags_seen);
+
+    let mut offset = 1u64;
+    for ((key, block), first) in blocks.iter().zip(&block_starts) {
+        let what = format!("{}: log block {first}", case.name);
+        assert_eq!(**key, log_key(*first), "{what}: key");
+        assert_eq!(offset, *first, "{what}: offsets continue");
+        assert_eq!(block[0], layout.block_version, "{what}: block version");
+        let (entries, at) = (layout.block_entries)(&what, block);
+        for entry in entries {
+            let what = format!("{}: log entry {offset}", case.name);
+            let (stamp, seq, entity) = (layout.entry_fields)(&what, &entry);
+            assert_eq!(
+                stamp,
+                event_stamps[offset as usize - 1],
+                "{what}: timestamp"
+            );
+            assert_eq!(seq, offset, "{what}: sequence number");
+            assert_eq!(entity, case.entity().as_bytes(), "{what}: entity id");
+            offset += 1;
+        }
+        assert_eq!(at + 4, block.len(), "{what}: a CRC-32 after the entries");
+        assert_eq!(
+            crc32(&[key, &block[..at]]).to_be_bytes(),
+            block[at..],
+            "{what}: CRC-32 of key and block"
+        );
+    }
+    assert_eq!(offset, head + 1, "{}: every event has an offset", case.name);
 }
