@@ -102,11 +102,15 @@ impl Header {
         if record.first() == Some(&VERSION_COMPACT) {
             return Self::parse_compact(record);
         }
-        let bytes = record;
-        let header: &[u8; HEADER_LEN] = bytes
+        let header: &[u8; HEADER_LEN] = record
             .get(..HEADER_LEN)
             .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| format!("record of {} bytes is shorter than its header", bytes.len()))?;
+            .ok_or_else(|| {
+                format!(
+                    "record of {} bytes is shorter than its header",
+                    record.len()
+                )
+            })?;
         let [
             version,
             flags,
