@@ -158,17 +158,32 @@ impl EncryptionKey {
         let nonce = next_nonce()?;
         let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&nonce);
+        self.encrypt_appended(&nonce, aad, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `plaintext` to `out`, encrypts it there under `nonce`, and appends the tag:
+    /// the sealing step of every record layout (what goes in front of the ciphertext is
+    /// the caller's).
+    fn encrypt_appended(
+        &self,
+        nonce: &XNonce,
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let start = out.len();
         out.extend_from_slice(plaintext);
         let body = out
-            .get_mut(NONCE_LEN..)
+            .get_mut(start..)
             .ok_or_else(|| internal("seal buffer"))?;
         let tag = self
             .inner
             .cipher
-            .encrypt_inout_detached(&nonce, aad, body.into())
+            .encrypt_inout_detached(nonce, aad, body.into())
             .map_err(|_| internal("encryption failed"))?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(())
     }
 
     /// Opens `nonce || ciphertext || tag` into `out` (cleared first); `false` when the tag

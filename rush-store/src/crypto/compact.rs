@@ -20,7 +20,7 @@
 use super::{EncryptionKey, SubkeyCache, TAG_LEN, internal};
 use crate::error::Result;
 use chacha20poly1305::XNonce;
-use chacha20poly1305::aead::{AeadInOut, Generate};
+use chacha20poly1305::aead::Generate;
 
 /// Bytes of nonce material stored in front of each format-3 ciphertext.
 pub(crate) const NONCE_MATERIAL_LEN: usize = 12;
@@ -78,18 +78,7 @@ impl EncryptionKey {
         let material = next_material()?;
         out.reserve(NONCE_MATERIAL_LEN + plaintext.len() + TAG_LEN);
         out.extend_from_slice(&material);
-        let start = out.len();
-        out.extend_from_slice(plaintext);
-        let body = out
-            .get_mut(start..)
-            .ok_or_else(|| internal("seal buffer"))?;
-        let tag = self
-            .inner
-            .cipher
-            .encrypt_inout_detached(&nonce(&material, timestamp_micros), aad, body.into())
-            .map_err(|_| internal("encryption failed"))?;
-        out.extend_from_slice(&tag);
-        Ok(())
+        self.encrypt_appended(&nonce(&material, timestamp_micros), aad, plaintext, out)
     }
 
     /// Opens a format-3 record body sealed at `timestamp_micros` into `out`; `false` when
