@@ -370,11 +370,19 @@ fn main() {
         return;
     }
     if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("catch-up") {
-        // Profiling mode: one subscriber catching up on sled, five times over one load.
+        // Profiling mode: subscribers (PERF_REPORT_SUBSCRIBERS, 1 unless set) catching up
+        // together on sled, five times over one load.
+        let subscribers = std::env::var("PERF_REPORT_SUBSCRIBERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
         let (dir, _) = load_history(EngineKind::Sled, &pool);
         for _ in 0..5 {
-            let ours = runtime.block_on(catch_up(EngineKind::Sled, dir.path(), 1, true));
-            println!("catch-up, 1 subscriber on sled: {}", human(ours));
+            let ours = runtime.block_on(catch_up(EngineKind::Sled, dir.path(), subscribers, true));
+            println!(
+                "catch-up, {subscribers} subscriber(s) on sled: {} per sub",
+                human(ours)
+            );
         }
         return;
     }

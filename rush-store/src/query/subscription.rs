@@ -8,21 +8,25 @@
 //! switch from catching up to live cannot skip or repeat an event (there is one cursor, not two sources to splice), and a slow subscriber
 //! costs the writers nothing: it is simply further behind in the journal.
 
+mod read_ahead;
+
 use super::shared_pages::{Member, Page};
 use super::{EventFilter, EventQuery, StoredEvent};
 use crate::error::Result;
 use crate::persistent_actor::PersistentActor;
 use futures_core::Stream;
+use read_ahead::{PageRead, PageReader, ReadAhead};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Log entries read per step: a subscriber holds at most twice this many events in
-/// memory (the page handed out and the one read ahead). A
-/// page is read on a database thread; each read costs two thread wake-ups, so smaller
-/// pages slow a catch-up (256 measured 40% slower than 1,024 on a 2-core VM).
+/// Log entries read per step: a subscriber holds at most `2 + read_ahead::AHEAD` pages of
+/// events in memory (the page handed out, the next one, and those read ahead while it
+/// catches up). A page is read on a database thread; each read costs two thread
+/// wake-ups, so smaller pages slow a catch-up (256 measured 40% slower than 1,024 on a
+/// 2-core VM).
 const PAGE: usize = 1024;
 /// A caught-up subscriber looks again at least this often (belt and braces: the database's
 /// own signal is not missed, but another process may write too, and an engine's signal
@@ -85,8 +89,9 @@ impl<E> std::fmt::Debug for Subscription<E> {
 
 /// Where a subscription is.
 struct Cursor<A: PersistentActor> {
-    query: EventQuery<A>,
-    filter: EventFilter,
+    reader: PageReader<A>,
+    /// Pages being read ahead of `next_offset` while catching up.
+    ahead: ReadAhead<A::Event>,
     next_offset: u64,
     appended: watch::Receiver<u64>,
     /// Other processes' appends, on an engine several processes share.
@@ -107,8 +112,8 @@ impl<E: Send + Sync + 'static> Subscription<E> {
             appended: core.log_appended(),
             elsewhere: core.engine().ok().and_then(|e| e.appended_elsewhere()),
             _member: query.shared.as_ref().map(|shared| shared.join()),
-            query,
-            filter,
+            reader: PageReader { query, filter },
+            ahead: ReadAhead::default(),
             next_offset: from_offset.max(1),
             failed: false,
         };
@@ -184,7 +189,7 @@ impl<A: PersistentActor> Cursor<A> {
                 Ok((events, next_offset, backlog)) => {
                     metrics::gauge!(
                         crate::metric_names::SUBSCRIPTION_LAG_OFFSETS,
-                        "collection" => self.query.collection().to_owned()
+                        "collection" => self.reader.query.collection().to_owned()
                     )
                     .set(backlog as f64);
                     let examined = next_offset > self.next_offset;
@@ -201,14 +206,58 @@ impl<A: PersistentActor> Cursor<A> {
         }
     }
 
-    /// The events from `next_offset` on that the filter lets through, the offset after
+    /// The page from `next_offset` (read ahead, or read now), and the reads ahead of the
+    /// pages after it that the log already holds.
+    async fn read_page(&mut self) -> PageRead<A::Event> {
+        let from = self.next_offset;
+        let page = self.ahead.take(from, self.reader.read(from)).await;
+        // Subscribers sharing pages already read several at once (and one racing ahead
+        // would push pages out that the others still need): only one reading for itself
+        // reads ahead.
+        let shares_pages = self
+            .reader
+            .query
+            .shared
+            .as_ref()
+            .is_some_and(|s| s.is_shared());
+        if let (Ok((_, end, backlog)), false) = (&page, shares_pages) {
+            self.ahead.extend(&self.reader, *end, *backlog);
+        }
+        page
+    }
+
+    async fn wait_for_commit(&mut self) {
+        let elsewhere = async {
+            let heard = match &mut self.elsewhere {
+                Some(elsewhere) => elsewhere.changed().await.is_ok(),
+                None => false,
+            };
+            if !heard {
+                // No such signal, or its engine is gone: only the others wake.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            changed = self.appended.changed() => {
+                if changed.is_err() {
+                    // The database is gone: the next read says so.
+                    tokio::time::sleep(IDLE_CHECK).await;
+                }
+            }
+            () = elsewhere => {}
+            () = tokio::time::sleep(IDLE_CHECK) => {}
+        }
+    }
+}
+
+impl<A: PersistentActor> PageReader<A> {
+    /// The events from `from` on that the filter lets through, the offset after
     /// the entries examined, and the backlog past them. Taken from the pages shared with
     /// the collection's other subscriptions when there are any: a subscriber that takes
     /// every event reads and decodes a page for everyone at its place; one with a narrower
     /// filter, or one alone, uses pages already there and otherwise reads only what it
     /// needs, for itself (a page of its own is moved to it, not cloned).
-    async fn read_page(&self) -> Result<(Vec<StoredEvent<A::Event>>, u64, u64)> {
-        let from = self.next_offset;
+    async fn read(&self, from: u64) -> PageRead<A::Event> {
         if let Some(shared) = &self.query.shared {
             let query = &self.query;
             let read = || async move {
@@ -234,28 +283,5 @@ impl<A: PersistentActor> Cursor<A> {
             .read_with_backlog_async(from, &self.filter, PAGE)
             .await?;
         Ok((page.events, page.next_offset, backlog))
-    }
-
-    async fn wait_for_commit(&mut self) {
-        let elsewhere = async {
-            let heard = match &mut self.elsewhere {
-                Some(elsewhere) => elsewhere.changed().await.is_ok(),
-                None => false,
-            };
-            if !heard {
-                // No such signal, or its engine is gone: only the others wake.
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            changed = self.appended.changed() => {
-                if changed.is_err() {
-                    // The database is gone: the next read says so.
-                    tokio::time::sleep(IDLE_CHECK).await;
-                }
-            }
-            () = elsewhere => {}
-            () = tokio::time::sleep(IDLE_CHECK) => {}
-        }
     }
 }
