@@ -511,6 +511,15 @@ fn main() {
             "{} {} actors enc={}: {:.0} cmds/s, CPU/cmd {:?}, ask p50 {:?}, groups {}, members {}",
             r.engine, r.actors, r.encrypted, r.rate, r.cpu_per_command, r.p50, r.groups, r.members
         );
+        if kind == EngineKind::Sled {
+            // And raw sled's group of as many events, for the latency ratio.
+            let raw = raw_row(actors, event_sizes().stored_plain, false);
+            println!(
+                "raw sled, groups of {actors}: p50 {:?} (ours / raw {:.2}x)",
+                raw.group_p50,
+                r.p50.as_secs_f64() / raw.group_p50.as_secs_f64()
+            );
+        }
         return;
     }
     println!("rush-actor benchmark (cargo bench -p rush-actor --bench actor_bench)");
