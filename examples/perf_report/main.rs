@@ -371,16 +371,23 @@ fn main() {
     }
     if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("catch-up") {
         // Profiling mode: subscribers (PERF_REPORT_SUBSCRIBERS, 1 unless set) catching up
-        // together on sled, five times over one load.
+        // together on sled, five times over one load, each time beside raw's as many
+        // readers (PERF_REPORT_RAW=0: ours alone, for a profile of ours only).
         let subscribers = std::env::var("PERF_REPORT_SUBSCRIBERS")
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
+        let with_raw = std::env::var("PERF_REPORT_RAW").as_deref() != Ok("0");
         let (dir, _) = load_history(EngineKind::Sled, &pool);
+        let raw_dir = with_raw.then(|| raw_load_history(&pool).0);
         for _ in 0..5 {
             let ours = runtime.block_on(catch_up(EngineKind::Sled, dir.path(), subscribers, true));
+            let versus = raw_dir.as_ref().map_or_else(String::new, |raw_dir| {
+                let raw = raw_catch_up(raw_dir.path(), subscribers);
+                format!(", raw {} ({:.2}x)", human(raw), ours / raw)
+            });
             println!(
-                "catch-up, {subscribers} subscriber(s) on sled: {} per sub",
+                "catch-up, {subscribers} subscriber(s) on sled: {} per sub{versus}",
                 human(ours)
             );
         }
