@@ -272,7 +272,10 @@ pub fn read_log(check: &'static str, db: &dyn Backend, log: &[u8]) -> Outcome<Ve
             detail: format!("block at {first} of log {log:?} does not decode"),
         })?;
         let last = engine(check, block_end(log, &key, &block))?;
-        ensure(last == first + values.len() as u64 - 1, check, || {
+        let expected_last = first
+            .checked_add(values.len() as u64)
+            .and_then(|end| end.checked_sub(1));
+        ensure(expected_last == Some(last), check, || {
             format!(
                 "block at {first}: block_end {last} for {} entries",
                 values.len()
