@@ -29,7 +29,8 @@ impl<A: PersistentActor> Store<A> {
     /// earlier write of this handle failed; [`Error::Shutdown`] after
     /// [`Database::shutdown`](crate::Database::shutdown); engine failures ([`Error::Io`],
     /// [`Error::DiskFull`], [`Error::Corrupted`], [`Error::Storage`]) reading; an error of
-    /// a commit poisons this handle.
+    /// a commit that may have written (not [`Error::nothing_written`]) poisons this
+    /// handle.
     pub fn rotate_encryption_key(&mut self, new_key: &[u8]) -> Result<u64> {
         let _span = info_span!(
             "rotate_key",
@@ -72,7 +73,11 @@ impl<A: PersistentActor> Store<A> {
                     self.db
                         .core
                         .write(batch, Durability::Immediate)
-                        .inspect_err(|e| self.poison(e))?
+                        .inspect_err(|e| {
+                            if !e.nothing_written() {
+                                self.poison(e);
+                            }
+                        })?
                         .map_err(|_| Error::Conflict {
                             expected: self.highest,
                             actual: self.highest,
