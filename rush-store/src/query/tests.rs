@@ -3,14 +3,15 @@ use crate::keys::EntityKey;
 use crate::{MemoryManager, Store};
 use serde::{Deserialize, Serialize};
 
+/// The events of the query tests' actor (also used by `subscription::read_ahead`'s tests).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum Event {
+pub(in crate::query) enum Event {
     Opened,
     Deposited(u64),
 }
 
 #[derive(Default, Clone, Serialize, Deserialize)]
-struct Account {
+pub(in crate::query) struct Account {
     balance: u64,
 }
 

@@ -1,29 +1,18 @@
 use super::*;
+use crate::query::tests::{Account, Event};
 use crate::{MemoryManager, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
-struct Counter {
-    total: u64,
-}
-
-impl PersistentActor for Counter {
-    type Event = u64;
-    fn apply(&mut self, n: &u64) {
-        self.total += n;
-    }
-}
-
 const PAGE_U64: u64 = PAGE as u64;
 
 /// A reader of `events` events of one entity, all in the log.
-fn reader(events: u64) -> Result<PageReader<Counter>> {
+fn reader(events: u64) -> Result<PageReader<Account>> {
     let backend = MemoryManager::default();
-    let mut store = Store::<Counter>::new("counters", "a", backend.clone(), None, false)?;
-    store.persist_batch(&(1..=events).collect::<Vec<_>>())?;
+    let mut store = Store::<Account>::new("accounts", "a", backend.clone(), None, false)?;
+    store.persist_batch(&(1..=events).map(Event::Deposited).collect::<Vec<_>>())?;
     Ok(PageReader {
-        query: EventQuery::new(Arc::new(backend), "counters", None)?,
+        query: EventQuery::new(Arc::new(backend), "accounts", None)?,
         filter: EventFilter::all(),
     })
 }
@@ -32,7 +21,7 @@ fn starts<E>(ahead: &ReadAhead<E>) -> Vec<u64> {
     ahead.pages.iter().map(|page| page.start).collect()
 }
 
-fn offsets(page: &PageRead<u64>) -> Option<(u64, u64, usize, u64)> {
+fn offsets(page: &PageRead<Event>) -> Option<(u64, u64, usize, u64)> {
     let (events, end, backlog) = page.as_ref().ok()?;
     Some((events.first()?.offset, *end, events.len(), *backlog))
 }
