@@ -39,10 +39,7 @@
 )]
 
 use rush_actor::{EntityRef, Persistence, PersistenceConfig};
-use rush_store::{
-    Backend, Durability, EncryptionKey, EngineKind, MemoryManager, PersistentActor, Store,
-};
-use std::fs::File;
+use rush_store::{Backend, EncryptionKey, EngineKind, MemoryManager, Store};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -64,11 +61,17 @@ const TARGET_RATIO: f64 = 0.7;
 mod bank;
 #[path = "support/measure.rs"]
 mod measure;
+#[path = "support/raw_sled.rs"]
+mod raw_sled;
+#[path = "support/recovery.rs"]
+mod recovery;
 #[path = "support/sqlite_writer.rs"]
 mod sqlite_writer;
 
-use bank::{Account, BankEvent, Cmd, account_id, deposited};
+use bank::{Account, Cmd, account_id, deposited};
 use measure::{cpu_sample, fmt_dur, fmt_rate, load_average, machine_header, other_cpu, percentile};
+use raw_sled::{RawRow, raw_row};
+use recovery::recovery_row;
 
 // ---------------------------------------------------------------------------------------
 // Helpers.
@@ -260,219 +263,6 @@ async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow
             .saturating_sub(cpu_from.own)
             .checked_div(u32::try_from(commands.max(1)).unwrap_or(u32::MAX))
             .unwrap_or_default(),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// 2. Raw sled baseline.
-// ---------------------------------------------------------------------------------------
-
-struct RawRow {
-    rate: f64,
-    other_cpu: f64,
-    group_p50: Duration,
-    group_p99: Duration,
-}
-
-/// For concurrency `n`: one batch of `n` event inserts per group, then `flush` + fsync of
-/// the `db` file. With `like_ours`, each member also checks that its slot is free (the
-/// append guard; the deletion-mark guard is answered from a cache) and the group adds one
-/// collection-log block of `n` small entries, as rush-store's journal append does.
-fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled_config(dir.path()).open().unwrap();
-    let db_file = File::open(dir.path().join("db")).unwrap();
-    let value: Vec<u8> = (0..value_len).map(|i| (i * 31 + 7) as u8).collect();
-    let ids: Vec<String> = (0..n).map(account_id).collect();
-    let mut log_key = vec![5u8];
-    log_key.extend_from_slice(&8u16.to_be_bytes());
-    log_key.extend_from_slice(b"accounts");
-
-    let begin = Instant::now();
-    let measure_from = begin + WARMUP;
-    let measure_to = measure_from + MEASURE;
-    let mut seq = 0u64;
-    let mut events = 0u64;
-    let mut groups = Vec::new();
-    let mut cpu_from = None;
-    loop {
-        let started = Instant::now();
-        if started >= measure_to {
-            break;
-        }
-        if cpu_from.is_none() && started >= measure_from {
-            cpu_from = Some(cpu_sample());
-        }
-        seq += 1;
-        let mut batch = sled::Batch::default();
-        let mut block = Vec::with_capacity(5 + n * 40);
-        block.push(1u8);
-        block.extend_from_slice(&(n as u32).to_be_bytes());
-        for id in &ids {
-            let key = record_key(1, id, Some(seq));
-            if like_ours {
-                assert!(db.get(&key).unwrap().is_none(), "free slot");
-                let entry_len = 17 + id.len();
-                block.extend_from_slice(&(entry_len as u32).to_be_bytes());
-                block.push(1);
-                block.extend_from_slice(&seq.to_be_bytes());
-                block.extend_from_slice(&seq.to_be_bytes());
-                block.extend_from_slice(id.as_bytes());
-            }
-            batch.insert(key, value.as_slice());
-        }
-        if like_ours {
-            let mut key = log_key.clone();
-            key.extend_from_slice(&(seq * n as u64).to_be_bytes());
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&key);
-            crc.update(&block);
-            block.extend_from_slice(&crc.finalize().to_be_bytes());
-            batch.insert(key, block);
-        }
-        db.apply_batch(batch).unwrap();
-        db.flush().unwrap();
-        db_file.sync_data().unwrap();
-        let done = Instant::now();
-        if done >= measure_from && done <= measure_to {
-            events += n as u64;
-            groups.push(done - started);
-        }
-    }
-    let cpu_to = cpu_sample();
-    groups.sort_unstable();
-    drop(db_file);
-    drop(db);
-    drop(dir);
-    RawRow {
-        other_cpu: cpu_from.map_or(0.0, |from| other_cpu(from, cpu_to)),
-        rate: events as f64 / MEASURE.as_secs_f64(),
-        group_p50: percentile(&groups, 0.50),
-        group_p99: percentile(&groups, 0.99),
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// 3. Recovery of 1,000 actors.
-// ---------------------------------------------------------------------------------------
-
-struct RecoveryRow {
-    populate: Duration,
-    open_db: Duration,
-    total: Duration,
-    caller_mean: Duration,
-    caller_p50: Duration,
-    caller_max: Duration,
-    recovery_mean: Duration,
-    recovery_max: Duration,
-    max_concurrent: usize,
-    size_on_disk: u64,
-    groups: u64,
-}
-
-fn expected_balance(i: usize) -> u64 {
-    (1..=RECOVERY_EVENTS)
-        .map(|tag| 100 + (i as u64 + tag) % 900)
-        .sum()
-}
-
-/// 1,000 entities, each 150 events with a snapshot at 100, written through `Store` with
-/// periodic durability and one flush at the end.
-fn populate(dir: &Path, kind: EngineKind) {
-    let backend: Arc<dyn Backend> = kind.open(dir, CACHE).unwrap();
-    let weak = Arc::downgrade(&backend);
-    for i in 0..RECOVERY_ENTITIES {
-        let id = account_id(i);
-        let mut store =
-            Store::<Account>::with_backend("accounts", &id, Arc::clone(&backend), None, true)
-                .unwrap();
-        store.set_durability(Durability::Periodic);
-        let events: Vec<BankEvent> = (1..=RECOVERY_EVENTS)
-            .map(|tag| deposited(&id, 100 + (i as u64 + tag) % 900, tag))
-            .collect();
-        let (before, after) = events.split_at(SNAPSHOT_AT as usize);
-        store.persist_batch(before).unwrap();
-        let mut state = Account::default();
-        for e in before {
-            state.apply(e);
-        }
-        store.snapshot(&state).unwrap();
-        store.persist_batch(after).unwrap();
-    }
-    backend.flush().unwrap();
-    drop(backend);
-    wait_dropped(&weak);
-}
-
-async fn recovery_row(kind: EngineKind) -> RecoveryRow {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_path_buf();
-    let t = Instant::now();
-    tokio::task::spawn_blocking(move || populate(&path, kind))
-        .await
-        .unwrap();
-    let populate_took = t.elapsed();
-
-    // A fresh database handle (sled's cache is cold; the OS page cache is not).
-    let t = Instant::now();
-    let backend: Arc<dyn Backend> = kind.open(dir.path(), CACHE).unwrap();
-    let open_db = t.elapsed();
-    let size_on_disk = backend.size_on_disk().unwrap_or(0);
-    let weak = Arc::downgrade(&backend);
-    let persistence = Persistence::open_shared(backend, PersistenceConfig::default())
-        .await
-        .unwrap();
-    let max_concurrent = persistence.config().max_concurrent_recoveries;
-
-    let begin = Instant::now();
-    let tasks: Vec<_> = (0..RECOVERY_ENTITIES)
-        .map(|i| {
-            let p = persistence.clone();
-            tokio::spawn(async move {
-                let t = Instant::now();
-                let entity = p.get_or_spawn::<Account>(&account_id(i)).await.unwrap();
-                let balance = entity.ask(Cmd::Balance).await.unwrap();
-                let took = t.elapsed();
-                assert_eq!(balance, expected_balance(i), "entity {i} recovered wrongly");
-                took
-            })
-        })
-        .collect();
-    let mut callers = Vec::with_capacity(RECOVERY_ENTITIES);
-    for t in tasks {
-        callers.push(t.await.unwrap());
-    }
-    let total = begin.elapsed();
-    callers.sort_unstable();
-
-    let recoveries: Vec<Duration> = (0..RECOVERY_ENTITIES)
-        .map(|i| {
-            persistence
-                .entity_metrics::<Account>(&account_id(i))
-                .unwrap()
-                .last_recovery_time
-        })
-        .collect();
-    let groups = persistence.group_commit_stats().groups;
-    persistence.shutdown().await.unwrap();
-    drop(persistence);
-    tokio::task::spawn_blocking(move || wait_dropped(&weak))
-        .await
-        .unwrap();
-    drop(dir);
-
-    RecoveryRow {
-        populate: populate_took,
-        open_db,
-        total,
-        caller_mean: callers.iter().sum::<Duration>() / RECOVERY_ENTITIES as u32,
-        caller_p50: percentile(&callers, 0.5),
-        caller_max: callers.last().copied().unwrap_or_default(),
-        recovery_mean: recoveries.iter().sum::<Duration>() / RECOVERY_ENTITIES as u32,
-        recovery_max: recoveries.iter().max().copied().unwrap_or_default(),
-        max_concurrent,
-        size_on_disk,
-        groups,
     }
 }
 
