@@ -87,6 +87,16 @@ fn wait_dropped(weak: &Weak<dyn Backend>) {
     }
 }
 
+/// Shuts `persistence` down, waits until its engine is released, then removes `dir`.
+async fn shut_down(persistence: Persistence, weak: Weak<dyn Backend>, dir: tempfile::TempDir) {
+    persistence.shutdown().await.unwrap();
+    drop(persistence);
+    tokio::task::spawn_blocking(move || wait_dropped(&weak))
+        .await
+        .unwrap();
+    drop(dir);
+}
+
 fn sled_config(dir: &Path) -> sled::Config {
     // The same settings as rush_store::SledConfig::default().
     sled::Config::new()
@@ -238,12 +248,7 @@ async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow
         latencies.extend(d.await.unwrap());
     }
     latencies.sort_unstable();
-    persistence.shutdown().await.unwrap();
-    drop(persistence);
-    tokio::task::spawn_blocking(move || wait_dropped(&weak))
-        .await
-        .unwrap();
-    drop(dir);
+    shut_down(persistence, weak, dir).await;
 
     let commands = latencies.len() as u64;
     ActorRow {

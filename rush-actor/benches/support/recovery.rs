@@ -3,7 +3,7 @@
 
 use super::bank::{Account, BankEvent, Cmd, account_id, deposited};
 use super::measure::percentile;
-use super::{CACHE, RECOVERY_ENTITIES, RECOVERY_EVENTS, SNAPSHOT_AT, wait_dropped};
+use super::{CACHE, RECOVERY_ENTITIES, RECOVERY_EVENTS, SNAPSHOT_AT, shut_down, wait_dropped};
 use rush_actor::{Persistence, PersistenceConfig};
 use rush_store::{Backend, Durability, EngineKind, PersistentActor, Store};
 use std::path::Path;
@@ -108,12 +108,7 @@ pub(crate) async fn recovery_row(kind: EngineKind) -> RecoveryRow {
         })
         .collect();
     let groups = persistence.group_commit_stats().groups;
-    persistence.shutdown().await.unwrap();
-    drop(persistence);
-    tokio::task::spawn_blocking(move || wait_dropped(&weak))
-        .await
-        .unwrap();
-    drop(dir);
+    shut_down(persistence, weak, dir).await;
 
     RecoveryRow {
         populate: populate_took,
