@@ -110,8 +110,10 @@ pub struct GuardFailed {
     pub actual: Option<Vec<u8>>,
 }
 
-/// The last step of making writes durable, run before they are acknowledged (see
-/// [`Backend::flush_deferred`]). It may leave a [`Settle`], run after the answers.
+/// The part of making writes durable that may run off the writer's thread, before they
+/// are acknowledged (see [`Backend::flush_deferred`]): the engine's own sync where it may
+/// run beside later commits (sled), and the commit mark's write. It may leave a
+/// [`Settle`], run after the answers.
 pub type Confirmation = Box<dyn FnOnce() -> Result<Option<Settle>> + Send>;
 
 /// Work a [`Confirmation`] leaves for after the acknowledgements, because acknowledged
@@ -217,12 +219,16 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Engine failures (see the trait); commits before it may then not be durable.
     fn flush(&self) -> Result<()>;
 
-    /// [`Backend::flush`] with its last step handed back instead of run: what is left to do
-    /// after the engine's files are durable before anything may be acknowledged (the
-    /// commit mark's write, see [`engine_kit`](crate::engine_kit)). The database
-    /// core runs it on a thread of its own while the next group commits, and a later
-    /// flush's step must cover every earlier one: of several steps waiting, only the
-    /// newest runs. The default flushes and leaves nothing.
+    /// [`Backend::flush`] with the part that may run later handed back as a step instead
+    /// of run: what is left to do before anything may be acknowledged (the engine's own
+    /// sync where later commits may run beside it, and the commit mark's write, see
+    /// [`engine_kit`](crate::engine_kit)). The database core runs the step on a thread of
+    /// its own while the writer commits the next groups, so the step must make durable
+    /// every commit applied before this call, whatever is committed while it runs; and a
+    /// later flush's step must cover every earlier one: of several steps waiting, only
+    /// the newest runs. The default flushes and leaves nothing; sled leaves its whole
+    /// flush; redb syncs here (its write transaction is exclusive, so a commit could not
+    /// run beside the sync anyway) and leaves the mark.
     ///
     /// # Errors
     ///

@@ -1,6 +1,7 @@
-//! The last step of a flush (the commit mark's sync) runs beside the next group: a write
-//! is answered, and seen by readers, only after the step that covers it, while the writer
-//! goes on committing; a failed step fails the writes it covers with its own error.
+//! The part of a flush an engine hands back (sled: the whole flush; the commit mark's
+//! write) runs beside the next group: a write is answered, and seen by readers, only after
+//! the step that covers it succeeded, while the writer goes on committing; a failed step
+//! fails the writes it covers with its own error, and the writer flushes them again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -123,5 +124,49 @@ async fn a_failed_step_fails_the_writes_it_covers_with_its_error() {
     );
     *engine.state.fail_with.lock().unwrap() = None;
     db.flush().await.unwrap();
+    db.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_hides_its_writes_from_readers_and_the_writer_flushes_them_again() {
+    let engine = Arc::new(Confirming::default());
+    *engine.state.fail_with.lock().unwrap() = Some(Error::DiskFull {
+        operation: "fsync",
+        message: "No space left on device (injected)".into(),
+    });
+    engine.state.open();
+    let config = DatabaseConfig {
+        compression: None,
+        flush_interval: Duration::from_millis(20),
+        ..DatabaseConfig::default()
+    };
+    let db = Database::open_shared(engine.clone() as Arc<dyn Backend>, config).unwrap();
+    let query = db.query::<Counter>("c").unwrap();
+    let mut store = db.store::<Counter>("c", "a").unwrap();
+    store.set_durability(rush_store::Durability::Periodic);
+    // Acknowledged without a flush; the flush a flush interval later fails in its step.
+    store
+        .persist_async(&[1], &EventMetadata::default())
+        .await
+        .unwrap();
+    eventually("the failing step", || {
+        engine.state.started.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    let read = || query.read(1, &EventFilter::all(), 10).unwrap().events.len();
+    assert_eq!(
+        read(),
+        0,
+        "a write whose step failed is not durable: no reader sees it"
+    );
+
+    // The writer flushes again by itself, with no new job, until a step succeeds.
+    eventually("a retry", || {
+        engine.state.started.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert_eq!(read(), 0);
+    *engine.state.fail_with.lock().unwrap() = None;
+    eventually("the write to become visible", || read() == 1).await;
     db.shutdown().await.unwrap();
 }

@@ -231,6 +231,20 @@ impl SledManager {
             .lock()
             .map_err(|_| Error::storage("commit", "commit lock poisoned by a panic"))
     }
+}
+
+impl Inner {
+    /// sled's flush, then the fsync of its `db` file and of new blob files: everything
+    /// applied before the call is durable when it returns.
+    fn flush_durably(&self) -> Result<()> {
+        // Blob files of writes committed before this point exist when sled's flush returns.
+        self.db.flush().map_err(|e| engine_error("flush", e))?;
+        if let Some(file) = &self.db_file {
+            file.sync_data().map_err(|e| Error::from_io("fsync", &e))?;
+            self.sync_new_blobs()?;
+        }
+        Ok(())
+    }
 
     /// fsyncs blob files written since the last call: sled moves any log message over a
     /// quarter of a segment (a large value, or an index node rewritten with many small
@@ -239,14 +253,13 @@ impl SledManager {
     /// that could not be synced is data that is not durable. A blob sled removed
     /// meanwhile, or no folder at all, needs no sync.
     fn sync_new_blobs(&self) -> Result<()> {
-        let dir = self.inner.path.join("blobs");
+        let dir = self.path.join("blobs");
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::from_io("list sled's blob folder", &e)),
         };
         let mut synced = self
-            .inner
             .synced_blobs
             .lock()
             .map_err(|_| Error::storage("flush", "blob lock poisoned"))?;
@@ -434,15 +447,16 @@ impl Backend for SledManager {
     }
 
     fn flush_deferred(&self) -> Result<Option<super::Confirmation>> {
-        let inner = &self.inner;
-        let applied = inner.mark.applied();
-        // Blob files of writes committed before this point exist when sled's flush returns.
-        inner.db.flush().map_err(|e| engine_error("flush", e))?;
-        if let Some(file) = &inner.db_file {
-            file.sync_data().map_err(|e| Error::from_io("fsync", &e))?;
-            self.sync_new_blobs()?;
-        }
-        Ok(inner.mark.confirmation(applied))
+        // Everything applied so far; the flush below covers at least that, wherever it runs.
+        let applied = self.inner.mark.applied();
+        let inner = Arc::clone(&self.inner);
+        Ok(Some(Box::new(move || {
+            inner.flush_durably()?;
+            match inner.mark.confirmation(applied) {
+                Some(mark) => mark(),
+                None => Ok(None),
+            }
+        })))
     }
 
     fn size_on_disk(&self) -> Result<u64> {

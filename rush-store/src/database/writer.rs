@@ -1,8 +1,10 @@
 //! The one group-commit writer of a database: a thread the database owns. It takes every
 //! write waiting at that moment (any number of stores, tables, checkpoints, maintenance
 //! pages), commits them as one atomic batch, makes them durable with one flush, then
-//! tells readers and releases every caller. No user code runs here: jobs are batches of
-//! sealed bytes, and a panic inside the engine fails that group's callers, not the thread.
+//! tells readers and releases every caller. The part of the flush an engine hands back
+//! (sled: all of it) runs on the confirmer's thread while this one commits the next
+//! groups (see `confirmer`). No user code runs here: jobs are batches of sealed bytes,
+//! and a panic inside the engine fails that group's callers, not the thread.
 //!
 //! The writer is a role, held under one lock: normally by its thread, which takes jobs
 //! from the queue. A synchronous caller outside any tokio runtime that finds the role free
@@ -31,6 +33,10 @@ pub(crate) type CommitOutcome = Result<Result<(), GuardFailed>>;
 
 /// At most this many jobs are merged into one batch.
 const MAX_GROUP: usize = 4096;
+
+/// The shortest wait before the writer looks again whether a flush step it handed over
+/// failed (see `Writer::flush_deadline`).
+const STEP_CHECK: Duration = Duration::from_millis(10);
 
 /// What the writer is asked to do.
 pub(crate) enum Job {
@@ -248,8 +254,19 @@ impl Writer {
     /// When writes acknowledged without a flush must be flushed: a flush interval after the
     /// oldest of them, or the reader delay when a reader waits for them. `None`: nothing to
     /// flush, or a deadline past the clock's range (an interval of `Duration::MAX`).
-    fn flush_deadline(&self) -> Option<Instant> {
-        let since = self.unflushed_since?;
+    /// Writes whose flush step failed on the confirmer count as unflushed from now; while
+    /// a step runs, the writer looks again after [`STEP_CHECK`] or the interval.
+    fn flush_deadline(&mut self) -> Option<Instant> {
+        if self.confirmer.take_failure() && self.unflushed_since.is_none() {
+            self.unflushed_since = Some(Instant::now());
+        }
+        let Some(since) = self.unflushed_since else {
+            return if self.confirmer.busy() {
+                Instant::now().checked_add(self.flush_interval.max(STEP_CHECK))
+            } else {
+                None
+            };
+        };
         let wait = if self.visibility.flush_wanted() {
             self.flush_interval.min(self.reader_flush_delay)
         } else {
@@ -270,8 +287,9 @@ impl Writer {
     }
 
     /// Flushes the engine (caught if it panics); `answers` get the outcome once the
-    /// flush's last step is done, and readers see what it covers from then on. Returns
-    /// the engine's own outcome.
+    /// flush's step is done, and readers see what it covers from then on. Returns the
+    /// outcome of the part that ran here: a step that fails later answers `answers` with
+    /// its error, and the writer flushes again (see `flush_deadline`).
     fn flush_then(&mut self, answers: Vec<Answer>) -> Result<()> {
         let Some(engine) = &self.engine else {
             answer_all(answers, &Error::Shutdown);
@@ -296,7 +314,10 @@ impl Writer {
     /// commit), and copies the engine's files while the writer is held: no commit can
     /// land during the copy, so the copy is one consistent image.
     fn backup(&mut self, dest: &std::path::Path) -> Result<u64> {
-        self.flush_then(Vec::new())?;
+        let (done, flushed) = Reply::blocking();
+        // An engine failure answers `done` too.
+        let _ = self.flush_then(vec![Answer::Flush(done)]);
+        flushed.wait().and_then(|outcome| outcome)?;
         self.confirmer.barrier();
         let Some(engine) = &self.engine else {
             return Err(Error::Shutdown);
