@@ -12,6 +12,10 @@ pub(crate) struct RawRow {
     pub(crate) other_cpu: f64,
     pub(crate) group_p50: Duration,
     pub(crate) group_p99: Duration,
+    /// This process's CPU time (every thread, sled's own included) from the start of the
+    /// measured window to the end of the run, and the events written meanwhile.
+    pub(crate) cpu: Duration,
+    pub(crate) cpu_events: u64,
 }
 
 /// For concurrency `n`: one batch of `n` event inserts per group, then `flush` + fsync of
@@ -35,6 +39,7 @@ pub(crate) fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
     let mut events = 0u64;
     let mut groups = Vec::new();
     let mut cpu_from = None;
+    let mut cpu_events = 0u64;
     loop {
         let started = Instant::now();
         if started >= measure_to {
@@ -74,6 +79,9 @@ pub(crate) fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
         db.flush().unwrap();
         db_file.sync_data().unwrap();
         let done = Instant::now();
+        if cpu_from.is_some() {
+            cpu_events += n as u64;
+        }
         if done >= measure_from && done <= measure_to {
             events += n as u64;
             groups.push(done - started);
@@ -86,6 +94,8 @@ pub(crate) fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
     drop(dir);
     RawRow {
         other_cpu: cpu_from.map_or(0.0, |from| other_cpu(from, cpu_to)),
+        cpu: cpu_from.map_or(Duration::ZERO, |from| cpu_to.own.saturating_sub(from.own)),
+        cpu_events,
         rate: events as f64 / MEASURE.as_secs_f64(),
         group_p50: percentile(&groups, 0.50),
         group_p99: percentile(&groups, 0.99),
