@@ -51,7 +51,8 @@ struct Queue {
 /// Once the step waiting behind a running one holds this many answers, the writer waits
 /// for the running step before it commits more. Below it, small groups (a few clients)
 /// keep committing behind a running flush and join the next one together: measured at 10
-/// clients on sled, 25k commands/s against 18.6k when the writer waited every time; above
+/// clients on sled, 23k-26k commands/s in most runs against 19k when the writer waited
+/// every time; above
 /// it, waiting keeps a busy writer's groups, and its CPU per command, where they were.
 const RUN_AHEAD_MEMBERS: usize = 32;
 
