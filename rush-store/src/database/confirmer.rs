@@ -52,8 +52,8 @@ struct Queue {
 /// for the running step before it commits more. Below it, small groups (a few clients)
 /// keep committing behind a running flush and join the next one together: measured at 10
 /// clients on sled, 23k-26k commands/s in most runs against 19k when the writer waited
-/// every time; above
-/// it, waiting keeps a busy writer's groups, and its CPU per command, where they were.
+/// every time. Above it, waiting keeps a busy writer's groups, and its CPU per command,
+/// where they were.
 const RUN_AHEAD_MEMBERS: usize = 32;
 
 /// The thread that runs steps; it ends when the handle is dropped.
