@@ -1,10 +1,10 @@
 //! What readers of collection logs may see: only entries that are durable.
 //!
 //! The writer holds a log before it commits a group that appends to it, recording the
-//! log's end as it was (everything up to there is durable). When the engine has made the
-//! group durable, the writer seals the holds taken so far into one generation; the holds
-//! of a generation are released once its last step (the commit mark) is done, which may
-//! be after later groups took holds of their own. A log's durable end is the lowest of
+//! log's end as it was (everything up to there is durable). When the writer hands the
+//! group's flush over, it seals the holds taken so far into one generation; the holds of
+//! a generation are released once a step covering it (sled: the flush itself; the commit
+//! mark's write) succeeded, which may be after later groups took holds of their own. A log's durable end is the lowest of
 //! its holds. Then the subscribers are woken. A reader walks
 //! the log first and asks for the hold afterwards: an entry it saw past a hold is not
 //! durable yet and is dropped, and an entry it saw with no hold left was flushed before
@@ -84,9 +84,8 @@ impl Visibility {
         self.release(generation);
     }
 
-    /// Called by the writer when the engine's flush returned: the holds taken so far
-    /// become one generation, released by [`Visibility::release`] once the flush's last
-    /// step is done.
+    /// Called by the writer when it hands a flush over: the holds taken so far become one
+    /// generation, released by [`Visibility::release`] once a step covering it succeeded.
     pub(crate) fn seal(&self) -> u64 {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let generation = held.next_generation;

@@ -53,7 +53,7 @@ pub(crate) enum Job {
     /// A caller committed in the thread's place and left writes to flush: look at the
     /// flush deadline again.
     Wake,
-    /// Finish every job sent before this one, flush, wait for the flush's last step, and
+    /// Finish every job sent before this one, flush, wait for the flush's step, and
     /// copy the engine's files to `dest` while nothing else is written.
     Backup {
         dest: std::path::PathBuf,
@@ -121,7 +121,8 @@ pub(crate) fn start(
 struct Writer {
     /// `None` once the writer stopped.
     engine: Option<Arc<dyn Backend>>,
-    /// Runs the last step of each flush while the next group commits.
+    /// Runs the step each flush hands back (sled: the flush itself) while the next
+    /// groups commit.
     confirmer: Confirmer,
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
@@ -310,7 +311,7 @@ impl Writer {
         }
     }
 
-    /// Flushes, waits until the flush's last step is done (the commit mark covers every
+    /// Flushes, waits until the flush's step is done (the commit mark covers every
     /// commit), and copies the engine's files while the writer is held: no commit can
     /// land during the copy, so the copy is one consistent image.
     fn backup(&mut self, dest: &std::path::Path) -> Result<u64> {
