@@ -106,14 +106,7 @@ pub(crate) fn backup(
                 return Ok(0);
             }
             Ok(report) => {
-                last_problem = format!(
-                    "{} errors, the first: {}",
-                    report.errors.len(),
-                    report
-                        .errors
-                        .first()
-                        .map_or_else(String::new, ToString::to_string)
-                );
+                last_problem = report.error_summary();
             }
             Err(error) => last_problem = error.to_string(),
         }

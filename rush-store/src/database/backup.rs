@@ -57,14 +57,7 @@ impl Database {
         if !verified.is_ok() {
             return Err(Error::Corrupted {
                 record: "the backup".into(),
-                reason: format!(
-                    "{} errors when verified, the first: {}",
-                    verified.errors.len(),
-                    verified
-                        .errors
-                        .first()
-                        .map_or_else(String::new, ToString::to_string)
-                ),
+                reason: format!("when verified, {}", verified.error_summary()),
             });
         }
         Ok(BackupReport {

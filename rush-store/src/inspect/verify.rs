@@ -46,6 +46,17 @@ impl VerifyReport {
         self.errors.is_empty()
     }
 
+    /// `"<n> errors, the first: <error>"`, for a message about a failed verification.
+    pub fn error_summary(&self) -> String {
+        format!(
+            "{} errors, the first: {}",
+            self.errors.len(),
+            self.errors
+                .first()
+                .map_or_else(String::new, ToString::to_string)
+        )
+    }
+
     fn error(&mut self, record: String, reason: impl Into<String>) {
         self.errors.push(IntegrityError {
             record,
@@ -384,5 +395,21 @@ impl Verifier<'_> {
             }
             Err(e) => self.report.error(name(), record::reason(&e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_summary_counts_the_errors_and_names_the_first() {
+        let mut report = VerifyReport::default();
+        report.error("event 7 of \"accounts\"/\"a-1\"".into(), "bad tag");
+        report.error("event 8 of \"accounts\"/\"a-1\"".into(), "missing");
+        assert_eq!(
+            report.error_summary(),
+            "2 errors, the first: event 7 of \"accounts\"/\"a-1\": bad tag"
+        );
     }
 }
