@@ -57,7 +57,13 @@ impl Visibility {
             return Ok(());
         }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut previous: Option<&[u8]> = None;
         for append in appends {
+            // A group's appends mostly go to one log: look each run of them up once.
+            if previous == Some(append.log.as_slice()) {
+                continue;
+            }
+            previous = Some(&append.log);
             if !held.open.contains_key(&append.log) {
                 let end = collection_log::highest_offset(engine, &append.log)?;
                 held.open.insert(append.log.clone(), end);

@@ -195,3 +195,54 @@ fn fail_all(members: Vec<Member>, error: &Error) {
         member.done.send(Err(error.clone()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Guard;
+
+    fn pending(guarded: &[u8], written: &[u8]) -> Pending {
+        let batch = WriteBatch {
+            guards: vec![Guard {
+                key: guarded.to_vec(),
+                expected: None,
+            }],
+            ops: vec![WriteOp::Put {
+                key: written.to_vec(),
+                value: b"v".to_vec(),
+            }],
+            appends: Vec::new(),
+        };
+        (batch, Durability::Immediate, Reply::blocking().0)
+    }
+
+    fn written_keys(group: &[Pending]) -> Vec<Vec<u8>> {
+        group
+            .iter()
+            .flat_map(|(batch, _, _)| batch.ops.iter())
+            .map(|op| match op {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_member_guarding_a_key_an_earlier_member_writes_waits_with_all_after_it() {
+        let mut group = vec![
+            pending(b"a", b"a"),
+            pending(b"b", b"b"),
+            // Guards the slot the first member writes: the next batch.
+            pending(b"a", b"a2"),
+            // Independent, but after a waiting member: waits too, to keep the order.
+            pending(b"c", b"c"),
+        ];
+        let later = independent(&mut group);
+        assert_eq!(written_keys(&group), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(written_keys(&later), [b"a2".to_vec(), b"c".to_vec()]);
+        // The keys of one group do not leak into the next.
+        let mut next = later;
+        let after = independent(&mut next);
+        assert!(after.is_empty());
+        assert_eq!(next.len(), 2);
+    }
+}
