@@ -119,8 +119,8 @@ pub type Confirmation = Box<dyn FnOnce() -> Result<Option<Settle>> + Send>;
 /// Work a [`Confirmation`] leaves for after the acknowledgements, because acknowledged
 /// writes do not depend on it (the commit mark's sync: the mark is written before the
 /// answers, so a process crash keeps it, and synced after them). The database core runs
-/// it on a thread of its own, beside the next confirmation and before that one's answers
-/// are sent; an error is reported by a later confirmation.
+/// it after the answers, before the next confirmation's answers are sent (beside that
+/// confirmation, or before it); an error is reported by a later confirmation.
 pub type Settle = Box<dyn FnOnce() -> Result<()> + Send>;
 
 /// Runs `step` and the [`Settle`] it leaves, now: what [`Backend::flush`] does with the

@@ -6,7 +6,8 @@
 //! it was handed over, the older ones too), and then every answer waiting is sent.
 //! Answers and readers see a group only after a step covering it succeeded. What a step
 //! leaves for after the answers (the mark's sync, see `CommitMark::confirmation`) runs on
-//! a thread of its own ([`settler`]), beside the next step. The step after a finished one
+//! a thread of its own ([`settler`]), beside the next step, unless the step answered many
+//! clients. The step after a finished one
 //! waits briefly for the clients that one answered, so that they share a flush
 //! ([`Gather`]).
 //!
@@ -309,9 +310,16 @@ fn run(
         }
     }
     let answered_at = Instant::now();
-    // What the answers did not wait for (the commit mark's sync) runs beside the next step.
+    // What the answers did not wait for (the commit mark's sync) runs beside the next
+    // step, unless the step answered many clients: then it runs here, and the writer's
+    // next group grows meanwhile (measured at 100 and 1,000 actors on sled: settles beside
+    // the next step made more, smaller flushes and cost about a fifth of the rate).
     if let Some(settle) = settle {
-        settler.submit(settle);
+        if answered >= RUN_AHEAD_MEMBERS {
+            settler::run(settle);
+        } else {
+            settler.submit(settle);
+        }
     }
     Ran {
         succeeded,

@@ -77,9 +77,9 @@ impl Settler {
     }
 }
 
-/// Runs one settle. The engine keeps a failure and reports it at its next step, so here
+/// Runs one settle on the caller's thread. The engine keeps a failure and reports it at its next step, so here
 /// it is only logged.
-fn run(settle: Settle) {
+pub(super) fn run(settle: Settle) {
     let settled = catch_unwind(AssertUnwindSafe(settle))
         .unwrap_or_else(|panic| Err(Error::panicked("settle a flush", &*panic)));
     if let Err(error) = settled {

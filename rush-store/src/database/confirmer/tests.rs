@@ -214,3 +214,45 @@ fn a_step_gathers_the_clients_the_last_one_answered() -> Result<()> {
     assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 3);
     Ok(())
 }
+
+#[test]
+fn after_a_big_step_the_settle_runs_before_the_next_step() -> Result<()> {
+    let confirmer = Confirmer::start(Arc::default()).map_err(|e| Error::from_io("t", &e))?;
+    let (release, released) = mpsc::channel::<()>();
+    let step: Confirmation = Box::new(move || {
+        let settle: Settle = Box::new(move || {
+            released.recv().map_err(|_| Error::Shutdown)?;
+            Ok(())
+        });
+        Ok(Some(settle))
+    });
+    let (big, big_waiting) = answers(RUN_AHEAD_MEMBERS);
+    confirmer.submit(Confirm {
+        step: Some(step),
+        generation: 1,
+        answers: big,
+    });
+    for waiting in big_waiting {
+        assert!(matches!(waiting.wait()?, Ok(Ok(()))));
+    }
+    let (ran_tx, ran) = mpsc::channel::<()>();
+    let (one, waiting) = answers(1);
+    confirmer.submit(Confirm {
+        step: Some(Box::new(move || {
+            ran_tx.send(()).map_err(|_| Error::Shutdown)?;
+            Ok(None)
+        })),
+        generation: 2,
+        answers: one,
+    });
+    assert!(
+        ran.recv_timeout(Duration::from_millis(50)).is_err(),
+        "the next step waits for the big step's settle"
+    );
+    release.send(()).map_err(|_| Error::Shutdown)?;
+    assert!(ran.recv_timeout(Duration::from_secs(10)).is_ok());
+    for waiting in waiting {
+        assert!(matches!(waiting.wait()?, Ok(Ok(()))));
+    }
+    Ok(())
+}
