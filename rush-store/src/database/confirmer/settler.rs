@@ -1,7 +1,8 @@
 //! The thread that runs what a step leaves for after its answers (the commit mark's sync,
 //! see `CommitMark::confirmation`), so that the next step need not wait for it: on sled
 //! the mark's sync took about 140 us of a 10-client cycle of 400 us when the confirmer ran
-//! it before the next flush.
+//! it before the next flush. Only small steps hand it over (see `confirmer::run`): after a
+//! big one, its wait lets the writer's next group grow.
 
 use crate::backend::Settle;
 use crate::error::Error;
