@@ -291,16 +291,16 @@ fn run(
         Ok(settle) => (Ok(()), settle),
         Err(error) => (Err(error), None),
     };
+    // The last step's settle ran beside this step; its readers and answers wait for it, so
+    // that at most one group shown or acknowledged has its mark unsynced at any time, as
+    // when settles ran before the next step.
+    settler.barrier();
     // Readers see what the step made durable; after a failure they wait for the writer's
     // next flush, whose step releases this generation with its own.
     let succeeded = outcome.is_ok();
     if succeeded {
         visibility.release(confirm.generation);
     }
-    // The last step's settle ran beside this step; its answers wait for it, so that at
-    // most one acknowledged group's mark is unsynced at any time, as when settles ran
-    // before the next step.
-    settler.barrier();
     let answered = confirm.answers.len();
     for answer in confirm.answers {
         match (answer, &outcome) {
