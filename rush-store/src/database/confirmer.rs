@@ -184,10 +184,13 @@ impl Confirmer {
                                 .map_or(0, |waiting| waiting.answers.len())
                         });
                         gather.after(&ran);
-                        state = queue.lock().unwrap_or_else(PoisonError::into_inner);
-                        state.running = false;
-                        state.failed |= !ran.succeeded;
+                        let mut done = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                        done.running = false;
+                        done.failed |= !ran.succeeded;
+                        drop(done);
+                        // Woken after the lock is let go (see `Confirmer::submit`).
                         wake.notify_all();
+                        state = queue.lock().unwrap_or_else(PoisonError::into_inner);
                     } else if state.closed {
                         break;
                     } else {
@@ -231,14 +234,25 @@ impl Confirmer {
                 }
             }
         });
+        let run_ahead = |state: &Queue| {
+            state.running
+                && !state.closed
+                && state
+                    .next
+                    .as_ref()
+                    .is_some_and(|waiting| waiting.answers.len() >= RUN_AHEAD_MEMBERS)
+        };
+        let wait = run_ahead(&state);
+        // The thread is woken after the lock is let go: a thread woken under a lock runs at
+        // once on a small machine, finds the lock held and sleeps again (two wake-ups and
+        // two switches for one).
+        drop(state);
         wake.notify_all();
-        while state.running
-            && !state.closed
-            && state
-                .next
-                .as_ref()
-                .is_some_and(|waiting| waiting.answers.len() >= RUN_AHEAD_MEMBERS)
-        {
+        if !wait {
+            return;
+        }
+        let mut state = queue.lock().unwrap_or_else(PoisonError::into_inner);
+        while run_ahead(&state) {
             state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
