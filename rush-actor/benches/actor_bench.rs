@@ -13,8 +13,9 @@
 //!
 //!    Table 1b is issue 13's baseline, same run: a hand-written rusqlite group-commit
 //!    writer (bundled SQLite, WAL, `synchronous = FULL`, read back and printed) with 1, 10,
-//!    100 and 1,000 clients, each keeping its account in memory
-//!    (`support/sqlite_writer.rs`): cmds/s and CPU per command beside the actors'.
+//!    100 and 1,000 clients, each keeping its account in memory, and the same writer by
+//!    hand on sled (`support/handwritten.rs`): cmds/s and CPU per command beside the
+//!    actors'.
 //! 2. The raw sled baseline of the same run: for concurrency N, one `sled::Batch` of N
 //!    inserts (same value size, keys of the same shape) + `db.flush()` + `sync_data` of the
 //!    `<dir>/db` file, in a loop: events/s, and the ratio ours/raw per N. An extra
@@ -59,14 +60,14 @@ const TARGET_RATIO: f64 = 0.7;
 
 #[path = "support/bank.rs"]
 mod bank;
+#[path = "support/handwritten.rs"]
+mod handwritten;
 #[path = "support/measure.rs"]
 mod measure;
 #[path = "support/raw_sled.rs"]
 mod raw_sled;
 #[path = "support/recovery.rs"]
 mod recovery;
-#[path = "support/sqlite_writer.rs"]
-mod sqlite_writer;
 
 use bank::{Account, Cmd, account_id, deposited};
 use measure::{cpu_sample, fmt_dur, fmt_rate, load_average, machine_header, other_cpu, percentile};
@@ -276,7 +277,8 @@ async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow
 // ---------------------------------------------------------------------------------------
 
 /// `ACTOR_BENCH_ONLY=<engine>:<actors>[:enc]` (say `sled:1000`) runs that one actor row
-/// alone and prints it: a short run to profile.
+/// alone and prints it: a short run to profile. On sled, raw sled's group of as many events
+/// and the hand-written writers (SQLite, sled) with as many clients follow it.
 fn only_row() -> Option<(usize, bool, EngineKind)> {
     let spec = std::env::var("ACTOR_BENCH_ONLY").ok()?;
     let mut parts = spec.split(':');
@@ -315,6 +317,18 @@ fn main() {
                 r.p50.as_secs_f64() / raw.group_p50.as_secs_f64(),
                 measure::cpu::per_op(raw.cpu, raw.cpu_events)
             );
+            // And the hand-written writers of table 1b with as many clients.
+            for store in [handwritten::Store::Sqlite, handwritten::Store::Sled] {
+                let w = runtime.block_on(handwritten::writer_row(store, actors, WARMUP, MEASURE));
+                println!(
+                    "by hand on {store:?}, {actors} clients: {:.0} cmds/s (ours / it {:.2}x), \
+                     CPU/cmd {}, p50 {:?}",
+                    w.rate,
+                    r.rate / w.rate,
+                    measure::cpu::per_op(w.cpu_per_command, 1),
+                    w.p50
+                );
+            }
         }
         return;
     }
@@ -342,9 +356,21 @@ fn main() {
     let mut ours = Vec::new();
     let mut ours_redb = Vec::new();
     let mut sqlite = Vec::new();
+    let mut by_hand_sled = Vec::new();
     for n in LEVELS {
         eprintln!("running concurrency {n} ...");
-        sqlite.push(runtime.block_on(sqlite_writer::sqlite_row(n, WARMUP, MEASURE)));
+        sqlite.push(runtime.block_on(handwritten::writer_row(
+            handwritten::Store::Sqlite,
+            n,
+            WARMUP,
+            MEASURE,
+        )));
+        by_hand_sled.push(runtime.block_on(handwritten::writer_row(
+            handwritten::Store::Sled,
+            n,
+            WARMUP,
+            MEASURE,
+        )));
         let before = raw_row(n, sizes.stored_plain, false);
         raw_like.push(raw_row(n, sizes.stored_plain, true));
         ours.push(runtime.block_on(actor_row(n, false, EngineKind::Sled)));
@@ -420,7 +446,7 @@ fn main() {
     let actors = |rows: &[ActorRow]| -> Vec<(f64, Duration)> {
         rows.iter().map(|r| (r.rate, r.cpu_per_command)).collect()
     };
-    sqlite_writer::print_table(&sqlite, &actors(&ours), &actors(&ours_redb));
+    handwritten::print_table(&sqlite, &by_hand_sled, &actors(&ours), &actors(&ours_redb));
 
     println!(
         "== 2. Raw sled baseline: Batch of N inserts ({} B values, {} B keys) + flush() + sync_data(db) per group ==",
