@@ -7,9 +7,9 @@
 //! Answers and readers see a group only after a step covering it succeeded. What a step
 //! leaves for after the answers (the mark's sync, see `CommitMark::confirmation`) runs on
 //! a thread of its own ([`settler`]), beside the next step, unless the step answered many
-//! clients. The step after a finished one
-//! waits briefly for the clients that one answered, so that they share a flush
-//! ([`Gather`]).
+//! clients. What each step showed ([`LastStep`]) is kept for the writer, which gathers
+//! the next group from it (`writer/gather.rs`), and a writer that waits for the running
+//! step to finish is woken then.
 //!
 //! The writer runs at most one group ahead of a running step once that group is big
 //! ([`RUN_AHEAD_MEMBERS`]): it waits in [`Confirmer::submit`] until the step is done, so
@@ -24,7 +24,8 @@ use crate::backend::Confirmation;
 use crate::error::{Error, Result};
 use settler::Settler;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// An answer held back until a step is done.
@@ -52,88 +53,51 @@ struct Queue {
     /// A step failed since the writer last handed one over: what it covered may not be
     /// durable, and the writer flushes again (see [`Confirmer::take_failure`]).
     failed: bool,
-    /// Someone waits for every step handed over ([`Confirmer::barrier`]): the next one
-    /// runs without gathering.
-    hurry: bool,
+    /// The running step's engine work (the flush) is not done yet.
+    stepping: bool,
+    /// Steps finished so far, and what the last one showed.
+    finished: u64,
+    last: Option<LastStep>,
+    /// The writer holds writes until the running step is done: wake it then.
+    wake_writer: bool,
 }
+
+/// What a finished step showed: the writer gathers the next group from it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LastStep {
+    /// Answers it sent.
+    pub(crate) answered: usize,
+    /// Writes the writer held when the step itself was done (before its answers went
+    /// out, so none of them comes from a client it answered).
+    pub(crate) waiting: usize,
+    /// How long the step itself took.
+    pub(crate) took: Duration,
+    /// When its answers started to go out.
+    pub(crate) answered_at: Instant,
+    pub(crate) succeeded: bool,
+}
+
+/// The confirmer as the writer sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Status {
+    /// A step's flush runs, or a step waits to run. Once the flush is done this is
+    /// false, while its answers may still be going out.
+    pub(crate) busy: bool,
+    /// Steps finished so far: a new count is a new [`Status::last`].
+    pub(crate) finished: u64,
+    pub(crate) last: Option<LastStep>,
+}
+
+/// How the confirmer wakes the writer (it sends the writer's thread a wake-up job).
+pub(crate) type WakeWriter = Box<dyn Fn() + Send + Sync>;
 
 /// Once the step waiting behind a running one holds this many answers, the writer waits
-/// for the running step before it commits more. Below it, small groups (a few clients)
-/// keep committing behind a running flush and join the next one together: measured at 10
-/// clients on sled, 23k-26k commands/s in most runs against 19k when the writer waited
-/// every time. Above it, waiting keeps a busy writer's groups, and its CPU per command,
-/// where they were.
-const RUN_AHEAD_MEMBERS: usize = 32;
-
-/// The longest a step waits for the clients the last step answered (see [`Gather`]).
-const MAX_GATHER: Duration = Duration::from_millis(1);
-
-/// Holds the step after a finished one back briefly, so that it covers the clients that
-/// finished one answered, as well as those already waiting (PostgreSQL's `commit_delay`,
-/// sized by itself). Clients that wait for each answer before they write again (an ask)
-/// otherwise split into cohorts that take turns: at 10 clients on sled, two flushes of
-/// about 5 each instead of one of 10.
-///
-/// The next step waits until it holds as many answers as the last step answered plus
-/// those waiting when it was done (at most [`RUN_AHEAD_MEMBERS`], where the writer waits
-/// instead), or until as long as the last step took (at most `max`) has passed since its
-/// answers went out. A lone client never waits: the step it wakes holds its write. A
-/// barrier, a flush or a shutdown runs the step at once.
-struct Gather {
-    max: Duration,
-    expected: usize,
-    until: Option<Instant>,
-}
-
-impl Gather {
-    fn new(max: Duration) -> Self {
-        Self {
-            max,
-            expected: 0,
-            until: None,
-        }
-    }
-
-    /// Sets the next gathering from the step that just ran.
-    fn after(&mut self, ran: &Ran) {
-        self.expected = ran
-            .answered
-            .saturating_add(ran.waiting)
-            .min(RUN_AHEAD_MEMBERS);
-        self.until = ran
-            .succeeded
-            .then(|| ran.answered_at.checked_add(ran.took.min(self.max)))
-            .flatten();
-    }
-
-    /// Waits while the step waiting in `state` may still gather answers.
-    fn wait<'a>(
-        &mut self,
-        mut state: MutexGuard<'a, Queue>,
-        wake: &Condvar,
-    ) -> MutexGuard<'a, Queue> {
-        let Some(until) = self.until.take() else {
-            return state;
-        };
-        loop {
-            let short = state.next.as_ref().is_some_and(|waiting| {
-                waiting.answers.len() < self.expected
-                    && !waiting
-                        .answers
-                        .iter()
-                        .any(|answer| matches!(answer, Answer::Flush(_)))
-            });
-            let left = until.saturating_duration_since(Instant::now());
-            if !short || state.closed || state.hurry || left.is_zero() {
-                return state;
-            }
-            state = match wake.wait_timeout(state, left) {
-                Ok((state, _)) => state,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-    }
-}
+/// for the running step before it commits more. Below it, the writer holds a few clients'
+/// writes uncommitted while a step runs and commits them as one group once it is done
+/// (`writer/gather.rs`): on sled every commit costs two synchronous writes of its own.
+/// Above it, committing beside the running step keeps a busy writer's groups, and its CPU
+/// per command, where they were.
+pub(crate) const RUN_AHEAD_MEMBERS: usize = 32;
 
 /// The thread that runs steps; it ends when the handle is dropped.
 pub(crate) struct Confirmer {
@@ -150,13 +114,13 @@ impl Drop for Confirmer {
 }
 
 impl Confirmer {
-    /// Starts the thread.
-    pub(crate) fn start(visibility: Arc<Visibility>) -> std::io::Result<Self> {
-        Self::start_gathering(visibility, MAX_GATHER)
-    }
-
-    /// Starts the thread, gathering for at most `max_gather` (see [`Gather`]).
-    fn start_gathering(visibility: Arc<Visibility>, max_gather: Duration) -> std::io::Result<Self> {
+    /// Starts the thread; `wake_writer` is called when a step the writer waits for is done,
+    /// and `held` is read when a step is done (see [`LastStep::waiting`]).
+    pub(crate) fn start(
+        visibility: Arc<Visibility>,
+        wake_writer: WakeWriter,
+        held: Arc<AtomicUsize>,
+    ) -> std::io::Result<Self> {
         let queue: Arc<(Mutex<Queue>, Condvar)> = Arc::default();
         let shared = Arc::clone(&queue);
         let settler = Arc::new(Settler::start()?);
@@ -165,28 +129,29 @@ impl Confirmer {
             .name("rush-confirm".into())
             .spawn(move || {
                 let (queue, wake) = &*shared;
-                let mut gather = Gather::new(max_gather);
                 let mut state = queue.lock().unwrap_or_else(PoisonError::into_inner);
                 loop {
-                    if state.next.is_some() {
-                        state = gather.wait(state, wake);
-                        let Some(confirm) = state.next.take() else {
-                            continue;
-                        };
+                    if let Some(confirm) = state.next.take() {
                         state.running = true;
-                        state.hurry = false;
+                        state.stepping = true;
                         drop(state);
-                        let ran = run(&visibility, &settles, confirm, || {
-                            let state = queue.lock().unwrap_or_else(PoisonError::into_inner);
-                            state
-                                .next
-                                .as_ref()
-                                .map_or(0, |waiting| waiting.answers.len())
+                        let waiting = || held.load(Ordering::SeqCst);
+                        run(&visibility, &settles, confirm, waiting, |last| {
+                            let mut done = queue.lock().unwrap_or_else(PoisonError::into_inner);
+                            done.stepping = false;
+                            done.failed |= !last.succeeded;
+                            done.finished = done.finished.wrapping_add(1);
+                            done.last = Some(last);
+                            // A step waiting behind this one keeps the writer waiting.
+                            let wake_writer_now = done.wake_writer && done.next.is_none();
+                            done.wake_writer &= !wake_writer_now;
+                            drop(done);
+                            if wake_writer_now {
+                                wake_writer();
+                            }
                         });
-                        gather.after(&ran);
                         let mut done = queue.lock().unwrap_or_else(PoisonError::into_inner);
                         done.running = false;
-                        done.failed |= !ran.succeeded;
                         drop(done);
                         // Woken after the lock is let go (see `Confirmer::submit`).
                         wake.notify_all();
@@ -199,6 +164,26 @@ impl Confirmer {
                 }
             })?;
         Ok(Self { queue, settler })
+    }
+
+    /// Whether a step runs or waits, and what the last finished one showed.
+    pub(crate) fn status(&self) -> Status {
+        let state = self.queue.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Status {
+            busy: state.stepping || state.next.is_some(),
+            finished: state.finished,
+            last: state.last,
+        }
+    }
+
+    /// Asks to be woken (the `wake_writer` of [`Confirmer::start`]) once no step's flush
+    /// runs or waits ([`Status::busy`]). False when none does now: nothing will wake the
+    /// caller.
+    pub(crate) fn wake_when_done(&self) -> bool {
+        let mut state = self.queue.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let busy = state.stepping || state.next.is_some();
+        state.wake_writer |= busy;
+        busy
     }
 
     /// Whether a step handed over is not done yet.
@@ -261,8 +246,6 @@ impl Confirmer {
     pub(crate) fn barrier(&self) {
         let (queue, wake) = &*self.queue;
         let mut state = queue.lock().unwrap_or_else(PoisonError::into_inner);
-        state.hurry = true;
-        wake.notify_all();
         while state.running || state.next.is_some() {
             state = wake.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
@@ -271,28 +254,16 @@ impl Confirmer {
     }
 }
 
-/// What running one step showed: the next step's gathering is set from it.
-struct Ran {
-    succeeded: bool,
-    /// Answers sent.
-    answered: usize,
-    /// Answers waiting for the next step when this one's step was done (before its own
-    /// answers went out, so none of them comes from a client it answered).
-    waiting: usize,
-    /// How long the step itself took.
-    took: Duration,
-    /// When the answers went out.
-    answered_at: Instant,
-}
-
-/// Runs one step, then answers, and hands what the step leaves for after the answers to
-/// `settler`. `waiting` counts the answers the next step holds now.
+/// Runs one step, tells `stepped` what it showed, then answers, and hands what the step
+/// leaves for after the answers to `settler`. `waiting` counts the writes the writer holds
+/// now.
 fn run(
     visibility: &Visibility,
     settler: &Settler,
     confirm: Confirm,
     waiting: impl FnOnce() -> usize,
-) -> Ran {
+    stepped: impl FnOnce(LastStep),
+) {
     let started = Instant::now();
     let outcome = match confirm.step {
         Some(step) => catch_unwind(AssertUnwindSafe(step))
@@ -305,6 +276,14 @@ fn run(
         Ok(settle) => (Ok(()), settle),
         Err(error) => (Err(error), None),
     };
+    let answered = confirm.answers.len();
+    stepped(LastStep {
+        answered,
+        waiting,
+        took,
+        answered_at: Instant::now(),
+        succeeded: outcome.is_ok(),
+    });
     // The last step's settle ran beside this step; its readers and answers wait for it, so
     // that at most one group shown or acknowledged has its mark unsynced at any time, as
     // when settles ran before the next step.
@@ -315,7 +294,6 @@ fn run(
     if succeeded {
         visibility.release(confirm.generation);
     }
-    let answered = confirm.answers.len();
     for answer in confirm.answers {
         match (answer, &outcome) {
             (Answer::Commit(done), Ok(())) => done.send(Ok(Ok(()))),
@@ -323,7 +301,6 @@ fn run(
             (Answer::Flush(done), outcome) => done.send(outcome.clone()),
         }
     }
-    let answered_at = Instant::now();
     // What the answers did not wait for (the commit mark's sync) runs beside the next
     // step, unless the step answered many clients: then it runs here, and the writer's
     // next group grows meanwhile (measured at 100 and 1,000 actors on sled: settles beside
@@ -334,13 +311,6 @@ fn run(
         } else {
             settler.submit(settle);
         }
-    }
-    Ran {
-        succeeded,
-        answered,
-        waiting,
-        took,
-        answered_at,
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 /// One engine, its writer and its readers.
 pub(crate) struct Core {
     engine: RwLock<Option<Arc<dyn Backend>>>,
-    jobs: RwLock<Option<mpsc::Sender<Job>>>,
+    jobs: RwLock<Option<Arc<mpsc::Sender<Job>>>>,
     /// The writer role (which a blocking caller may take for its own write).
     writer_role: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,

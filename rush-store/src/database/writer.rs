@@ -2,9 +2,11 @@
 //! write waiting at that moment (any number of stores, tables, checkpoints, maintenance
 //! pages), commits them as one atomic batch, makes them durable with one flush, then
 //! tells readers and releases every caller. The part of the flush an engine hands back
-//! (sled: all of it) runs on the confirmer's thread while this one commits the next
-//! groups (see `confirmer`). No user code runs here: jobs are batches of sealed bytes,
-//! and a panic inside the engine fails that group's callers, not the thread.
+//! (sled: all of it) runs on the confirmer's thread while this one takes the next jobs:
+//! a few clients' durable writes wait uncommitted until the running step's flush is done,
+//! many are committed beside it (see `gather`). No user code runs here: jobs are batches
+//! of sealed bytes, and a panic inside the engine fails that group's callers, not the
+//! thread.
 //!
 //! The writer is a role, held under one lock: normally by its thread, which takes jobs
 //! from the queue. A synchronous caller outside any tokio runtime that finds the role free
@@ -24,8 +26,10 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
+mod gather;
 mod group;
 
+use gather::{Gather, Hold, MAX_GATHER};
 use group::Pending;
 
 /// The outcome of one write: committed, or a guard of its own failed (nothing written).
@@ -83,18 +87,60 @@ pub(crate) struct Shared {
     /// Jobs sent to the queue and not finished yet (a caller may only commit in the
     /// thread's place while this is 0: its write must not overtake one sent before it).
     queued: AtomicUsize,
+    /// Jobs the thread took from the queue and holds uncommitted (see `gather`), read by
+    /// the confirmer when a step is done.
+    held: Arc<AtomicUsize>,
+    /// The longest the thread holds writes for the clients a step answered.
+    max_gather: Duration,
 }
 
 /// Starts the writer thread; it ends after a [`Job::Stop`] or when every sender is gone.
+/// The confirmer holds only a weak handle of the sender (to wake the thread when a step
+/// it waits for is done), so dropping the returned one still ends the thread.
 pub(crate) fn start(
     engine: Arc<dyn Backend>,
     visibility: Arc<Visibility>,
     counters: Arc<Counters>,
     flush_interval: Duration,
     reader_flush_delay: Duration,
-) -> std::io::Result<(Arc<Shared>, mpsc::Sender<Job>, std::thread::JoinHandle<()>)> {
+) -> std::io::Result<Started> {
+    start_gathering(
+        engine,
+        visibility,
+        counters,
+        (flush_interval, reader_flush_delay),
+        MAX_GATHER,
+    )
+}
+
+/// What [`start`] returns: the shared role, the queue's sender, the thread.
+pub(crate) type Started = (
+    Arc<Shared>,
+    Arc<mpsc::Sender<Job>>,
+    std::thread::JoinHandle<()>,
+);
+
+/// [`start`], holding writes for at most `max_gather` for the clients a step answered.
+fn start_gathering(
+    engine: Arc<dyn Backend>,
+    visibility: Arc<Visibility>,
+    counters: Arc<Counters>,
+    (flush_interval, reader_flush_delay): (Duration, Duration),
+    max_gather: Duration,
+) -> std::io::Result<Started> {
     let (jobs, inbox) = mpsc::channel();
-    let confirmer = Confirmer::start(Arc::clone(&visibility))?;
+    let jobs = Arc::new(jobs);
+    let wake_handle = Arc::downgrade(&jobs);
+    let held = Arc::new(AtomicUsize::new(0));
+    let confirmer = Confirmer::start(
+        Arc::clone(&visibility),
+        Box::new(move || {
+            if let Some(jobs) = wake_handle.upgrade() {
+                let _ = jobs.send(Job::Wake);
+            }
+        }),
+        Arc::clone(&held),
+    )?;
     let shared = Arc::new(Shared {
         role: Mutex::new(Writer {
             engine: Some(engine),
@@ -106,6 +152,8 @@ pub(crate) fn start(
             unflushed_since: None,
         }),
         queued: AtomicUsize::new(0),
+        held,
+        max_gather,
     });
     let thread_shared = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
@@ -175,8 +223,40 @@ impl Shared {
     }
 
     fn run(&self, inbox: &mpsc::Receiver<Job>) {
+        // Jobs taken from the queue and not run yet (see `gather`).
+        let mut held: Vec<Job> = Vec::new();
+        let mut gather = Gather::new(self.max_gather);
         loop {
-            let deadline = self.role().flush_deadline();
+            let hold = if held.is_empty() {
+                Hold::Commit
+            } else {
+                let status = self.role().confirmer.status();
+                gather.decide(&held, &status, Instant::now())
+            };
+            let hold_until = match hold {
+                Hold::Commit if !held.is_empty() => {
+                    self.held.store(0, Ordering::SeqCst);
+                    let mut writer = self.role();
+                    if writer.run_jobs(std::mem::take(&mut held), &self.queued) {
+                        return;
+                    }
+                    writer.flush_if_due();
+                    continue;
+                }
+                Hold::Commit => None,
+                Hold::Until(until) => Some(until),
+                Hold::UntilStepDone => {
+                    if !self.role().confirmer.wake_when_done() {
+                        // Done meanwhile: decide again.
+                        continue;
+                    }
+                    None
+                }
+            };
+            let deadline = match (self.role().flush_deadline(), hold_until) {
+                (Some(flush), Some(hold)) => Some(flush.min(hold)),
+                (flush, hold) => flush.or(hold),
+            };
             let first = match deadline {
                 None => match inbox.recv() {
                     Ok(job) => job,
@@ -193,21 +273,22 @@ impl Shared {
                     }
                 }
             };
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_GROUP {
+            // A wake-up is no work: it only makes the thread decide again.
+            held.extend(std::iter::once(first).filter(Job::is_work));
+            while held.len() < MAX_GROUP {
                 match inbox.try_recv() {
-                    Ok(job) => jobs.push(job),
+                    Ok(job) if job.is_work() => held.push(job),
+                    Ok(_) => {}
                     Err(_) => break,
                 }
             }
-            let mut writer = self.role();
-            if writer.run_jobs(jobs, &self.queued) {
-                return;
-            }
-            writer.flush_if_due();
+            self.held.store(held.len(), Ordering::SeqCst);
         }
         // Every handle is gone: make what was acknowledged durable before the thread ends.
         let mut writer = self.role();
+        if !held.is_empty() {
+            let _ = writer.run_jobs(held, &self.queued);
+        }
         let _ = writer.flush_then(Vec::new());
         writer.confirmer.barrier();
     }
@@ -344,3 +425,6 @@ impl Writer {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! The confirmer's unit tests: run-ahead, failures, settles and gathering.
+//! The confirmer's unit tests: run-ahead, failures, settles and waking the writer.
 
 use super::*;
 use crate::backend::Settle;
@@ -11,6 +11,11 @@ fn blocked(release: mpsc::Receiver<()>) -> Confirmation {
         release.recv().map_err(|_| Error::Shutdown)?;
         Ok(None)
     })
+}
+
+fn start() -> Result<Confirmer> {
+    Confirmer::start(Arc::default(), Box::new(|| {}), Arc::default())
+        .map_err(|e| Error::from_io("t", &e))
 }
 
 fn answers(
@@ -29,7 +34,7 @@ fn answers(
 
 #[test]
 fn the_writer_runs_ahead_of_a_running_step_only_until_the_waiting_step_is_big() -> Result<()> {
-    let confirmer = Confirmer::start(Arc::default()).map_err(|e| Error::from_io("t", &e))?;
+    let confirmer = start()?;
     let (release, releases) = mpsc::channel::<()>();
     let (first, _first_waiting) = answers(1);
     confirmer.submit(Confirm {
@@ -72,7 +77,7 @@ fn the_writer_runs_ahead_of_a_running_step_only_until_the_waiting_step_is_big() 
 
 #[test]
 fn a_failed_step_is_reported_once() -> Result<()> {
-    let confirmer = Confirmer::start(Arc::default()).map_err(|e| Error::from_io("t", &e))?;
+    let confirmer = start()?;
     let failing: Confirmation = Box::new(|| Err(Error::Shutdown));
     let (reply, waiting) = Reply::blocking();
     confirmer.submit(Confirm {
@@ -90,8 +95,7 @@ fn a_failed_step_is_reported_once() -> Result<()> {
 #[test]
 fn answers_go_before_the_settle_the_next_step_runs_beside_it_and_its_answers_wait_for_it()
 -> Result<()> {
-    let confirmer =
-        Arc::new(Confirmer::start(Arc::default()).map_err(|e| Error::from_io("t", &e))?);
+    let confirmer = Arc::new(start()?);
     let order = Arc::new(Mutex::new(Vec::<&str>::new()));
     let (release, released) = mpsc::channel::<()>();
     let step: Confirmation = Box::new({
@@ -159,65 +163,58 @@ fn answers_go_before_the_settle_the_next_step_runs_beside_it_and_its_answers_wai
 }
 
 #[test]
-fn a_step_gathers_the_clients_the_last_one_answered() -> Result<()> {
-    // A long window, so that the test does not depend on the machine's speed.
-    let confirmer = Confirmer::start_gathering(Arc::default(), Duration::from_secs(10))
-        .map_err(|e| Error::from_io("t", &e))?;
-    let steps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = |steps: &Arc<std::sync::atomic::AtomicUsize>, hold: Duration| {
-        let steps = Arc::clone(steps);
-        let step: Confirmation = Box::new(move || {
-            std::thread::sleep(hold);
-            steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+fn the_writer_is_woken_once_no_step_runs_or_waits() -> Result<()> {
+    let (woke, wakes) = mpsc::channel::<()>();
+    let woke = Mutex::new(woke);
+    let confirmer = Confirmer::start(
+        Arc::default(),
+        Box::new(move || {
+            let _ = woke.lock().map(|woke| woke.send(()));
+        }),
+        Arc::default(),
+    )
+    .map_err(|e| Error::from_io("t", &e))?;
+    assert!(
+        !confirmer.wake_when_done(),
+        "nothing runs: nothing will wake"
+    );
+    let (first_release, first_released) = mpsc::channel();
+    let (second_release, second_released) = mpsc::channel();
+    let (started_tx, started) = mpsc::channel();
+    confirmer.submit(Confirm {
+        step: Some(Box::new(move || {
+            started_tx.send(()).map_err(|_| Error::Shutdown)?;
+            first_released.recv().map_err(|_| Error::Shutdown)?;
             Ok(None)
-        });
-        step
-    };
-    // A step of four clients that takes a while: the next step expects four.
-    let (four, four_waiting) = answers(4);
-    confirmer.submit(Confirm {
-        step: Some(counted(&steps, Duration::from_millis(50))),
+        })),
         generation: 1,
-        answers: four,
+        answers: Vec::new(),
     });
-    for waiting in four_waiting {
-        assert!(matches!(waiting.wait()?, Ok(Ok(()))));
-    }
-    // They write again one by one: one step covers all four.
-    let mut again = Vec::new();
-    for generation in 2..6 {
-        let (one, waiting) = answers(1);
-        again.extend(waiting);
-        confirmer.submit(Confirm {
-            step: Some(counted(&steps, Duration::ZERO)),
-            generation,
-            answers: one,
-        });
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    for waiting in again {
-        assert!(matches!(waiting.wait()?, Ok(Ok(()))));
-    }
-    assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 2);
-    // A lone client that is not joined runs once the window (the last step's time,
-    // under a millisecond) has passed, and a barrier does not wait for the window.
-    let (one, waiting) = answers(1);
+    assert!(confirmer.wake_when_done());
+    started.recv().map_err(|_| Error::Shutdown)?;
+    // A step waiting behind the running one keeps the writer waiting.
     confirmer.submit(Confirm {
-        step: Some(counted(&steps, Duration::ZERO)),
-        generation: 6,
-        answers: one,
+        step: Some(blocked(second_released)),
+        generation: 2,
+        answers: Vec::new(),
     });
-    confirmer.barrier();
-    for waiting in waiting {
-        assert!(matches!(waiting.wait()?, Ok(Ok(()))));
-    }
-    assert_eq!(steps.load(std::sync::atomic::Ordering::SeqCst), 3);
+    first_release.send(()).map_err(|_| Error::Shutdown)?;
+    assert!(wakes.recv_timeout(Duration::from_millis(100)).is_err());
+    second_release.send(()).map_err(|_| Error::Shutdown)?;
+    assert!(wakes.recv_timeout(Duration::from_secs(10)).is_ok());
+    let status = confirmer.status();
+    assert!(!status.busy);
+    assert_eq!(status.finished, 2);
+    assert!(
+        wakes.recv_timeout(Duration::from_millis(50)).is_err(),
+        "woken once"
+    );
     Ok(())
 }
 
 #[test]
 fn after_a_big_step_the_settle_runs_before_the_next_step() -> Result<()> {
-    let confirmer = Confirmer::start(Arc::default()).map_err(|e| Error::from_io("t", &e))?;
+    let confirmer = start()?;
     let (release, released) = mpsc::channel::<()>();
     let step: Confirmation = Box::new(move || {
         let settle: Settle = Box::new(move || {
