@@ -264,11 +264,7 @@ async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow
         groups: stats_to.groups - stats_from.groups,
         members: stats_to.writes - stats_from.writes,
         other_cpu: other_cpu(cpu_from, cpu_to),
-        cpu_per_command: cpu_to
-            .own
-            .saturating_sub(cpu_from.own)
-            .checked_div(u32::try_from(commands.max(1)).unwrap_or(u32::MAX))
-            .unwrap_or_default(),
+        cpu_per_command: measure::cpu::per_each(cpu_to.own.saturating_sub(cpu_from.own), commands),
     }
 }
 

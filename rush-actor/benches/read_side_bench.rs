@@ -29,6 +29,7 @@
 )]
 
 #[path = "../../rush-store/benches/support/cpu.rs"]
+#[allow(dead_code)] // each benchmark uses part of it
 mod cpu;
 
 use rush_actor::{

@@ -24,6 +24,7 @@
 )]
 
 #[path = "support/cpu.rs"]
+#[allow(dead_code)] // each benchmark uses part of it
 mod cpu;
 
 use redb::{ReadableDatabase, TableDefinition};

@@ -86,8 +86,7 @@ fn rate_round(
     let cpu = cpu::process_cpu().saturating_sub(cpu_start);
     (
         events as f64 / start.elapsed().as_secs_f64(),
-        cpu.checked_div(u32::try_from(events.max(1)).unwrap_or(u32::MAX))
-            .unwrap_or_default(),
+        cpu::per_each(cpu, events),
     )
 }
 

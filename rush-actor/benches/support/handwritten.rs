@@ -231,11 +231,10 @@ pub async fn writer_row(
         groups,
         writes,
         other_cpu: other_cpu(cpu_from, cpu_to),
-        cpu_per_command: cpu_to
-            .own
-            .saturating_sub(cpu_from.own)
-            .checked_div(u32::try_from(commands.max(1)).unwrap_or(u32::MAX))
-            .unwrap_or_default(),
+        cpu_per_command: super::measure::cpu::per_each(
+            cpu_to.own.saturating_sub(cpu_from.own),
+            commands,
+        ),
     }
 }
 

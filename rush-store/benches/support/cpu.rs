@@ -25,6 +25,12 @@ pub fn process_cpu() -> Duration {
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
+/// `cpu` spread over `operations` (at least one).
+pub fn per_each(cpu: Duration, operations: u64) -> Duration {
+    cpu.checked_div(u32::try_from(operations.max(1)).unwrap_or(u32::MAX))
+        .unwrap_or_default()
+}
+
 /// Microseconds of CPU per operation, as a table cell ("-" when unknown).
 pub fn per_op(cpu: Duration, operations: u64) -> String {
     if cpu.is_zero() || operations == 0 {
