@@ -1,7 +1,8 @@
 //! The part of making a group durable that runs off the writer's path. When the engine's
 //! flush hands back a step (sled: its whole flush and fsync, then the commit mark's
 //! write; redb: the mark's write), the writer hands it here with the answers it holds
-//! back, and goes on committing the next groups while it runs. Steps handed over while
+//! back, and goes on taking the next jobs while it runs (it commits them beside the step
+//! once many wait, see `writer/gather.rs`). Steps handed over while
 //! one runs are merged: only the newest runs (a step covers every commit applied before
 //! it was handed over, the older ones too), and then every answer waiting is sent.
 //! Answers and readers see a group only after a step covering it succeeded. What a step
