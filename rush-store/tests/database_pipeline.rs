@@ -78,6 +78,8 @@ async fn a_write_is_answered_and_seen_only_after_its_step_and_later_writes_wait_
     let commits = engine.commits.load(Ordering::SeqCst);
     let second =
         tokio::spawn(async move { second.persist_async(&[2], &EventMetadata::default()).await });
+    // A negative check, so a bounded wait: the writer takes a job in microseconds, and
+    // had it committed the write, the count would have moved long before.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(engine.commits.load(Ordering::SeqCst), commits);
     assert!(!first.is_finished() && !second.is_finished());
