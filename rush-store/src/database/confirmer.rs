@@ -63,6 +63,13 @@ struct Queue {
     wake_writer: bool,
 }
 
+impl Queue {
+    /// A step's flush runs, or a step waits to run.
+    fn flushing(&self) -> bool {
+        self.stepping || self.next.is_some()
+    }
+}
+
 /// What a finished step showed: the writer gathers the next group from it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LastStep {
@@ -81,9 +88,9 @@ pub(crate) struct LastStep {
 /// The confirmer as the writer sees it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Status {
-    /// A step's flush runs, or a step waits to run. Once the flush is done this is
-    /// false, while its answers may still be going out.
-    pub(crate) busy: bool,
+    /// A step's flush runs, or a step waits to run ([`Queue::flushing`]): unlike
+    /// [`Confirmer::busy`], false once the flush is done while its answers still go out.
+    pub(crate) flushing: bool,
     /// Steps finished so far: a new count is a new [`Status::last`].
     pub(crate) finished: u64,
     pub(crate) last: Option<LastStep>,
@@ -171,20 +178,20 @@ impl Confirmer {
     pub(crate) fn status(&self) -> Status {
         let state = self.queue.0.lock().unwrap_or_else(PoisonError::into_inner);
         Status {
-            busy: state.stepping || state.next.is_some(),
+            flushing: state.flushing(),
             finished: state.finished,
             last: state.last,
         }
     }
 
     /// Asks to be woken (the `wake_writer` of [`Confirmer::start`]) once no step's flush
-    /// runs or waits ([`Status::busy`]). False when none does now: nothing will wake the
-    /// caller.
+    /// runs or waits ([`Status::flushing`]). False when none does now: nothing will wake
+    /// the caller.
     pub(crate) fn wake_when_done(&self) -> bool {
         let mut state = self.queue.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let busy = state.stepping || state.next.is_some();
-        state.wake_writer |= busy;
-        busy
+        let flushing = state.flushing();
+        state.wake_writer |= flushing;
+        flushing
     }
 
     /// Whether a step handed over is not done yet.
@@ -278,12 +285,13 @@ fn run(
         Err(error) => (Err(error), None),
     };
     let answered = confirm.answers.len();
+    let succeeded = outcome.is_ok();
     stepped(LastStep {
         answered,
         waiting,
         took,
         answered_at: Instant::now(),
-        succeeded: outcome.is_ok(),
+        succeeded,
     });
     // The last step's settle ran beside this step; its readers and answers wait for it, so
     // that at most one group shown or acknowledged has its mark unsynced at any time, as
@@ -291,7 +299,6 @@ fn run(
     settler.barrier();
     // Readers see what the step made durable; after a failure they wait for the writer's
     // next flush, whose step releases this generation with its own.
-    let succeeded = outcome.is_ok();
     if succeeded {
         visibility.release(confirm.generation);
     }

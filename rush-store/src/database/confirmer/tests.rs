@@ -203,7 +203,7 @@ fn the_writer_is_woken_once_no_step_runs_or_waits() -> Result<()> {
     second_release.send(()).map_err(|_| Error::Shutdown)?;
     assert!(wakes.recv_timeout(Duration::from_secs(10)).is_ok());
     let status = confirmer.status();
-    assert!(!status.busy);
+    assert!(!status.flushing);
     assert_eq!(status.finished, 2);
     assert!(
         wakes.recv_timeout(Duration::from_millis(50)).is_err(),

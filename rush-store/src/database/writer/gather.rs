@@ -75,7 +75,7 @@ impl Gather {
         if held.is_empty() || !durable_writes || held.len() >= RUN_AHEAD_MEMBERS {
             return Hold::Commit;
         }
-        if status.busy {
+        if status.flushing {
             return Hold::UntilStepDone;
         }
         if status.finished != self.step {
@@ -120,7 +120,7 @@ mod tests {
 
     fn finished(step: u64, answered: usize, took: Duration, at: Instant) -> Status {
         Status {
-            busy: false,
+            flushing: false,
             finished: step,
             last: Some(LastStep {
                 answered,
@@ -136,7 +136,7 @@ mod tests {
     fn durable_writes_wait_while_a_step_runs_until_there_are_many() {
         let mut gather = Gather::new(MAX_GATHER);
         let running = Status {
-            busy: true,
+            flushing: true,
             finished: 0,
             last: None,
         };
