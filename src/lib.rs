@@ -74,7 +74,7 @@
 //! - `sled` (default): the sled engine, [`SledManager`].
 //! - `redb` (default): the redb engine, [`RedbManager`].
 //! - `postgres` (default): the PostgreSQL engine, [`PostgresManager`].
-//! - `postgres-tls`: TLS to the server (rustls on ring, which needs a C compiler).
+//! - `postgres-tls`: TLS to the server (rustls on ring).
 //! - `cli`: the `rush` binary and [`cli`] (clap, indicatif and friends).
 //!
 //! ## Errors

@@ -3,8 +3,9 @@
 //! 0.3 s each, with the process CPU time per record over all rounds.
 //!
 //! Built inside the repository it gets the repository's compiler flags (`.cargo/config.toml`,
-//! if any); `.ci/crypto-downstream` builds this same file in a fresh crate outside the
-//! repository, as an application would, so the two tables compare what users get.
+//! if any: there is none since the sealing moved to ring, so the two tables should agree);
+//! `.ci/crypto-downstream` builds this same file in a fresh crate outside the repository,
+//! as an application would, so the two tables compare what users get.
 //!
 //! `cargo bench -p rush-store --bench crypto_bench`
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

@@ -17,10 +17,8 @@
 //! only with `H` and every 71 minutes, so a reader derives the subkey once per writer run
 //! as before (`SubkeyCache`).
 
-use super::{EncryptionKey, SubkeyCache, TAG_LEN, internal};
+use super::{EncryptionKey, SubkeyCache, TAG_LEN, XNonce, random_bytes};
 use crate::error::Result;
-use chacha20poly1305::XNonce;
-use chacha20poly1305::aead::Generate;
 
 /// Bytes of nonce material stored in front of each format-3 ciphertext.
 pub(crate) const NONCE_MATERIAL_LEN: usize = 12;
@@ -29,9 +27,10 @@ pub(crate) const NONCE_MATERIAL_LEN: usize = 12;
 fn nonce(material: &[u8; NONCE_MATERIAL_LEN], timestamp_micros: u64) -> XNonce {
     let [h0, h1, h2, h3, h4, h5, h6, h7, l0, l1, l2, l3] = *material;
     let [t0, t1, t2, t3, t4, t5, t6, t7] = timestamp_micros.to_be_bytes();
-    XNonce::from([
-        h0, h1, h2, h3, h4, h5, h6, h7, t0, t1, t2, t3, 0, 0, 0, 0, l0, l1, l2, l3, t4, t5, t6, t7,
-    ])
+    XNonce {
+        prefix: [h0, h1, h2, h3, h4, h5, h6, h7, t0, t1, t2, t3, 0, 0, 0, 0],
+        counter: [l0, l1, l2, l3, t4, t5, t6, t7],
+    }
 }
 
 /// The next material of this thread (see the module doc). A forked child draws anew.
@@ -47,10 +46,7 @@ fn next_material() -> Result<[u8; NONCE_MATERIAL_LEN]> {
     STATE.with(|state| {
         let (mut high, mut low, mut left, mut owner) = state.get();
         if owner != pid || left == 0 {
-            let random = XNonce::try_generate()
-                .map_err(|e| internal(&format!("the system's random source failed: {e}")))?;
-            let random: [u8; 24] = random.into();
-            let [h0, h1, h2, h3, h4, h5, h6, h7, l0, l1, l2, l3, ..] = random;
+            let [h0, h1, h2, h3, h4, h5, h6, h7, l0, l1, l2, l3] = random_bytes::<12>()?;
             high = [h0, h1, h2, h3, h4, h5, h6, h7];
             low = u32::from_be_bytes([l0, l1, l2, l3]);
             left = u32::MAX;
@@ -104,8 +100,7 @@ impl EncryptionKey {
             return false;
         };
         let nonce = nonce(material, timestamp_micros);
-        let (prefix, counter) = nonce.split_at(16);
-        self.open_parts(aad, prefix, counter, body, tag, out, cache)
+        self.open_parts(aad, &nonce.prefix, &nonce.counter, body, tag, out, cache)
     }
 }
 
@@ -129,14 +124,12 @@ mod tests {
     #[test]
     fn the_nonce_holds_the_material_and_the_whole_timestamp() {
         let material = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-        let nonce: [u8; 24] = nonce(&material, 0x1122_3344_5566_7788).into();
+        let nonce = nonce(&material, 0x1122_3344_5566_7788);
         assert_eq!(
-            nonce,
-            [
-                1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0, 9, 10, 11, 12, 0x55,
-                0x66, 0x77, 0x88
-            ]
+            nonce.prefix,
+            [1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0]
         );
+        assert_eq!(nonce.counter, [9, 10, 11, 12, 0x55, 0x66, 0x77, 0x88]);
     }
 
     #[test]

@@ -305,3 +305,85 @@ fn one_subkey_cache_opens_records_of_many_writers_and_keys() -> Result<()> {
     assert!(out.is_empty());
     Ok(())
 }
+
+/// The `chacha20poly1305` crate's XChaCha20-Poly1305: the reference Rush's sealing (HChaCha20
+/// from `chacha20`, ChaCha20-Poly1305 from `ring`) must match byte for byte.
+mod reference {
+    use super::*;
+    use chacha20poly1305::aead::{AeadInOut, KeyInit};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce as RefNonce};
+    use proptest::prelude::*;
+
+    fn reference(key: &[u8; 32]) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(key.into())
+    }
+
+    /// The reference's `nonce ‖ ciphertext ‖ tag` of `plaintext`.
+    fn reference_seal(key: &[u8; 32], nonce: &[u8; 24], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut body = plaintext.to_vec();
+        let tag = reference(key)
+            .encrypt_inout_detached(&RefNonce::from(*nonce), aad, body.as_mut_slice().into())
+            .unwrap();
+        [&nonce[..], &body, &tag].concat()
+    }
+
+    #[test]
+    fn key_ids_are_the_ones_the_reference_cipher_computed() {
+        for key in [KEY, OTHER, &[0u8; 32], &[0xFF; 32]] {
+            let tag = reference(key)
+                .encrypt_inout_detached(
+                    &RefNonce::default(),
+                    b"rush-store key id v1",
+                    (&mut [0u8; 0][..]).into(),
+                )
+                .unwrap();
+            let id = u32::from_be_bytes([tag[0], tag[1], tag[2], tag[3]]).max(1);
+            assert_eq!(EncryptionKey::from(*key).id(), id);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn what_rush_seals_the_reference_opens_and_back(
+            key in any::<[u8; 32]>(),
+            nonce in any::<[u8; 24]>(),
+            aad in proptest::collection::vec(any::<u8>(), 0..64),
+            plaintext in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let ours = EncryptionKey::from(key);
+            // The same nonce gives the same bytes.
+            let mut sealed = nonce.to_vec();
+            let split = XNonce {
+                prefix: nonce[..16].try_into().unwrap(),
+                counter: nonce[16..].try_into().unwrap(),
+            };
+            ours.encrypt_appended(&split, &aad, &plaintext, &mut sealed).unwrap();
+            prop_assert_eq!(&sealed, &reference_seal(&key, &nonce, &aad, &plaintext));
+            // Rush opens what the reference sealed, and refuses it under another aad.
+            let mut out = Vec::new();
+            prop_assert!(ours.open_into(&aad, &sealed, &mut out, &mut None));
+            prop_assert_eq!(&out, &plaintext);
+            let mut other_aad = aad.clone();
+            other_aad.push(1);
+            prop_assert!(!ours.open_into(&other_aad, &sealed, &mut out, &mut None));
+            // What `seal` makes with a fresh nonce, the reference opens.
+            let fresh = ours.seal(&aad, &plaintext).unwrap();
+            let (head, rest) = fresh.split_at(NONCE_LEN);
+            let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+            let mut opened = body.to_vec();
+            let head: [u8; 24] = head.try_into().unwrap();
+            let tag: [u8; 16] = tag.try_into().unwrap();
+            reference(&key)
+                .decrypt_inout_detached(
+                    &RefNonce::from(head),
+                    &aad,
+                    opened.as_mut_slice().into(),
+                    &tag.into(),
+                )
+                .unwrap();
+            prop_assert_eq!(opened, plaintext);
+        }
+    }
+}
