@@ -361,11 +361,22 @@ fn main() {
     let pool: Vec<BankEvent> = (0..POOL as u64).map(make_event).collect();
     if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("recovery") {
         // Profiling mode: the recovery row alone on sled, one database recovered 20 times
-        // (run it under perf: the recoveries outweigh the one population).
+        // (run it under perf: the recoveries outweigh the one population), then raw's
+        // median (PERF_REPORT_RAW=0: ours alone).
         let dir = populate_for_recovery(EngineKind::Sled, &pool);
-        for _ in 0..20 {
-            let ours = runtime.block_on(recover_all(EngineKind::Sled, &dir));
-            println!("recover {ACTORS} actors on sled: {} ms", ours.as_millis());
+        let mut times: Vec<_> = (0..20)
+            .map(|_| runtime.block_on(recover_all(EngineKind::Sled, &dir)))
+            .inspect(|ours| println!("recover {ACTORS} actors on sled: {} ms", ours.as_millis()))
+            .collect();
+        times.sort();
+        if std::env::var("PERF_REPORT_RAW").as_deref() != Ok("0") {
+            let raw = raw_recovery(&pool);
+            println!(
+                "median {:.1} ms, raw {:.1} ms: {:.2}x raw's time",
+                times[10].as_secs_f64() * 1e3,
+                raw.as_secs_f64() * 1e3,
+                times[10].as_secs_f64() / raw.as_secs_f64()
+            );
         }
         return;
     }
