@@ -99,10 +99,7 @@ impl EntityTable {
         metadata: EventMetadata,
     ) -> Result<()> {
         let mut entities = self.lock();
-        self.slot_for(&mut entities, key, Claim::of::<S>(), new_slot, false)?;
-        let Some(slot) = entities.slots.get_mut(key) else {
-            return Err(Error::Shutdown);
-        };
+        let slot = self.slot_for(&mut entities, key, Claim::of::<S>(), new_slot, false)?;
         let Some(stash) = slot.stash.as_any().downcast_ref::<Stash<S>>() else {
             // The claim check makes this unreachable: one collection, one actor type.
             return Err(Error::Spawn {

@@ -6,22 +6,52 @@ use crate::behavior::EventSourced;
 use crate::error::{Error, Result};
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, OnceLock};
 
 /// One entity: `(collection, id)`, compared and hashed as a pair, never joined.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// The pair's hash is computed once, when the key is made (with the process's randomly
+/// keyed SipHash, as a `HashMap` would), and the key hashes as that number: the entity
+/// table finds a command's entity on every command, from a key its `EntityRef` made once.
+#[derive(Debug, Clone)]
 pub(crate) struct EntityKey {
     collection: &'static str,
     id: Arc<str>,
+    hash: u64,
+}
+
+impl PartialEq for EntityKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.collection == other.collection && self.id == other.id
+    }
+}
+
+impl Eq for EntityKey {}
+
+impl Hash for EntityKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 impl EntityKey {
     /// Entity `id` of actor type `S`.
     pub(crate) fn of<S: EventSourced>(id: &str) -> Self {
+        Self::new(S::COLLECTION, Arc::from(id))
+    }
+
+    fn new(collection: &'static str, id: Arc<str>) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let hash = KEYS
+            .get_or_init(RandomState::new)
+            .hash_one((collection, &*id));
         Self {
-            collection: S::COLLECTION,
-            id: Arc::from(id),
+            collection,
+            id,
+            hash,
         }
     }
 
@@ -79,5 +109,24 @@ impl Claims {
                 other: claim.type_name,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pair_is_one_key_and_two_pairs_never_join() {
+        let key = |collection, id: &str| EntityKey::new(collection, Arc::from(id));
+        let (a, same, joined) = (key("ab", "c"), key("ab", "c"), key("a", "bc"));
+        assert_eq!(a, same);
+        assert_ne!(a, joined);
+        let mut table = HashMap::new();
+        table.insert(a.clone(), 1);
+        table.insert(joined.clone(), 2);
+        assert_eq!(table.get(&same), Some(&1));
+        assert_eq!(table.get(&joined), Some(&2));
+        assert_eq!(table.len(), 2);
     }
 }
