@@ -234,38 +234,39 @@ impl EncryptionKey {
         let Some(body_len) = sealed.len().checked_sub(NONCE_LEN + TAG_LEN) else {
             return false;
         };
-        let (Some(prefix), Some(counter), Some(body), Some(tag)) = (
-            sealed.get(..PREFIX_LEN),
-            sealed.get(PREFIX_LEN..NONCE_LEN),
+        let (Some((prefix, rest)), Some(body), Some(tag)) = (
+            sealed.split_first_chunk::<PREFIX_LEN>(),
             sealed.get(NONCE_LEN..NONCE_LEN + body_len),
             sealed.get(NONCE_LEN + body_len..),
         ) else {
             return false;
         };
-        self.open_parts(aad, prefix, counter, body, tag, out, cache)
+        let Some(counter) = rest.first_chunk::<COUNTER_LEN>() else {
+            return false;
+        };
+        let nonce = XNonce {
+            prefix: *prefix,
+            counter: *counter,
+        };
+        self.open_parts(aad, &nonce, body, tag, out, cache)
     }
 
-    /// Opens `ciphertext ‖ tag` under XChaCha20 nonce `prefix ‖ counter` (16 + 8 bytes)
-    /// into `out`, deriving the subkey of `prefix` unless `cache` holds it.
-    #[allow(clippy::too_many_arguments)]
+    /// Opens `ciphertext ‖ tag` under XChaCha20 `nonce` into `out`, deriving the subkey of
+    /// its prefix unless `cache` holds it.
     fn open_parts(
         &self,
         aad: &[u8],
-        prefix: &[u8],
-        counter: &[u8],
+        nonce: &XNonce,
         body: &[u8],
         tag: &[u8],
         out: &mut Vec<u8>,
         cache: &mut Option<SubkeyCache>,
     ) -> bool {
         out.clear();
-        let (Ok(prefix), Ok(counter), Ok(tag)) = (
-            <&[u8; PREFIX_LEN]>::try_from(prefix),
-            <&[u8; COUNTER_LEN]>::try_from(counter),
-            Tag::try_from(tag),
-        ) else {
+        let Ok(tag) = Tag::try_from(tag) else {
             return false;
         };
+        let prefix = &nonce.prefix;
         let fresh = cache
             .as_ref()
             .is_none_or(|c| c.key_id != self.id() || &c.prefix != prefix);
@@ -285,7 +286,7 @@ impl EncryptionKey {
         out.extend_from_slice(body);
         let opened = cached
             .cipher
-            .open_in_place_separate_tag(inner_nonce(counter), Aad::from(aad), tag, out, 0..)
+            .open_in_place_separate_tag(inner_nonce(&nonce.counter), Aad::from(aad), tag, out, 0..)
             .is_ok();
         if !opened {
             out.clear();

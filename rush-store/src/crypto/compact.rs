@@ -99,8 +99,14 @@ impl EncryptionKey {
             out.clear();
             return false;
         };
-        let nonce = nonce(material, timestamp_micros);
-        self.open_parts(aad, &nonce.prefix, &nonce.counter, body, tag, out, cache)
+        self.open_parts(
+            aad,
+            &nonce(material, timestamp_micros),
+            body,
+            tag,
+            out,
+            cache,
+        )
     }
 }
 
