@@ -8,8 +8,8 @@ mod postgres_server;
 use rush_store::conformance::{self, EngineUnderTest};
 use rush_store::engine_kit::{Sequencer, block_end, clamp_end, refuse_reserved};
 use rush_store::{
-    Backend, GuardFailed, MemoryManager, PostgresManager, RedbManager, Result, SledManager,
-    WriteBatch, WriteOp,
+    Backend, GuardFailed, MemoryManager, PostgresManager, RedbManager, Result, SledConfig,
+    SledManager, WriteBatch, WriteOp,
 };
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -33,6 +33,17 @@ fn memory_keeps_the_engine_contract() {
 fn sled_keeps_the_engine_contract() {
     run(&EngineUnderTest::on_disk("sled", |folder| {
         Ok(Arc::new(SledManager::new(folder)?) as Arc<dyn Backend>)
+    }));
+}
+
+#[test]
+fn sled_with_its_write_ahead_log_keeps_the_engine_contract() {
+    run(&EngineUnderTest::on_disk("sled-wal", |folder| {
+        let config = SledConfig {
+            write_ahead_log: true,
+            ..SledConfig::default()
+        };
+        Ok(Arc::new(SledManager::with_config(folder, config)?) as Arc<dyn Backend>)
     }));
 }
 

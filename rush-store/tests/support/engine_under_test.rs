@@ -1,6 +1,7 @@
-//! The engine the suites run on, chosen by `RUSH_TEST_ENGINE` (`memory`, `sled`, `redb`
-//! or `postgres`), so that one harness runs every store, actor, projection, saga, crash and
-//! fault suite on each engine (`.ci/run` runs them four times). Unset, a test keeps its own
+//! The engine the suites run on, chosen by `RUSH_TEST_ENGINE` (`memory`, `sled`,
+//! `sled-wal` (sled with its write-ahead log), `redb` or `postgres`), so that one harness
+//! runs every store, actor, projection, saga, crash and fault suite on each engine
+//! (`.ci/run` runs them five times). Unset, a test keeps its own
 //! choice: memory where it asked for a fresh database, sled where it asked for a folder.
 //!
 //! On `postgres`, one throwaway server serves the whole test process (or the one
@@ -18,7 +19,7 @@ mod postgres_server;
 
 use rush_store::{
     Backend, Confirmation, Durable, GuardFailed, MemoryManager, PostgresManager, RedbManager,
-    Result, SledManager, Visitor, WriteBatch,
+    Result, SledConfig, SledManager, Visitor, WriteBatch,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -29,10 +30,13 @@ pub fn chosen() -> Option<&'static str> {
     match std::env::var("RUSH_TEST_ENGINE").as_deref() {
         Ok("memory") => Some("memory"),
         Ok("sled") => Some("sled"),
+        Ok("sled-wal") => Some("sled-wal"),
         Ok("redb") => Some("redb"),
         Ok("postgres") => Some("postgres"),
         Ok("") | Err(_) => None,
-        Ok(other) => panic!("RUSH_TEST_ENGINE={other}: use memory, sled, redb or postgres"),
+        Ok(other) => {
+            panic!("RUSH_TEST_ENGINE={other}: use memory, sled, sled-wal, redb or postgres")
+        }
     }
 }
 
@@ -116,8 +120,17 @@ pub fn try_at(folder: impl AsRef<Path>) -> Result<Arc<dyn Backend>> {
     Ok(match chosen() {
         Some("redb") => Arc::new(RedbManager::new(folder)?),
         Some("postgres") => Arc::new(connect(schema_of(folder))?),
+        Some("sled-wal") => Arc::new(SledManager::with_config(folder, sled_wal())?),
         _ => Arc::new(SledManager::new(folder)?),
     })
+}
+
+/// sled with its write-ahead log, as `sled-wal` opens it.
+pub fn sled_wal() -> SledConfig {
+    SledConfig {
+        write_ahead_log: true,
+        ..SledConfig::default()
+    }
 }
 
 /// The file the engine under [`at`] locks while a process has the folder open.

@@ -1,0 +1,522 @@
+//! The write-ahead log in front of sled ([`SledConfig::write_ahead_log`]): each commit is
+//! appended to `rush-wal` and synced with one `fdatasync` before it touches sled, then
+//! applied to sled with plain inserts (no `apply_batch`, whose log-buffer rolls cost sled
+//! two writes per commit). sled's own flush runs only at a checkpoint, when the log has
+//! grown past its limit: sled's flush and fsync, the commit mark, then the log starts a
+//! new epoch from its beginning. An open replays every record of the current epoch, in
+//! order, on top of what sled recovered: sled then holds exactly the commits the log
+//! made durable, however much of them sled's own files kept.
+//!
+//! Layout (FORMAT.md, "Write-ahead log"), all integers big-endian, every record starting
+//! at a multiple of 512 bytes:
+//! - header, 512 bytes: `RUSHWAL\0`, version `u32` = 1, epoch `u64`, base `u64` (the
+//!   commit counter sled held durably when the epoch began), CRC-32 of the 28 bytes
+//!   before it, zeros;
+//! - record: body length `u32`, CRC-32 `u32` (of the length, epoch, number and body),
+//!   epoch `u64`, commit number `u64` (base + 1 for the epoch's first, then + 1 each),
+//!   body, zeros to the next multiple of 512. Body: operation count `u32`, then per
+//!   operation kind `u8` (0 put, 1 delete), key length `u32`, key, and for a put value
+//!   length `u32`, value.
+//!
+//! A record that does not check out ends the log (a commit cut short by a crash was never
+//! acknowledged), unless a valid record of the same epoch follows it: then an
+//! acknowledged commit is damaged, and the open is [`Error::Corrupted`].
+//!
+//! [`SledConfig::write_ahead_log`]: super::SledConfig::write_ahead_log
+
+use crate::error::{Error, Result};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The log's name inside a database folder.
+pub(crate) const WAL_FILE: &str = "rush-wal";
+
+const MAGIC: &[u8; 8] = b"RUSHWAL\0";
+const VERSION: u32 = 1;
+/// Header and record alignment.
+const SECTOR: u64 = 512;
+/// Bytes of a record before its body.
+const RECORD_HEAD: usize = 24;
+/// No record body is larger (a group is at most a few hundred MiB of sealed events).
+const MAX_BODY: u32 = 1 << 30;
+/// The file grows by zeroed chunks of this size, so that most syncs write blocks the file
+/// already has and change no metadata.
+const GROW_BY: u64 = 1 << 20;
+
+/// One write of a commit, as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LoggedOp<'a> {
+    Put(&'a [u8], &'a [u8]),
+    Delete(&'a [u8]),
+}
+
+/// An open log: where the next record goes, and the epoch it belongs to.
+#[derive(Debug)]
+pub(crate) struct WriteAheadLog {
+    path: PathBuf,
+    /// `None` until [`WriteAheadLog::start`].
+    file: Option<File>,
+    /// 0 for a log that has no file yet.
+    epoch: u64,
+    /// Where the next record is written (a multiple of [`SECTOR`]).
+    end: u64,
+    /// The file's length as this log last extended it (0: not known yet).
+    allocated: u64,
+    /// The number the next record carries.
+    next_number: u64,
+    /// Reused for each record.
+    buffer: Vec<u8>,
+}
+
+/// What an open found: the records of the current epoch, in order, to apply on top of
+/// sled (each its commit number and its writes, decoded from `bytes`).
+pub(crate) struct Recovered {
+    bytes: Vec<u8>,
+    records: Records,
+}
+
+/// Each record's commit number and where its body lies in the file's bytes.
+type Records = Vec<(u64, std::ops::Range<usize>)>;
+
+impl Recovered {
+    /// The commit number of the last record (`None`: no record).
+    pub(crate) fn last_number(&self) -> Option<u64> {
+        self.records.last().map(|(number, _)| *number)
+    }
+
+    /// Calls `apply` with each record's number and writes, in log order.
+    ///
+    /// # Errors
+    ///
+    /// The first error of `apply`; [`Error::Corrupted`] for a body that does not decode
+    /// (its checksum matched, so only a bug writes one).
+    pub(crate) fn replay(
+        &self,
+        mut apply: impl FnMut(u64, &[LoggedOp<'_>]) -> Result<()>,
+    ) -> Result<()> {
+        let mut ops = Vec::new();
+        for (number, range) in &self.records {
+            let body = self
+                .bytes
+                .get(range.clone())
+                .ok_or_else(|| damaged("a record", "past the file's end".into()))?;
+            decode_body(body, &mut ops)?;
+            apply(*number, &ops)?;
+        }
+        Ok(())
+    }
+}
+
+impl WriteAheadLog {
+    /// Opens the log in `folder`, creating it (epoch 1, starting after `sled_commits`)
+    /// when there is none, and returns the records to replay. `sled_commits` is the
+    /// counter sled holds: the epoch's base may not exceed it (sled would have lost
+    /// commits a checkpoint made durable; the commit mark names that case first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupted`] for a damaged header, an unknown version, or a damaged record
+    /// followed by valid ones; [`Error::Io`] or [`Error::DiskFull`] when the file cannot be
+    /// read, created or synced.
+    pub(crate) fn open(folder: &Path, sled_commits: u64) -> Result<(Self, Recovered)> {
+        let path = folder.join(WAL_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::from_io("read the write-ahead log", &e)),
+        };
+        if bytes.iter().all(|&b| b == 0) {
+            // New, or its creation was cut short before the header was synced: nothing
+            // was ever logged in it. Nothing is written before `start`.
+            let log = Self {
+                path,
+                file: None,
+                epoch: 0,
+                end: SECTOR,
+                allocated: 0,
+                next_number: sled_commits.saturating_add(1),
+                buffer: Vec::new(),
+            };
+            let recovered = Recovered {
+                bytes: Vec::new(),
+                records: Vec::new(),
+            };
+            return Ok((log, recovered));
+        }
+        let (epoch, base) =
+            decode_header(&bytes).map_err(|reason| damaged("its header", reason))?;
+        if base > sled_commits {
+            return Err(Error::Corrupted {
+                record: format!("sled's files in {}", folder.display()),
+                reason: format!(
+                    "they hold {sled_commits} commits, but the write-ahead log's last \
+                     checkpoint made {base} durable: sled lost commits, probably to damage; \
+                     nothing was changed"
+                ),
+            });
+        }
+        let (records, end) = scan(&bytes, epoch, base)?;
+        let next_number = records
+            .last()
+            .map_or(Some(base), |(number, _)| Some(*number))
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| {
+                Error::storage("open the write-ahead log", "commit counter exhausted")
+            })?;
+        let log = Self {
+            path,
+            file: None,
+            epoch,
+            end,
+            allocated: bytes.len() as u64,
+            next_number,
+            buffer: Vec::new(),
+        };
+        Ok((log, Recovered { bytes, records }))
+    }
+
+    /// Opens the file for writing; a log that had none gets one (epoch 1, after the
+    /// commits before the next one), synced with its folder. Call once the open is
+    /// known to go on: until then nothing is written.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::DiskFull`] when the file cannot be opened, created or
+    /// synced.
+    pub(crate) fn start(&mut self) -> Result<()> {
+        if self.file.is_some() {
+            return Ok(());
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)
+            .map_err(|e| Error::from_io("open the write-ahead log", &e))?;
+        self.file = Some(file);
+        if self.epoch == 0 {
+            self.start_epoch(1, self.next_number.saturating_sub(1))?;
+            if let Some(folder) = self.path.parent() {
+                sync_folder(folder)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn file(&self) -> Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| Error::storage("write the write-ahead log", "the log is not started"))
+    }
+
+    /// Bytes of records in the current epoch.
+    pub(crate) fn len(&self) -> u64 {
+        self.end.saturating_sub(SECTOR)
+    }
+
+    /// Appends the commit numbered `number` with its writes and syncs it: once this
+    /// returns, the commit survives a crash. A failure leaves the end where it was, so
+    /// the next append overwrites whatever part of this one reached the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `number` is not the next one or the record is
+    /// larger than 1 GiB; [`Error::Io`] or [`Error::DiskFull`] when it cannot be written
+    /// or synced.
+    pub(crate) fn append(&mut self, number: u64, ops: &[LoggedOp<'_>]) -> Result<()> {
+        if number != self.next_number {
+            return Err(Error::InvalidArgument(format!(
+                "write-ahead log: commit {number} follows {}",
+                self.next_number.saturating_sub(1)
+            )));
+        }
+        encode_record(&mut self.buffer, self.epoch, number, ops)?;
+        let needed = self.end.saturating_add(self.buffer.len() as u64);
+        if needed > self.allocated {
+            self.grow_to(needed)?;
+        }
+        let file = self.file()?;
+        file.write_all_at(&self.buffer, self.end)
+            .map_err(|e| Error::from_io("write the write-ahead log", &e))?;
+        file.sync_data()
+            .map_err(|e| Error::from_io("sync the write-ahead log", &e))?;
+        self.end = self.end.saturating_add(self.buffer.len() as u64);
+        self.next_number = number.saturating_add(1);
+        Ok(())
+    }
+
+    /// Starts a new epoch after a checkpoint made the first `base` commits durable in
+    /// sled: the header is rewritten and synced, and every older record stops counting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::DiskFull`] when the header cannot be written or synced;
+    /// [`Error::Storage`] when the epoch counter is exhausted.
+    pub(crate) fn checkpointed(&mut self, base: u64) -> Result<()> {
+        let epoch = self
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::storage("checkpoint", "write-ahead log epoch exhausted"))?;
+        self.start_epoch(epoch, base)
+    }
+
+    /// Extends the file with zeros to the next multiple of [`GROW_BY`] at or past
+    /// `needed` (synced with the record that needs it): zeros end the log as a torn
+    /// record does.
+    fn grow_to(&mut self, needed: u64) -> Result<()> {
+        let target = needed.div_ceil(GROW_BY).saturating_mul(GROW_BY);
+        let file = self.file()?;
+        let mut at = self.allocated.max(SECTOR);
+        let zeros = vec![0u8; 64 * 1024];
+        while at < target {
+            let len = usize::try_from((target - at).min(zeros.len() as u64)).unwrap_or(zeros.len());
+            let chunk = zeros.get(..len).unwrap_or_default();
+            file.write_all_at(chunk, at)
+                .map_err(|e| Error::from_io("extend the write-ahead log", &e))?;
+            at = at.saturating_add(len as u64);
+        }
+        self.allocated = target;
+        Ok(())
+    }
+
+    fn start_epoch(&mut self, epoch: u64, base: u64) -> Result<()> {
+        let file = self.file()?;
+        file.write_all_at(&encode_header(epoch, base), 0)
+            .map_err(|e| Error::from_io("write the write-ahead log's header", &e))?;
+        file.sync_data()
+            .map_err(|e| Error::from_io("sync the write-ahead log", &e))?;
+        self.epoch = epoch;
+        self.end = SECTOR;
+        self.next_number = base.saturating_add(1);
+        Ok(())
+    }
+
+    /// Removes the log after a checkpoint, for a database opened without it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when it cannot be removed or the folder synced.
+    pub(crate) fn remove(self) -> Result<()> {
+        let folder = self.path.parent().map(Path::to_path_buf);
+        drop(self.file);
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::from_io("remove the write-ahead log", &e)),
+        }
+        match folder {
+            Some(folder) => sync_folder(&folder),
+            None => Ok(()),
+        }
+    }
+}
+
+fn sync_folder(folder: &Path) -> Result<()> {
+    File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| Error::from_io("sync the database folder", &e))
+}
+
+fn damaged(what: &str, reason: String) -> Error {
+    Error::Corrupted {
+        record: format!("{what} of the write-ahead log {WAL_FILE}"),
+        reason,
+    }
+}
+
+fn encode_header(epoch: u64, base: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(SECTOR as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_be_bytes());
+    header.extend_from_slice(&epoch.to_be_bytes());
+    header.extend_from_slice(&base.to_be_bytes());
+    let crc = crc32fast::hash(&header);
+    header.extend_from_slice(&crc.to_be_bytes());
+    header.resize(SECTOR as usize, 0);
+    header
+}
+
+/// The header's epoch and base.
+fn decode_header(bytes: &[u8]) -> std::result::Result<(u64, u64), String> {
+    let head = bytes
+        .get(..32)
+        .ok_or_else(|| format!("{} bytes, shorter than a header", bytes.len()))?;
+    let (body, crc) = head.split_at(28);
+    if crc32fast::hash(body) != u32::from_be_bytes(array(crc)?) {
+        return Err("its checksum does not match (damaged)".into());
+    }
+    let (magic, rest) = body.split_at(8);
+    if magic != MAGIC {
+        return Err("it does not start with RUSHWAL".into());
+    }
+    let (version, rest) = rest.split_at(4);
+    let version = u32::from_be_bytes(array(version)?);
+    if version != VERSION {
+        return Err(format!("unknown version {version}"));
+    }
+    let (epoch, base) = rest.split_at(8);
+    Ok((
+        u64::from_be_bytes(array(epoch)?),
+        u64::from_be_bytes(array(base)?),
+    ))
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> std::result::Result<[u8; N], String> {
+    bytes.try_into().map_err(|_| "short".to_owned())
+}
+
+/// Encodes one record, padded to [`SECTOR`], into `out`.
+fn encode_record(out: &mut Vec<u8>, epoch: u64, number: u64, ops: &[LoggedOp<'_>]) -> Result<()> {
+    out.clear();
+    out.extend_from_slice(&[0; RECORD_HEAD]);
+    let too_large = || Error::InvalidArgument("write-ahead log: a commit larger than 1 GiB".into());
+    out.extend_from_slice(
+        &u32::try_from(ops.len())
+            .map_err(|_| too_large())?
+            .to_be_bytes(),
+    );
+    for op in ops {
+        let (kind, key, value) = match op {
+            LoggedOp::Put(key, value) => (0u8, key, Some(value)),
+            LoggedOp::Delete(key) => (1u8, key, None),
+        };
+        out.push(kind);
+        out.extend_from_slice(
+            &u32::try_from(key.len())
+                .map_err(|_| too_large())?
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(key);
+        if let Some(value) = value {
+            out.extend_from_slice(
+                &u32::try_from(value.len())
+                    .map_err(|_| too_large())?
+                    .to_be_bytes(),
+            );
+            out.extend_from_slice(value);
+        }
+    }
+    let body_len = u32::try_from(out.len().saturating_sub(RECORD_HEAD)).map_err(|_| too_large())?;
+    if body_len > MAX_BODY {
+        return Err(too_large());
+    }
+    let mut head = [0u8; RECORD_HEAD];
+    head[..4].copy_from_slice(&body_len.to_be_bytes());
+    head[8..16].copy_from_slice(&epoch.to_be_bytes());
+    head[16..24].copy_from_slice(&number.to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head[..4]);
+    crc.update(&head[8..]);
+    crc.update(out.get(RECORD_HEAD..).unwrap_or_default());
+    head[4..8].copy_from_slice(&crc.finalize().to_be_bytes());
+    if let Some(start) = out.get_mut(..RECORD_HEAD) {
+        start.copy_from_slice(&head);
+    }
+    let padded = out.len().div_ceil(SECTOR as usize) * SECTOR as usize;
+    out.resize(padded, 0);
+    Ok(())
+}
+
+/// CRC-32 of a record's length, epoch, number and body (everything but the CRC itself).
+fn record_crc(record: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(record.get(..4).unwrap_or_default());
+    hasher.update(record.get(8..).unwrap_or_default());
+    hasher.finalize()
+}
+
+/// The record at `at`, if one of `epoch` checks out there: its number, body range and
+/// the offset after it.
+fn record_at(bytes: &[u8], at: usize, epoch: u64) -> Option<(u64, std::ops::Range<usize>, usize)> {
+    let head = bytes.get(at..at.checked_add(RECORD_HEAD)?)?;
+    let body_len = u32::from_be_bytes(head.get(..4)?.try_into().ok()?);
+    if body_len > MAX_BODY {
+        return None;
+    }
+    let crc = u32::from_be_bytes(head.get(4..8)?.try_into().ok()?);
+    let record_epoch = u64::from_be_bytes(head.get(8..16)?.try_into().ok()?);
+    let number = u64::from_be_bytes(head.get(16..24)?.try_into().ok()?);
+    let body_start = at.checked_add(RECORD_HEAD)?;
+    let body_end = body_start.checked_add(usize::try_from(body_len).ok()?)?;
+    let record = bytes.get(at..body_end)?;
+    if record_epoch != epoch || record_crc(record) != crc {
+        return None;
+    }
+    let next = body_end
+        .div_ceil(SECTOR as usize)
+        .checked_mul(SECTOR as usize)?;
+    Some((number, body_start..body_end, next))
+}
+
+/// The valid records of `epoch` from the first sector after the header, and where the
+/// next one goes. A damaged record with a valid later one of the epoch is
+/// [`Error::Corrupted`].
+fn scan(bytes: &[u8], epoch: u64, base: u64) -> Result<(Records, u64)> {
+    let mut records = Vec::new();
+    let mut at = SECTOR as usize;
+    let mut expected = base.saturating_add(1);
+    while let Some((number, body, next)) = record_at(bytes, at, epoch) {
+        if number != expected {
+            break;
+        }
+        records.push((number, body));
+        expected = expected.saturating_add(1);
+        at = next;
+    }
+    // The end of the log, or damage: look for a later record of the epoch.
+    let mut probe = at.saturating_add(SECTOR as usize);
+    while probe < bytes.len() {
+        if let Some((number, _, _)) = record_at(bytes, probe, epoch)
+            && number >= expected
+        {
+            return Err(damaged(
+                &format!("the record at byte {at}"),
+                format!(
+                    "it does not check out, but commit {number} follows it at byte {probe}: \
+                     commit {expected} was acknowledged and is damaged; nothing was changed"
+                ),
+            ));
+        }
+        probe = probe.saturating_add(SECTOR as usize);
+    }
+    Ok((records, at as u64))
+}
+
+/// Decodes a record's body into `ops` (cleared first).
+fn decode_body<'a>(body: &'a [u8], ops: &mut Vec<LoggedOp<'a>>) -> Result<()> {
+    ops.clear();
+    let bad = || damaged("a record's body", "it does not decode".into());
+    let mut rest = body;
+    let mut take = |n: usize| -> Result<&'a [u8]> {
+        if rest.len() < n {
+            return Err(bad());
+        }
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(head)
+    };
+    let count = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?);
+    for _ in 0..count {
+        let kind = take(1)?.first().copied().ok_or_else(bad)?;
+        let key_len = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?);
+        let key = take(usize::try_from(key_len).map_err(|_| bad())?)?;
+        match kind {
+            0 => {
+                let value_len = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?);
+                let value = take(usize::try_from(value_len).map_err(|_| bad())?)?;
+                ops.push(LoggedOp::Put(key, value));
+            }
+            1 => ops.push(LoggedOp::Delete(key)),
+            _ => return Err(bad()),
+        }
+    }
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+//! The sled engine with its write-ahead log ([`SledConfig::write_ahead_log`], format in
+//! `wal`): opening replays the log, a commit is logged and synced before sled sees it,
+//! and a checkpoint makes sled's own files durable so that the log can start over.
+//!
+//! sled applies a commit key by key here (its batch rolls its log buffer twice per call,
+//! two writes to disk), so readers are kept out while a commit applies: every read of the
+//! engine holds `Inner::applying` for reading, a commit holds it for writing, and a read
+//! never sees half a commit, as it would not with sled's batch.
+//!
+//! [`SledConfig::write_ahead_log`]: super::SledConfig::write_ahead_log
+
+use super::wal::{LoggedOp, Recovered, WAL_FILE, WriteAheadLog};
+use super::{COUNTER_KEY, Inner, SledConfig, engine_error};
+use crate::backend::WriteOp;
+use crate::error::{Error, Result};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Mutex;
+use tracing::warn;
+
+/// The open log, and the failure that stopped it.
+#[derive(Debug)]
+pub(super) struct Logged {
+    log: WriteAheadLog,
+    /// Set when a logged commit could not be applied to sled: sled then lacks a durable
+    /// commit until the next open replays it, so nothing more may be written.
+    failed: Option<Error>,
+}
+
+/// A log opened and read, waiting for the commit mark's check (see [`finish_open`]).
+pub(super) struct Opened {
+    log: WriteAheadLog,
+    recovered: Recovered,
+    /// The commits sled held before the replay.
+    sled_commits: u64,
+}
+
+impl Opened {
+    /// The commits sled will hold once the log is replayed: the last one logged, or
+    /// `sled_commits`.
+    pub(super) fn commits(opened: Option<&Self>, sled_commits: u64) -> u64 {
+        opened
+            .and_then(|o| o.recovered.last_number())
+            .unwrap_or(sled_commits)
+    }
+}
+
+/// Opens and reads the folder's log if it has one or `config` asks for one (sled holds
+/// `sled_commits`). Nothing is replayed yet: the commit mark is checked against
+/// [`Opened::commits`] first (a lost log, or a log cut short, holds fewer commits than
+/// the mark counted), so that a refused open changes nothing; then [`finish_open`]
+/// replays and checkpoints.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] when the log is asked for without
+/// [`SledConfig::sync_to_disk`](super::SledConfig::sync_to_disk); what
+/// [`WriteAheadLog::open`] returns; sled's failures while replaying.
+pub(super) fn open(
+    folder: &Path,
+    config: &SledConfig,
+    sled_commits: u64,
+) -> Result<Option<Opened>> {
+    if config.write_ahead_log && !config.sync_to_disk {
+        return Err(Error::InvalidArgument(
+            "SledConfig: write_ahead_log needs sync_to_disk".into(),
+        ));
+    }
+    if !config.write_ahead_log && !folder.join(WAL_FILE).exists() {
+        return Ok(None);
+    }
+    let (log, recovered) = WriteAheadLog::open(folder, sled_commits)?;
+    Ok(Some(Opened {
+        log,
+        recovered,
+        sled_commits,
+    }))
+}
+
+/// Replays what [`open`] read into sled and checkpoints it (so that sled's files hold it
+/// before anything new is logged), then keeps the log, or removes it when the database
+/// is opened without one.
+///
+/// # Errors
+///
+/// sled's failures while replaying; engine failures of the checkpoint, or of the log's
+/// removal.
+pub(super) fn finish_open(inner: &Inner, opened: Option<Opened>) -> Result<Option<Mutex<Logged>>> {
+    let Some(Opened {
+        mut log,
+        recovered,
+        sled_commits,
+    }) = opened
+    else {
+        return Ok(None);
+    };
+    log.start()?;
+    if let Some(last) = recovered.last_number() {
+        recovered.replay(|_, ops| apply(&inner.db, ops))?;
+        inner.mark.committed(last);
+        tracing::info!(
+            folder = %inner.path.display(),
+            commits = last.saturating_sub(sled_commits),
+            "write-ahead log replayed into sled"
+        );
+        checkpoint(inner, &mut log)?;
+    }
+    if !inner.config.write_ahead_log {
+        log.remove()?;
+        return Ok(None);
+    }
+    Ok(Some(Mutex::new(Logged { log, failed: None })))
+}
+
+impl Inner {
+    /// Logs the commit numbered `number` (the batch's ops, its log blocks and the commit
+    /// counter), syncs the log, then applies the same writes to sled with readers kept
+    /// out. Call under the commit lock. A failure to log writes nothing to sled; a
+    /// failure to apply stops all later writes until the database is opened again (the
+    /// open replays the commit).
+    ///
+    /// # Errors
+    ///
+    /// The log's write or sync error (nothing applied, outcome unknown: the record may
+    /// have reached the disk); sled's error or panic while applying; the earlier
+    /// failure that stopped the log.
+    pub(super) fn log_and_apply(
+        &self,
+        number: u64,
+        ops: &[WriteOp],
+        blocks: &[(Vec<u8>, Vec<u8>)],
+        counter: &[u8],
+    ) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Err(Error::storage("commit", "no write-ahead log"));
+        };
+        let mut logged = wal
+            .lock()
+            .map_err(|_| Error::storage("commit", "write-ahead log lock poisoned"))?;
+        if let Some(failed) = &logged.failed {
+            return Err(failed.clone());
+        }
+        let logged_ops: Vec<LoggedOp<'_>> = ops
+            .iter()
+            .map(|op| match op {
+                WriteOp::Put { key, value } => LoggedOp::Put(key, value),
+                WriteOp::Delete { key } => LoggedOp::Delete(key),
+            })
+            .chain(blocks.iter().map(|(key, block)| LoggedOp::Put(key, block)))
+            .chain(std::iter::once(LoggedOp::Put(COUNTER_KEY, counter)))
+            .collect();
+        logged.log.append(number, &logged_ops)?;
+        let applied = {
+            let _readers_out = self
+                .applying
+                .write()
+                .map_err(|_| Error::storage("commit", "reader lock poisoned"))?;
+            catch_unwind(AssertUnwindSafe(|| apply(&self.db, &logged_ops)))
+                .unwrap_or_else(|panic| Err(Error::panicked("apply a logged commit", &*panic)))
+        };
+        if let Err(error) = applied {
+            let stopped = Error::storage(
+                "commit",
+                format!(
+                    "commit {number} is in the write-ahead log but sled failed to apply it \
+                     ({error}); reopen the database to replay it"
+                ),
+            );
+            logged.failed = Some(stopped);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Writes commit `number` into the commit mark without syncing it: the mark is how
+    /// an open tells a log deleted, cut short or damaged at its end from a clean one.
+    /// The write is in the page cache before the commit is acknowledged, so a crash of
+    /// the process keeps it; it is synced by every flush (shutdown's too) and
+    /// checkpoint, not per commit, which would cost a second device sync per commit.
+    /// Until then an operating system crash or a power loss can leave an older mark: a
+    /// mark that lags is never a false alarm, it only checks fewer commits. A failure is
+    /// logged (the commit is durable), and the next commit writes the mark again.
+    pub(super) fn count_in_mark(&self, number: u64) {
+        if let Err(error) = self.mark.record(number) {
+            warn!(%error, "the commit mark could not be written; the next commit tries again");
+        }
+    }
+
+    /// Whether the log has grown past its checkpoint size.
+    pub(super) fn checkpoint_due(&self) -> bool {
+        self.wal.as_ref().is_some_and(|wal| {
+            wal.lock()
+                .is_ok_and(|logged| logged.log.len() >= self.config.checkpoint_bytes)
+        })
+    }
+
+    /// Makes everything applied durable in sled's own files, records it in the commit
+    /// mark, and starts the log over. Call under the commit lock.
+    ///
+    /// # Errors
+    ///
+    /// Engine failures of sled's flush and fsync, the mark's or the log header's write.
+    /// The log keeps its records then, and a later checkpoint tries again.
+    pub(super) fn checkpoint(&self) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let mut logged = wal
+            .lock()
+            .map_err(|_| Error::storage("checkpoint", "write-ahead log lock poisoned"))?;
+        checkpoint(self, &mut logged.log)
+    }
+
+    /// [`Inner::checkpoint`] when it is due; a failure is logged and left for the next
+    /// commit (the commit itself is durable in the log).
+    pub(super) fn checkpoint_if_due(&self) {
+        if self.checkpoint_due()
+            && let Err(error) = self.checkpoint()
+        {
+            warn!(%error, "write-ahead log checkpoint failed; the next commit tries again");
+        }
+    }
+}
+
+fn checkpoint(inner: &Inner, log: &mut WriteAheadLog) -> Result<()> {
+    let applied = inner.mark.applied();
+    inner.flush_durably()?;
+    inner.mark.durable(applied)?;
+    log.checkpointed(applied)
+}
+
+/// Applies logged writes to sled, key by key, in order.
+fn apply(db: &sled::Db, ops: &[LoggedOp<'_>]) -> Result<()> {
+    for op in ops {
+        match op {
+            LoggedOp::Put(key, value) => db.insert(key, *value).map(drop),
+            LoggedOp::Delete(key) => db.remove(key).map(drop),
+        }
+        .map_err(|e| engine_error("apply a logged commit", e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
