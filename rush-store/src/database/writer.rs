@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 mod gather;
 mod group;
 
-use gather::{Gather, Hold, MAX_GATHER};
+use gather::{Gather, Hold, InlineSteps, MAX_GATHER};
 use group::Pending;
 
 /// The outcome of one write: committed, or a guard of its own failed (nothing written).
@@ -150,6 +150,7 @@ fn start_gathering(
             flush_interval,
             reader_flush_delay,
             unflushed_since: None,
+            inline: InlineSteps::default(),
         }),
         queued: AtomicUsize::new(0),
         held,
@@ -179,6 +180,8 @@ struct Writer {
     reader_flush_delay: Duration,
     /// Set while commits acknowledged without a flush (Periodic) wait for one.
     unflushed_since: Option<Instant>,
+    /// Durable commits the engine finished by itself, answered from this thread.
+    inline: InlineSteps,
 }
 
 impl Shared {
@@ -230,7 +233,10 @@ impl Shared {
             let hold = if held.is_empty() {
                 Hold::Commit
             } else {
-                let status = self.role().confirmer.status();
+                let status = {
+                    let writer = self.role();
+                    writer.inline.merged(writer.confirmer.status())
+                };
                 gather.decide(&held, &status, Instant::now())
             };
             let hold_until = match hold {

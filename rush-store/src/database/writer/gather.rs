@@ -21,7 +21,7 @@
 //! once, in order.
 
 use super::Job;
-use crate::database::confirmer::{RUN_AHEAD_MEMBERS, Status};
+use crate::database::confirmer::{LastStep, RUN_AHEAD_MEMBERS, Status};
 use crate::store::Durability;
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,44 @@ pub(super) enum Hold {
     UntilStepDone,
     /// Keep them until this instant, or until more writes arrive.
     Until(Instant),
+}
+
+/// Durable commits an engine made durable within its commit (no step for the confirmer:
+/// sled with its write-ahead log, redb), counted as steps of their own so that the group
+/// after one gathers its clients too.
+#[derive(Debug, Default)]
+pub(super) struct InlineSteps {
+    finished: u64,
+    last: Option<LastStep>,
+}
+
+impl InlineSteps {
+    /// A commit that answered `answered` writes after `took` finished now.
+    pub(super) fn done(&mut self, answered: usize, took: Duration) {
+        self.finished = self.finished.wrapping_add(1);
+        self.last = Some(LastStep {
+            answered,
+            waiting: 0,
+            took,
+            answered_at: Instant::now(),
+            succeeded: true,
+        });
+    }
+
+    /// The confirmer's `status` with these commits counted as steps: the later of the
+    /// two last steps.
+    pub(super) fn merged(&self, status: Status) -> Status {
+        let last = match (status.last, self.last) {
+            (Some(step), Some(inline)) if inline.answered_at > step.answered_at => Some(inline),
+            (Some(step), _) => Some(step),
+            (None, inline) => inline,
+        };
+        Status {
+            flushing: status.flushing,
+            finished: status.finished.wrapping_add(self.finished),
+            last,
+        }
+    }
 }
 
 /// The gathering after the last finished step.

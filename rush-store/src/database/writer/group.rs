@@ -133,12 +133,18 @@ impl Writer {
         self.counters
             .members
             .fetch_add(members.len() as u64, Ordering::Relaxed);
-        let answers = members
+        let answers: Vec<Answer> = members
             .into_iter()
             .map(|m| Answer::Commit(m.done))
             .collect();
         if immediate {
             self.unflushed_since = None;
+            if step.is_none() && !self.confirmer.busy() {
+                // The engine made the batch durable in its commit (the confirmer has
+                // nothing to run): the answers go out now, and the next group gathers
+                // their clients as it would after a step (see `gather`).
+                self.inline.done(answers.len(), started.elapsed());
+            }
             self.confirm(step, answers);
         } else {
             if self.unflushed_since.is_none() {
