@@ -40,7 +40,9 @@
 )]
 
 use rush_actor::{EntityRef, Persistence, PersistenceConfig};
-use rush_store::{Backend, EncryptionKey, EngineKind, MemoryManager, Store};
+use rush_store::{
+    Backend, EncryptionKey, EngineKind, MemoryManager, SledConfig, SledManager, Store,
+};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -179,9 +181,42 @@ struct ActorRow {
 /// Page cache of every engine (`SledConfig`'s default).
 const CACHE: u64 = 256 * 1024 * 1024;
 
-async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow {
+/// The engine of an actor row: one of the engine kinds, or sled with its write-ahead log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Kind(EngineKind),
+    SledWal,
+}
+
+impl Engine {
+    const SLED: Self = Self::Kind(EngineKind::Sled);
+    const REDB: Self = Self::Kind(EngineKind::Redb);
+
+    fn open(self, dir: &Path) -> Arc<dyn Backend> {
+        match self {
+            Self::Kind(kind) => kind.open(dir, CACHE).unwrap(),
+            Self::SledWal => {
+                let config = SledConfig {
+                    cache_capacity: CACHE,
+                    write_ahead_log: true,
+                    ..SledConfig::default()
+                };
+                Arc::new(SledManager::with_config(dir, config).unwrap())
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Kind(kind) => kind.name(),
+            Self::SledWal => "sled+wal",
+        }
+    }
+}
+
+async fn actor_row(actors: usize, encrypted: bool, kind: Engine) -> ActorRow {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = kind.open(dir.path(), CACHE).unwrap();
+    let backend: Arc<dyn Backend> = kind.open(dir.path());
     let weak = Arc::downgrade(&backend);
     let config = PersistenceConfig {
         encryption_key: encrypted.then(|| EncryptionKey::from([7u8; 32])),
@@ -275,12 +310,13 @@ async fn actor_row(actors: usize, encrypted: bool, kind: EngineKind) -> ActorRow
 /// `ACTOR_BENCH_ONLY=<engine>:<actors>[:enc]` (say `sled:1000`) runs that one actor row
 /// alone and prints it: a short run to profile. On sled, raw sled's group of as many events
 /// and the hand-written writers (SQLite, sled) with as many clients follow it.
-fn only_row() -> Option<(usize, bool, EngineKind)> {
+fn only_row() -> Option<(usize, bool, Engine)> {
     let spec = std::env::var("ACTOR_BENCH_ONLY").ok()?;
     let mut parts = spec.split(':');
     let kind = match parts.next()? {
-        "redb" => EngineKind::Redb,
-        _ => EngineKind::Sled,
+        "redb" => Engine::REDB,
+        "sled-wal" => Engine::SledWal,
+        _ => Engine::SLED,
     };
     let actors = parts.next()?.parse().ok()?;
     Some((actors, parts.next() == Some("enc"), kind))
@@ -304,7 +340,7 @@ fn main() {
             "{} {} actors enc={}: {:.0} cmds/s, CPU/cmd {:?}, ask p50 {:?}, groups {}, members {}",
             r.engine, r.actors, r.encrypted, r.rate, r.cpu_per_command, r.p50, r.groups, r.members
         );
-        if kind == EngineKind::Sled {
+        if kind != Engine::REDB {
             // And raw sled's group of as many events, for the latency ratio.
             let raw = raw_row(actors, event_sizes().stored_plain, false);
             println!(
@@ -350,6 +386,7 @@ fn main() {
     let mut raw: Vec<(RawRow, RawRow)> = Vec::new();
     let mut raw_like = Vec::new();
     let mut ours = Vec::new();
+    let mut ours_wal = Vec::new();
     let mut ours_redb = Vec::new();
     let mut sqlite = Vec::new();
     let mut by_hand_sled = Vec::new();
@@ -369,13 +406,15 @@ fn main() {
         )));
         let before = raw_row(n, sizes.stored_plain, false);
         raw_like.push(raw_row(n, sizes.stored_plain, true));
-        ours.push(runtime.block_on(actor_row(n, false, EngineKind::Sled)));
-        ours_redb.push(runtime.block_on(actor_row(n, false, EngineKind::Redb)));
+        ours.push(runtime.block_on(actor_row(n, false, Engine::SLED)));
+        ours_wal.push(runtime.block_on(actor_row(n, false, Engine::SledWal)));
+        ours_redb.push(runtime.block_on(actor_row(n, false, Engine::REDB)));
         raw.push((before, raw_row(n, sizes.stored_plain, false)));
     }
     eprintln!("running 1000 encrypted actors ...");
-    let encrypted = runtime.block_on(actor_row(1000, true, EngineKind::Sled));
-    let encrypted_redb = runtime.block_on(actor_row(1000, true, EngineKind::Redb));
+    let encrypted = runtime.block_on(actor_row(1000, true, Engine::SLED));
+    let encrypted_wal = runtime.block_on(actor_row(1000, true, Engine::SledWal));
+    let encrypted_redb = runtime.block_on(actor_row(1000, true, Engine::REDB));
     eprintln!("running recovery ...");
     let recovery = runtime.block_on(recovery_row(EngineKind::Sled));
     let recovery_redb = runtime.block_on(recovery_row(EngineKind::Redb));
@@ -383,7 +422,7 @@ fn main() {
 
     println!("== 1. Durable persist through actors (Durability::Immediate, compression on) ==");
     println!(
-        "{:<6} {:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "{:<8} {:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>9} {:>9} {:>6}",
         "engine",
         "actors",
         "enc",
@@ -402,9 +441,11 @@ fn main() {
     );
     let rows = ours.iter().zip(raw.iter().map(raw_rate));
     let rows = rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted, r)));
+    let wal_rows = ours_wal.iter().zip(raw.iter().map(raw_rate));
+    let wal_rows = wal_rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted_wal, r)));
     let redb_rows = ours_redb.iter().zip(raw.iter().map(raw_rate));
     let redb_rows = redb_rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted_redb, r)));
-    let rows = rows.chain(redb_rows);
+    let rows = rows.chain(wal_rows).chain(redb_rows);
     for (o, r) in rows {
         let avg_group = if o.groups == 0 {
             0.0
@@ -412,7 +453,7 @@ fn main() {
             o.members as f64 / o.groups as f64
         };
         println!(
-            "{:<6} {:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
+            "{:<8} {:<7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>8} {:>8.1} {:>9} {:>8.2}x {:>5.0}%",
             o.engine,
             o.actors,
             if o.encrypted { "yes" } else { "no" },
@@ -442,7 +483,13 @@ fn main() {
     let actors = |rows: &[ActorRow]| -> Vec<(f64, Duration)> {
         rows.iter().map(|r| (r.rate, r.cpu_per_command)).collect()
     };
-    handwritten::print_table(&sqlite, &by_hand_sled, &actors(&ours), &actors(&ours_redb));
+    handwritten::print_table(
+        &sqlite,
+        &by_hand_sled,
+        &actors(&ours),
+        &actors(&ours_wal),
+        &actors(&ours_redb),
+    );
 
     println!(
         "== 2. Raw sled baseline: Batch of N inserts ({} B values, {} B keys) + flush() + sync_data(db) per group ==",

@@ -239,11 +239,13 @@ pub async fn writer_row(
 }
 
 /// Table 1b: the writer's rows on SQLite and on sled beside the actors' of the same run,
-/// given as (cmds/s, CPU per command) per level, on sled and on redb.
+/// given as (cmds/s, CPU per command) per level, on sled, on sled with its write-ahead log
+/// and on redb.
 pub fn print_table(
     sqlite: &[WriterRow],
     by_hand_sled: &[WriterRow],
     sled: &[(f64, Duration)],
+    sled_wal: &[(f64, Duration)],
     redb: &[(f64, Duration)],
 ) {
     println!(
@@ -252,7 +254,7 @@ pub fn print_table(
         by_hand_sled.first().map_or("", |r| r.settings.as_str())
     );
     println!(
-        "{:<7} {:>9} {:>9} {:>9} {:>8} | {:>9} {:>9} {:>9} {:>8} | {:>10} {:>9} {:>10} | {:>10} {:>9} | {:>6}",
+        "{:<7} {:>9} {:>9} {:>9} {:>8} | {:>9} {:>9} {:>9} {:>8} | {:>10} {:>9} {:>10} | {:>10} {:>9} | {:>10} {:>9} | {:>6}",
         "clients",
         "SQLite/s",
         "CPU/cmd",
@@ -265,14 +267,22 @@ pub fn print_table(
         "sled/sqlite",
         "sled CPU",
         "sled/hand",
+        "wal/sqlite",
+        "wal CPU",
         "redb/sqlite",
         "redb CPU",
         "other"
     );
-    for (((q, h), s), r) in sqlite.iter().zip(by_hand_sled).zip(sled).zip(redb) {
+    for ((((q, h), s), w), r) in sqlite
+        .iter()
+        .zip(by_hand_sled)
+        .zip(sled)
+        .zip(sled_wal)
+        .zip(redb)
+    {
         let avg_group = q.writes as f64 / q.groups.max(1) as f64;
         println!(
-            "{:<7} {:>9} {:>9} {:>9} {:>8.1} | {:>9} {:>9} {:>9} {:>7.2}x | {:>9.2}x {:>9} {:>9.2}x | {:>9.2}x {:>9} | {:>5.0}%",
+            "{:<7} {:>9} {:>9} {:>9} {:>8.1} | {:>9} {:>9} {:>9} {:>7.2}x | {:>9.2}x {:>9} {:>9.2}x | {:>9.2}x {:>9} | {:>9.2}x {:>9} | {:>5.0}%",
             q.clients,
             fmt_rate(q.rate),
             per_op(q.cpu_per_command, 1),
@@ -285,6 +295,8 @@ pub fn print_table(
             s.0 / q.rate,
             per_op(s.1, 1),
             s.0 / h.rate,
+            w.0 / q.rate,
+            per_op(w.1, 1),
             r.0 / q.rate,
             per_op(r.1, 1),
             q.other_cpu.max(h.other_cpu) * 100.0
@@ -295,8 +307,9 @@ pub fn print_table(
          writer thread and awaits its reply; the writer commits every write waiting at that \
          moment in one transaction: SQLite, or by hand on sled under Rush's key shape. \
          CPU/cmd: this process's CPU time, every thread, per reply; avg grp: SQLite's over \
-         the whole run; sled/sqlite, sled/hand and redb/sqlite: actors' cmds/s of table 1, \
-         unencrypted, over the writers'; other: the larger of the two writers' windows)"
+         the whole run; sled/sqlite, sled/hand, wal/sqlite and redb/sqlite: actors' cmds/s \
+         of table 1, unencrypted (wal: sled with its write-ahead log), over the writers'; \
+         other: the larger of the two writers' windows)"
     );
     println!();
 }
