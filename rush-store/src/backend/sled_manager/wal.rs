@@ -38,8 +38,8 @@ const VERSION: u32 = 1;
 const SECTOR: u64 = 512;
 /// Bytes of a record before its body.
 const RECORD_HEAD: usize = 24;
-/// No record body is larger (a group is at most a few hundred MiB of sealed events).
-const MAX_BODY: u32 = 1 << 30;
+/// After a record larger than this, the encoding buffer is let go instead of kept.
+const KEEP_BUFFER: usize = 4 << 20;
 /// The file grows by zeroed chunks of this size, so that most syncs write blocks the file
 /// already has and change no metadata.
 const GROW_BY: u64 = 1 << 20;
@@ -67,6 +67,10 @@ pub(crate) struct WriteAheadLog {
     next_number: u64,
     /// Reused for each record.
     buffer: Vec<u8>,
+    /// Set when a new epoch's header may have reached the disk but could not be synced:
+    /// records of the old epoch written after it could be ignored by the next open, so
+    /// nothing more is appended until then.
+    broken: bool,
 }
 
 /// What an open found: the records of the current epoch, in order, to apply on top of
@@ -137,6 +141,7 @@ impl WriteAheadLog {
                 allocated: 0,
                 next_number: sled_commits.saturating_add(1),
                 buffer: Vec::new(),
+                broken: false,
             };
             let recovered = Recovered {
                 bytes: Vec::new(),
@@ -172,6 +177,7 @@ impl WriteAheadLog {
             allocated: bytes.len() as u64,
             next_number,
             buffer: Vec::new(),
+            broken: false,
         };
         Ok((log, Recovered { bytes, records }))
     }
@@ -223,9 +229,15 @@ impl WriteAheadLog {
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] when `number` is not the next one or the record is
-    /// larger than 1 GiB; [`Error::Io`] or [`Error::DiskFull`] when it cannot be written
+    /// larger than 4 GiB; [`Error::Io`] or [`Error::DiskFull`] when it cannot be written
     /// or synced.
     pub(crate) fn append(&mut self, number: u64, ops: &[LoggedOp<'_>]) -> Result<()> {
+        if self.broken {
+            return Err(Error::storage(
+                "write the write-ahead log",
+                "a checkpoint could not sync the log's new header; reopen the database",
+            ));
+        }
         if number != self.next_number {
             return Err(Error::InvalidArgument(format!(
                 "write-ahead log: commit {number} follows {}",
@@ -244,6 +256,9 @@ impl WriteAheadLog {
             .map_err(|e| Error::from_io("sync the write-ahead log", &e))?;
         self.end = self.end.saturating_add(self.buffer.len() as u64);
         self.next_number = number.saturating_add(1);
+        if self.buffer.capacity() > KEEP_BUFFER {
+            self.buffer = Vec::new();
+        }
         Ok(())
     }
 
@@ -283,10 +298,18 @@ impl WriteAheadLog {
 
     fn start_epoch(&mut self, epoch: u64, base: u64) -> Result<()> {
         let file = self.file()?;
-        file.write_all_at(&encode_header(epoch, base), 0)
-            .map_err(|e| Error::from_io("write the write-ahead log's header", &e))?;
-        file.sync_data()
-            .map_err(|e| Error::from_io("sync the write-ahead log", &e))?;
+        let written = file
+            .write_all_at(&encode_header(epoch, base), 0)
+            .map_err(|e| Error::from_io("write the write-ahead log's header", &e))
+            .and_then(|()| {
+                file.sync_data()
+                    .map_err(|e| Error::from_io("sync the write-ahead log", &e))
+            });
+        if let Err(error) = written {
+            // The new header may be on disk or not: neither epoch can be appended to.
+            self.broken = true;
+            return Err(error);
+        }
         self.epoch = epoch;
         self.end = SECTOR;
         self.next_number = base.saturating_add(1);
@@ -371,7 +394,7 @@ fn array<const N: usize>(bytes: &[u8]) -> std::result::Result<[u8; N], String> {
 fn encode_record(out: &mut Vec<u8>, epoch: u64, number: u64, ops: &[LoggedOp<'_>]) -> Result<()> {
     out.clear();
     out.extend_from_slice(&[0; RECORD_HEAD]);
-    let too_large = || Error::InvalidArgument("write-ahead log: a commit larger than 1 GiB".into());
+    let too_large = || Error::InvalidArgument("write-ahead log: a commit larger than 4 GiB".into());
     out.extend_from_slice(
         &u32::try_from(ops.len())
             .map_err(|_| too_large())?
@@ -398,10 +421,9 @@ fn encode_record(out: &mut Vec<u8>, epoch: u64, number: u64, ops: &[LoggedOp<'_>
             out.extend_from_slice(value);
         }
     }
+    // A body's length is a `u32`: a group of 4096 writes of the largest events stays
+    // below it.
     let body_len = u32::try_from(out.len().saturating_sub(RECORD_HEAD)).map_err(|_| too_large())?;
-    if body_len > MAX_BODY {
-        return Err(too_large());
-    }
     let mut head = [0u8; RECORD_HEAD];
     head[..4].copy_from_slice(&body_len.to_be_bytes());
     head[8..16].copy_from_slice(&epoch.to_be_bytes());
@@ -432,9 +454,6 @@ fn record_crc(record: &[u8]) -> u32 {
 fn record_at(bytes: &[u8], at: usize, epoch: u64) -> Option<(u64, std::ops::Range<usize>, usize)> {
     let head = bytes.get(at..at.checked_add(RECORD_HEAD)?)?;
     let body_len = u32::from_be_bytes(head.get(..4)?.try_into().ok()?);
-    if body_len > MAX_BODY {
-        return None;
-    }
     let crc = u32::from_be_bytes(head.get(4..8)?.try_into().ok()?);
     let record_epoch = u64::from_be_bytes(head.get(8..16)?.try_into().ok()?);
     let number = u64::from_be_bytes(head.get(16..24)?.try_into().ok()?);

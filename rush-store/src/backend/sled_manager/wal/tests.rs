@@ -276,3 +276,18 @@ proptest! {
         prop_assert_eq!(replayed(&recovered), commits[..commits.len() - 1].to_vec());
     }
 }
+
+#[test]
+fn a_header_that_could_not_be_synced_stops_the_log_until_it_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = WriteAheadLog::open(dir.path(), 0).unwrap();
+    log.start().unwrap();
+    let (n, writes) = commit(1, 10);
+    log.append(n, &ops_of(&writes)).unwrap();
+    // The file taken away: the next header cannot be written.
+    log.file = Some(File::open(dir.path().join(WAL_FILE)).unwrap());
+    assert!(log.checkpointed(1).is_err());
+    let (n, writes) = commit(2, 10);
+    let error = log.append(n, &ops_of(&writes)).unwrap_err();
+    assert!(error.to_string().contains("reopen the database"), "{error}");
+}
