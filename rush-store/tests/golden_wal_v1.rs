@@ -5,7 +5,12 @@
 //!
 //! With `RUSH_REGENERATE_GOLDEN=1` the test first writes the fixtures if they do not exist
 //! yet (it never overwrites one), then reads them like any other run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use rush_store::{
     Backend, LogAppend, SledConfig, SledManager, WriteBatch, WriteOp, engine_kit::confirm_now,
