@@ -49,6 +49,19 @@ fn unclean_copy(from: &Path) -> tempfile::TempDir {
     to
 }
 
+/// `count` commits on a database with the log, and an unclean copy of its folder taken
+/// before it closed.
+fn unclean_after(count: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SledManager::with_config(dir.path(), logged()).unwrap();
+    for i in 0..count {
+        commit_durably(&db, &put(i));
+    }
+    let copy = unclean_copy(dir.path());
+    drop(db);
+    copy
+}
+
 fn assert_holds(db: &SledManager, count: u32) {
     for i in 0..count {
         assert_eq!(
@@ -92,13 +105,7 @@ fn commits_the_log_made_durable_are_replayed_when_sleds_files_lack_them() {
 
 #[test]
 fn an_open_without_the_log_replays_it_checkpoints_and_removes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SledManager::with_config(dir.path(), logged()).unwrap();
-    for i in 0..10 {
-        commit_durably(&db, &put(i));
-    }
-    let copy = unclean_copy(dir.path());
-    drop(db);
+    let copy = unclean_after(10);
     let plain = SledManager::new(copy.path()).unwrap();
     assert_holds(&plain, 10);
     assert!(!copy.path().join(super::WAL_FILE).exists());
@@ -169,13 +176,7 @@ fn the_log_needs_sync_to_disk() {
 
 #[test]
 fn a_log_cut_after_the_mark_counted_its_commits_is_damage() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SledManager::with_config(dir.path(), logged()).unwrap();
-    for i in 0..10 {
-        commit_durably(&db, &put(i));
-    }
-    let copy = unclean_copy(dir.path());
-    drop(db);
+    let copy = unclean_after(10);
     // The last four records gone (one sector each, after the header).
     let wal = copy.path().join(super::WAL_FILE);
     let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
