@@ -100,6 +100,13 @@ fn open(dir: &Path) -> rush_store::Result<Store<Count>> {
                 ..RedbConfig::default()
             },
         )?),
+        Some("sled-wal") => std::sync::Arc::new(SledManager::with_config(
+            dir,
+            SledConfig {
+                write_ahead_log: true,
+                ..config
+            },
+        )?),
         _ => std::sync::Arc::new(SledManager::with_config(dir, config)?),
     };
     Store::new("full", "e", engine, Some(&KEY), false)
