@@ -21,7 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Keys an engine keeps for itself start with these bytes: they are never returned by a
@@ -37,6 +37,10 @@ pub const MARK_FILE: &str = "rush-mark";
 
 const MAGIC: &[u8; 8] = b"RUSHMARK";
 const VERSION: u32 = 1;
+/// The version a mark is written with while sled's write-ahead log holds commits: builds
+/// that do not know the log refuse the folder (`unknown version 2`) instead of opening
+/// sled without them.
+const VERSION_LOGGED: u32 = 2;
 const LEN: usize = 24;
 
 /// Whether `key` belongs to the engine (see [`RESERVED_PREFIX`]).
@@ -74,6 +78,8 @@ pub struct CommitMark {
     committed: AtomicU64,
     /// The value `rush-mark` holds.
     marked: AtomicU64,
+    /// The version it is written with ([`CommitMark::set_logged`]).
+    version: AtomicU32,
 }
 
 impl CommitMark {
@@ -89,9 +95,9 @@ impl CommitMark {
     /// read, created or synced.
     pub fn open(engine: &str, folder: &Path, engine_commits: u64, sync: bool) -> Result<Self> {
         let path = folder.join(MARK_FILE);
-        let marked = match read(&path)? {
-            Some(marked) => marked,
-            None if engine_commits == 0 || !sync => 0,
+        let (marked, version) = match read_versioned(&path)? {
+            Some(found) => found,
+            None if engine_commits == 0 || !sync => (0, VERSION),
             None => {
                 return Err(Error::Corrupted {
                     record: format!("the commit mark {}", path.display()),
@@ -127,7 +133,7 @@ impl CommitMark {
                 .len()
                 == 0;
             if created {
-                write_at_start(&file, marked)?;
+                write_at_start(&file, marked, version)?;
                 sync_mark(&file)?;
                 File::open(folder)
                     .and_then(|dir| dir.sync_all())
@@ -147,6 +153,7 @@ impl CommitMark {
             file,
             committed: AtomicU64::new(engine_commits),
             marked: AtomicU64::new(marked),
+            version: AtomicU32::new(version),
         })
     }
 
@@ -229,10 +236,36 @@ impl CommitMark {
         if commits <= self.marked.load(Ordering::Acquire) {
             return Ok(());
         }
-        write_at_start(&file.file, commits)?;
+        write_at_start(&file.file, commits, self.version.load(Ordering::Acquire))?;
         file.unsynced = true;
         self.marked.store(commits, Ordering::Release);
         Ok(())
+    }
+
+    /// Marks the folder as holding a write-ahead log (`true`: version 2, which builds that
+    /// do not know the log refuse) or not (`false`: version 1), rewriting and syncing the
+    /// mark now when that changes it. sled calls it once its log is open, before any
+    /// commit is logged, and after it removed the log.
+    ///
+    /// # Errors
+    ///
+    /// As [`CommitMark::record`] and [`CommitMark::settle`].
+    pub fn set_logged(&self, logged: bool) -> Result<()> {
+        let version = if logged { VERSION_LOGGED } else { VERSION };
+        if self.version.swap(version, Ordering::AcqRel) == version {
+            return Ok(());
+        }
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        {
+            let mut file = file
+                .lock()
+                .map_err(|_| Error::storage("write the commit mark", "lock poisoned"))?;
+            write_at_start(&file.file, self.marked.load(Ordering::Acquire), version)?;
+            file.unsynced = true;
+        }
+        self.settle()
     }
 
     /// Syncs the mark's last write, if it is not synced yet. A failure is also kept for
@@ -331,6 +364,11 @@ pub fn check_before_open(folder: &Path) -> Result<()> {
 /// creation, at the first open, was cut short: [`CommitMark::open`] then refuses it only
 /// beside an engine that has commits, as a missing one).
 pub fn read(path: &Path) -> Result<Option<u64>> {
+    read_versioned(path).map(|found| found.map(|(commits, _)| commits))
+}
+
+/// [`read`], with the version the mark was written with.
+fn read_versioned(path: &Path) -> Result<Option<(u64, u32)>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) if bytes.is_empty() => return Ok(None),
         Ok(bytes) => bytes,
@@ -343,17 +381,17 @@ pub fn read(path: &Path) -> Result<Option<u64>> {
     })
 }
 
-fn encode(commits: u64) -> [u8; LEN] {
+fn encode(commits: u64, version: u32) -> [u8; LEN] {
     let mut bytes = [0u8; LEN];
     bytes[..8].copy_from_slice(MAGIC);
-    bytes[8..12].copy_from_slice(&VERSION.to_be_bytes());
+    bytes[8..12].copy_from_slice(&version.to_be_bytes());
     bytes[12..20].copy_from_slice(&commits.to_be_bytes());
     let crc = crc32fast::hash(&bytes[..20]);
     bytes[20..].copy_from_slice(&crc.to_be_bytes());
     bytes
 }
 
-fn decode(bytes: &[u8]) -> std::result::Result<u64, String> {
+fn decode(bytes: &[u8]) -> std::result::Result<(u64, u32), String> {
     let bytes: &[u8; LEN] = bytes
         .try_into()
         .map_err(|_| format!("{} bytes instead of {LEN}", bytes.len()))?;
@@ -368,16 +406,15 @@ fn decode(bytes: &[u8]) -> std::result::Result<u64, String> {
     }
     let (version, commits) = rest.split_at(4);
     let version = u32::from_be_bytes(version.try_into().map_err(|_| "short".to_owned())?);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_LOGGED {
         return Err(format!("unknown version {version}"));
     }
-    Ok(u64::from_be_bytes(
-        commits.try_into().map_err(|_| "short".to_owned())?,
-    ))
+    let commits = u64::from_be_bytes(commits.try_into().map_err(|_| "short".to_owned())?);
+    Ok((commits, version))
 }
 
-fn write_at_start(file: &File, commits: u64) -> Result<()> {
-    file.write_all_at(&encode(commits), 0)
+fn write_at_start(file: &File, commits: u64, version: u32) -> Result<()> {
+    file.write_all_at(&encode(commits, version), 0)
         .map_err(|e| Error::from_io("write the commit mark", &e))
 }
 

@@ -2,8 +2,8 @@ use super::*;
 
 #[test]
 fn a_mark_round_trips_and_every_flipped_bit_is_damage() {
-    let bytes = encode(123_456);
-    assert_eq!(decode(&bytes), Ok(123_456));
+    let bytes = encode(123_456, VERSION);
+    assert_eq!(decode(&bytes), Ok((123_456, VERSION)));
     for bit in 0..LEN * 8 {
         let mut flipped = bytes;
         flipped[bit / 8] ^= 1 << (bit % 8);
@@ -111,4 +111,23 @@ fn scans_stop_before_the_reserved_keys() {
     assert_eq!(clamp_end(&[0xFF; 8]), &RESERVED_PREFIX);
     assert_eq!(clamp_end(b"\x05abc"), b"\x05abc");
     assert!(is_reserved(COUNTER_KEY));
+}
+
+#[test]
+fn a_logged_mark_is_version_2_and_goes_back_to_1_with_its_count() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::from_io("tempdir", &e))?;
+    let path = dir.path().join(MARK_FILE);
+    let mark = CommitMark::open("test", dir.path(), 0, true)?;
+    mark.durable(7)?;
+    mark.set_logged(true)?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::from_io("read", &e))?;
+    assert_eq!(decode(&bytes), Ok((7, VERSION_LOGGED)));
+    // Written with the version from now on, and read by this build like version 1.
+    mark.durable(9)?;
+    assert_eq!(read(&path)?, Some(9));
+    let reopened = CommitMark::open("test", dir.path(), 9, true)?;
+    reopened.set_logged(false)?;
+    let bytes = std::fs::read(&path).map_err(|e| Error::from_io("read", &e))?;
+    assert_eq!(decode(&bytes), Ok((9, VERSION)));
+    Ok(())
 }

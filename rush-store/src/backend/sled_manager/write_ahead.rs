@@ -94,6 +94,10 @@ pub(super) fn finish_open(inner: &Inner, opened: Option<Opened>) -> Result<Optio
     else {
         return Ok(None);
     };
+    if inner.config.write_ahead_log {
+        // Before anything is logged: builds that do not know the log refuse the folder.
+        inner.mark.set_logged(true)?;
+    }
     log.start()?;
     if let Some(last) = recovered.last_number() {
         recovered.replay(|_, ops| apply(&inner.db, ops))?;
@@ -107,6 +111,7 @@ pub(super) fn finish_open(inner: &Inner, opened: Option<Opened>) -> Result<Optio
     }
     if !inner.config.write_ahead_log {
         log.remove()?;
+        inner.mark.set_logged(false)?;
         return Ok(None);
     }
     Ok(Some(Mutex::new(Logged { log, failed: None })))

@@ -193,3 +193,19 @@ fn a_log_cut_after_the_mark_counted_its_commits_is_damage() {
         "{reason}"
     );
 }
+
+/// Builds from before the log know only version 1 of the mark: version 2 makes them
+/// refuse the folder instead of opening sled without the commits only the log holds.
+#[test]
+fn a_folder_with_the_log_carries_a_mark_of_version_2_until_opened_without_it() {
+    let version = |folder: &Path| {
+        let mark = std::fs::read(folder.join("rush-mark")).unwrap();
+        u32::from_be_bytes(mark[8..12].try_into().unwrap())
+    };
+    let copy = unclean_after(3);
+    assert_eq!(version(copy.path()), 2);
+    drop(SledManager::new(copy.path()).unwrap());
+    assert_eq!(version(copy.path()), 1);
+    drop(SledManager::with_config(copy.path(), logged()).unwrap());
+    assert_eq!(version(copy.path()), 2);
+}
