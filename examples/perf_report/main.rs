@@ -27,7 +27,8 @@ use bank_workload::{
 };
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
-    Backend, Database, DatabaseConfig, Durability, EncryptionKey, EngineKind, EventFilter, Store,
+    Backend, Database, DatabaseConfig, Durability, EncryptionKey, EngineKind, EventFilter,
+    SledConfig, SledManager, Store,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -54,8 +55,41 @@ impl EventSourced for Account {
     }
 }
 
+/// An engine of the report: one of the engine kinds, or sled with its write-ahead log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Kind(EngineKind),
+    SledWal,
+}
+
+impl Engine {
+    const SLED: Self = Self::Kind(EngineKind::Sled);
+    const REDB: Self = Self::Kind(EngineKind::Redb);
+
+    fn open(self, dir: &Path, cache: u64) -> rush_store::Result<Arc<dyn Backend>> {
+        match self {
+            Self::Kind(kind) => kind.open(dir, cache),
+            Self::SledWal => {
+                let config = SledConfig {
+                    cache_capacity: cache,
+                    write_ahead_log: true,
+                    ..SledConfig::default()
+                };
+                Ok(Arc::new(SledManager::with_config(dir, config)?))
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Kind(kind) => kind.name(),
+            Self::SledWal => "sled+wal",
+        }
+    }
+}
+
 /// The engines measured, one column each, in this order.
-const ENGINES: [EngineKind; 2] = [EngineKind::Sled, EngineKind::Redb];
+const ENGINES: [Engine; 3] = [Engine::SLED, Engine::SledWal, Engine::REDB];
 /// Page cache of every engine (`SledConfig`'s default).
 const CACHE: u64 = 256 * 1024 * 1024;
 
@@ -90,12 +124,12 @@ fn human(v: f64) -> String {
     }
 }
 
-fn open_engine(kind: EngineKind, dir: &Path) -> Arc<dyn Backend> {
+fn open_engine(kind: Engine, dir: &Path) -> Arc<dyn Backend> {
     retry_open(|| kind.open(dir, CACHE))
 }
 
 /// The actor runtime on `kind` in `dir`, its records sealed with `KEY`, the rest defaults.
-async fn open_persistence(kind: EngineKind, dir: &Path) -> Persistence {
+async fn open_persistence(kind: Engine, dir: &Path) -> Persistence {
     let config = PersistenceConfig {
         encryption_key: Some(EncryptionKey::from(KEY)),
         ..PersistenceConfig::default()
@@ -105,7 +139,7 @@ async fn open_persistence(kind: EngineKind, dir: &Path) -> Persistence {
         .unwrap()
 }
 
-fn open_store(kind: EngineKind, dir: &Path) -> Store<Account> {
+fn open_store(kind: Engine, dir: &Path) -> Store<Account> {
     Store::new(
         COLLECTION,
         ENTITY,
@@ -160,7 +194,7 @@ fn rate(budget: Duration, mut step: impl FnMut() -> u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn persist_batch_100(kind: EngineKind, pool: &[BankEvent]) -> f64 {
+fn persist_batch_100(kind: Engine, pool: &[BankEvent]) -> f64 {
     let dir = TempDir::new().unwrap();
     let mut store = open_store(kind, dir.path());
     store.set_durability(Durability::Immediate);
@@ -184,7 +218,7 @@ fn raw_persist_batch_100(pool: &[BankEvent]) -> f64 {
 }
 
 /// Loads `HISTORY` events; returns the folder and its bytes on disk.
-fn load_history(kind: EngineKind, pool: &[BankEvent]) -> (TempDir, u64) {
+fn load_history(kind: Engine, pool: &[BankEvent]) -> (TempDir, u64) {
     let dir = TempDir::new().unwrap();
     let mut store = open_store(kind, dir.path());
     store.set_durability(Durability::Periodic);
@@ -210,7 +244,7 @@ fn raw_load_history(pool: &[BankEvent]) -> (TempDir, u64) {
     (dir, bytes)
 }
 
-fn replay(kind: EngineKind, dir: &Path) -> f64 {
+fn replay(kind: Engine, dir: &Path) -> f64 {
     let store = open_store(kind, dir);
     // Warm the cache once, then time one run.
     let expected = store.recover().unwrap().unwrap();
@@ -234,7 +268,7 @@ fn raw_replay(dir: &Path) -> (f64, f64) {
 /// `subscribers` subscriptions catch up on the whole log at once; events/s per subscriber.
 /// `shared`: they share decoded pages (`DatabaseConfig::shared_read_pages`, the default),
 /// or each reads alone (0, the behaviour before issue 13).
-async fn catch_up(kind: EngineKind, dir: &Path, subscribers: usize, shared: bool) -> f64 {
+async fn catch_up(kind: Engine, dir: &Path, subscribers: usize, shared: bool) -> f64 {
     let db = Database::open_shared(
         open_engine(kind, dir),
         DatabaseConfig {
@@ -285,7 +319,7 @@ fn raw_catch_up(dir: &Path, subscribers: usize) -> f64 {
 
 /// Commands/s through `ACTORS` actors, each asking in a loop (group commit, Immediate,
 /// encrypted).
-async fn actors_group_commit(kind: EngineKind) -> f64 {
+async fn actors_group_commit(kind: Engine) -> f64 {
     let dir = TempDir::new().unwrap();
     let persistence = open_persistence(kind, dir.path()).await;
     let mut entities = Vec::new();
@@ -363,9 +397,9 @@ fn main() {
         // Profiling mode: the recovery row alone on sled, one database recovered 20 times
         // (run it under perf: the recoveries outweigh the one population), then raw's
         // median (PERF_REPORT_RAW=0: ours alone).
-        let dir = populate_for_recovery(EngineKind::Sled, &pool);
+        let dir = populate_for_recovery(Engine::SLED, &pool);
         let mut times: Vec<_> = (0..20)
-            .map(|_| runtime.block_on(recover_all(EngineKind::Sled, &dir)))
+            .map(|_| runtime.block_on(recover_all(Engine::SLED, &dir)))
             .inspect(|ours| println!("recover {ACTORS} actors on sled: {} ms", ours.as_millis()))
             .collect();
         times.sort();
@@ -389,10 +423,10 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1);
         let with_raw = std::env::var("PERF_REPORT_RAW").as_deref() != Ok("0");
-        let (dir, _) = load_history(EngineKind::Sled, &pool);
+        let (dir, _) = load_history(Engine::SLED, &pool);
         let raw_dir = with_raw.then(|| raw_load_history(&pool).0);
         for _ in 0..5 {
-            let ours = runtime.block_on(catch_up(EngineKind::Sled, dir.path(), subscribers, true));
+            let ours = runtime.block_on(catch_up(Engine::SLED, dir.path(), subscribers, true));
             let versus = raw_dir.as_ref().map_or_else(String::new, |raw_dir| {
                 let raw = raw_catch_up(raw_dir.path(), subscribers);
                 format!(", raw {} ({:.2}x)", human(raw), ours / raw)

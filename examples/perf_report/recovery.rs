@@ -3,8 +3,8 @@
 //! median of `RECOVERIES` recoveries from a fresh open.
 
 use super::bank_workload::{Account, BankEvent, KEY, Raw, bincode_bytes};
-use super::{ACTORS, RECOVERY_EVENTS, open_engine, open_persistence};
-use rush_store::{Durability, EngineKind, PersistentActor, Store};
+use super::{ACTORS, Engine, RECOVERY_EVENTS, open_engine, open_persistence};
+use rush_store::{Durability, PersistentActor, Store};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -20,7 +20,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 
 /// Time to recover `ACTORS` actors of `RECOVERY_EVENTS` events each, all asked at once:
 /// the median of `RECOVERIES` recoveries of one database, each from a fresh open.
-pub async fn recovery(kind: EngineKind, pool: &[BankEvent]) -> Duration {
+pub async fn recovery(kind: Engine, pool: &[BankEvent]) -> Duration {
     let dir = populate_for_recovery(kind, pool);
     let mut times = Vec::new();
     for _ in 0..RECOVERIES {
@@ -30,7 +30,7 @@ pub async fn recovery(kind: EngineKind, pool: &[BankEvent]) -> Duration {
 }
 
 /// A database of `ACTORS` actors with `RECOVERY_EVENTS` events each.
-pub fn populate_for_recovery(kind: EngineKind, pool: &[BankEvent]) -> TempDir {
+pub fn populate_for_recovery(kind: Engine, pool: &[BankEvent]) -> TempDir {
     let dir = TempDir::new().unwrap();
     {
         let engine = open_engine(kind, dir.path());
@@ -52,7 +52,7 @@ pub fn populate_for_recovery(kind: EngineKind, pool: &[BankEvent]) -> TempDir {
 /// to the last actor's state. The state is read through the mailbox, so it waits for
 /// recovery, and nothing is written: raw sled writes nothing either (a durable command per
 /// actor added a group commit of 1,000 events, about 30 ms, to the row).
-pub async fn recover_all(kind: EngineKind, dir: &TempDir) -> Duration {
+pub async fn recover_all(kind: Engine, dir: &TempDir) -> Duration {
     let persistence = open_persistence(kind, dir.path()).await;
     let t = Instant::now();
     let tasks: Vec<_> = (0..ACTORS)
