@@ -17,7 +17,11 @@
 
 #[path = "../../rush-store/benches/support/bank_workload.rs"]
 mod bank_workload;
+#[path = "../../rush-actor/benches/support/engine.rs"]
+mod engine;
 mod recovery;
+
+use engine::Engine;
 
 use recovery::{RECOVERIES, populate_for_recovery, raw_recovery, recover_all, recovery};
 
@@ -27,8 +31,7 @@ use bank_workload::{
 };
 use rush_actor::{Effect, EventSourced, Persistence, PersistenceConfig};
 use rush_store::{
-    Backend, Database, DatabaseConfig, Durability, EncryptionKey, EngineKind, EventFilter,
-    SledConfig, SledManager, Store,
+    Backend, Database, DatabaseConfig, Durability, EncryptionKey, EventFilter, Store,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -52,39 +55,6 @@ impl EventSourced for Account {
 
     fn decide(&self, i: u64) -> Result<Effect<Self>, String> {
         Ok(Effect::persist(make_event(i)).then_reply(|s: &Account| s.balance_cents))
-    }
-}
-
-/// An engine of the report: one of the engine kinds, or sled with its write-ahead log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Kind(EngineKind),
-    SledWal,
-}
-
-impl Engine {
-    const SLED: Self = Self::Kind(EngineKind::Sled);
-    const REDB: Self = Self::Kind(EngineKind::Redb);
-
-    fn open(self, dir: &Path, cache: u64) -> rush_store::Result<Arc<dyn Backend>> {
-        match self {
-            Self::Kind(kind) => kind.open(dir, cache),
-            Self::SledWal => {
-                let config = SledConfig {
-                    cache_capacity: cache,
-                    write_ahead_log: true,
-                    ..SledConfig::default()
-                };
-                Ok(Arc::new(SledManager::with_config(dir, config)?))
-            }
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Kind(kind) => kind.name(),
-            Self::SledWal => "sled+wal",
-        }
     }
 }
 

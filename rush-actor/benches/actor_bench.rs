@@ -39,10 +39,9 @@
     missing_docs
 )]
 
+use engine::Engine;
 use rush_actor::{EntityRef, Persistence, PersistenceConfig};
-use rush_store::{
-    Backend, EncryptionKey, EngineKind, MemoryManager, SledConfig, SledManager, Store,
-};
+use rush_store::{Backend, EncryptionKey, EngineKind, MemoryManager, Store};
 use std::path::Path;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -62,6 +61,8 @@ const TARGET_RATIO: f64 = 0.7;
 
 #[path = "support/bank.rs"]
 mod bank;
+#[path = "support/engine.rs"]
+mod engine;
 #[path = "support/handwritten.rs"]
 mod handwritten;
 #[path = "support/measure.rs"]
@@ -181,42 +182,9 @@ struct ActorRow {
 /// Page cache of every engine (`SledConfig`'s default).
 const CACHE: u64 = 256 * 1024 * 1024;
 
-/// The engine of an actor row: one of the engine kinds, or sled with its write-ahead log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Kind(EngineKind),
-    SledWal,
-}
-
-impl Engine {
-    const SLED: Self = Self::Kind(EngineKind::Sled);
-    const REDB: Self = Self::Kind(EngineKind::Redb);
-
-    fn open(self, dir: &Path) -> Arc<dyn Backend> {
-        match self {
-            Self::Kind(kind) => kind.open(dir, CACHE).unwrap(),
-            Self::SledWal => {
-                let config = SledConfig {
-                    cache_capacity: CACHE,
-                    write_ahead_log: true,
-                    ..SledConfig::default()
-                };
-                Arc::new(SledManager::with_config(dir, config).unwrap())
-            }
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Kind(kind) => kind.name(),
-            Self::SledWal => "sled+wal",
-        }
-    }
-}
-
 async fn actor_row(actors: usize, encrypted: bool, kind: Engine) -> ActorRow {
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = kind.open(dir.path());
+    let backend: Arc<dyn Backend> = kind.open(dir.path(), CACHE).unwrap();
     let weak = Arc::downgrade(&backend);
     let config = PersistenceConfig {
         encryption_key: encrypted.then(|| EncryptionKey::from([7u8; 32])),
