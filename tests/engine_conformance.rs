@@ -47,6 +47,20 @@ fn sled_with_its_write_ahead_log_keeps_the_engine_contract() {
     }));
 }
 
+/// The same with a checkpoint every 4 KiB of log (about every eight commits), so that
+/// the SIGKILL check and the damage matrix meet checkpoints midway.
+#[test]
+fn sled_with_a_log_checkpointed_all_the_time_keeps_the_engine_contract() {
+    run(&EngineUnderTest::on_disk("sled-wal-4k", |folder| {
+        let config = SledConfig {
+            write_ahead_log: true,
+            checkpoint_bytes: 4096,
+            ..SledConfig::default()
+        };
+        Ok(Arc::new(SledManager::with_config(folder, config)?) as Arc<dyn Backend>)
+    }));
+}
+
 #[test]
 fn redb_keeps_the_engine_contract() {
     run(&EngineUnderTest::on_disk("redb", |folder| {
