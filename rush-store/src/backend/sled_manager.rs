@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 
 mod flush;
 mod wal;
@@ -272,18 +272,6 @@ impl SledManager {
         &self.inner.path
     }
 
-    /// With the log, keeps commits from applying while a read runs (see `write_ahead`).
-    fn reading(&self) -> Result<Option<RwLockReadGuard<'_, ()>>> {
-        if self.inner.wal.is_none() {
-            return Ok(None);
-        }
-        self.inner
-            .applying
-            .read()
-            .map(Some)
-            .map_err(|_| Error::storage("read", "reader lock poisoned"))
-    }
-
     fn commit_lock(&self) -> Result<MutexGuard<'_, CommitState>> {
         self.inner
             .commit_lock
@@ -444,33 +432,7 @@ impl Backend for SledManager {
             };
             return Ok((committed, confirmation));
         }
-        super::commit_mark::refuse_reserved(batch)?;
-        let db = &self.inner.db;
-        let mut state = self.commit_lock()?;
-        let CommitState { guards, sequencer } = &mut *state;
-        if let Err(failed) = check_guards(db, guards, batch)? {
-            return Ok((Err(failed), None));
-        }
-        let assigned = sequencer.assign(&batch.appends, |log| highest_offset(db, log))?;
-        let updates = guards.updates(&batch.ops);
-        let number = self.inner.mark.next()?;
-        let counter = number.to_be_bytes();
-        if let Err(e) = self
-            .inner
-            .log_and_apply(number, &batch.ops, &assigned.blocks, &counter)
-        {
-            guards.clear();
-            sequencer.clear();
-            return Err(e);
-        }
-        let blocks = assigned.blocks.iter().map(|(key, _)| key.as_slice());
-        guards.committed(updates, &batch.ops, blocks.chain([COUNTER_KEY]));
-        sequencer.committed(assigned);
-        self.inner.mark.committed(number);
-        self.inner.count_in_mark(number);
-        self.inner.checkpoint_if_due();
-        drop(state);
-        Ok((Ok(()), None))
+        self.commit_logged(batch)
     }
 
     fn flush_deferred(&self) -> Result<Option<super::Confirmation>> {
@@ -556,42 +518,6 @@ fn highest_offset(db: &sled::Db, log: &[u8]) -> Result<u64> {
 }
 
 impl SledManager {
-    /// [`Backend::visit_range`] with the log: pages of entries taken under the reader
-    /// lock (sled's values are shared, not copied), each visited after it is released, so
-    /// a slow visitor never holds commits back.
-    fn visit_in_pages(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut super::Visitor<'_>,
-    ) -> Result<()> {
-        const PAGE: usize = 256;
-        let mut from = start.to_vec();
-        let mut page: Vec<(sled::IVec, sled::IVec)> = Vec::with_capacity(PAGE);
-        loop {
-            {
-                let _reading = self.reading()?;
-                for item in self.inner.db.range(from.as_slice()..end).take(PAGE) {
-                    page.push(item.map_err(|e| engine_error("scan", e))?);
-                }
-            }
-            for (key, value) in &page {
-                if !visit(key, value)? {
-                    return Ok(());
-                }
-            }
-            match page.last() {
-                Some((last, _)) if page.len() == PAGE => {
-                    from.clear();
-                    from.extend_from_slice(last);
-                    from.push(0);
-                    page.clear();
-                }
-                _ => return Ok(()),
-            }
-        }
-    }
-
     /// The configuration the database was opened with.
     pub fn config(&self) -> SledConfig {
         self.inner.config

@@ -10,12 +10,16 @@
 //! [`SledConfig::write_ahead_log`]: super::SledConfig::write_ahead_log
 
 use super::wal::{LoggedOp, Recovered, WAL_FILE, WriteAheadLog};
-use super::{COUNTER_KEY, Inner, SledConfig, engine_error};
+use super::{
+    COUNTER_KEY, CommitState, Inner, SledConfig, SledManager, check_guards, engine_error,
+    highest_offset,
+};
 use crate::backend::WriteOp;
+use crate::backend::{Durable, Visitor, WriteBatch};
 use crate::error::{Error, Result};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLockReadGuard};
 use tracing::warn;
 
 /// The open log, and the failure that stopped it.
@@ -223,6 +227,89 @@ impl Inner {
             && let Err(error) = self.checkpoint()
         {
             warn!(%error, "write-ahead log checkpoint failed; the next commit tries again");
+        }
+    }
+}
+
+impl SledManager {
+    /// [`Backend::commit_durable`](crate::Backend::commit_durable) with the log: guards and log offsets as a plain commit,
+    /// then [`Inner::log_and_apply`]; no step is left (the commit is durable), only the
+    /// mark's sync for the next flush.
+    pub(super) fn commit_logged(&self, batch: &WriteBatch) -> Result<Durable> {
+        crate::backend::commit_mark::refuse_reserved(batch)?;
+        let db = &self.inner.db;
+        let mut state = self.commit_lock()?;
+        let CommitState { guards, sequencer } = &mut *state;
+        if let Err(failed) = check_guards(db, guards, batch)? {
+            return Ok((Err(failed), None));
+        }
+        let assigned = sequencer.assign(&batch.appends, |log| highest_offset(db, log))?;
+        let updates = guards.updates(&batch.ops);
+        let number = self.inner.mark.next()?;
+        let counter = number.to_be_bytes();
+        if let Err(e) = self
+            .inner
+            .log_and_apply(number, &batch.ops, &assigned.blocks, &counter)
+        {
+            guards.clear();
+            sequencer.clear();
+            return Err(e);
+        }
+        let blocks = assigned.blocks.iter().map(|(key, _)| key.as_slice());
+        guards.committed(updates, &batch.ops, blocks.chain([COUNTER_KEY]));
+        sequencer.committed(assigned);
+        self.inner.mark.committed(number);
+        self.inner.count_in_mark(number);
+        self.inner.checkpoint_if_due();
+        drop(state);
+        Ok((Ok(()), None))
+    }
+
+    /// With the log, keeps commits from applying while a read runs (see `write_ahead`).
+    pub(super) fn reading(&self) -> Result<Option<RwLockReadGuard<'_, ()>>> {
+        if self.inner.wal.is_none() {
+            return Ok(None);
+        }
+        self.inner
+            .applying
+            .read()
+            .map(Some)
+            .map_err(|_| Error::storage("read", "reader lock poisoned"))
+    }
+
+    /// [`Backend::visit_range`](crate::Backend::visit_range) with the log: pages of entries taken under the reader
+    /// lock (sled's values are shared, not copied), each visited after it is released, so
+    /// a slow visitor never holds commits back.
+    pub(super) fn visit_in_pages(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        const PAGE: usize = 256;
+        let mut from = start.to_vec();
+        let mut page: Vec<(sled::IVec, sled::IVec)> = Vec::with_capacity(PAGE);
+        loop {
+            {
+                let _reading = self.reading()?;
+                for item in self.inner.db.range(from.as_slice()..end).take(PAGE) {
+                    page.push(item.map_err(|e| engine_error("scan", e))?);
+                }
+            }
+            for (key, value) in &page {
+                if !visit(key, value)? {
+                    return Ok(());
+                }
+            }
+            match page.last() {
+                Some((last, _)) if page.len() == PAGE => {
+                    from.clear();
+                    from.extend_from_slice(last);
+                    from.push(0);
+                    page.clear();
+                }
+                _ => return Ok(()),
+            }
         }
     }
 }

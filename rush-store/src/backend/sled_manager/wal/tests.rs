@@ -1,3 +1,4 @@
+use super::format::RECORD_HEAD;
 use super::*;
 use proptest::prelude::*;
 
