@@ -232,9 +232,9 @@ impl Inner {
 }
 
 impl SledManager {
-    /// [`Backend::commit_durable`](crate::Backend::commit_durable) with the log: guards and log offsets as a plain commit,
-    /// then [`Inner::log_and_apply`]; no step is left (the commit is durable), only the
-    /// mark's sync for the next flush.
+    /// [`Backend::commit_durable`](crate::Backend::commit_durable) with the log: guards
+    /// and log offsets as a plain commit, then [`Inner::log_and_apply`]; no step is left
+    /// (the commit is durable), only the mark's sync for the next flush.
     pub(super) fn commit_logged(&self, batch: &WriteBatch) -> Result<Durable> {
         crate::backend::commit_mark::refuse_reserved(batch)?;
         let db = &self.inner.db;
@@ -277,9 +277,9 @@ impl SledManager {
             .map_err(|_| Error::storage("read", "reader lock poisoned"))
     }
 
-    /// [`Backend::visit_range`](crate::Backend::visit_range) with the log: pages of entries taken under the reader
-    /// lock (sled's values are shared, not copied), each visited after it is released, so
-    /// a slow visitor never holds commits back.
+    /// [`Backend::visit_range`](crate::Backend::visit_range) with the log: pages of
+    /// entries taken under the reader lock (sled's values are shared, not copied), each
+    /// visited after it is released, so a slow visitor never holds commits back.
     pub(super) fn visit_in_pages(
         &self,
         start: &[u8],
