@@ -36,16 +36,18 @@ pub struct SledConfig {
     /// silent loss of acknowledged events. It costs one 24-byte write and data sync per
     /// flush (engine_bench). Off, that rollback goes unnoticed.
     pub commit_mark: bool,
-    /// Put a write-ahead log in front of sled (default `false`; FORMAT.md, "Write-ahead
-    /// log"): each commit is appended to `rush-wal` and made durable with one data sync,
-    /// then applied to sled without sled's batch (which writes sled's log twice per
-    /// commit) and without sled's flush. sled flushes only at a checkpoint, when the log
-    /// holds more than [`SledConfig::checkpoint_bytes`]; an open replays the log. A lone
-    /// client's durable commit costs about half as much, and the writer spends less CPU
-    /// per commit (README, "Performance"). Every commit is then durable before it is
-    /// acknowledged, [`Durability::Periodic`](crate::Durability::Periodic) ones too. A
-    /// database opened without it after it replays and checkpoints the log, then removes
-    /// it. Needs [`SledConfig::sync_to_disk`].
+    /// Put a write-ahead log in front of sled (default `false`; FORMAT.md, "The
+    /// write-ahead log"): each commit is appended to `rush-wal` and made durable with one
+    /// data sync, then applied to sled without sled's batch (which writes sled's log twice
+    /// per commit) and without sled's flush. sled flushes only at a checkpoint, when the
+    /// log holds more than [`SledConfig::checkpoint_bytes`]; an open replays the log. A
+    /// lone client's durable commit takes less than half as long, and each command less
+    /// CPU (README, "Performance"); sled's files take about 23% more bytes per event.
+    /// Every commit is durable before it is acknowledged,
+    /// [`Durability::Periodic`](crate::Durability::Periodic) ones too. Opening the folder
+    /// without the option replays and checkpoints the log, then removes it; until then,
+    /// builds that do not know the log refuse the folder. Needs
+    /// [`SledConfig::sync_to_disk`].
     pub write_ahead_log: bool,
     /// With [`SledConfig::write_ahead_log`]: the log's size that starts a checkpoint
     /// (default 64 MiB). The commit that crosses it waits for sled's flush and fsync, so
