@@ -14,8 +14,7 @@ use super::{
     COUNTER_KEY, CommitState, Inner, SledConfig, SledManager, check_guards, engine_error,
     highest_offset,
 };
-use crate::backend::WriteOp;
-use crate::backend::{Durable, Visitor, WriteBatch};
+use crate::backend::{Durable, Visitor, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
@@ -59,7 +58,7 @@ impl Opened {
 ///
 /// [`Error::InvalidArgument`] when the log is asked for without
 /// [`SledConfig::sync_to_disk`](super::SledConfig::sync_to_disk); what
-/// [`WriteAheadLog::open`] returns; sled's failures while replaying.
+/// [`WriteAheadLog::open`] returns.
 pub(super) fn open(
     folder: &Path,
     config: &SledConfig,
@@ -87,8 +86,8 @@ pub(super) fn open(
 ///
 /// # Errors
 ///
-/// sled's failures while replaying; engine failures of the checkpoint, or of the log's
-/// removal.
+/// sled's failures while replaying; engine failures of the mark's version, the
+/// checkpoint, or the log's removal.
 pub(super) fn finish_open(inner: &Inner, opened: Option<Opened>) -> Result<Option<Mutex<Logged>>> {
     let Some(Opened {
         mut log,
@@ -209,7 +208,9 @@ impl Inner {
     /// # Errors
     ///
     /// Engine failures of sled's flush and fsync, the mark's or the log header's write.
-    /// The log keeps its records then, and a later checkpoint tries again.
+    /// The log keeps its records then, and a later checkpoint tries again; only a new
+    /// header that may have reached the disk unsynced stops the log until the database
+    /// is opened again.
     pub(super) fn checkpoint(&self) -> Result<()> {
         let Some(wal) = &self.wal else {
             return Ok(());
