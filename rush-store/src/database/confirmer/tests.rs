@@ -36,12 +36,20 @@ fn answers(
 fn the_writer_runs_ahead_of_a_running_step_only_until_the_waiting_step_is_big() -> Result<()> {
     let confirmer = start()?;
     let (release, releases) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel::<()>();
     let (first, _first_waiting) = answers(1);
     confirmer.submit(Confirm {
-        step: Some(blocked(releases)),
+        step: Some(Box::new(move || {
+            started_tx.send(()).map_err(|_| Error::Shutdown)?;
+            releases.recv().map_err(|_| Error::Shutdown)?;
+            Ok(None)
+        })),
         generation: 1,
         answers: first,
     });
+    // Running (not only waiting to run) before anything queues behind it: on a loaded
+    // machine the confirmer's thread may not have taken it yet.
+    started.recv().map_err(|_| Error::Shutdown)?;
     // Small groups behind the running step: each submit returns at once.
     for generation in 2..4 {
         let (small, _) = answers(RUN_AHEAD_MEMBERS / 4);
