@@ -125,7 +125,8 @@ impl Inner {
     /// counter), syncs the log, then applies the same writes to sled with readers kept
     /// out. Call under the commit lock. A failure to log writes nothing to sled; a
     /// failure to apply stops all later writes until the database is opened again (the
-    /// open replays the commit).
+    /// open replays the commit). Returns whether the log has grown past its checkpoint
+    /// size (read under the same lock as the append).
     ///
     /// # Errors
     ///
@@ -138,7 +139,7 @@ impl Inner {
         ops: &[WriteOp],
         blocks: &[(Vec<u8>, Vec<u8>)],
         counter: &[u8],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(wal) = &self.wal else {
             return Err(Error::storage("commit", "no write-ahead log"));
         };
@@ -177,7 +178,7 @@ impl Inner {
             logged.failed = Some(stopped);
             return Err(error);
         }
-        Ok(())
+        Ok(logged.log.len() >= self.config.checkpoint_bytes)
     }
 
     /// Writes commit `number` into the commit mark without syncing it: the mark is how
@@ -192,14 +193,6 @@ impl Inner {
         if let Err(error) = self.mark.record(number) {
             warn!(%error, "the commit mark could not be written; the next commit tries again");
         }
-    }
-
-    /// Whether the log has grown past its checkpoint size.
-    pub(super) fn checkpoint_due(&self) -> bool {
-        self.wal.as_ref().is_some_and(|wal| {
-            wal.lock()
-                .is_ok_and(|logged| logged.log.len() >= self.config.checkpoint_bytes)
-        })
     }
 
     /// Makes everything applied durable in sled's own files, records it in the commit
@@ -220,16 +213,6 @@ impl Inner {
             .map_err(|_| Error::storage("checkpoint", "write-ahead log lock poisoned"))?;
         checkpoint(self, &mut logged.log)
     }
-
-    /// [`Inner::checkpoint`] when it is due; a failure is logged and left for the next
-    /// commit (the commit itself is durable in the log).
-    pub(super) fn checkpoint_if_due(&self) {
-        if self.checkpoint_due()
-            && let Err(error) = self.checkpoint()
-        {
-            warn!(%error, "write-ahead log checkpoint failed; the next commit tries again");
-        }
-    }
 }
 
 impl SledManager {
@@ -248,20 +231,28 @@ impl SledManager {
         let updates = guards.updates(&batch.ops);
         let number = self.inner.mark.next()?;
         let counter = number.to_be_bytes();
-        if let Err(e) = self
-            .inner
-            .log_and_apply(number, &batch.ops, &assigned.blocks, &counter)
-        {
-            guards.clear();
-            sequencer.clear();
-            return Err(e);
-        }
+        let checkpoint_due =
+            match self
+                .inner
+                .log_and_apply(number, &batch.ops, &assigned.blocks, &counter)
+            {
+                Ok(due) => due,
+                Err(e) => {
+                    guards.clear();
+                    sequencer.clear();
+                    return Err(e);
+                }
+            };
         let blocks = assigned.blocks.iter().map(|(key, _)| key.as_slice());
         guards.committed(updates, &batch.ops, blocks.chain([COUNTER_KEY]));
         sequencer.committed(assigned);
         self.inner.mark.committed(number);
         self.inner.count_in_mark(number);
-        self.inner.checkpoint_if_due();
+        // After the commit counts as applied: the checkpoint's base must include it. A
+        // failure is left for the next commit; this one is durable in the log.
+        if checkpoint_due && let Err(error) = self.inner.checkpoint() {
+            warn!(%error, "write-ahead log checkpoint failed; the next commit tries again");
+        }
         drop(state);
         Ok((Ok(()), None))
     }
