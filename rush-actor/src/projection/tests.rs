@@ -20,7 +20,7 @@ async fn reads_through_the_transaction_see_its_own_pending_writes() -> rush_stor
     assert_eq!(tx.get(&table, "b").await?, None);
     // Nothing reaches the table before the runner commits.
     assert_eq!(table.get("a")?, Some(1));
-    assert_eq!(tx.len(), 3);
+    assert_eq!(tx.len(), 2);
     table.write(tx.take_ops())?;
     assert!(tx.is_empty());
     assert_eq!(table.get("a")?, Some(21));
@@ -48,5 +48,26 @@ async fn a_row_read_back_as_another_type_is_an_error_not_a_panic() -> rush_store
     let mut tx = ProjectionTx::new(db);
     tx.put(&numbers, "k", 7)?;
     assert!(tx.get(&words, "k").await.is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_row_written_many_times_in_a_page_is_committed_once_with_its_last_value()
+-> rush_store::Result<()> {
+    let db = database()?;
+    let table = db.table::<u64>("totals")?;
+    let mut tx = ProjectionTx::new(db.clone());
+    for value in 0..1000 {
+        tx.put(&table, "a", value)?;
+        tx.put(&table, "b", value * 2)?;
+    }
+    tx.delete(&table, "b")?;
+    tx.put(&table, "c", 5)?;
+    let ops = tx.take_ops();
+    assert_eq!(ops.len(), 3, "one write per row");
+    table.write(ops)?;
+    assert_eq!(table.get("a")?, Some(999));
+    assert_eq!(table.get("b")?, None);
+    assert_eq!(table.get("c")?, Some(5));
     Ok(())
 }

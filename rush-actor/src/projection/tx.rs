@@ -1,7 +1,10 @@
 //! The writes a projection handler makes to tables of the runner's database, collected
 //! until the runner commits them with the checkpoint in one atomic batch. Reads through the
 //! transaction see its own pending writes, so two events of one page that update the same
-//! row compose instead of the second overwriting the first.
+//! row compose instead of the second overwriting the first. A row written many times in one
+//! page is committed once, with its last value: a page of 1,024 events of one entity
+//! writes its row once, not 1,024 times (engines that apply writes one by one, such as
+//! sled with its write-ahead log, would otherwise pay for every one).
 
 use rush_store::{Database, Error, Result, Table, WriteOp};
 use serde::{Serialize, de::DeserializeOwned};
@@ -11,12 +14,19 @@ use std::collections::HashMap;
 /// A row written in this transaction: its value (`None`: deleted), typed for reads.
 type Pending = Option<Box<dyn Any + Send + Sync>>;
 
+/// A row written in this transaction: where its write is in `ops`, and its value.
+struct Written {
+    op: usize,
+    value: Pending,
+}
+
 /// The pending read-model writes of one page of events (see the module docs of
 /// [`crate::Projection`]). Created empty by the runner; committed or discarded by it.
 pub struct ProjectionTx {
     db: Database,
+    /// One write per row, in the order rows were first written.
     ops: Vec<WriteOp>,
-    pending: HashMap<(String, String), Pending>,
+    pending: HashMap<(String, String), Written>,
 }
 
 impl std::fmt::Debug for ProjectionTx {
@@ -62,11 +72,8 @@ impl ProjectionTx {
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         self.check(table)?;
-        self.ops.push(table.put_op(key, &value)?);
-        self.pending.insert(
-            (table.name().to_owned(), key.to_owned()),
-            Some(Box::new(value)),
-        );
+        let op = table.put_op(key, &value)?;
+        self.write(table.name(), key, op, Some(Box::new(value)));
         Ok(())
     }
 
@@ -80,10 +87,29 @@ impl ProjectionTx {
         V: Serialize + DeserializeOwned,
     {
         self.check(table)?;
-        self.ops.push(table.delete_op(key));
-        self.pending
-            .insert((table.name().to_owned(), key.to_owned()), None);
+        self.write(table.name(), key, table.delete_op(key), None);
         Ok(())
+    }
+
+    /// Records `op` as the write of row `key` of `table`: in place of the row's earlier
+    /// write in this transaction, if any.
+    fn write(&mut self, table: &str, key: &str, op: WriteOp, value: Pending) {
+        let row = (table.to_owned(), key.to_owned());
+        if let Some(written) = self.pending.get_mut(&row)
+            && let Some(slot) = self.ops.get_mut(written.op)
+        {
+            *slot = op;
+            written.value = value;
+            return;
+        }
+        self.pending.insert(
+            row,
+            Written {
+                op: self.ops.len(),
+                value,
+            },
+        );
+        self.ops.push(op);
     }
 
     /// The row at `key` of `table` as this transaction sees it: its own pending write if
@@ -100,7 +126,8 @@ impl ProjectionTx {
         V: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         self.check(table)?;
-        match self.pending.get(&(table.name().to_owned(), key.to_owned())) {
+        let row = (table.name().to_owned(), key.to_owned());
+        match self.pending.get(&row).map(|written| &written.value) {
             Some(None) => Ok(None),
             Some(Some(value)) => match value.downcast_ref::<V>() {
                 Some(value) => Ok(Some(value.clone())),
@@ -113,7 +140,7 @@ impl ProjectionTx {
         }
     }
 
-    /// Writes pending.
+    /// Rows written so far (a row written twice counts once).
     pub fn len(&self) -> usize {
         self.ops.len()
     }
@@ -123,7 +150,7 @@ impl ProjectionTx {
         self.ops.is_empty()
     }
 
-    /// The writes, in order, leaving the transaction empty for the next page.
+    /// The writes, one per row, leaving the transaction empty for the next page.
     pub(crate) fn take_ops(&mut self) -> Vec<WriteOp> {
         self.pending.clear();
         std::mem::take(&mut self.ops)
