@@ -84,6 +84,11 @@ fn row(rows: &mut Vec<Row>, operation: &str, ours: &[f64], raw: f64, unit: &str)
     });
 }
 
+/// `b` bytes in MiB.
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
 fn human(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
@@ -384,6 +389,24 @@ fn main() {
         }
         return;
     }
+    if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("bytes") {
+        // Measuring mode: the load of 1M events on each engine and raw, and the bytes each
+        // leaves on disk.
+        let (_, raw_bytes) = raw_load_history(&pool);
+        for kind in ENGINES {
+            let t = Instant::now();
+            let (_, bytes) = load_history(kind, &pool);
+            println!(
+                "{}: {:.1} MiB, {:.2}x raw's {:.1} MiB, loaded in {:.1} s",
+                kind.name(),
+                mib(bytes),
+                bytes as f64 / raw_bytes as f64,
+                mib(raw_bytes),
+                t.elapsed().as_secs_f64()
+            );
+        }
+        return;
+    }
     if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("catch-up") {
         // Profiling mode: subscribers (PERF_REPORT_SUBSCRIBERS, 1 unless set) catching up
         // together on sled, five times over one load, each time beside raw's as many
@@ -532,7 +555,6 @@ fn main() {
             .collect(),
     });
 
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     rows.push(Row {
         operation: "database size per 1M events".into(),
         ours: loaded

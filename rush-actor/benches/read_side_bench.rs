@@ -17,6 +17,10 @@
 //!   the same database, written with its checkpoint in one batch per page) built from
 //!   offset 0 over the 1,000,000 events, then `rebuild()` (clear + again); compared with
 //!   the 1-subscriber catch-up rate, which reads and decodes the same events.
+//!
+//! `READ_SIDE_ONLY=projection` runs the setup and the projection rows alone (to profile
+//! them). `RUSH_BENCH_WAL=1` runs ours on sled with its write-ahead log
+//! (`SledConfig::write_ahead_log`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -37,8 +41,8 @@ use rush_actor::{
     ProjectionSettings, ProjectionTx,
 };
 use rush_store::{
-    Backend, Durability, EventFilter, EventQuery, PersistentActor, SledManager, Store, StoredEvent,
-    Table,
+    Backend, Durability, EventFilter, EventQuery, PersistentActor, SledConfig, SledManager, Store,
+    StoredEvent, Table,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -333,12 +337,31 @@ fn main() {
     println!("rush read-side benchmark (cargo bench -p rush-actor --bench read_side_bench)");
     println!("machine: {}", machine());
     let dir = tempfile::tempdir().unwrap();
-    let backend: Arc<dyn Backend> = Arc::new(SledManager::new(dir.path()).unwrap());
+    // `RUSH_BENCH_WAL=1`: ours on sled with its write-ahead log.
+    let with_log = std::env::var("RUSH_BENCH_WAL").as_deref() == Ok("1");
+    let config = SledConfig {
+        write_ahead_log: with_log,
+        ..SledConfig::default()
+    };
+    if with_log {
+        println!("engine: sled with Rush's write-ahead log");
+    }
+    let backend: Arc<dyn Backend> = Arc::new(SledManager::with_config(dir.path(), config).unwrap());
     let took = populate(&backend);
     println!(
         "setup: {TOTAL} events of {ENTITIES} entities, encrypted + compressed, written in {:.1} s",
         took.as_secs_f64()
     );
+    if std::env::var("READ_SIDE_ONLY").as_deref() == Ok("projection") {
+        // Profiling mode: the projection rows alone.
+        let (built, rebuilt, _, _) = runtime.block_on(projection_rebuild(&backend));
+        println!(
+            "projection: {} ev/s, rebuild {} ev/s",
+            rate(built),
+            rate(rebuilt)
+        );
+        return;
+    }
     let query = EventQuery::<Account>::new(backend.clone(), "accounts", Some(&KEY)).unwrap();
     let raw_cpu = cpu::process_cpu();
     let raw = raw_reads(&backend);

@@ -12,6 +12,9 @@
 //! - recovery time with a snapshot at the head, 1,000 versus 1,000,000 events of history;
 //! - peak heap (a counting global allocator) of replaying 1,000,000 events, ours and raw.
 //!
+//! `RUSH_BENCH_WAL=1` runs ours on sled with its write-ahead log
+//! (`SledConfig::write_ahead_log`); raw sled is the same either way.
+//!
 //! Persist rows alternate ours and raw in rounds of ~1 s, each ended by a flush of what it
 //! wrote (timed, so no round leaves a backlog to the next), and report the medians. Progress
 //! goes to stderr, the table to stdout.
@@ -30,7 +33,7 @@ mod cpu;
 
 use bank_workload::*;
 use peak_alloc::PeakAlloc;
-use rush_store::{Durability, Error, PersistentActor, SledManager, Store};
+use rush_store::{Durability, Error, PersistentActor, SledConfig, SledManager, Store};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -51,8 +54,17 @@ const ROUNDS: usize = 3;
 const ROUND: Duration = Duration::from_secs(1);
 const WARMUP: Duration = Duration::from_millis(200);
 
+/// Whether ours runs with sled's write-ahead log (`RUSH_BENCH_WAL=1`).
+fn with_log() -> bool {
+    std::env::var("RUSH_BENCH_WAL").as_deref() == Ok("1")
+}
+
 fn open_store(dir: &Path, encrypted: bool, compressed: bool) -> Store<Account> {
-    let manager = retry_open(|| match SledManager::new(dir) {
+    let config = SledConfig {
+        write_ahead_log: with_log(),
+        ..SledConfig::default()
+    };
+    let manager = retry_open(|| match SledManager::with_config(dir, config) {
         Err(Error::DatabaseLocked { path }) => Err(path),
         other => Ok(other.unwrap()),
     });
@@ -577,8 +589,13 @@ fn main() {
 
     println!();
     println!(
-        "rush-store bench: {} | {cores} CPUs (available_parallelism) | sled 0.34.7 | cache {} MiB | {:.0} s total",
+        "rush-store bench: {} | {cores} CPUs (available_parallelism) | sled 0.34.7{} | cache {} MiB | {:.0} s total",
         cpu_model(),
+        if with_log() {
+            " with Rush's write-ahead log"
+        } else {
+            ""
+        },
         CACHE_CAPACITY / (1024 * 1024),
         started.elapsed().as_secs_f64()
     );
