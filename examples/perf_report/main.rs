@@ -1,11 +1,13 @@
 //! Run: `cargo run --release --example perf_report` (about 1-2 minutes on 2 cores).
 //!
-//! One table of Rush, one column per engine (sled, redb), against raw sled 0.34.7 doing
-//! the same work in the same run, plus peak RSS and database size per million events. The workload is `store_bench`'s bank event
-//! (included from `rush-store/benches/support/bank_workload.rs`), encrypted and compressed.
+//! One table of Rush, one column per engine (sled, sled with its write-ahead log, redb),
+//! against raw sled 0.34.7 doing the same work in the same run, plus peak RSS and database
+//! size per million events. The workload is `store_bench`'s bank event (included from
+//! `rush-store/benches/support/bank_workload.rs`), encrypted and compressed.
 //! Scaled to finish well under five minutes on 2 cores: persist rows run 3 s each, the
 //! actor row 3 s, recovery uses 1,000 actors x 50 events; replay and catch-up use the full
-//! 1,000,000 events. Progress goes to stderr, the report to stdout.
+//! 1,000,000 events. Progress goes to stderr, the report to stdout. `PERF_REPORT_ONLY` runs
+//! one row alone (`single.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,10 +22,11 @@ mod bank_workload;
 #[path = "../../rush-actor/benches/support/engine.rs"]
 mod engine;
 mod recovery;
+mod single;
 
 use engine::Engine;
 
-use recovery::{RECOVERIES, populate_for_recovery, raw_recovery, recover_all, recovery};
+use recovery::{RECOVERIES, raw_recovery, recovery};
 
 use bank_workload::{
     Account, BankEvent, COLLECTION, ENTITY, KEY, Raw, bincode_bytes, cpu_model, entity_event_key,
@@ -368,67 +371,8 @@ fn main() {
         .build()
         .unwrap();
     let pool: Vec<BankEvent> = (0..POOL as u64).map(make_event).collect();
-    if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("recovery") {
-        // Profiling mode: the recovery row alone on sled, one database recovered 20 times
-        // (run it under perf: the recoveries outweigh the one population), then raw's
-        // median (PERF_REPORT_RAW=0: ours alone).
-        let dir = populate_for_recovery(Engine::SLED, &pool);
-        let mut times: Vec<_> = (0..20)
-            .map(|_| runtime.block_on(recover_all(Engine::SLED, &dir)))
-            .inspect(|ours| println!("recover {ACTORS} actors on sled: {} ms", ours.as_millis()))
-            .collect();
-        times.sort();
-        if std::env::var("PERF_REPORT_RAW").as_deref() != Ok("0") {
-            let raw = raw_recovery(&pool);
-            println!(
-                "median {:.1} ms, raw {:.1} ms: {:.2}x raw's time",
-                times[10].as_secs_f64() * 1e3,
-                raw.as_secs_f64() * 1e3,
-                times[10].as_secs_f64() / raw.as_secs_f64()
-            );
-        }
-        return;
-    }
-    if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("bytes") {
-        // Measuring mode: the load of 1M events on each engine and raw, and the bytes each
-        // leaves on disk.
-        let (_, raw_bytes) = raw_load_history(&pool);
-        for kind in ENGINES {
-            let t = Instant::now();
-            let (_, bytes) = load_history(kind, &pool);
-            println!(
-                "{}: {:.1} MiB, {:.2}x raw's {:.1} MiB, loaded in {:.1} s",
-                kind.name(),
-                mib(bytes),
-                bytes as f64 / raw_bytes as f64,
-                mib(raw_bytes),
-                t.elapsed().as_secs_f64()
-            );
-        }
-        return;
-    }
-    if std::env::var("PERF_REPORT_ONLY").as_deref() == Ok("catch-up") {
-        // Profiling mode: subscribers (PERF_REPORT_SUBSCRIBERS, 1 unless set) catching up
-        // together on sled, five times over one load, each time beside raw's as many
-        // readers (PERF_REPORT_RAW=0: ours alone, for a profile of ours only).
-        let subscribers = std::env::var("PERF_REPORT_SUBSCRIBERS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1);
-        let with_raw = std::env::var("PERF_REPORT_RAW").as_deref() != Ok("0");
-        let (dir, _) = load_history(Engine::SLED, &pool);
-        let raw_dir = with_raw.then(|| raw_load_history(&pool).0);
-        for _ in 0..5 {
-            let ours = runtime.block_on(catch_up(Engine::SLED, dir.path(), subscribers, true));
-            let versus = raw_dir.as_ref().map_or_else(String::new, |raw_dir| {
-                let raw = raw_catch_up(raw_dir.path(), subscribers);
-                format!(", raw {} ({:.2}x)", human(raw), ours / raw)
-            });
-            println!(
-                "catch-up, {subscribers} subscriber(s) on sled: {} per sub{versus}",
-                human(ours)
-            );
-        }
+    if let Ok(only) = std::env::var("PERF_REPORT_ONLY") {
+        single::run(&only, &runtime, &pool);
         return;
     }
     let mut rows = Vec::new();
