@@ -336,8 +336,10 @@ impl Backend for SledManager {
 
     fn commit(&self, batch: &WriteBatch) -> Result<Result<(), GuardFailed>> {
         if self.inner.wal.is_some() {
-            // Logged and synced like a durable commit: nothing reaches sled before the log.
-            return self.commit_durable(batch).map(|(committed, _)| committed);
+            // Logged unsynced and applied as one sled batch; the next flush syncs the log.
+            return self
+                .commit_logged(batch, false)
+                .map(|(committed, _)| committed);
         }
         super::commit_mark::refuse_reserved(batch)?;
         let db = &self.inner.db;
@@ -386,15 +388,18 @@ impl Backend for SledManager {
             };
             return Ok((committed, confirmation));
         }
-        self.commit_logged(batch)
+        self.commit_logged(batch, true)
     }
 
     fn flush_deferred(&self) -> Result<Option<super::Confirmation>> {
         if self.inner.wal.is_some() {
-            // Every commit was durable in the log before it returned: what is left is the
-            // mark's sync (see `Inner::count_in_mark`).
+            // What is left: the records of commits that were not durable (`commit`), and
+            // the mark's sync (see `Inner::count_in_mark`).
             let inner = Arc::clone(&self.inner);
-            return Ok(Some(Box::new(move || inner.mark.settle().map(|()| None))));
+            return Ok(Some(Box::new(move || {
+                inner.sync_log()?;
+                inner.mark.settle().map(|()| None)
+            })));
         }
         // Everything applied so far; the flush below covers at least that, wherever it runs.
         let applied = self.inner.mark.applied();

@@ -25,9 +25,10 @@ pub struct SledConfig {
     /// per commit) and without sled's flush. sled flushes only at a checkpoint, when the
     /// log holds more than [`SledConfig::checkpoint_bytes`]; an open replays the log. A
     /// lone client's durable commit takes less than half as long, and each command less
-    /// CPU (README, "Performance"); sled's files take about 23% more bytes per event.
-    /// Every commit is durable before it is acknowledged,
-    /// [`Durability::Periodic`](crate::Durability::Periodic) ones too. Opening the folder
+    /// CPU (README, "Performance"); sled's files take about 20% more bytes per event
+    /// written that way. A [`Durability::Periodic`](crate::Durability::Periodic) commit
+    /// is appended to the log without a sync and applied as one sled batch; the next
+    /// flush syncs the log, so a crash of the process loses none of them. Opening the folder
     /// without the option replays and checkpoints the log, then removes it; until then,
     /// builds that do not know the log refuse the folder. Needs
     /// [`SledConfig::sync_to_disk`].

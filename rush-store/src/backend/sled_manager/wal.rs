@@ -39,6 +39,9 @@ use format::{
 /// The log's name inside a database folder.
 pub(crate) const WAL_FILE: &str = "rush-wal";
 
+/// Why the log stops after a failed sync with records written before it.
+const UNSYNCED_LOST: &str = "a sync of the log failed with commits written before it, which \
+     may be lost; reopen the database";
 /// After a record larger than this, the encoding buffer is let go instead of kept.
 const KEEP_BUFFER: usize = 4 << 20;
 /// The file grows by zeroed chunks of this size, so that most syncs write blocks the file
@@ -61,10 +64,18 @@ pub(crate) struct WriteAheadLog {
     next_number: u64,
     /// Reused for each record.
     buffer: Vec<u8>,
-    /// Set when a new epoch's header may have reached the disk but could not be synced:
-    /// records of the old epoch written after it could be ignored by the next open, so
-    /// nothing more is appended until then.
-    broken: bool,
+    /// The last record appended without a sync ([`WriteAheadLog::append`] with `sync`
+    /// false), until a sync covers it.
+    unsynced: Option<u64>,
+    /// Why nothing more may be appended until the next open: a new epoch's header may
+    /// have reached the disk unsynced (records of the old epoch written after it could
+    /// be ignored by the next open), or a sync failed with records written before it
+    /// (after a failed sync the system may drop the pages it could not write, so later
+    /// syncs prove nothing about them).
+    broken: Option<&'static str>,
+    /// Tests: the next [`WriteAheadLog::sync`] fails as a full disk would.
+    #[cfg(test)]
+    fail_next_sync: bool,
 }
 
 /// What an open found: the records of the current epoch, in order, to apply on top of
@@ -132,7 +143,10 @@ impl WriteAheadLog {
                 allocated: 0,
                 next_number: sled_commits.saturating_add(1),
                 buffer: Vec::new(),
-                broken: false,
+                unsynced: None,
+                broken: None,
+                #[cfg(test)]
+                fail_next_sync: false,
             };
             let recovered = Recovered {
                 bytes: Vec::new(),
@@ -168,7 +182,10 @@ impl WriteAheadLog {
             allocated: bytes.len() as u64,
             next_number,
             buffer: Vec::new(),
-            broken: false,
+            unsynced: None,
+            broken: None,
+            #[cfg(test)]
+            fail_next_sync: false,
         };
         Ok((log, Recovered { bytes, records }))
     }
@@ -208,26 +225,34 @@ impl WriteAheadLog {
             .ok_or_else(|| Error::storage("write the write-ahead log", "the log is not started"))
     }
 
+    /// The number of the last record, or the epoch's base when it has none: the commits
+    /// sled holds once the log is replayed.
+    pub(crate) fn last_number(&self) -> u64 {
+        self.next_number.saturating_sub(1)
+    }
+
     /// Bytes of records in the current epoch.
     pub(crate) fn len(&self) -> u64 {
         self.end.saturating_sub(SECTOR)
     }
 
-    /// Appends the commit numbered `number` with its writes and syncs it: once this
-    /// returns, the commit survives a crash. A failure leaves the end where it was, so
-    /// the next append overwrites whatever part of this one reached the file.
+    /// Appends the commit numbered `number` with its writes, and with `sync` syncs the
+    /// log: once this returns, the commit (and every record before it) survives a
+    /// crash. Without `sync` the record is in the system's page cache only, so it
+    /// survives a crash of the process but not of the system, until
+    /// [`WriteAheadLog::sync`] or the next synced append. A failure leaves the end where
+    /// it was, so the next append overwrites whatever part of this one reached the file;
+    /// a failed sync with unsynced records before this one stops the log (see
+    /// `broken`).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidArgument`] when `number` is not the next one or the record is
     /// larger than 4 GiB; [`Error::Io`] or [`Error::DiskFull`] when it cannot be written
-    /// or synced.
-    pub(crate) fn append(&mut self, number: u64, ops: &[LoggedOp<'_>]) -> Result<()> {
-        if self.broken {
-            return Err(Error::storage(
-                "write the write-ahead log",
-                "a checkpoint could not sync the log's new header; reopen the database",
-            ));
+    /// or synced; [`Error::Storage`] when the log is stopped.
+    pub(crate) fn append(&mut self, number: u64, ops: &[LoggedOp<'_>], sync: bool) -> Result<()> {
+        if let Some(reason) = self.broken {
+            return Err(Error::storage("write the write-ahead log", reason));
         }
         if number != self.next_number {
             return Err(Error::InvalidArgument(format!(
@@ -243,14 +268,53 @@ impl WriteAheadLog {
         let file = self.file()?;
         file.write_all_at(&self.buffer, self.end)
             .map_err(|e| Error::from_io("write the write-ahead log", &e))?;
-        file.sync_data()
-            .map_err(|e| Error::from_io("sync the write-ahead log", &e))?;
+        if sync {
+            if let Err(e) = file.sync_data() {
+                if self.unsynced.is_some() {
+                    self.broken = Some(UNSYNCED_LOST);
+                }
+                return Err(Error::from_io("sync the write-ahead log", &e));
+            }
+            self.unsynced = None;
+        } else {
+            self.unsynced = Some(number);
+        }
         self.end = self.end.saturating_add(self.buffer.len() as u64);
         self.next_number = number.saturating_add(1);
         if self.buffer.capacity() > KEEP_BUFFER {
             self.buffer = Vec::new();
         }
         Ok(())
+    }
+
+    /// Syncs the records appended without a sync, if any: returns the number of the last
+    /// one, now durable. A failure stops the log (see `broken`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] or [`Error::DiskFull`] when the sync fails; [`Error::Storage`] when
+    /// the log is stopped.
+    pub(crate) fn sync(&mut self) -> Result<Option<u64>> {
+        let Some(last) = self.unsynced else {
+            return Ok(None);
+        };
+        if let Some(reason) = self.broken {
+            return Err(Error::storage("sync the write-ahead log", reason));
+        }
+        #[cfg(test)]
+        let synced = if std::mem::take(&mut self.fail_next_sync) {
+            Err(std::io::Error::from_raw_os_error(28))
+        } else {
+            self.file()?.sync_data()
+        };
+        #[cfg(not(test))]
+        let synced = self.file()?.sync_data();
+        if let Err(e) = synced {
+            self.broken = Some(UNSYNCED_LOST);
+            return Err(Error::from_io("sync the write-ahead log", &e));
+        }
+        self.unsynced = None;
+        Ok(Some(last))
     }
 
     /// Starts a new epoch after a checkpoint made the first `base` commits durable in
@@ -298,9 +362,13 @@ impl WriteAheadLog {
             });
         if let Err(error) = written {
             // The new header may be on disk or not: neither epoch can be appended to.
-            self.broken = true;
+            self.broken =
+                Some("a checkpoint could not sync the log's new header; reopen the database");
             return Err(error);
         }
+        // The checkpoint made sled's files durable: the old epoch's records, synced or
+        // not, are no longer needed.
+        self.unsynced = None;
         self.epoch = epoch;
         self.end = SECTOR;
         self.next_number = base.saturating_add(1);

@@ -1,11 +1,17 @@
 //! The sled engine with its write-ahead log ([`SledConfig::write_ahead_log`], format in
-//! `wal`): opening replays the log, a commit is logged and synced before sled sees it,
-//! and a checkpoint makes sled's own files durable so that the log can start over.
+//! `wal`): opening replays the log, a durable commit is logged and synced before sled
+//! sees it, and a checkpoint makes sled's own files durable so that the log can start
+//! over.
 //!
-//! sled applies a commit key by key here (its batch rolls its log buffer twice per call,
-//! two writes to disk), so readers are kept out while a commit applies: every read of the
-//! engine holds `Inner::applying` for reading, a commit holds it for writing, and a read
-//! never sees half a commit, as it would not with sled's batch.
+//! sled applies a durable commit key by key here (its batch rolls its log buffer twice
+//! per call, two writes to disk), so readers are kept out while a commit applies: every
+//! read of the engine holds `Inner::applying` for reading, a commit holds it for
+//! writing, and a read never sees half a commit, as it would not with sled's batch.
+//!
+//! A commit without durability (`Periodic`) is logged without a sync and applied as one
+//! sled batch: the next flush syncs its record. A crash of the process keeps the record
+//! (it is in the system's page cache); a power loss may keep sled's batch and lose the
+//! record, and [`finish_open`] then finds sled ahead of the log.
 //!
 //! [`SledConfig::write_ahead_log`]: super::SledConfig::write_ahead_log
 
@@ -40,11 +46,9 @@ pub(super) struct Opened {
 
 impl Opened {
     /// The commits sled will hold once the log is replayed: the last one logged, or
-    /// `sled_commits`.
+    /// `sled_commits` when sled is ahead of the log (see [`finish_open`]).
     pub(super) fn commits(opened: Option<&Self>, sled_commits: u64) -> u64 {
-        opened
-            .and_then(|o| o.recovered.last_number())
-            .unwrap_or(sled_commits)
+        opened.map_or(sled_commits, |o| o.log.last_number().max(sled_commits))
     }
 }
 
@@ -84,6 +88,15 @@ pub(super) fn open(
 /// before anything new is logged), then keeps the log, or removes it when the database
 /// is opened without one.
 ///
+/// sled may hold more commits than the log: commits without durability (`Periodic`)
+/// are applied as one sled batch each before their records are synced, and a power loss
+/// can keep the batches and lose the records. sled recovers a prefix of its own writes
+/// and each batch whole, so it then holds every commit up to its counter, and nothing
+/// is replayed: the log's records are all older, and replaying them would take back
+/// later writes. (A durable commit's record is synced before sled sees it, and its sync
+/// covers every record before it, so sled is never ahead of the log by a commit applied
+/// key by key.)
+///
 /// # Errors
 ///
 /// sled's failures while replaying; engine failures of the mark's version, the
@@ -102,7 +115,15 @@ pub(super) fn finish_open(inner: &Inner, opened: Option<Opened>) -> Result<Optio
         inner.mark.set_logged(true)?;
     }
     log.start()?;
-    if let Some(last) = recovered.last_number() {
+    if sled_commits > log.last_number() {
+        tracing::info!(
+            folder = %inner.path.display(),
+            sled_commits,
+            logged = log.last_number(),
+            "sled holds commits past the write-ahead log's end; nothing to replay"
+        );
+        checkpoint(inner, &mut log)?;
+    } else if let Some(last) = recovered.last_number() {
         recovered.replay(|_, ops| apply(&inner.db, ops))?;
         inner.mark.committed(last);
         tracing::info!(
@@ -122,11 +143,18 @@ pub(super) fn finish_open(inner: &Inner, opened: Option<Opened>) -> Result<Optio
 
 impl Inner {
     /// Logs the commit numbered `number` (the batch's ops, its log blocks and the commit
-    /// counter), syncs the log, then applies the same writes to sled with readers kept
-    /// out. Call under the commit lock. A failure to log writes nothing to sled; a
-    /// failure to apply stops all later writes until the database is opened again (the
-    /// open replays the commit). Returns whether the log has grown past its checkpoint
-    /// size (read under the same lock as the append).
+    /// counter), then applies the same writes to sled with readers kept out. Call under
+    /// the commit lock. A failure to log writes nothing to sled; a failure to apply
+    /// stops all later writes until the database is opened again (the open replays the
+    /// commit). Returns whether the log has grown past its checkpoint size (read under
+    /// the same lock as the append).
+    ///
+    /// `durable`: the log is synced before sled sees the commit, which is applied key by
+    /// key (an open replays whatever part of it sled lost). Otherwise (`Periodic`) the
+    /// record is left for the next flush to sync, and the commit is applied as one sled
+    /// batch, which sled recovers whole or not at all: sled may then hold commits whose
+    /// records a power loss took from the log, and an open finds sled ahead of the log
+    /// (see [`finish_open`]).
     ///
     /// # Errors
     ///
@@ -139,6 +167,7 @@ impl Inner {
         ops: &[WriteOp],
         blocks: &[(Vec<u8>, Vec<u8>)],
         counter: &[u8],
+        durable: bool,
     ) -> Result<bool> {
         let Some(wal) = &self.wal else {
             return Err(Error::storage("commit", "no write-ahead log"));
@@ -158,14 +187,20 @@ impl Inner {
             .chain(blocks.iter().map(|(key, block)| LoggedOp::Put(key, block)))
             .chain(std::iter::once(LoggedOp::Put(COUNTER_KEY, counter)))
             .collect();
-        logged.log.append(number, &logged_ops)?;
+        logged.log.append(number, &logged_ops, durable)?;
         let applied = {
             let _readers_out = self
                 .applying
                 .write()
                 .map_err(|_| Error::storage("commit", "reader lock poisoned"))?;
-            catch_unwind(AssertUnwindSafe(|| apply(&self.db, &logged_ops)))
-                .unwrap_or_else(|panic| Err(Error::panicked("apply a logged commit", &*panic)))
+            catch_unwind(AssertUnwindSafe(|| {
+                if durable {
+                    apply(&self.db, &logged_ops)
+                } else {
+                    apply_as_batch(&self.db, &logged_ops)
+                }
+            }))
+            .unwrap_or_else(|panic| Err(Error::panicked("apply a logged commit", &*panic)))
         };
         if let Err(error) = applied {
             let stopped = Error::storage(
@@ -195,6 +230,30 @@ impl Inner {
         }
     }
 
+    /// Syncs the records that commits without durability left unsynced, and counts them
+    /// in the commit mark (whose own sync follows): after this, every commit applied
+    /// before the call is durable. Runs as the step of a flush.
+    ///
+    /// # Errors
+    ///
+    /// The log's sync error (which stops the log: the records it did not write may be
+    /// lost, see `WriteAheadLog::sync`); the failure that stopped the log earlier.
+    pub(super) fn sync_log(&self) -> Result<()> {
+        let Some(wal) = &self.wal else {
+            return Ok(());
+        };
+        let mut logged = wal
+            .lock()
+            .map_err(|_| Error::storage("flush", "write-ahead log lock poisoned"))?;
+        if let Some(failed) = &logged.failed {
+            return Err(failed.clone());
+        }
+        if let Some(last) = logged.log.sync()? {
+            self.count_in_mark(last);
+        }
+        Ok(())
+    }
+
     /// Makes everything applied durable in sled's own files, records it in the commit
     /// mark, and starts the log over. Call under the commit lock.
     ///
@@ -216,10 +275,12 @@ impl Inner {
 }
 
 impl SledManager {
-    /// [`Backend::commit_durable`](crate::Backend::commit_durable) with the log: guards
-    /// and log offsets as a plain commit, then [`Inner::log_and_apply`]; no step is left
-    /// (the commit is durable), only the mark's sync for the next flush.
-    pub(super) fn commit_logged(&self, batch: &WriteBatch) -> Result<Durable> {
+    /// [`Backend::commit_durable`](crate::Backend::commit_durable) (`durable`) or
+    /// [`Backend::commit`](crate::Backend::commit) with the log: guards and log offsets
+    /// as a plain commit, then [`Inner::log_and_apply`]. No step is left: a durable
+    /// commit leaves only the mark's sync for the next flush, and the next flush syncs
+    /// the record of one that is not ([`Inner::sync_log`]).
+    pub(super) fn commit_logged(&self, batch: &WriteBatch, durable: bool) -> Result<Durable> {
         crate::backend::commit_mark::refuse_reserved(batch)?;
         let db = &self.inner.db;
         let mut state = self.commit_lock()?;
@@ -234,7 +295,7 @@ impl SledManager {
         let checkpoint_due =
             match self
                 .inner
-                .log_and_apply(number, &batch.ops, &assigned.blocks, &counter)
+                .log_and_apply(number, &batch.ops, &assigned.blocks, &counter, durable)
             {
                 Ok(due) => due,
                 Err(e) => {
@@ -247,7 +308,12 @@ impl SledManager {
         guards.committed(updates, &batch.ops, blocks.chain([COUNTER_KEY]));
         sequencer.committed(assigned);
         self.inner.mark.committed(number);
-        self.inner.count_in_mark(number);
+        if durable {
+            // A commit that is not durable yet is counted by the flush that syncs it: the
+            // mark never counts a commit a power loss could take from both the log and
+            // sled.
+            self.inner.count_in_mark(number);
+        }
         // After the commit counts as applied: the checkpoint's base must include it. A
         // failure is left for the next commit; this one is durable in the log.
         if checkpoint_due && let Err(error) = self.inner.checkpoint() {
@@ -311,6 +377,19 @@ fn checkpoint(inner: &Inner, log: &mut WriteAheadLog) -> Result<()> {
     inner.flush_durably()?;
     inner.mark.durable(applied)?;
     log.checkpointed(applied)
+}
+
+/// Applies logged writes to sled as one batch: sled's recovery keeps all of it or none.
+fn apply_as_batch(db: &sled::Db, ops: &[LoggedOp<'_>]) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for op in ops {
+        match op {
+            LoggedOp::Put(key, value) => batch.insert(*key, *value),
+            LoggedOp::Delete(key) => batch.remove(*key),
+        }
+    }
+    db.apply_batch(batch)
+        .map_err(|e| engine_error("apply a logged commit", e))
 }
 
 /// Applies logged writes to sled, key by key, in order.

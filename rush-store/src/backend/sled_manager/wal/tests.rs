@@ -58,7 +58,7 @@ fn write_all(folder: &Path, base: u64, commits: &Owned) -> u64 {
     assert!(recovered.last_number().is_none());
     log.start().unwrap();
     for (number, writes) in commits {
-        log.append(*number, &ops_of(writes)).unwrap();
+        log.append(*number, &ops_of(writes), true).unwrap();
     }
     log.end
 }
@@ -82,7 +82,7 @@ fn an_append_out_of_order_is_refused_and_writes_nothing() {
     log.start().unwrap();
     let (n, writes) = commit(2, 10);
     assert!(matches!(
-        log.append(n, &ops_of(&writes)),
+        log.append(n, &ops_of(&writes), true),
         Err(Error::InvalidArgument(_))
     ));
     assert_eq!(log.len(), 0);
@@ -97,7 +97,7 @@ fn a_checkpoint_starts_a_new_epoch_and_the_older_records_stop_counting() {
     log.start().unwrap();
     log.checkpointed(3).unwrap();
     let (n, writes) = commit(4, 10);
-    log.append(n, &ops_of(&writes)).unwrap();
+    log.append(n, &ops_of(&writes), true).unwrap();
     drop(log);
     let (_, recovered) = WriteAheadLog::open(dir.path(), 3).unwrap();
     // Commits 2 and 3 of the old epoch are still in the file after the new first record.
@@ -129,7 +129,7 @@ fn a_torn_last_record_ends_the_log_and_the_next_append_takes_its_place() {
     assert_eq!(replayed(&recovered), commits[..2].to_vec());
     log.start().unwrap();
     let (n, writes) = commit(3, 5);
-    log.append(n, &ops_of(&writes)).unwrap();
+    log.append(n, &ops_of(&writes), true).unwrap();
     drop(log);
     let (_, recovered) = WriteAheadLog::open(dir.path(), 0).unwrap();
     let mut expected = commits[..2].to_vec();
@@ -212,8 +212,12 @@ fn the_format_is_the_one_format_md_describes() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = WriteAheadLog::open(dir.path(), 0).unwrap();
     log.start().unwrap();
-    log.append(1, &[LoggedOp::Put(b"k", b"v"), LoggedOp::Delete(b"d")])
-        .unwrap();
+    log.append(
+        1,
+        &[LoggedOp::Put(b"k", b"v"), LoggedOp::Delete(b"d")],
+        true,
+    )
+    .unwrap();
     let bytes = std::fs::read(dir.path().join(WAL_FILE)).unwrap();
     // Grown by one zeroed chunk.
     assert_eq!(bytes.len() as u64, GROW_BY);
@@ -256,7 +260,7 @@ proptest! {
         log.start().unwrap();
         let mut ends = Vec::new();
         for (number, writes) in &commits {
-            log.append(*number, &ops_of(writes)).unwrap();
+            log.append(*number, &ops_of(writes), true).unwrap();
             ends.push(log.end);
         }
         drop(log);
@@ -285,11 +289,33 @@ fn a_header_that_could_not_be_synced_stops_the_log_until_it_is_opened_again() {
     let (mut log, _) = WriteAheadLog::open(dir.path(), 0).unwrap();
     log.start().unwrap();
     let (n, writes) = commit(1, 10);
-    log.append(n, &ops_of(&writes)).unwrap();
+    log.append(n, &ops_of(&writes), true).unwrap();
     // The file taken away: the next header cannot be written.
     log.file = Some(File::open(dir.path().join(WAL_FILE)).unwrap());
     assert!(log.checkpointed(1).is_err());
     let (n, writes) = commit(2, 10);
-    let error = log.append(n, &ops_of(&writes)).unwrap_err();
+    let error = log.append(n, &ops_of(&writes), true).unwrap_err();
+    assert!(error.to_string().contains("reopen the database"), "{error}");
+}
+
+#[test]
+fn records_written_without_a_sync_are_synced_once_and_a_failed_sync_stops_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = WriteAheadLog::open(dir.path(), 0).unwrap();
+    log.start().unwrap();
+    assert_eq!(log.sync().unwrap(), None);
+    for n in 1..=3 {
+        let (n, writes) = commit(n, 10);
+        log.append(n, &ops_of(&writes), false).unwrap();
+    }
+    assert_eq!(log.sync().unwrap(), Some(3));
+    assert_eq!(log.sync().unwrap(), None, "nothing left to sync");
+    let (n, writes) = commit(4, 10);
+    log.append(n, &ops_of(&writes), false).unwrap();
+    // The sync fails (a full disk), and record 4 may be lost.
+    log.fail_next_sync = true;
+    assert!(log.sync().is_err());
+    let (n, writes) = commit(5, 10);
+    let error = log.append(n, &ops_of(&writes), true).unwrap_err();
     assert!(error.to_string().contains("reopen the database"), "{error}");
 }
