@@ -108,7 +108,11 @@ fn a_format_1_log_replays_into_an_empty_sled_folder() {
 fn a_format_1_log_replays_into_a_database_opened_without_it_and_is_removed() {
     let folder = tempfile::tempdir().unwrap();
     fixtures_in(folder.path());
-    let db = SledManager::new(folder.path()).unwrap();
+    let without_log = SledConfig {
+        write_ahead_log: false,
+        ..SledConfig::default()
+    };
+    let db = SledManager::with_config(folder.path(), without_log).unwrap();
     assert_replayed(&db);
     assert!(!folder.path().join("rush-wal").exists());
 }

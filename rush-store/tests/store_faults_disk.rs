@@ -100,10 +100,10 @@ fn open(dir: &Path) -> rush_store::Result<Store<Count>> {
                 ..RedbConfig::default()
             },
         )?),
-        Some("sled-wal") => std::sync::Arc::new(SledManager::with_config(
+        Some("sled") => std::sync::Arc::new(SledManager::with_config(
             dir,
             SledConfig {
-                write_ahead_log: true,
+                write_ahead_log: false,
                 ..config
             },
         )?),

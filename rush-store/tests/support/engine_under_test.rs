@@ -1,8 +1,9 @@
-//! The engine the suites run on, chosen by `RUSH_TEST_ENGINE` (`memory`, `sled`,
-//! `sled-wal` (sled with its write-ahead log), `redb` or `postgres`), so that one harness
-//! runs every store, actor, projection, saga, crash and fault suite on each engine
-//! (`.ci/run` runs them five times). Unset, a test keeps its own
-//! choice: memory where it asked for a fresh database, sled where it asked for a folder.
+//! The engine the suites run on, chosen by `RUSH_TEST_ENGINE` (`memory`, `sled` (sled
+//! without its write-ahead log), `sled-wal` (sled with it, as it opens by default), `redb`
+//! or `postgres`), so that one harness runs every store, actor, projection, saga, crash and
+//! fault suite on each engine (`.ci/run` runs them five times). Unset, a test keeps its
+//! own choice: memory where it asked for a fresh database, sled as it opens by default
+//! where it asked for a folder.
 //!
 //! On `postgres`, one throwaway server serves the whole test process (or the one
 //! `RUSH_TEST_POSTGRES_URL` names); a fresh database is a new schema, and a folder is the
@@ -120,12 +121,21 @@ pub fn try_at(folder: impl AsRef<Path>) -> Result<Arc<dyn Backend>> {
     Ok(match chosen() {
         Some("redb") => Arc::new(RedbManager::new(folder)?),
         Some("postgres") => Arc::new(connect(schema_of(folder))?),
+        Some("sled") => Arc::new(SledManager::with_config(folder, sled_without_log())?),
         Some("sled-wal") => Arc::new(SledManager::with_config(folder, sled_wal())?),
         _ => Arc::new(SledManager::new(folder)?),
     })
 }
 
-/// sled with its write-ahead log, as `sled-wal` opens it.
+/// sled without its write-ahead log, as `sled` opens it.
+pub fn sled_without_log() -> SledConfig {
+    SledConfig {
+        write_ahead_log: false,
+        ..SledConfig::default()
+    }
+}
+
+/// sled with its write-ahead log, as `sled-wal` opens it (and the default does).
 pub fn sled_wal() -> SledConfig {
     SledConfig {
         write_ahead_log: true,

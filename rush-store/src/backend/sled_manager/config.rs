@@ -11,7 +11,8 @@ pub struct SledConfig {
     /// [`Durability::Periodic`](crate::Durability::Periodic) writes on a process crash.
     pub flush_every_ms: u64,
     /// After each flush, also fsync sled's files (default `true`). Without it, a flushed
-    /// write survives a process crash but not a power loss.
+    /// write survives a process crash but not a power loss. Off needs
+    /// [`SledConfig::write_ahead_log`] off too: the log's whole point is its sync.
     pub sync_to_disk: bool,
     /// Keep the commit mark (default `true`): every flush also records, in `rush-mark`,
     /// how many commits sled holds durably, and an open that finds fewer (sled recovered
@@ -19,8 +20,9 @@ pub struct SledConfig {
     /// silent loss of acknowledged events. It costs one 24-byte write and data sync per
     /// flush (engine_bench). Off, that rollback goes unnoticed.
     pub commit_mark: bool,
-    /// Put a write-ahead log in front of sled (default `false`; FORMAT.md, "The
-    /// write-ahead log"): each commit is appended to `rush-wal` and made durable with one
+    /// Put a write-ahead log in front of sled (default `true` since 2026-12-05, `false`
+    /// before; FORMAT.md, "The write-ahead log"): each durable commit is appended to
+    /// `rush-wal` and made durable with one
     /// data sync, then applied to sled without sled's batch (which writes sled's log twice
     /// per commit) and without sled's flush. sled flushes only at a checkpoint, when the
     /// log holds more than [`SledConfig::checkpoint_bytes`]; an open replays the log. A
@@ -30,7 +32,8 @@ pub struct SledConfig {
     /// is appended to the log without a sync and applied as one sled batch; the next
     /// flush syncs the log, so a crash of the process loses none of them. Opening the folder
     /// without the option replays and checkpoints the log, then removes it; until then,
-    /// builds that do not know the log refuse the folder. Needs
+    /// builds that do not know the log (before 2026-12-05) refuse the folder, so opening
+    /// a folder once with the log is a step an older build cannot undo by itself. Needs
     /// [`SledConfig::sync_to_disk`].
     pub write_ahead_log: bool,
     /// With [`SledConfig::write_ahead_log`]: the log's size that starts a checkpoint
@@ -46,7 +49,7 @@ impl Default for SledConfig {
             flush_every_ms: 500,
             sync_to_disk: true,
             commit_mark: true,
-            write_ahead_log: false,
+            write_ahead_log: true,
             checkpoint_bytes: 64 * 1024 * 1024,
         }
     }

@@ -70,7 +70,9 @@ pub(super) fn open(
 ) -> Result<Option<Opened>> {
     if config.write_ahead_log && !config.sync_to_disk {
         return Err(Error::InvalidArgument(
-            "SledConfig: write_ahead_log needs sync_to_disk".into(),
+            "SledConfig: write_ahead_log (on by default) needs sync_to_disk; \
+             set write_ahead_log: false to run without fsyncs"
+                .into(),
         ));
     }
     if !config.write_ahead_log && !folder.join(WAL_FILE).exists() {

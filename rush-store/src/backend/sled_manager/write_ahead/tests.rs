@@ -1,7 +1,7 @@
 //! The sled engine with its write-ahead log, through `SledManager`: what the log carries
 //! across an unclean stop, what an open without it does, checkpoints and backups. The
 //! engine contract, the damage matrix and a SIGKILL check run in `tests/engine_conformance.rs`,
-//! and every suite runs on it with `RUSH_TEST_ENGINE=sled-wal`.
+//! and every suite runs on it (the default) and with `RUSH_TEST_ENGINE=sled-wal`.
 use super::super::{SledConfig, SledManager};
 use crate::backend::{Backend, LogAppend, WriteBatch, WriteOp, confirm_now};
 use crate::error::Error;
@@ -12,6 +12,14 @@ fn logged() -> SledConfig {
         write_ahead_log: true,
         // sled's own flusher stays out of the way: only the log makes commits durable.
         flush_every_ms: 3_600_000,
+        ..SledConfig::default()
+    }
+}
+
+/// sled without its log (the default has one).
+fn without_log() -> SledConfig {
+    SledConfig {
+        write_ahead_log: false,
         ..SledConfig::default()
     }
 }
@@ -106,7 +114,7 @@ fn commits_the_log_made_durable_are_replayed_when_sleds_files_lack_them() {
 #[test]
 fn an_open_without_the_log_replays_it_checkpoints_and_removes_it() {
     let copy = unclean_after(10);
-    let plain = SledManager::new(copy.path()).unwrap();
+    let plain = SledManager::with_config(copy.path(), without_log()).unwrap();
     assert_holds(&plain, 10);
     assert!(!copy.path().join(super::WAL_FILE).exists());
     commit_durably(&plain, &put(10));
@@ -204,7 +212,7 @@ fn a_folder_with_the_log_carries_a_mark_of_version_2_until_opened_without_it() {
     };
     let copy = unclean_after(3);
     assert_eq!(version(copy.path()), 2);
-    drop(SledManager::new(copy.path()).unwrap());
+    drop(SledManager::with_config(copy.path(), without_log()).unwrap());
     assert_eq!(version(copy.path()), 1);
     drop(SledManager::with_config(copy.path(), logged()).unwrap());
     assert_eq!(version(copy.path()), 2);
