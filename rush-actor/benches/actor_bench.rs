@@ -1,5 +1,6 @@
-//! Persistent-actor benchmark: throughput, `ask` latency and recovery on sled and on redb
-//! (one row per engine, same run), against raw sled doing the same batched writes.
+//! Persistent-actor benchmark: throughput, `ask` latency and recovery on sled (with its
+//! write-ahead log, the default; rows `sled-nolog` without it) and on redb (one row per
+//! engine, same run), against raw sled doing the same batched writes.
 //!
 //! Run: `cargo bench -p rush-actor --bench actor_bench` (one run prints every table).
 //!
@@ -283,7 +284,7 @@ fn only_row() -> Option<(usize, bool, Engine)> {
     let mut parts = spec.split(':');
     let kind = match parts.next()? {
         "redb" => Engine::REDB,
-        "sled-wal" => Engine::SledWal,
+        "sled-nolog" => Engine::SledNoLog,
         _ => Engine::SLED,
     };
     let actors = parts.next()?.parse().ok()?;
@@ -354,7 +355,7 @@ fn main() {
     let mut raw: Vec<(RawRow, RawRow)> = Vec::new();
     let mut raw_like = Vec::new();
     let mut ours = Vec::new();
-    let mut ours_wal = Vec::new();
+    let mut ours_nolog = Vec::new();
     let mut ours_redb = Vec::new();
     let mut sqlite = Vec::new();
     let mut by_hand_sled = Vec::new();
@@ -375,13 +376,13 @@ fn main() {
         let before = raw_row(n, sizes.stored_plain, false);
         raw_like.push(raw_row(n, sizes.stored_plain, true));
         ours.push(runtime.block_on(actor_row(n, false, Engine::SLED)));
-        ours_wal.push(runtime.block_on(actor_row(n, false, Engine::SledWal)));
+        ours_nolog.push(runtime.block_on(actor_row(n, false, Engine::SledNoLog)));
         ours_redb.push(runtime.block_on(actor_row(n, false, Engine::REDB)));
         raw.push((before, raw_row(n, sizes.stored_plain, false)));
     }
     eprintln!("running 1000 encrypted actors ...");
     let encrypted = runtime.block_on(actor_row(1000, true, Engine::SLED));
-    let encrypted_wal = runtime.block_on(actor_row(1000, true, Engine::SledWal));
+    let encrypted_nolog = runtime.block_on(actor_row(1000, true, Engine::SledNoLog));
     let encrypted_redb = runtime.block_on(actor_row(1000, true, Engine::REDB));
     eprintln!("running recovery ...");
     let recovery = runtime.block_on(recovery_row(EngineKind::Sled));
@@ -409,11 +410,11 @@ fn main() {
     );
     let rows = ours.iter().zip(raw.iter().map(raw_rate));
     let rows = rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted, r)));
-    let wal_rows = ours_wal.iter().zip(raw.iter().map(raw_rate));
-    let wal_rows = wal_rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted_wal, r)));
+    let nolog_rows = ours_nolog.iter().zip(raw.iter().map(raw_rate));
+    let nolog_rows = nolog_rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted_nolog, r)));
     let redb_rows = ours_redb.iter().zip(raw.iter().map(raw_rate));
     let redb_rows = redb_rows.chain(raw.last().map(raw_rate).map(|r| (&encrypted_redb, r)));
-    let rows = rows.chain(wal_rows).chain(redb_rows);
+    let rows = rows.chain(nolog_rows).chain(redb_rows);
     for (o, r) in rows {
         let avg_group = if o.groups == 0 {
             0.0
@@ -455,7 +456,7 @@ fn main() {
         &sqlite,
         &by_hand_sled,
         &actors(&ours),
-        &actors(&ours_wal),
+        &actors(&ours_nolog),
         &actors(&ours_redb),
     );
 

@@ -19,8 +19,8 @@
 //!   the 1-subscriber catch-up rate, which reads and decodes the same events.
 //!
 //! `READ_SIDE_ONLY=projection` runs the setup and the projection rows alone (to profile
-//! them). `RUSH_BENCH_WAL=1` runs ours on sled with its write-ahead log
-//! (`SledConfig::write_ahead_log`).
+//! them). Ours runs on sled as it opens by default, with its write-ahead log;
+//! `RUSH_BENCH_NOLOG=1` runs it without (`SledConfig::write_ahead_log` off).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -337,15 +337,16 @@ fn main() {
     println!("rush read-side benchmark (cargo bench -p rush-actor --bench read_side_bench)");
     println!("machine: {}", machine());
     let dir = tempfile::tempdir().unwrap();
-    // `RUSH_BENCH_WAL=1`: ours on sled with its write-ahead log.
-    let with_log = std::env::var("RUSH_BENCH_WAL").as_deref() == Ok("1");
+    // `RUSH_BENCH_NOLOG=1`: ours on sled without its write-ahead log.
+    let with_log = std::env::var("RUSH_BENCH_NOLOG").as_deref() != Ok("1");
     let config = SledConfig {
         write_ahead_log: with_log,
         ..SledConfig::default()
     };
-    if with_log {
-        println!("engine: sled with Rush's write-ahead log");
-    }
+    println!(
+        "engine: sled {} Rush's write-ahead log",
+        if with_log { "with" } else { "without" }
+    );
     let backend: Arc<dyn Backend> = Arc::new(SledManager::with_config(dir.path(), config).unwrap());
     let took = populate(&backend);
     println!(

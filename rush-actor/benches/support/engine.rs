@@ -1,5 +1,6 @@
-//! The engines the benchmarks and `perf_report` put side by side: each engine kind, and
-//! sled with its write-ahead log (`SledConfig::write_ahead_log`). Included by path where
+//! The engines the benchmarks and `perf_report` put side by side: each engine kind as it
+//! opens by default (sled with its write-ahead log), and sled without the log
+//! (`SledConfig::write_ahead_log` off, the default before 2026-12-05). Included by path where
 //! it is used, so that both measure the same configurations.
 
 use rush_store::{Backend, EngineKind, SledConfig, SledManager};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     Kind(EngineKind),
-    SledWal,
+    SledNoLog,
 }
 
 impl Engine {
@@ -22,10 +23,10 @@ impl Engine {
     pub fn open(self, dir: &Path, cache: u64) -> rush_store::Result<Arc<dyn Backend>> {
         match self {
             Self::Kind(kind) => kind.open(dir, cache),
-            Self::SledWal => {
+            Self::SledNoLog => {
                 let config = SledConfig {
                     cache_capacity: cache,
-                    write_ahead_log: true,
+                    write_ahead_log: false,
                     ..SledConfig::default()
                 };
                 Ok(Arc::new(SledManager::with_config(dir, config)?))
@@ -37,7 +38,7 @@ impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Self::Kind(kind) => kind.name(),
-            Self::SledWal => "sled+wal",
+            Self::SledNoLog => "sled-nolog",
         }
     }
 }

@@ -239,13 +239,13 @@ pub async fn writer_row(
 }
 
 /// Table 1b: the writer's rows on SQLite and on sled beside the actors' of the same run,
-/// given as (cmds/s, CPU per command) per level, on sled, on sled with its write-ahead log
-/// and on redb.
+/// given as (cmds/s, CPU per command) per level, on sled (with its write-ahead log, the
+/// default), on sled without the log and on redb.
 pub fn print_table(
     sqlite: &[WriterRow],
     by_hand_sled: &[WriterRow],
     sled: &[(f64, Duration)],
-    sled_wal: &[(f64, Duration)],
+    sled_nolog: &[(f64, Duration)],
     redb: &[(f64, Duration)],
 ) {
     println!(
@@ -267,8 +267,8 @@ pub fn print_table(
         "sled/sqlite",
         "sled CPU",
         "sled/hand",
-        "wal/sqlite",
-        "wal CPU",
+        "nolog/sqlite",
+        "nolog CPU",
         "redb/sqlite",
         "redb CPU",
         "other"
@@ -277,7 +277,7 @@ pub fn print_table(
         .iter()
         .zip(by_hand_sled)
         .zip(sled)
-        .zip(sled_wal)
+        .zip(sled_nolog)
         .zip(redb)
     {
         let avg_group = q.writes as f64 / q.groups.max(1) as f64;
@@ -307,8 +307,9 @@ pub fn print_table(
          writer thread and awaits its reply; the writer commits every write waiting at that \
          moment in one transaction: SQLite, or by hand on sled under Rush's key shape. \
          CPU/cmd: this process's CPU time, every thread, per reply; avg grp: SQLite's over \
-         the whole run; sled/sqlite, sled/hand, wal/sqlite and redb/sqlite: actors' cmds/s \
-         of table 1, unencrypted (wal: sled with its write-ahead log), over the writers'; \
+         the whole run; sled/sqlite, sled/hand, nolog/sqlite and redb/sqlite: actors' cmds/s \
+         of table 1, unencrypted (sled: with its write-ahead log, the default; nolog: \
+         without it), over the writers'; \
          other: the larger of the two writers' windows)"
     );
     println!();
