@@ -413,6 +413,15 @@ impl Backend for SledManager {
         })))
     }
 
+    fn closing(&self) -> Result<()> {
+        if self.inner.wal.is_none() {
+            return Ok(());
+        }
+        // A checkpoint: the next open has no record to replay.
+        let _state = self.commit_lock()?;
+        self.inner.checkpoint()
+    }
+
     fn size_on_disk(&self) -> Result<u64> {
         self.inner
             .db

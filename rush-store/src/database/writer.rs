@@ -323,6 +323,7 @@ impl Writer {
                 }
                 Job::Stop { done } => {
                     self.commit_group(&mut group);
+                    self.closing();
                     let _ = self.flush_then(vec![Answer::Flush(done)]);
                     stop = true;
                     break;
@@ -412,6 +413,20 @@ impl Writer {
         };
         catch_unwind(AssertUnwindSafe(|| engine.copy_files_to(dest)))
             .unwrap_or_else(|panic| Err(Error::panicked("copy the engine's files", &*panic)))
+    }
+
+    /// Lets the engine prepare for the next open before the last flush
+    /// ([`Backend::closing`]); a failure or panic is logged: the flush that follows makes
+    /// everything acknowledged durable all the same.
+    fn closing(&self) {
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        let closed = catch_unwind(AssertUnwindSafe(|| engine.closing()))
+            .unwrap_or_else(|panic| Err(Error::panicked("prepare the engine to close", &*panic)));
+        if let Err(error) = closed {
+            tracing::warn!(%error, "the engine could not prepare for its next open");
+        }
     }
 
     /// Answers `answers` and lets readers see what the engine made durable, after `step`

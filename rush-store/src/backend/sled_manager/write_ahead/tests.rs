@@ -293,3 +293,22 @@ fn sled_ahead_of_the_log_is_kept_as_it_is_not_rolled_back_by_older_records() {
         Some(10u32.to_be_bytes().to_vec())
     );
 }
+
+/// A database that stops cleanly checkpoints: the next open has nothing to replay.
+#[test]
+fn a_database_that_stops_leaves_nothing_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = SledManager::with_config(dir.path(), logged()).unwrap();
+    let db = crate::Database::open(engine.clone(), crate::DatabaseConfig::default()).unwrap();
+    let table = db.table::<u64>("t").unwrap();
+    for i in 0..20 {
+        table.put(&format!("k{i}"), &i).unwrap();
+    }
+    db.shutdown_blocking().unwrap();
+    let commits = super::super::stored_commits(&engine.inner.db).unwrap();
+    drop(db);
+    drop(table);
+    drop(engine);
+    let (_, recovered) = super::super::wal::WriteAheadLog::open(dir.path(), commits).unwrap();
+    assert_eq!(recovered.last_number(), None, "records left to replay");
+}
