@@ -24,7 +24,7 @@ use crate::backend::{Durable, Visitor, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Mutex, RwLockReadGuard};
+use std::sync::{Mutex, MutexGuard, RwLockReadGuard};
 use tracing::warn;
 
 /// The open log, and the failure that stopped it.
@@ -171,12 +171,9 @@ impl Inner {
         counter: &[u8],
         durable: bool,
     ) -> Result<bool> {
-        let Some(wal) = &self.wal else {
+        let Some(mut logged) = self.lock_log("commit")? else {
             return Err(Error::storage("commit", "no write-ahead log"));
         };
-        let mut logged = wal
-            .lock()
-            .map_err(|_| Error::storage("commit", "write-ahead log lock poisoned"))?;
         if let Some(failed) = &logged.failed {
             return Err(failed.clone());
         }
@@ -241,12 +238,9 @@ impl Inner {
     /// The log's sync error (which stops the log: the records it did not write may be
     /// lost, see `WriteAheadLog::sync`); the failure that stopped the log earlier.
     pub(super) fn sync_log(&self) -> Result<()> {
-        let Some(wal) = &self.wal else {
+        let Some(mut logged) = self.lock_log("flush")? else {
             return Ok(());
         };
-        let mut logged = wal
-            .lock()
-            .map_err(|_| Error::storage("flush", "write-ahead log lock poisoned"))?;
         if let Some(failed) = &logged.failed {
             return Err(failed.clone());
         }
@@ -266,13 +260,20 @@ impl Inner {
     /// header that may have reached the disk unsynced stops the log until the database
     /// is opened again.
     pub(super) fn checkpoint(&self) -> Result<()> {
-        let Some(wal) = &self.wal else {
+        let Some(mut logged) = self.lock_log("checkpoint")? else {
             return Ok(());
         };
-        let mut logged = wal
-            .lock()
-            .map_err(|_| Error::storage("checkpoint", "write-ahead log lock poisoned"))?;
         checkpoint(self, &mut logged.log)
+    }
+
+    /// The open log, locked for `operation` (`None`: the database runs without one).
+    fn lock_log(&self, operation: &'static str) -> Result<Option<MutexGuard<'_, Logged>>> {
+        let Some(wal) = &self.wal else {
+            return Ok(None);
+        };
+        wal.lock()
+            .map(Some)
+            .map_err(|_| Error::storage(operation, "write-ahead log lock poisoned"))
     }
 }
 
