@@ -7,8 +7,11 @@ pub struct SledConfig {
     /// Encrypted records carry 40 bytes of nonce and tag, so the same number of recent
     /// events needs about 1.6x the cache that plain records would.
     pub cache_capacity: u64,
-    /// sled's background flush period in milliseconds (default 500): the loss window of
-    /// [`Durability::Periodic`](crate::Durability::Periodic) writes on a process crash.
+    /// sled's background flush period in milliseconds (default 500). Without the
+    /// write-ahead log, the loss window of
+    /// [`Durability::Periodic`](crate::Durability::Periodic) writes on a process crash;
+    /// with it, those writes are in the log from the start, and the flusher only writes
+    /// sled's buffers out sooner than a checkpoint would.
     pub flush_every_ms: u64,
     /// After each flush, also fsync sled's files (default `true`). Without it, a flushed
     /// write survives a process crash but not a power loss. Off needs
