@@ -185,11 +185,8 @@ fn the_log_needs_sync_to_disk() {
 #[test]
 fn a_log_cut_after_the_mark_counted_its_commits_is_damage() {
     let copy = unclean_after(10);
-    // The last four records gone (one sector each, after the header).
-    let wal = copy.path().join(super::WAL_FILE);
-    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
-    file.set_len(512 + 6 * 512).unwrap();
-    drop(file);
+    // The last four records gone.
+    keep_records(copy.path(), 6);
     let error = SledManager::with_config(copy.path(), logged())
         .err()
         .unwrap();
@@ -228,6 +225,30 @@ fn put_hot(i: u32) -> WriteBatch {
     batch
 }
 
+/// Cuts the folder's log after its first `records` records (one sector each after the
+/// header, as the commits of these tests are).
+fn keep_records(folder: &Path, records: u64) {
+    let wal = folder.join(super::WAL_FILE);
+    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    file.set_len(512 + records * 512).unwrap();
+}
+
+/// A database with the log in a new folder: five durable commits of `batch(0..5)`, then
+/// five without durability (`Backend::commit`) of `batch(5..10)`.
+fn five_durable_then_five_periodic(
+    batch: fn(u32) -> WriteBatch,
+) -> (tempfile::TempDir, SledManager) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = SledManager::with_config(dir.path(), logged()).unwrap();
+    for i in 0..5 {
+        commit_durably(&db, &batch(i));
+    }
+    for i in 5..10 {
+        db.commit(&batch(i)).unwrap().unwrap();
+    }
+    (dir, db)
+}
+
 fn marked(folder: &Path) -> u64 {
     crate::backend::commit_mark::read(&folder.join("rush-mark"))
         .unwrap()
@@ -236,14 +257,7 @@ fn marked(folder: &Path) -> u64 {
 
 #[test]
 fn commits_without_durability_survive_a_crash_of_the_process_and_are_synced_by_the_next_flush() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SledManager::with_config(dir.path(), logged()).unwrap();
-    for i in 0..5 {
-        commit_durably(&db, &put(i));
-    }
-    for i in 5..10 {
-        db.commit(&put(i)).unwrap().unwrap();
-    }
+    let (dir, db) = five_durable_then_five_periodic(put);
     // Not durable yet: the mark counts only what a power loss cannot take.
     assert_eq!(marked(dir.path()), 5);
     // Their records are written, so a crash of the process keeps them.
@@ -260,22 +274,12 @@ fn commits_without_durability_survive_a_crash_of_the_process_and_are_synced_by_t
 /// records would take back later writes of keys they share.
 #[test]
 fn sled_ahead_of_the_log_is_kept_as_it_is_not_rolled_back_by_older_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = SledManager::with_config(dir.path(), logged()).unwrap();
-    for i in 0..5 {
-        commit_durably(&db, &put_hot(i));
-    }
-    for i in 5..10 {
-        db.commit(&put_hot(i)).unwrap().unwrap();
-    }
+    let (dir, db) = five_durable_then_five_periodic(put_hot);
     // sled writes its files; the log's last five records never reach the disk.
     db.inner.db.flush().unwrap();
     let copy = unclean_copy(dir.path());
     drop(db);
-    let wal = copy.path().join(super::WAL_FILE);
-    let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
-    file.set_len(512 + 5 * 512).unwrap();
-    drop(file);
+    keep_records(copy.path(), 5);
     let reopened = SledManager::with_config(copy.path(), logged()).unwrap();
     assert_holds(&reopened, 10);
     assert_eq!(
