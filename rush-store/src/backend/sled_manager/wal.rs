@@ -269,11 +269,11 @@ impl WriteAheadLog {
         file.write_all_at(&self.buffer, self.end)
             .map_err(|e| Error::from_io("write the write-ahead log", &e))?;
         if sync {
-            if let Err(e) = file.sync_data() {
+            if let Err(error) = self.sync_file() {
                 if self.unsynced.is_some() {
                     self.broken = Some(UNSYNCED_LOST);
                 }
-                return Err(Error::from_io("sync the write-ahead log", &e));
+                return Err(error);
             }
             self.unsynced = None;
         } else {
@@ -301,20 +301,25 @@ impl WriteAheadLog {
         if let Some(reason) = self.broken {
             return Err(Error::storage("sync the write-ahead log", reason));
         }
-        #[cfg(test)]
-        let synced = if std::mem::take(&mut self.fail_next_sync) {
-            Err(std::io::Error::from_raw_os_error(28))
-        } else {
-            self.file()?.sync_data()
-        };
-        #[cfg(not(test))]
-        let synced = self.file()?.sync_data();
-        if let Err(e) = synced {
+        if let Err(error) = self.sync_file() {
             self.broken = Some(UNSYNCED_LOST);
-            return Err(Error::from_io("sync the write-ahead log", &e));
+            return Err(error);
         }
         self.unsynced = None;
         Ok(Some(last))
+    }
+
+    /// `fdatasync` of the file (tests: fails once after `fail_next_sync`, as a full disk
+    /// would).
+    fn sync_file(&mut self) -> Result<()> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            let full = std::io::Error::from_raw_os_error(28);
+            return Err(Error::from_io("sync the write-ahead log", &full));
+        }
+        self.file()?
+            .sync_data()
+            .map_err(|e| Error::from_io("sync the write-ahead log", &e))
     }
 
     /// Starts a new epoch after a checkpoint made the first `base` commits durable in
