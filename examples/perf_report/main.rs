@@ -20,6 +20,9 @@
 
 #[path = "../../rush-store/benches/support/bank_workload.rs"]
 mod bank_workload;
+#[path = "../../rush-store/benches/support/cpu.rs"]
+#[allow(dead_code)]
+mod cpu;
 #[path = "../../rush-actor/benches/support/engine.rs"]
 mod engine;
 mod recovery;

@@ -7,12 +7,16 @@
 //!   (`PERF_REPORT_RAW=0`: ours alone, for a profile of ours only).
 //! - `bytes`: the load of 1M events on each engine and raw, and the bytes each leaves on
 //!   disk.
+//! - `actors`: the 1,000-encrypted-actor row on sled, five times, each beside raw's spread
+//!   batches (`PERF_REPORT_RAW=0`: ours alone), with the process CPU time per command.
 
 use super::recovery::{populate_for_recovery, raw_recovery, recover_all};
 use super::{
-    ACTORS, ENGINES, Engine, catch_up, human, load_history, mib, raw_catch_up, raw_load_history,
+    ACTORS, ENGINES, Engine, actors_group_commit, catch_up, human, load_history, mib, raw_actors,
+    raw_catch_up, raw_load_history,
 };
 use crate::bank_workload::BankEvent;
+use crate::cpu;
 use std::time::Instant;
 use tokio::runtime::Runtime;
 
@@ -22,7 +26,8 @@ pub fn run(only: &str, runtime: &Runtime, pool: &[BankEvent]) {
         "recovery" => recovery(runtime, pool),
         "catch-up" => catch_up_only(runtime, pool),
         "bytes" => bytes(pool),
-        other => eprintln!("PERF_REPORT_ONLY={other}: use recovery, catch-up or bytes"),
+        "actors" => actors(runtime, pool),
+        other => eprintln!("PERF_REPORT_ONLY={other}: use recovery, catch-up, bytes or actors"),
     }
 }
 
@@ -80,6 +85,27 @@ fn bytes(pool: &[BankEvent]) {
             bytes as f64 / raw_bytes as f64,
             mib(raw_bytes),
             started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn actors(runtime: &Runtime, pool: &[BankEvent]) {
+    for _ in 0..5 {
+        let cpu = cpu::process_cpu();
+        let ours = runtime.block_on(actors_group_commit(Engine::SLED));
+        let cpu = cpu::process_cpu() - cpu;
+        let versus = if with_raw() {
+            let raw = raw_actors(pool, true);
+            format!(", raw {} ({:.2}x)", human(raw), ours / raw)
+        } else {
+            String::new()
+        };
+        // The CPU time covers the spawning and the shutdown too: compare runs, not rows.
+        let per_command = cpu.as_secs_f64() / (ours * super::ACTORS_FOR.as_secs_f64());
+        println!(
+            "{ACTORS} encrypted actors on sled: {} cmd/s{versus}, process CPU {:.1} us/cmd",
+            human(ours),
+            per_command * 1e6
         );
     }
 }

@@ -309,7 +309,8 @@ fn main() {
             "{} {} actors enc={}: {:.0} cmds/s, CPU/cmd {:?}, ask p50 {:?}, groups {}, members {}",
             r.engine, r.actors, r.encrypted, r.rate, r.cpu_per_command, r.p50, r.groups, r.members
         );
-        if kind != Engine::REDB {
+        // `ACTOR_BENCH_ALONE=1`: the row only (to count instructions under `perf stat`).
+        if kind != Engine::REDB && std::env::var_os("ACTOR_BENCH_ALONE").is_none() {
             // And raw sled's group of as many events, for the latency ratio.
             let raw = raw_row(actors, event_sizes().stored_plain, false);
             println!(

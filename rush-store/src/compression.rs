@@ -99,6 +99,14 @@ impl CompressionStats {
         }
     }
 
+    /// Adds what `other` counted.
+    pub(crate) fn add(&mut self, other: &CompressionStats) {
+        self.original_bytes += other.original_bytes;
+        self.compressed_bytes += other.compressed_bytes;
+        self.compressed_events += other.compressed_events;
+        self.uncompressed_events += other.uncompressed_events;
+    }
+
     pub(crate) fn record(&mut self, original: usize, stored: usize, compressed: bool) {
         self.original_bytes += original as u64;
         self.compressed_bytes += stored as u64;

@@ -4,6 +4,7 @@
 use crate::backend::{Backend, Guard, WriteBatch, WriteOp};
 use crate::codec::{Codec, Decoded, Encoded};
 use crate::collection_log;
+use crate::compression::CompressionStats;
 use crate::database::Core;
 use crate::error::{Error, Result};
 use crate::keys::{EntityKey, RecordKind};
@@ -141,7 +142,8 @@ pub(crate) struct PreparedAppend {
     pub(crate) expected: u64,
     pub(crate) last_seq: u64,
     pub(crate) timestamp_micros: u64,
-    pub(crate) encoded: Vec<(usize, usize, bool)>,
+    /// What compression did to the events.
+    pub(crate) encoded: CompressionStats,
 }
 
 /// Encodes `events` as the entries `expected + 1 ..` of the journal, each with its meta
@@ -162,7 +164,7 @@ pub(crate) fn prepare_append<E: Serialize>(
     let timestamp_micros = now_micros();
     let mut ops = Vec::with_capacity(events.len());
     let mut appends = Vec::with_capacity(events.len());
-    let mut encoded = Vec::with_capacity(events.len());
+    let mut encoded = CompressionStats::default();
     for (seq, event) in (expected + 1..).zip(events) {
         let record_key = key.event_key(seq);
         let Encoded {
@@ -171,7 +173,7 @@ pub(crate) fn prepare_append<E: Serialize>(
             payload_len,
             compressed,
         } = codec.encode_event(&record_key, timestamp_micros, &meta_of(event), event)?;
-        encoded.push((serialized_len, payload_len, compressed));
+        encoded.record(serialized_len, payload_len, compressed);
         ops.push(WriteOp::Put {
             key: record_key,
             value: bytes,

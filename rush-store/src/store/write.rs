@@ -178,9 +178,7 @@ impl<A: PersistentActor> Store<A> {
     /// Records that `prepared` was committed.
     fn complete_append(&mut self, prepared: &PreparedAppend, bytes_written: usize, took: Duration) {
         self.highest = prepared.last_seq;
-        for (serialized, stored, compressed) in &prepared.encoded {
-            self.stats.record(*serialized, *stored, *compressed);
-        }
+        self.stats.add(&prepared.encoded);
         let m = &mut self.metrics;
         m.events_persisted += prepared.last_seq.saturating_sub(prepared.expected);
         m.persist_calls = m.persist_calls.saturating_add(1);
@@ -239,10 +237,7 @@ impl<A: PersistentActor> Store<A> {
             let actual = journal::read_head(self.engine()?.as_ref(), &self.key)?;
             return Err(Error::Conflict { expected, actual });
         }
-        self.stats.original_bytes += prepared.stats.original_bytes;
-        self.stats.compressed_bytes += prepared.stats.compressed_bytes;
-        self.stats.compressed_events += prepared.stats.compressed_events;
-        self.stats.uncompressed_events += prepared.stats.uncompressed_events;
+        self.stats.add(&prepared.stats);
         self.metrics.snapshots_created += 1;
         self.metrics.bytes_written += bytes as u64;
         debug!("snapshot written");
