@@ -101,3 +101,38 @@ pub(crate) fn raw_row(n: usize, value_len: usize, like_ours: bool) -> RawRow {
         group_p99: percentile(&groups, 0.99),
     }
 }
+
+/// sled's insert alone, the floor under any write path on it: rounds of one event for
+/// each of `n` entities, `Tree::insert` key by key (what the write-ahead log's apply
+/// does), no flush, no fsync. Returns this process's CPU time over the measured window
+/// (sled's threads included) and the inserts made meanwhile.
+pub(crate) fn raw_inserts(n: usize, value_len: usize) -> (Duration, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled_config(dir.path()).open().unwrap();
+    let value: Vec<u8> = (0..value_len).map(|i| (i * 31 + 7) as u8).collect();
+    let ids: Vec<String> = (0..n).map(account_id).collect();
+    let measure_from = Instant::now() + WARMUP;
+    let measure_to = measure_from + MEASURE;
+    let mut cpu_from = None;
+    let mut inserts = 0u64;
+    let mut seq = 0u64;
+    while Instant::now() < measure_to {
+        if cpu_from.is_none() && Instant::now() >= measure_from {
+            cpu_from = Some(cpu_sample());
+        }
+        seq += 1;
+        for id in &ids {
+            db.insert(record_key(1, id, Some(seq)), value.as_slice())
+                .unwrap();
+        }
+        if cpu_from.is_some() {
+            inserts += n as u64;
+        }
+    }
+    let cpu = cpu_from.map_or(Duration::ZERO, |from| {
+        cpu_sample().own.saturating_sub(from.own)
+    });
+    drop(db);
+    drop(dir);
+    (cpu, inserts)
+}
