@@ -273,8 +273,6 @@ async fn actor_row(actors: usize, encrypted: bool, kind: Engine) -> ActorRow {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Main: run everything once and print the tables.
 /// The measured window of an actor row: [`MEASURE`], or `ACTOR_BENCH_SECONDS` in the
 /// one-row mode (long enough for the write-ahead log's checkpoints, every 64 MiB of it,
 /// to show in the latencies).
@@ -287,10 +285,14 @@ fn actor_window() -> Duration {
 }
 
 // ---------------------------------------------------------------------------------------
+// Main: run everything once and print the tables.
+// ---------------------------------------------------------------------------------------
 
 /// `ACTOR_BENCH_ONLY=<engine>:<actors>[:enc]` (say `sled:1000`) runs that one actor row
-/// alone and prints it: a short run to profile. On sled, raw sled's group of as many events
-/// and the hand-written writers (SQLite, sled) with as many clients follow it.
+/// alone and prints it: a short run to profile. On sled, raw sled's group of as many events,
+/// sled's insert alone and the hand-written writers (SQLite, sled) with as many clients
+/// follow it, unless `ACTOR_BENCH_ALONE=1`; `ACTOR_BENCH_SECONDS=<n>` measures the row for
+/// `n` seconds instead of two.
 fn only_row() -> Option<(usize, bool, Engine)> {
     let spec = std::env::var("ACTOR_BENCH_ONLY").ok()?;
     let mut parts = spec.split(':');
@@ -330,7 +332,7 @@ fn main() {
             r.groups,
             r.members
         );
-        // `ACTOR_BENCH_ALONE=1`: the row only (to count instructions under `perf stat`).
+        // `ACTOR_BENCH_ALONE=1`: the row only (to profile it under `perf record`).
         if kind != Engine::REDB && std::env::var_os("ACTOR_BENCH_ALONE").is_none() {
             // And raw sled's group of as many events, for the latency ratio.
             let raw = raw_row(actors, event_sizes().stored_plain, false);
