@@ -4,17 +4,16 @@
 use super::commit_mark::{COUNTER_KEY, CommitMark, clamp_end, is_reserved};
 use super::guard_cache::GuardCache;
 use super::log_block::block_end;
-use super::sled_lock::{LockRelease, is_locked, wait_until_unlocked};
+use super::sled_lock::LockRelease;
 use super::{Backend, GuardFailed, Sequencer, WriteBatch, WriteOp};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
 use std::fs::File;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 mod config;
 mod flush;
+mod open;
 mod wal;
 mod write_ahead;
 
@@ -51,17 +50,6 @@ struct Inner {
     _released: LockRelease,
 }
 
-/// Forgets `folder` in this process's registry once its database is closed.
-fn forget_closed(folder: &Path) {
-    if let Ok(mut open) = open_databases().lock()
-        && open
-            .get(folder)
-            .is_some_and(|entry| entry.strong_count() == 0)
-    {
-        open.remove(folder);
-    }
-}
-
 impl std::fmt::Debug for SledManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SledManager")
@@ -77,150 +65,7 @@ struct CommitState {
     sequencer: Sequencer,
 }
 
-fn open_databases() -> &'static Mutex<HashMap<PathBuf, Weak<Inner>>> {
-    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = OnceLock::new();
-    OPEN.get_or_init(Mutex::default)
-}
-
 impl SledManager {
-    /// Opens (or creates) the database in folder `path` with [`SledConfig::default`].
-    ///
-    /// # Errors
-    ///
-    /// As [`SledManager::with_config`].
-    pub fn new(path: impl AsRef<Path>) -> Result<Self> {
-        Self::with_config(path, SledConfig::default())
-    }
-
-    /// Opens (or creates) the database in `path` with `config`. When this process already
-    /// has the folder open, the open database is returned and `config` is ignored.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::DatabaseLocked`]: another process has the folder open.
-    /// - [`Error::Corrupted`]: sled's files or the commit mark are damaged, or sled holds
-    ///   fewer commits than were acknowledged (see [`SledConfig::commit_mark`]); nothing is
-    ///   changed.
-    /// - [`Error::Io`] or [`Error::DiskFull`]: the folder cannot be created or its files
-    ///   opened; other sled failures are [`Error::Storage`].
-    pub fn with_config(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
-        let path = path.as_ref();
-        std::fs::create_dir_all(path).map_err(|e| Error::from_io("create database folder", &e))?;
-        let path = path
-            .canonicalize()
-            .map_err(|e| Error::from_io("resolve database folder", &e))?;
-        // The registry holds only weak handles: a panic elsewhere leaves it consistent.
-        let mut open = open_databases()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match open.get(&path).map(Weak::upgrade) {
-            Some(Some(inner)) => return Ok(Self { inner }),
-            // Closing in this process right now (its last handle was dropped on another
-            // thread): wait for that close, not for a timer.
-            Some(None) => wait_until_unlocked(&path.join("db")),
-            None => {}
-        }
-        // sled 0.34.7 can panic on damaged files ("tried to serialize Uninitialized"):
-        // that is damage, reported as such, and the panic stays here.
-        let db = catch_unwind(AssertUnwindSafe(|| open_sled(&path, &config))).unwrap_or_else(
-            |panic| {
-                Err(Error::Corrupted {
-                    record: format!("sled's files in {}", path.display()),
-                    reason: format!(
-                        "sled panicked while opening them: {}",
-                        crate::error::panic_message(&*panic)
-                    ),
-                })
-            },
-        )?;
-        let sled_commits = stored_commits(&db)?;
-        // A log left by an earlier open is replayed whatever this open asks for: its
-        // records were acknowledged. The mark is checked against what sled holds then.
-        let opened = write_ahead::open(&path, &config, sled_commits)?;
-        let commits = write_ahead::Opened::commits(opened.as_ref(), sled_commits);
-        let mark = Arc::new(CommitMark::open(
-            if opened.is_some() {
-                "sled with its write-ahead log"
-            } else {
-                "sled"
-            },
-            &path,
-            commits,
-            config.sync_to_disk && config.commit_mark,
-        )?);
-        let db_file = if config.sync_to_disk {
-            Some(
-                File::open(path.join("db"))
-                    .map_err(|e| Error::from_io("open db file for fsync", &e))?,
-            )
-        } else {
-            None
-        };
-        let mut inner = Inner {
-            path: path.clone(),
-            db,
-            config,
-            commit_lock: Mutex::new(CommitState::default()),
-            db_file,
-            synced_blobs: Mutex::new(0),
-            mark,
-            wal: None,
-            applying: RwLock::new(()),
-            _released: LockRelease::new(&path, forget_closed),
-        };
-        match write_ahead::finish_open(&inner, opened) {
-            Ok(wal) => inner.wal = wal,
-            Err(error) => {
-                // Closing takes the registry's lock (see `forget_closed`).
-                drop(open);
-                drop(inner);
-                return Err(error);
-            }
-        }
-        let inner = Arc::new(inner);
-        open.insert(path, Arc::downgrade(&inner));
-        Ok(Self { inner })
-    }
-
-    /// Opens the database that already exists in folder `path`, never creating one (tools
-    /// that inspect a database must not leave an empty one behind a typo).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotADatabase`] for a missing folder, one without sled's `conf` and `db`
-    /// files, or one sled cannot open; otherwise as [`SledManager::with_config`].
-    pub fn open_existing(path: impl AsRef<Path>, config: SledConfig) -> Result<Self> {
-        let path = path.as_ref();
-        let not_a_database = |reason: &str| Error::NotADatabase {
-            path: path.to_path_buf(),
-            reason: reason.to_owned(),
-        };
-        if !path.exists() {
-            return Err(not_a_database("the folder does not exist"));
-        }
-        if !path.is_dir() {
-            return Err(not_a_database("it is not a folder"));
-        }
-        // sled 0.34.7 writes both files when it creates a database, before anything else.
-        if !path.join("conf").is_file() || !path.join("db").is_file() {
-            return Err(not_a_database(
-                "the folder holds no sled database (no `conf` and `db` files)",
-            ));
-        }
-        Self::with_config(path, config).map_err(|e| match e {
-            Error::Storage {
-                operation: "open database",
-                message,
-            }
-            | Error::Io {
-                operation: "open database",
-                message,
-                ..
-            } => not_a_database(&format!("sled cannot open it ({message})")),
-            other => other,
-        })
-    }
-
     /// The database folder.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -232,34 +77,6 @@ impl SledManager {
             .lock()
             .map_err(|_| Error::storage("commit", "commit lock poisoned by a panic"))
     }
-}
-
-fn open_sled(path: &Path, config: &SledConfig) -> Result<sled::Db> {
-    let locked = || Error::DatabaseLocked {
-        path: path.to_path_buf(),
-    };
-    // Asked before sled is, so that a folder in use is told apart without reading sled's
-    // message; and asked again if sled fails, in case the other process came in between.
-    if is_locked(&path.join("db")) {
-        return Err(locked());
-    }
-    super::sled_files::check_db_file(path)?;
-    super::commit_mark::check_before_open(path)?;
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(config.cache_capacity)
-        .flush_every_ms(Some(config.flush_every_ms))
-        .use_compression(false)
-        .open()
-        .map_err(|e| match e {
-            _ if is_locked(&path.join("db")) => locked(),
-            // What sled says of a `conf` it cannot read (damaged, or not sled's).
-            sled::Error::Unsupported(message) => Error::Corrupted {
-                record: format!("sled's files in {}", path.display()),
-                reason: format!("sled cannot read them: {message}"),
-            },
-            other => engine_error("open database", other),
-        })
 }
 
 /// A sled error, keeping its kind: I/O errors (a full disk among them) stay I/O errors,
@@ -276,14 +93,6 @@ fn engine_error(operation: &'static str, err: sled::Error) -> Error {
         },
         other => Error::storage(operation, other),
     }
-}
-
-/// The commit counter sled holds (0 for a database that has none yet).
-fn stored_commits(db: &sled::Db) -> Result<u64> {
-    let stored = db
-        .get(COUNTER_KEY)
-        .map_err(|e| engine_error("read the commit counter", e))?;
-    super::commit_mark::decode_counter(stored.as_deref())
 }
 
 impl Backend for SledManager {

@@ -309,7 +309,7 @@ fn a_database_that_stops_leaves_nothing_to_replay() {
         table.put(&format!("k{i}"), &i).unwrap();
     }
     db.shutdown_blocking().unwrap();
-    let commits = super::super::stored_commits(&engine.inner.db).unwrap();
+    let commits = super::super::open::stored_commits(&engine.inner.db).unwrap();
     drop(db);
     drop(table);
     drop(engine);
