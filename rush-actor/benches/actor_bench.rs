@@ -22,6 +22,10 @@
 //!    `<dir>/db` file, in a loop: events/s, and the ratio ours/raw per N. An extra
 //!    informational row does what our journal really does (a free-slot read and the event
 //!    per member, one collection-log block per group) to show where the gap comes from.
+//!
+//!    The targets block ends with the floor under the CPU per command at 1,000 clients
+//!    (`support/floor.rs`): the same actors on an engine that keeps nothing, the stores
+//!    alone without actors, and plain ractor actors keeping a balance in memory.
 //! 3. Recovery of 1,000 actors (150 events each: a snapshot at 100 + 50 events), from a
 //!    freshly opened database: time until every actor has recovered and answered a
 //!    read-only command.
@@ -64,6 +68,8 @@ const TARGET_RATIO: f64 = 0.7;
 mod bank;
 #[path = "support/engine.rs"]
 mod engine;
+#[path = "support/floor.rs"]
+mod floor;
 #[path = "support/handwritten.rs"]
 mod handwritten;
 #[path = "support/measure.rs"]
@@ -284,6 +290,27 @@ fn actor_window() -> Duration {
         .map_or(MEASURE, Duration::from_secs)
 }
 
+/// The floor under the CPU per command, below any engine: what plain ractor actors and
+/// Rush's stores cost without an engine.
+struct Floor {
+    /// One store per task persisting straight through `Store::persist_async`, on
+    /// [`engine::Discard`].
+    stores: floor::FloorRow,
+    /// Plain ractor actors keeping a balance in memory: no journal at all.
+    ractor: floor::FloorRow,
+}
+
+async fn floor_rows(actors: usize) -> Floor {
+    let backend: Arc<dyn Backend> = Arc::new(engine::Discard);
+    let persistence = Persistence::open_shared(backend, PersistenceConfig::default())
+        .await
+        .unwrap();
+    let stores = floor::store_row(persistence.database(), actors, WARMUP, actor_window()).await;
+    persistence.shutdown().await.unwrap();
+    let ractor = floor::ractor_row(actors, WARMUP, actor_window()).await;
+    Floor { stores, ractor }
+}
+
 // ---------------------------------------------------------------------------------------
 // Main: run everything once and print the tables.
 // ---------------------------------------------------------------------------------------
@@ -291,14 +318,16 @@ fn actor_window() -> Duration {
 /// `ACTOR_BENCH_ONLY=<engine>:<actors>[:enc]` (say `sled:1000`) runs that one actor row
 /// alone and prints it: a short run to profile. On sled, raw sled's group of as many events,
 /// sled's insert alone and the hand-written writers (SQLite, sled) with as many clients
-/// follow it, unless `ACTOR_BENCH_ALONE=1`; `ACTOR_BENCH_SECONDS=<n>` measures the row for
-/// `n` seconds instead of two.
+/// follow it, unless `ACTOR_BENCH_ALONE=1`. Engine `none` ([`engine::Discard`]) is the
+/// floor: Rush with an engine that keeps nothing, followed by the stores alone and plain
+/// ractor actors. `ACTOR_BENCH_SECONDS=<n>` measures the row for `n` seconds instead of two.
 fn only_row() -> Option<(usize, bool, Engine)> {
     let spec = std::env::var("ACTOR_BENCH_ONLY").ok()?;
     let mut parts = spec.split(':');
     let kind = match parts.next()? {
         "redb" => Engine::REDB,
         "sled-nolog" => Engine::SledNoLog,
+        "none" => Engine::Discard,
         _ => Engine::SLED,
     };
     let actors = parts.next()?.parse().ok()?;
@@ -332,8 +361,19 @@ fn main() {
             r.groups,
             r.members
         );
+        if kind == Engine::Discard && std::env::var_os("ACTOR_BENCH_ALONE").is_none() {
+            // The rest of the floor: the stores alone, and plain ractor actors.
+            let f = runtime.block_on(floor_rows(actors));
+            println!(
+                "the same without actors (one store per task): CPU/cmd {}; plain ractor \
+                 actors, no journal: CPU/cmd {}",
+                measure::cpu::per_op(f.stores.cpu_per_command, 1),
+                measure::cpu::per_op(f.ractor.cpu_per_command, 1)
+            );
+        }
         // `ACTOR_BENCH_ALONE=1`: the row only (to profile it under `perf record`).
-        if kind != Engine::REDB && std::env::var_os("ACTOR_BENCH_ALONE").is_none() {
+        let alone = std::env::var_os("ACTOR_BENCH_ALONE").is_some();
+        if kind != Engine::REDB && kind != Engine::Discard && !alone {
             // And raw sled's group of as many events, for the latency ratio.
             let raw = raw_row(actors, event_sizes().stored_plain, false);
             println!(
@@ -413,6 +453,9 @@ fn main() {
     let encrypted = runtime.block_on(actor_row(1000, true, Engine::SLED));
     let encrypted_nolog = runtime.block_on(actor_row(1000, true, Engine::SledNoLog));
     let encrypted_redb = runtime.block_on(actor_row(1000, true, Engine::REDB));
+    eprintln!("running the floor (no engine, no actors, plain ractor) ...");
+    let no_engine = runtime.block_on(actor_row(1000, false, Engine::Discard));
+    let floor = runtime.block_on(floor_rows(1000));
     eprintln!("running recovery ...");
     let recovery = runtime.block_on(recovery_row(EngineKind::Sled));
     let recovery_redb = runtime.block_on(recovery_row(EngineKind::Redb));
@@ -577,6 +620,14 @@ fn main() {
         measure::cpu::per_op(raw_a.cpu + raw_b.cpu, raw_a.cpu_events + raw_b.cpu_events),
         measure::cpu::per_op(raw_like_1000.cpu, raw_like_1000.cpu_events),
         measure::cpu::per_op(insert_cpu, inserts)
+    );
+    println!(
+        "the floor at 1,000 clients, CPU per command: the same actors on an engine that keeps \
+         nothing {} (the stores alone, without actors, {}); plain ractor actors keeping a \
+         balance in memory {}",
+        measure::cpu::per_op(no_engine.cpu_per_command, 1),
+        measure::cpu::per_op(floor.stores.cpu_per_command, 1),
+        measure::cpu::per_op(floor.ractor.cpu_per_command, 1)
     );
     println!();
 

@@ -3,7 +3,7 @@
 //! (`SledConfig::write_ahead_log` off, the default before 2026-12-05). Included by path where
 //! it is used, so that both measure the same configurations.
 
-use rush_store::{Backend, EngineKind, SledConfig, SledManager};
+use rush_store::{Backend, EngineKind, GuardFailed, SledConfig, SledManager, WriteBatch};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub enum Engine {
     Kind(EngineKind),
     SledNoLog,
+    /// [`Discard`]: Rush without an engine (the floor rows only).
+    Discard,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
                 };
                 Ok(Arc::new(SledManager::with_config(dir, config)?))
             }
+            Self::Discard => Ok(Arc::new(Discard)),
         }
     }
 
@@ -39,6 +42,41 @@ impl Engine {
         match self {
             Self::Kind(kind) => kind.name(),
             Self::SledNoLog => "sled-nolog",
+            Self::Discard => "none",
         }
+    }
+}
+
+/// An engine that accepts every batch and keeps nothing: what Rush's own path costs per
+/// command (actors, encoding, the writer's bookkeeping) with no engine under it. Only
+/// for the benchmark's floor rows: guards always pass, and reads find nothing.
+#[derive(Debug)]
+pub struct Discard;
+
+impl Backend for Discard {
+    fn get(&self, _key: &[u8]) -> rush_store::Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    fn scan(
+        &self,
+        _start: &[u8],
+        _end: &[u8],
+        _limit: usize,
+        _reverse: bool,
+    ) -> rush_store::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&self, _batch: &WriteBatch) -> rush_store::Result<Result<(), GuardFailed>> {
+        Ok(Ok(()))
+    }
+
+    fn flush(&self) -> rush_store::Result<()> {
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> rush_store::Result<u64> {
+        Ok(0)
     }
 }
