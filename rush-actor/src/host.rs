@@ -10,11 +10,11 @@ pub(crate) use starter::new_slot;
 use crate::behavior::EventSourced;
 use crate::entities::{EntityKey, HostMsg, Reload, ReplyTo, Work};
 use crate::error::{CommandError, Error};
-use crate::metrics::MetricsCell;
+use crate::metrics::{Instruments, MetricsCell};
 use crate::shared::Shared;
 use crate::snapshot_policy::SnapshotPolicy;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use rush_store::{EventMetadata, Store, metric_names};
+use rush_store::{EventMetadata, Store};
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -49,6 +49,7 @@ pub(crate) struct HostState<S: EventSourced> {
     last_snapshot: u64,
     last_activity: Instant,
     idle_timer: Option<tokio::task::JoinHandle<()>>,
+    instruments: Instruments,
 }
 
 impl<S: EventSourced> Actor for Host<S> {
@@ -146,8 +147,7 @@ impl<S: EventSourced> HostState<S> {
             Ok(effect) => effect,
             Err(rejection) => {
                 MetricsCell::add(&self.args.metrics.commands_rejected, 1);
-                ::metrics::counter!(metric_names::COMMANDS_REJECTED_TOTAL, "collection" => S::COLLECTION)
-                    .increment(1);
+                self.instruments.commands_rejected.increment(1);
                 let _ = reply.send(Err(CommandError::Rejected(rejection)));
                 return Ok(());
             }
@@ -249,9 +249,11 @@ impl<S: EventSourced> HostState<S> {
             .metrics
             .add_compression(before, self.store.compression_stats());
         MetricsCell::add(&self.args.metrics.events_persisted, events.len() as u64);
-        ::metrics::histogram!(metric_names::PERSIST_SECONDS, "collection" => S::COLLECTION)
+        self.instruments
+            .persist_seconds
             .record(started.elapsed().as_secs_f64());
-        ::metrics::counter!(metric_names::EVENTS_PERSISTED_TOTAL, "collection" => S::COLLECTION)
+        self.instruments
+            .events_persisted
             .increment(events.len() as u64);
         debug!(last_seq, "persisted");
         Ok(())
@@ -262,6 +264,12 @@ impl<S: EventSourced> HostState<S> {
         if !self.policy.due(seq, self.last_snapshot) {
             return Ok(());
         }
+        // Boxed: a snapshot is one command in many, and its future would otherwise
+        // enlarge every command's (ractor moves each message's future once).
+        Box::pin(self.snapshot(seq)).await
+    }
+
+    async fn snapshot(&mut self, seq: u64) -> Result<(), ActorProcessingErr> {
         let before = self.store.compression_stats();
         // Encoded (up to 256 MiB) on the database's threads, committed by its writer.
         match self
@@ -285,8 +293,7 @@ impl<S: EventSourced> HostState<S> {
             .add_compression(before, self.store.compression_stats());
         self.last_snapshot = seq;
         MetricsCell::add(&self.args.metrics.snapshots_taken, 1);
-        ::metrics::counter!(metric_names::SNAPSHOTS_TOTAL, "collection" => S::COLLECTION)
-            .increment(1);
+        self.instruments.snapshots.increment(1);
         debug!(entity = %self.entity(), seq, "snapshot taken");
         if self.policy.delete_covered_events {
             self.delete_covered_events().await?;

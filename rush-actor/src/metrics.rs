@@ -77,3 +77,28 @@ impl MetricsCell {
         }
     }
 }
+
+/// One collection's instruments in the installed `metrics` recorder, looked up once per
+/// actor incarnation. A labelled `counter!` or `histogram!` allocates its labels, hashes
+/// its key and asks the recorder's registry on every call; a handle only records.
+/// An incarnation started before a recorder was installed keeps recording nowhere until
+/// its next start.
+pub(crate) struct Instruments {
+    pub(crate) persist_seconds: ::metrics::Histogram,
+    pub(crate) events_persisted: ::metrics::Counter,
+    pub(crate) commands_rejected: ::metrics::Counter,
+    pub(crate) snapshots: ::metrics::Counter,
+}
+
+impl Instruments {
+    /// The handles of `collection`'s instruments.
+    pub(crate) fn register(collection: &'static str) -> Self {
+        use rush_store::metric_names;
+        Self {
+            persist_seconds: ::metrics::histogram!(metric_names::PERSIST_SECONDS, "collection" => collection),
+            events_persisted: ::metrics::counter!(metric_names::EVENTS_PERSISTED_TOTAL, "collection" => collection),
+            commands_rejected: ::metrics::counter!(metric_names::COMMANDS_REJECTED_TOTAL, "collection" => collection),
+            snapshots: ::metrics::counter!(metric_names::SNAPSHOTS_TOTAL, "collection" => collection),
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 use super::{HostArgs, HostMsg, HostState};
 use crate::behavior::{EventSourced, RecoveryInfo};
+use crate::metrics::Instruments;
 use ractor::{ActorProcessingErr, ActorRef};
 use rush_store::metric_names;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub(super) async fn recover<S: EventSourced>(
             last_snapshot,
             last_activity: Instant::now(),
             idle_timer,
+            instruments: Instruments::register(S::COLLECTION),
             args,
         })
     }

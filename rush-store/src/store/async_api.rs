@@ -68,7 +68,8 @@ impl<A: PersistentActor> Store<A> {
         let bytes = batch.payload_bytes();
         let outcome = self.db.core.write_async(batch, self.durability).await;
         if let Some(expected) = self.settle(expected, outcome)? {
-            return Err(self.conflict_async(expected).await);
+            // Rare: boxed, so that every persist's future stays small.
+            return Err(Box::pin(self.conflict_async(expected)).await);
         }
         self.finish_append(None, &prepared, bytes, started.elapsed())
     }
