@@ -4,20 +4,20 @@
 use super::pool::Pool;
 use super::reply::Reply;
 use super::visibility::Visibility;
-use super::writer::{self, CommitOutcome, Counters, Job, Shared};
+use super::writer::{self, CommitOutcome, Counters, Job, Jobs, Shared};
 use super::{DatabaseConfig, WriterStats};
 use crate::backend::{Backend, WriteBatch};
 use crate::error::{Error, Result};
 use crate::store::Durability;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 /// One engine, its writer and its readers.
 pub(crate) struct Core {
     engine: RwLock<Option<Arc<dyn Backend>>>,
-    jobs: RwLock<Option<Arc<mpsc::Sender<Job>>>>,
+    jobs: RwLock<Option<Arc<Jobs>>>,
     /// The writer role (which a blocking caller may take for its own write).
     writer_role: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,

@@ -22,15 +22,17 @@ use crate::error::{Error, Result};
 use crate::store::Durability;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 mod gather;
 mod group;
+mod queue;
 
 use gather::{Gather, Hold, InlineSteps, MAX_GATHER};
 use group::Pending;
+pub(crate) use queue::{Inbox, Jobs};
 
 /// The outcome of one write: committed, or a guard of its own failed (nothing written).
 pub(crate) type CommitOutcome = Result<Result<(), GuardFailed>>;
@@ -114,11 +116,7 @@ pub(crate) fn start(
 }
 
 /// What [`start`] returns: the shared role, the queue's sender, the thread.
-pub(crate) type Started = (
-    Arc<Shared>,
-    Arc<mpsc::Sender<Job>>,
-    std::thread::JoinHandle<()>,
-);
+pub(crate) type Started = (Arc<Shared>, Arc<Jobs>, std::thread::JoinHandle<()>);
 
 /// [`start`], holding writes for at most `max_gather` for the clients a step answered.
 fn start_gathering(
@@ -128,7 +126,7 @@ fn start_gathering(
     (flush_interval, reader_flush_delay): (Duration, Duration),
     max_gather: Duration,
 ) -> std::io::Result<Started> {
-    let (jobs, inbox) = mpsc::channel();
+    let (jobs, inbox) = queue::channel();
     let jobs = Arc::new(jobs);
     let wake_handle = Arc::downgrade(&jobs);
     let held = Arc::new(AtomicUsize::new(0));
@@ -225,7 +223,7 @@ impl Shared {
         Ok((waiting.wait().and_then(|outcome| outcome), wake))
     }
 
-    fn run(&self, inbox: &mpsc::Receiver<Job>) {
+    fn run(&self, inbox: &Inbox) {
         // Jobs taken from the queue and not run yet (see `gather`).
         let mut held: Vec<Job> = Vec::new();
         let mut gather = Gather::new(self.max_gather);

@@ -5,6 +5,7 @@ use super::*;
 use crate::backend::{MemoryManager, WriteOp};
 use crate::database::reply::Waiting;
 use std::sync::atomic::AtomicUsize;
+use std::sync::mpsc;
 
 /// A memory engine that counts commits, and whose flush step says it started and then
 /// waits until the test releases it.
@@ -56,7 +57,7 @@ impl Backend for Gated {
 }
 
 /// Sends a durable write of `key` to the writer.
-fn write(shared: &Shared, jobs: &mpsc::Sender<Job>, key: &str) -> Waiting<CommitOutcome> {
+fn write(shared: &Shared, jobs: &Jobs, key: &str) -> Waiting<CommitOutcome> {
     let (done, waiting) = Reply::blocking();
     shared.queueing();
     let batch = WriteBatch {
