@@ -212,70 +212,50 @@ async fn actor_row(actors: usize, encrypted: bool, kind: Engine) -> ActorRow {
     }
 
     let window = actor_window();
-    let begin = Instant::now();
-    let measure_from = begin + WARMUP;
-    let measure_to = measure_from + window;
-    let drivers: Vec<_> = entities
+    let clients = entities
         .into_iter()
         .enumerate()
-        .map(|(i, entity)| {
-            let account = account_id(i);
-            tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(4096);
-                let mut tag = 0u64;
-                loop {
-                    let sent = Instant::now();
-                    if sent >= measure_to {
-                        break;
-                    }
-                    tag += 1;
-                    entity
-                        .ask(Cmd::Deposit {
-                            account: account.clone(),
-                            amount_cents: 100 + (tag % 900),
-                            tag,
-                        })
-                        .await
-                        .expect("deposit");
-                    let replied = Instant::now();
-                    // Counted when the reply lands inside the window.
-                    if replied >= measure_from && replied <= measure_to {
-                        latencies.push(replied - sent);
-                    }
-                }
-                latencies
-            })
+        .map(|(i, entity)| EntityClient {
+            entity,
+            account: account_id(i),
         })
         .collect();
-
-    tokio::time::sleep_until(measure_from.into()).await;
-    let stats_from = persistence.group_commit_stats();
-    let cpu_from = cpu_sample();
-    tokio::time::sleep_until(measure_to.into()).await;
-    let stats_to = persistence.group_commit_stats();
-    let cpu_to = cpu_sample();
-
-    let mut latencies = Vec::new();
-    for d in drivers {
-        latencies.extend(d.await.unwrap());
-    }
-    latencies.sort_unstable();
+    let measured = floor::drive(clients, WARMUP, window, || persistence.group_commit_stats()).await;
     shut_down(persistence, weak, dir).await;
 
-    let commands = latencies.len() as u64;
+    let latencies = &measured.latencies;
     ActorRow {
         engine: kind.name(),
         actors,
         encrypted,
-        commands,
-        rate: commands as f64 / window.as_secs_f64(),
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
+        commands: measured.commands(),
+        rate: measured.commands() as f64 / window.as_secs_f64(),
+        p50: percentile(latencies, 0.50),
+        p99: percentile(latencies, 0.99),
         max: latencies.last().copied().unwrap_or_default(),
-        groups: stats_to.groups - stats_from.groups,
-        members: stats_to.writes - stats_from.writes,
-        other_cpu: other_cpu(cpu_from, cpu_to),
-        cpu_per_command: measure::cpu::per_each(cpu_to.own.saturating_sub(cpu_from.own), commands),
+        groups: measured.to.groups - measured.from.groups,
+        members: measured.to.writes - measured.from.writes,
+        other_cpu: other_cpu(measured.cpu_from, measured.cpu_to),
+        cpu_per_command: measured.cpu_per_command(),
+    }
+}
+
+/// A client of an actor row: deposits asked of one persistent account.
+struct EntityClient {
+    entity: EntityRef<Account>,
+    account: String,
+}
+
+impl floor::Client for EntityClient {
+    async fn command(&mut self, tag: u64) {
+        self.entity
+            .ask(Cmd::Deposit {
+                account: self.account.clone(),
+                amount_cents: 100 + (tag % 900),
+                tag,
+            })
+            .await
+            .expect("deposit");
     }
 }
 
@@ -296,8 +276,30 @@ struct Floor {
     /// One store per task persisting straight through `Store::persist_async`, on
     /// [`engine::Discard`].
     stores: floor::FloorRow,
+    /// Plain ractor actors, each journaling through a store of its own on
+    /// [`engine::Discard`] before it replies: ractor and the store without Rush's actor
+    /// layer.
+    ractor_stores: floor::FloorRow,
     /// Plain ractor actors keeping a balance in memory: no journal at all.
     ractor: floor::FloorRow,
+}
+
+impl Floor {
+    /// The floor's line, beside `no_engine`: the CPU per command of the persistent actors on
+    /// [`engine::Discard`].
+    fn describe(&self, clients: usize, no_engine: Duration) -> String {
+        let cpu = |row: &floor::FloorRow| measure::cpu::per_op(row.cpu_per_command, 1);
+        format!(
+            "the floor at {clients} clients, CPU per command: the same actors on an engine \
+             that keeps nothing {}; plain ractor actors journaling through a store each on \
+             that engine {}; the stores alone, without actors, {}; plain ractor actors \
+             keeping a balance in memory {}",
+            measure::cpu::per_op(no_engine, 1),
+            cpu(&self.ractor_stores),
+            cpu(&self.stores),
+            cpu(&self.ractor)
+        )
+    }
 }
 
 async fn floor_rows(actors: usize) -> Floor {
@@ -305,10 +307,16 @@ async fn floor_rows(actors: usize) -> Floor {
     let persistence = Persistence::open_shared(backend, PersistenceConfig::default())
         .await
         .unwrap();
-    let stores = floor::store_row(persistence.database(), actors, WARMUP, actor_window()).await;
+    let db = persistence.database();
+    let stores = floor::store_row(db, actors, WARMUP, actor_window()).await;
+    let ractor_stores = floor::ractor_row(actors, Some(db), WARMUP, actor_window()).await;
     persistence.shutdown().await.unwrap();
-    let ractor = floor::ractor_row(actors, WARMUP, actor_window()).await;
-    Floor { stores, ractor }
+    let ractor = floor::ractor_row(actors, None, WARMUP, actor_window()).await;
+    Floor {
+        stores,
+        ractor_stores,
+        ractor,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,14 +370,10 @@ fn main() {
             r.members
         );
         if kind == Engine::Discard && std::env::var_os("ACTOR_BENCH_ALONE").is_none() {
-            // The rest of the floor: the stores alone, and plain ractor actors.
-            let f = runtime.block_on(floor_rows(actors));
-            println!(
-                "the same without actors (one store per task): CPU/cmd {}; plain ractor \
-                 actors, no journal: CPU/cmd {}",
-                measure::cpu::per_op(f.stores.cpu_per_command, 1),
-                measure::cpu::per_op(f.ractor.cpu_per_command, 1)
-            );
+            // The rest of the floor: the stores alone, plain ractor actors with and
+            // without them.
+            let floor = runtime.block_on(floor_rows(actors));
+            println!("{}", floor.describe(actors, r.cpu_per_command));
         }
         // `ACTOR_BENCH_ALONE=1`: the row only (to profile it under `perf record`).
         let alone = std::env::var_os("ACTOR_BENCH_ALONE").is_some();
@@ -621,14 +625,7 @@ fn main() {
         measure::cpu::per_op(raw_like_1000.cpu, raw_like_1000.cpu_events),
         measure::cpu::per_op(insert_cpu, inserts)
     );
-    println!(
-        "the floor at 1,000 clients, CPU per command: the same actors on an engine that keeps \
-         nothing {} (the stores alone, without actors, {}); plain ractor actors keeping a \
-         balance in memory {}",
-        measure::cpu::per_op(no_engine.cpu_per_command, 1),
-        measure::cpu::per_op(floor.stores.cpu_per_command, 1),
-        measure::cpu::per_op(floor.ractor.cpu_per_command, 1)
-    );
+    println!("{}", floor.describe(1000, no_engine.cpu_per_command));
     println!();
 
     println!(

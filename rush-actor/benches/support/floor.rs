@@ -1,5 +1,6 @@
-//! The floor under the CPU per command: the actor rows' drivers (one task per client, one
-//! deposit at a time) against less than a persistent actor on an engine.
+//! The rows' driver ([`drive`]: one task per client, one command at a time, a measured
+//! window), and the floor under the CPU per command: the same drivers against less than a
+//! persistent actor on an engine.
 //! - [`ractor_row`]: plain ractor actors that add the deposit to a balance in memory and
 //!   reply. No journal, no entity table, no encoding: what ractor's `call` and tokio cost.
 //! - [`store_row`]: one `Store` per task, persisting the deposit event straight through
@@ -8,7 +9,7 @@
 #![allow(dead_code)]
 
 use super::bank::{Account, account_id, deposited};
-use super::measure::{self, cpu_sample};
+use super::measure::{self, CpuSample, cpu_sample};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -28,41 +29,62 @@ pub struct Deposit {
     pub reply: RpcReplyPort<u64>,
 }
 
-/// An account kept in memory by a plain ractor actor.
+/// An account kept in memory by a plain ractor actor, which journals each deposit through
+/// a store of its own first when it has one.
 pub struct PlainAccount;
+
+/// A plain actor's balance, and its store if it journals.
+pub struct PlainState {
+    balance: u64,
+    journal: Option<(rush_store::Store<Account>, rush_store::EventMetadata)>,
+}
 
 impl Actor for PlainAccount {
     type Msg = Deposit;
-    type State = u64;
-    type Arguments = ();
+    type State = PlainState;
+    type Arguments = Option<rush_store::Store<Account>>;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Deposit>,
-        (): (),
-    ) -> Result<u64, ActorProcessingErr> {
-        Ok(0)
+        store: Self::Arguments,
+    ) -> Result<PlainState, ActorProcessingErr> {
+        Ok(PlainState {
+            balance: 0,
+            journal: store.map(|store| (store, rush_store::EventMetadata::default())),
+        })
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Deposit>,
         message: Deposit,
-        balance: &mut u64,
+        state: &mut PlainState,
     ) -> Result<(), ActorProcessingErr> {
-        *balance += message.amount_cents;
-        let _ = message.reply.send(*balance);
+        if let Some((store, metadata)) = &mut state.journal {
+            let event = deposited(&message.account, message.amount_cents, message.tag);
+            store.persist_async(&[event], metadata).await?;
+        }
+        state.balance += message.amount_cents;
+        let _ = message.reply.send(state.balance);
         Ok(())
     }
 }
 
 /// `actors` plain actors, each asked by its own task one deposit at a time for `window`
-/// after `warmup`.
-pub async fn ractor_row(actors: usize, warmup: Duration, window: Duration) -> FloorRow {
+/// after `warmup`; with `db`, each journals its deposits through a store of `db` (no
+/// entity table, letters, snapshots or metrics: ractor and the store alone).
+pub async fn ractor_row(
+    actors: usize,
+    db: Option<&rush_store::Database>,
+    warmup: Duration,
+    window: Duration,
+) -> FloorRow {
     let mut refs = Vec::with_capacity(actors);
     let mut handles = Vec::with_capacity(actors);
-    for _ in 0..actors {
-        let (actor, handle) = Actor::spawn(None, PlainAccount, ()).await.unwrap();
+    for i in 0..actors {
+        let store = db.map(|db| db.store::<Account>("accounts", &account_id(i)).unwrap());
+        let (actor, handle) = Actor::spawn(None, PlainAccount, store).await.unwrap();
         refs.push(actor);
         handles.push(handle);
     }
@@ -74,7 +96,7 @@ pub async fn ractor_row(actors: usize, warmup: Duration, window: Duration) -> Fl
             actor,
             account: account_id(i),
         });
-    let row = drive(clients.collect(), warmup, window).await;
+    let row = floor_row(clients.collect(), warmup, window).await;
     for actor in &refs {
         actor.stop(None);
     }
@@ -100,11 +122,11 @@ pub async fn store_row(
             metadata: rush_store::EventMetadata::default(),
         }
     });
-    drive(clients.collect(), warmup, window).await
+    floor_row(clients.collect(), warmup, window).await
 }
 
-/// One client of a floor row: sends one command and waits for its outcome.
-trait Client: Send + 'static {
+/// One client of a measured row: sends one command and waits for its outcome.
+pub trait Client: Send + 'static {
     fn command(&mut self, tag: u64) -> impl Future<Output = ()> + Send + '_;
 }
 
@@ -142,9 +164,39 @@ impl Client for StoreClient {
     }
 }
 
+/// What the window of one measured row saw: every latency that ended inside it, sorted;
+/// the CPU samples and `sample()` at its two ends.
+pub struct Window<T> {
+    pub latencies: Vec<Duration>,
+    pub cpu_from: CpuSample,
+    pub cpu_to: CpuSample,
+    pub from: T,
+    pub to: T,
+}
+
+impl<T> Window<T> {
+    /// Commands whose reply landed inside the window.
+    pub fn commands(&self) -> u64 {
+        self.latencies.len() as u64
+    }
+
+    /// This process's CPU time (every thread) per command in the window.
+    pub fn cpu_per_command(&self) -> Duration {
+        measure::cpu::per_each(
+            self.cpu_to.own.saturating_sub(self.cpu_from.own),
+            self.commands(),
+        )
+    }
+}
+
 /// One task per client, each sending command `tag` = 1, 2, ... one after the other until
-/// the window closes: commands/s, this process's CPU per command and p50 in the window.
-async fn drive(clients: Vec<impl Client>, warmup: Duration, window: Duration) -> FloorRow {
+/// the window (`window` after `warmup`) closes; `sample` runs at the window's two ends.
+pub async fn drive<T>(
+    clients: Vec<impl Client>,
+    warmup: Duration,
+    window: Duration,
+    sample: impl Fn() -> T,
+) -> Window<T> {
     let measure_from = Instant::now() + warmup;
     let measure_to = measure_from + window;
     let drivers: Vec<_> = clients
@@ -161,6 +213,7 @@ async fn drive(clients: Vec<impl Client>, warmup: Duration, window: Duration) ->
                     tag += 1;
                     client.command(tag).await;
                     let replied = Instant::now();
+                    // Counted when the reply lands inside the window.
                     if replied >= measure_from && replied <= measure_to {
                         latencies.push(replied - sent);
                     }
@@ -170,18 +223,31 @@ async fn drive(clients: Vec<impl Client>, warmup: Duration, window: Duration) ->
         })
         .collect();
     tokio::time::sleep_until(measure_from.into()).await;
+    let from = sample();
     let cpu_from = cpu_sample();
     tokio::time::sleep_until(measure_to.into()).await;
+    let to = sample();
     let cpu_to = cpu_sample();
     let mut latencies = Vec::new();
     for d in drivers {
         latencies.extend(d.await.unwrap());
     }
     latencies.sort_unstable();
-    let commands = latencies.len() as u64;
+    Window {
+        latencies,
+        cpu_from,
+        cpu_to,
+        from,
+        to,
+    }
+}
+
+/// A floor row from its window.
+async fn floor_row(clients: Vec<impl Client>, warmup: Duration, window: Duration) -> FloorRow {
+    let measured = drive(clients, warmup, window, || ()).await;
     FloorRow {
-        rate: commands as f64 / window.as_secs_f64(),
-        cpu_per_command: measure::cpu::per_each(cpu_to.own.saturating_sub(cpu_from.own), commands),
-        p50: measure::percentile(&latencies, 0.50),
+        rate: measured.commands() as f64 / window.as_secs_f64(),
+        cpu_per_command: measured.cpu_per_command(),
+        p50: measure::percentile(&measured.latencies, 0.50),
     }
 }
