@@ -24,8 +24,9 @@
 //!    per member, one collection-log block per group) to show where the gap comes from.
 //!
 //!    The targets block ends with the floor under the CPU per command at 1,000 clients
-//!    (`support/floor.rs`): the same actors on an engine that keeps nothing, the stores
-//!    alone without actors, and plain ractor actors keeping a balance in memory.
+//!    (`support/floor.rs`): the same actors on an engine that keeps nothing, plain ractor
+//!    actors persisting through a store each on that engine, the stores alone without
+//!    actors, and plain ractor actors keeping a balance in memory.
 //! 3. Recovery of 1,000 actors (150 events each: a snapshot at 100 + 50 events), from a
 //!    freshly opened database: time until every actor has recovered and answered a
 //!    read-only command.
@@ -327,8 +328,7 @@ async fn floor_rows(actors: usize) -> Floor {
 /// alone and prints it: a short run to profile. On sled, raw sled's group of as many events,
 /// sled's insert alone and the hand-written writers (SQLite, sled) with as many clients
 /// follow it, unless `ACTOR_BENCH_ALONE=1`. Engine `none` ([`engine::Discard`]) is the
-/// floor: Rush with an engine that keeps nothing, followed by the stores alone and plain
-/// ractor actors. `ACTOR_BENCH_SECONDS=<n>` measures the row for `n` seconds instead of two.
+/// floor: Rush with an engine that keeps nothing, followed by the other floor rows. `ACTOR_BENCH_SECONDS=<n>` measures the row for `n` seconds instead of two.
 fn only_row() -> Option<(usize, bool, Engine)> {
     let spec = std::env::var("ACTOR_BENCH_ONLY").ok()?;
     let mut parts = spec.split(':');
