@@ -10,7 +10,7 @@ use super::Job;
 use std::sync::mpsc::{self, RecvError, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
-/// The sending side (cloned by every handle of the database).
+/// The sending side (shared through an `Arc` by every handle of the database).
 #[derive(Debug)]
 pub(crate) struct Jobs(mpsc::Sender<Box<Job>>);
 
