@@ -347,6 +347,29 @@ async fn a_folder_closed_by_a_drop_on_a_runtime_opens_again_at_once() {
     assert_eq!(again.recover().unwrap().unwrap().total, 4);
 }
 
+/// The same, many times over: the close's own probes of sled's lock (it waits until the
+/// lock is free before it forgets the folder) must never make the next open see the
+/// folder as in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_closed_by_a_drop_on_a_runtime_opens_again_at_once_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..200u64 {
+        let path = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut store =
+                Store::<Counter>::new("c", "a", SledManager::new(&path).unwrap(), None, false)
+                    .unwrap();
+            store.persist(&1).unwrap();
+        })
+        .await
+        .unwrap();
+        let again =
+            Store::<Counter>::new("c", "a", SledManager::new(dir.path()).unwrap(), None, false)
+                .unwrap_or_else(|e| panic!("round {round}: the folder does not open again: {e}"));
+        assert_eq!(again.recover().unwrap().unwrap().total, round + 1);
+    }
+}
+
 /// Code without a runtime flushes and shuts down with the blocking calls: the same
 /// promises as `flush().await` and `shutdown().await`.
 #[test]

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 /// How long a closing database may take to let go of its lock.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long an open waits for a close of the same folder in this process to be over
+/// (the close's wait for the lock, and a margin).
+pub(super) const CLOSE_WAIT: Duration = Duration::from_secs(6);
+
 /// Whether another open file (sled's, in this process or another) holds the lock on the
 /// `db` file.
 pub(super) fn is_locked(db_file: &Path) -> bool {
@@ -19,7 +23,7 @@ pub(super) fn is_locked(db_file: &Path) -> bool {
 }
 
 /// Waits (at most [`RELEASE_WAIT`]) until no open file holds the lock on `db_file`.
-pub(super) fn wait_until_unlocked(db_file: &Path) {
+fn wait_until_unlocked(db_file: &Path) {
     let started = Instant::now();
     while is_locked(db_file) && started.elapsed() < RELEASE_WAIT {
         std::thread::sleep(Duration::from_millis(1));

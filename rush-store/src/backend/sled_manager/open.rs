@@ -5,13 +5,14 @@
 
 use super::{CommitState, Inner, SledConfig, SledManager, engine_error, write_ahead};
 use crate::backend::commit_mark::{COUNTER_KEY, CommitMark};
-use crate::backend::sled_lock::{LockRelease, is_locked, wait_until_unlocked};
+use crate::backend::sled_lock::{CLOSE_WAIT, LockRelease, is_locked};
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 impl SledManager {
     /// Opens (or creates) the database in folder `path` with [`SledConfig::default`].
@@ -41,15 +42,28 @@ impl SledManager {
             .canonicalize()
             .map_err(|e| Error::from_io("resolve database folder", &e))?;
         // The registry holds only weak handles: a panic elsewhere leaves it consistent.
-        let mut open = open_databases()
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match open.get(&path).map(Weak::upgrade) {
-            Some(Some(inner)) => return Ok(Self { inner }),
-            // Closing in this process right now (its last handle was dropped on another
-            // thread): wait for that close, not for a timer.
-            Some(None) => wait_until_unlocked(&path.join("db")),
-            None => {}
+        let registry = || {
+            open_databases()
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let mut open = registry();
+        let waiting_since = Instant::now();
+        loop {
+            match open.get(&path).map(Weak::upgrade) {
+                Some(Some(inner)) => return Ok(Self { inner }),
+                // Closing in this process right now (its last handle was dropped on
+                // another thread): wait until that close is over, that is until it has
+                // forgotten the folder. Waiting for the lock alone is not enough: the close
+                // probes the lock until it is free, and a probe holds it for an instant,
+                // which this open would take for another user of the folder.
+                Some(None) if waiting_since.elapsed() < CLOSE_WAIT => {
+                    drop(open);
+                    std::thread::sleep(Duration::from_millis(1));
+                    open = registry();
+                }
+                Some(None) | None => break,
+            }
         }
         // sled 0.34.7 can panic on damaged files ("tried to serialize Uninitialized"):
         // that is damage, reported as such, and the panic stays here.
