@@ -271,55 +271,6 @@ fn actor_window() -> Duration {
         .map_or(MEASURE, Duration::from_secs)
 }
 
-/// The floor under the CPU per command, below any engine: what plain ractor actors and
-/// Rush's stores cost without an engine.
-struct Floor {
-    /// One store per task persisting straight through `Store::persist_async`, on
-    /// [`engine::Discard`].
-    stores: floor::FloorRow,
-    /// Plain ractor actors, each journaling through a store of its own on
-    /// [`engine::Discard`] before it replies: ractor and the store without Rush's actor
-    /// layer.
-    ractor_stores: floor::FloorRow,
-    /// Plain ractor actors keeping a balance in memory: no journal at all.
-    ractor: floor::FloorRow,
-}
-
-impl Floor {
-    /// The floor's line, beside `no_engine`: the CPU per command of the persistent actors on
-    /// [`engine::Discard`].
-    fn describe(&self, clients: usize, no_engine: Duration) -> String {
-        let cpu = |row: &floor::FloorRow| measure::cpu::per_op(row.cpu_per_command, 1);
-        format!(
-            "the floor at {clients} clients, CPU per command: the same actors on an engine \
-             that keeps nothing {}; plain ractor actors journaling through a store each on \
-             that engine {}; the stores alone, without actors, {}; plain ractor actors \
-             keeping a balance in memory {}",
-            measure::cpu::per_op(no_engine, 1),
-            cpu(&self.ractor_stores),
-            cpu(&self.stores),
-            cpu(&self.ractor)
-        )
-    }
-}
-
-async fn floor_rows(actors: usize) -> Floor {
-    let backend: Arc<dyn Backend> = Arc::new(engine::Discard);
-    let persistence = Persistence::open_shared(backend, PersistenceConfig::default())
-        .await
-        .unwrap();
-    let db = persistence.database();
-    let stores = floor::store_row(db, actors, WARMUP, actor_window()).await;
-    let ractor_stores = floor::ractor_row(actors, Some(db), WARMUP, actor_window()).await;
-    persistence.shutdown().await.unwrap();
-    let ractor = floor::ractor_row(actors, None, WARMUP, actor_window()).await;
-    Floor {
-        stores,
-        ractor_stores,
-        ractor,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Main: run everything once and print the tables.
 // ---------------------------------------------------------------------------------------
@@ -372,7 +323,7 @@ fn main() {
         if kind == Engine::Discard && std::env::var_os("ACTOR_BENCH_ALONE").is_none() {
             // The rest of the floor: the stores alone, plain ractor actors with and
             // without them.
-            let floor = runtime.block_on(floor_rows(actors));
+            let floor = runtime.block_on(floor::Floor::measure(actors, WARMUP, actor_window()));
             println!("{}", floor.describe(actors, r.cpu_per_command));
         }
         // `ACTOR_BENCH_ALONE=1`: the row only (to profile it under `perf record`).
@@ -459,7 +410,7 @@ fn main() {
     let encrypted_redb = runtime.block_on(actor_row(1000, true, Engine::REDB));
     eprintln!("running the floor (no engine, no actors, plain ractor) ...");
     let no_engine = runtime.block_on(actor_row(1000, false, Engine::Discard));
-    let floor = runtime.block_on(floor_rows(1000));
+    let floor = runtime.block_on(floor::Floor::measure(1000, WARMUP, actor_window()));
     eprintln!("running recovery ...");
     let recovery = runtime.block_on(recovery_row(EngineKind::Sled));
     let recovery_redb = runtime.block_on(recovery_row(EngineKind::Redb));

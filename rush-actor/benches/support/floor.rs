@@ -9,9 +9,13 @@
 #![allow(dead_code)]
 
 use super::bank::{Account, account_id, deposited};
+use super::engine::Discard;
 use super::measure::{self, CpuSample, cpu_sample};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rush_actor::{Persistence, PersistenceConfig};
+use rush_store::Backend;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What one floor row measured.
@@ -19,6 +23,55 @@ pub struct FloorRow {
     pub rate: f64,
     pub cpu_per_command: Duration,
     pub p50: Duration,
+}
+
+/// The floor under the CPU per command, below any engine: what plain ractor actors and
+/// Rush's stores cost without an engine.
+pub struct Floor {
+    /// One store per task persisting straight through `Store::persist_async`, on
+    /// [`Discard`].
+    stores: FloorRow,
+    /// Plain ractor actors, each journaling through a store of its own on [`Discard`]
+    /// before it replies: ractor and the store without Rush's actor layer.
+    ractor_stores: FloorRow,
+    /// Plain ractor actors keeping a balance in memory: no journal at all.
+    ractor: FloorRow,
+}
+
+impl Floor {
+    /// The three rows with `clients` clients each.
+    pub async fn measure(clients: usize, warmup: Duration, window: Duration) -> Self {
+        let backend: Arc<dyn Backend> = Arc::new(Discard);
+        let persistence = Persistence::open_shared(backend, PersistenceConfig::default())
+            .await
+            .unwrap();
+        let db = persistence.database();
+        let stores = store_row(db, clients, warmup, window).await;
+        let ractor_stores = ractor_row(clients, Some(db), warmup, window).await;
+        persistence.shutdown().await.unwrap();
+        let ractor = ractor_row(clients, None, warmup, window).await;
+        Self {
+            stores,
+            ractor_stores,
+            ractor,
+        }
+    }
+
+    /// The floor's line, beside `no_engine`: the CPU per command of the persistent actors on
+    /// [`Discard`].
+    pub fn describe(&self, clients: usize, no_engine: Duration) -> String {
+        let cpu = |row: &FloorRow| measure::cpu::per_op(row.cpu_per_command, 1);
+        format!(
+            "the floor at {clients} clients, CPU per command: the same actors on an engine \
+             that keeps nothing {}; plain ractor actors journaling through a store each on \
+             that engine {}; the stores alone, without actors, {}; plain ractor actors \
+             keeping a balance in memory {}",
+            measure::cpu::per_op(no_engine, 1),
+            cpu(&self.ractor_stores),
+            cpu(&self.stores),
+            cpu(&self.ractor)
+        )
+    }
 }
 
 /// A deposit asked of a plain actor (the bank command's fields, plus ractor's reply port).
