@@ -7,6 +7,22 @@ use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// [`Error::NotADatabase`] unless `folder` exists and is a folder: the first check of every
+/// open that must not create a database.
+pub(crate) fn existing_folder(folder: &Path) -> Result<()> {
+    let reason = if !folder.exists() {
+        "the folder does not exist"
+    } else if !folder.is_dir() {
+        "it is not a folder"
+    } else {
+        return Ok(());
+    };
+    Err(Error::NotADatabase {
+        path: folder.to_path_buf(),
+        reason: reason.to_owned(),
+    })
+}
+
 /// The engines a database folder can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
@@ -28,12 +44,7 @@ impl EngineKind {
             path: folder.to_path_buf(),
             reason: reason.to_owned(),
         };
-        if !folder.exists() {
-            return Err(not_a_database("the folder does not exist"));
-        }
-        if !folder.is_dir() {
-            return Err(not_a_database("it is not a folder"));
-        }
+        existing_folder(folder)?;
         let sled = folder.join("conf").is_file() && folder.join("db").is_file();
         let redb = folder.join("rush.redb").is_file();
         match (sled, redb) {

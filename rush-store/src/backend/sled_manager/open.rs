@@ -140,12 +140,7 @@ impl SledManager {
             path: path.to_path_buf(),
             reason: reason.to_owned(),
         };
-        if !path.exists() {
-            return Err(not_a_database("the folder does not exist"));
-        }
-        if !path.is_dir() {
-            return Err(not_a_database("it is not a folder"));
-        }
+        crate::backend::engine_kind::existing_folder(path)?;
         // sled 0.34.7 writes both files when it creates a database, before anything else.
         if !path.join("conf").is_file() || !path.join("db").is_file() {
             return Err(not_a_database(
