@@ -14,6 +14,7 @@
 mod compact;
 mod keyring;
 mod parse;
+mod seal_cache;
 
 pub(crate) use compact::NONCE_MATERIAL_LEN;
 pub use keyring::Keyring;
@@ -206,16 +207,16 @@ impl EncryptionKey {
         plaintext: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        let cipher =
-            subkey_cipher(&self.inner.material, &nonce.prefix).ok_or_else(|| internal("subkey"))?;
         let start = out.len();
         out.extend_from_slice(plaintext);
         let body = out
             .get_mut(start..)
             .ok_or_else(|| internal("seal buffer"))?;
-        let tag = cipher
-            .seal_in_place_separate_tag(inner_nonce(&nonce.counter), Aad::from(aad), body)
-            .map_err(|_| internal("encryption failed"))?;
+        let tag = seal_cache::with_cipher(&self.inner, &nonce.prefix, |cipher| {
+            cipher.seal_in_place_separate_tag(inner_nonce(&nonce.counter), Aad::from(aad), body)
+        })
+        .ok_or_else(|| internal("subkey"))?
+        .map_err(|_| internal("encryption failed"))?;
         out.extend_from_slice(tag.as_ref());
         Ok(())
     }
