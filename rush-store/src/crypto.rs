@@ -53,7 +53,10 @@ struct XNonce {
 /// length), from hex text ([`EncryptionKey::from_hex`]) or from a file
 /// ([`EncryptionKey::from_file`]). Its bytes
 /// are zeroized when the last clone is dropped, and it is never printed: `Debug` shows only
-/// the key id, and there is no `Display`.
+/// the key id, and there is no `Display`. A thread that sealed under it keeps the subkey of
+/// its current nonce prefix (which opens only that thread's records of that prefix, never
+/// others) until it seals under another key or ends, so that sealing does not derive a
+/// subkey per record.
 ///
 /// ```
 /// use rush_store::EncryptionKey;
