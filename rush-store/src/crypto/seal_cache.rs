@@ -90,7 +90,7 @@ mod tests {
     }
 
     #[test]
-    fn a_key_with_the_same_bytes_but_another_parse_gets_its_own_entry() {
+    fn a_key_made_after_the_cached_one_was_dropped_is_never_taken_for_it() {
         let first = EncryptionKey::from([3u8; 32]);
         first.seal(b"a", b"x").unwrap();
         drop(first);
